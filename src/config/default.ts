@@ -1,0 +1,53 @@
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import type { ConfigInput } from './schema.ts';
+
+// The embedded default: what `switchyard serve` runs without a config file. It shows each kind
+// of listener once, on loopback only, and serves ./public when the current folder has one
+// (the package's own demo files otherwise).
+
+/** The package's bundled demo folder. */
+export const bundledPublicDir = fileURLToPath(new URL('../../public/', import.meta.url));
+
+function publicRoot(cwd: string): string {
+  const local = resolve(cwd, 'public');
+  try {
+    if (existsSync(local) && statSync(local).isDirectory()) return local;
+  } catch {
+    // unreadable ./public: fall back to the bundled demo files
+  }
+  return bundledPublicDir;
+}
+
+export function defaultConfig(cwd = process.cwd()): ConfigInput {
+  const root = publicRoot(cwd);
+  return {
+    listeners: [
+      {
+        name: 'web',
+        protocol: 'http',
+        address: '127.0.0.1:8080',
+        routes: [
+          { name: 'welcome', match: { path: '/', method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
+          { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
+          { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },
+          { name: 'files', match: { path: '/*' }, handler: { type: 'static', root, listing: true } },
+        ],
+      },
+      { name: 'echo-tcp', protocol: 'tcp', address: '127.0.0.1:7000', handler: { type: 'echo' } },
+      { name: 'echo-udp', protocol: 'udp', address: '127.0.0.1:7001', handler: { type: 'echo' } },
+      { name: 'files-tcp', protocol: 'tcp', address: '127.0.0.1:7002', handler: { type: 'file-tcp', root } },
+      {
+        name: 'admin',
+        protocol: 'http',
+        address: '127.0.0.1:9900',
+        middleware: { accessLog: false },
+        routes: [
+          { name: 'metrics', match: { path: '/metrics' }, handler: { type: 'metrics' } },
+          { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { configSchema, type Config } from './schema.ts';
+import { ConfigError, issuesFromZod } from './errors.ts';
+import { registerBuiltinHandlers } from '../handlers/index.ts';
+
+/** A validated config and the directory its relative paths are resolved against. */
+export interface LoadedConfig {
+  config: Config;
+  baseDir: string;
+  source: string;
+}
+
+/** Validates a config object (already parsed from YAML/JSON, or built by a program). */
+export function parseConfig(input: unknown, source = 'config'): Config {
+  registerBuiltinHandlers();
+  const result = configSchema().safeParse(input);
+  if (!result.success) throw new ConfigError(source, issuesFromZod(result.error));
+  return result.data;
+}
+
+/** Reads YAML or JSON text into a plain object, with the line of a syntax error in the message. */
+export function parseConfigText(text: string, source: string): unknown {
+  const isJson = extname(source).toLowerCase() === '.json';
+  try {
+    return isJson ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ConfigError(source, [{ path: where, message: `not valid ${isJson ? 'JSON' : 'YAML'}: ${message}` }]);
+  }
+}
+
+/** Reads, parses and validates a config file. */
+export async function loadConfigFile(file: string, overrides: ListenOverride[] = []): Promise<LoadedConfig> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(file, [{ path: '', message: code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(err)})` }]);
+  }
+  const raw = parseConfigText(text, file);
+  return { config: parseConfig(applyListenOverrides(raw, overrides, file), file), baseDir: dirname(path), source: path };
+}
+
+/** `--listen name=address` on the command line: replaces one listener's address (or unix path). */
+export interface ListenOverride {
+  listener: string;
+  address: string;
+}
+
+export function parseListenOverride(text: string): ListenOverride {
+  const eq = text.indexOf('=');
+  if (eq <= 0 || eq === text.length - 1) throw new Error(`--listen expects NAME=ADDRESS (e.g. web=127.0.0.1:8081 or web=8081), got "${text}"`);
+  return { listener: text.slice(0, eq), address: text.slice(eq + 1) };
+}
+
+export function applyListenOverrides(raw: unknown, overrides: ListenOverride[], source: string): unknown {
+  if (overrides.length === 0) return raw;
+  const listeners = (raw as { listeners?: unknown })?.listeners;
+  if (!Array.isArray(listeners)) return raw;
+  for (const o of overrides) {
+    const l = listeners.find((x: { name?: unknown }) => x && x.name === o.listener) as Record<string, unknown> | undefined;
+    if (!l) {
+      const names = listeners.map((x: { name?: unknown }) => x?.name).join(', ');
+      throw new ConfigError(source, [{ path: '--listen', message: `no listener named "${o.listener}" (listeners: ${names})` }]);
+    }
+    if (l.protocol === 'unix') l.path = o.address;
+    else if (/^\d{1,5}$/.test(o.address)) l.address = `${String(l.address ?? '127.0.0.1:0').replace(/:\d+$/, '')}:${o.address}`;
+    else l.address = o.address;
+  }
+  return raw;
+}

@@ -1,0 +1,229 @@
+import { z } from 'zod';
+import { duration, size } from './units.ts';
+import { parseHostPort } from './address.ts';
+import { handlerModule, handlerModules } from '../handlers/registry.ts';
+import { kindsOf, type TrafficKind } from '../handlers/types.ts';
+
+// The config model. Every object is strict: an unknown field is an error, so a typo never passes
+// silently. Defaults are ones a production user would accept; each field says what it means.
+
+const address = () =>
+  z.string().refine((v) => parseHostPort(v) !== undefined, {
+    message: 'expected "host:port" (e.g. "127.0.0.1:8080" or "[::1]:8080"; port 0 picks a free port)',
+  });
+
+/** Limits of a connection-oriented listener. */
+const streamLimitsSchema = z.strictObject({
+  /** Connections open at once; further ones are refused at accept. */
+  maxConnections: z.number().int().positive().default(10_000),
+  /** A connection with no bytes either way for this long is closed. */
+  idleTimeout: duration().default(60_000),
+});
+
+/** Limits of an HTTP listener. */
+const httpLimitsSchema = z.strictObject({
+  maxConnections: z.number().int().positive().default(10_000),
+  /** Time to receive the complete request headers (slowloris defence); then 408 and close. */
+  headerTimeout: duration().default(10_000),
+  /** Time to receive the complete request, body included; then 408 and close. */
+  requestTimeout: duration().default(60_000),
+  /** A connection with no bytes either way for this long during a request is closed. */
+  idleTimeout: duration().default(60_000),
+  /** How long an idle keep-alive connection is kept between requests. */
+  keepAliveTimeout: duration().default(5_000),
+  /** Largest request head (request line plus headers); larger gets 431. */
+  maxHeaderSize: size().default(16 * 1024),
+  /** Largest request body; larger gets 413. */
+  maxBodySize: size().default(1024 * 1024),
+  /** Requests served on one keep-alive connection before it is closed (0: no limit). */
+  maxRequestsPerConnection: z.number().int().min(0).default(0),
+});
+
+const datagramLimitsSchema = z.strictObject({
+  /** Largest datagram handled; larger ones are dropped and counted. */
+  maxDatagramSize: size().default(64 * 1024),
+});
+
+const corsSchema = z.strictObject({
+  /** Allowed origins: exact origins, or "*" for any. */
+  origins: z.array(z.string().min(1)).min(1).default(['*']),
+  methods: z.array(z.string().min(1)).default(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+  /** Request headers a preflight may ask for; empty reflects what the browser asked. */
+  allowHeaders: z.array(z.string()).default([]),
+  exposeHeaders: z.array(z.string()).default([]),
+  credentials: z.boolean().default(false),
+  /** How long a browser may cache a preflight answer. */
+  maxAge: duration().default(600_000),
+});
+
+const middlewareSchema = z.strictObject({
+  /** One JSON line per request through the yard's logger. */
+  accessLog: z.boolean().optional(),
+  /** Give each request an id (kept from the client when valid) and echo it in the response. */
+  requestId: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        header: z.string().min(1).default('x-request-id'),
+        /** Keep a valid id the client sent instead of making a new one. */
+        trustIncoming: z.boolean().default(true),
+      }),
+    ])
+    .optional(),
+  /** Cross-origin resource sharing; off unless set. `true` means the defaults (any origin). */
+  cors: z.union([z.boolean(), corsSchema]).optional(),
+});
+
+/** The handler object: `{ type: NAME, ...that module's fields }`, validated by the module's own schema. */
+function handlerSchema() {
+  const mods = handlerModules();
+  const types = mods.map((m) => m.type);
+  return z.looseObject({ type: z.string() }).transform((value, ctx) => {
+    const mod = handlerModule(value.type);
+    if (!mod) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['type'],
+        message: `unknown handler type ${JSON.stringify(value.type)}; expected one of: ${types.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    const parsed = mod.schema.safeParse(value);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', path: issue.path } as never);
+      return z.NEVER;
+    }
+    return parsed.data as { type: string };
+  });
+}
+
+const matchSchema = z.strictObject({
+  /** Host header to match (without port); `*.example.com` matches one or more labels. */
+  host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Methods to match, e.g. GET or [GET, HEAD]. */
+  method: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /**
+   * Path pattern: exact (`/health`), prefix (`/static/*`: `/static` and everything below), or a
+   * glob where `*` matches within one segment and `**` across segments (`/img/*.png`).
+   */
+  path: z.string().startsWith('/', 'a path pattern starts with "/"').default('/*'),
+});
+
+const routeSchema = () =>
+  z.strictObject({
+    /** Name used in logs and metrics; defaults to the path pattern. */
+    name: z.string().min(1).optional(),
+    match: matchSchema.default({ path: '/*' }),
+    handler: handlerSchema(),
+    middleware: middlewareSchema.optional(),
+  });
+
+const httpListenerSchema = () =>
+  z.strictObject({
+    name: z.string().min(1),
+    protocol: z.literal('http'),
+    address: address(),
+    limits: httpLimitsSchema.default(httpLimitsSchema.parse({})),
+    middleware: middlewareSchema.default({}),
+    routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
+  });
+
+const tcpListenerSchema = () =>
+  z.strictObject({
+    name: z.string().min(1),
+    protocol: z.literal('tcp'),
+    address: address(),
+    limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
+    handler: handlerSchema(),
+  });
+
+const unixListenerSchema = () =>
+  z.strictObject({
+    name: z.string().min(1),
+    protocol: z.literal('unix'),
+    /** Socket file path, or `@name` for Linux's abstract namespace (no file at all). */
+    path: z.string().min(1),
+    /** Permission bits of the socket file (octal string). Owner only by default. */
+    mode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/, 'expected octal permission bits like "0600"')
+      .default('0600'),
+    limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
+    handler: handlerSchema(),
+  });
+
+const udpListenerSchema = () =>
+  z.strictObject({
+    name: z.string().min(1),
+    protocol: z.literal('udp'),
+    address: address(),
+    limits: datagramLimitsSchema.default(datagramLimitsSchema.parse({})),
+    handler: handlerSchema(),
+  });
+
+const KIND_OF_PROTOCOL = { http: 'http', tcp: 'stream', unix: 'stream', udp: 'datagram' } as const satisfies Record<
+  string,
+  TrafficKind
+>;
+
+/** Builds the schema from the handler modules registered now. */
+export function configSchema() {
+  const listener = z.discriminatedUnion(
+    'protocol',
+    [httpListenerSchema(), tcpListenerSchema(), unixListenerSchema(), udpListenerSchema()],
+    { error: () => 'expected protocol one of: http, tcp, unix, udp' },
+  );
+  return z
+    .strictObject({
+      listeners: z.array(listener).min(1, 'at least one listener is needed'),
+      shutdown: z
+        .strictObject({
+          /** How long in-flight requests and transfers may run after a stop signal. */
+          grace: duration().default(10_000),
+        })
+        .default({ grace: 10_000 }),
+      logging: z
+        .strictObject({
+          level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+          /** Access log default for every http listener (a listener's middleware may override it). */
+          accessLog: z.boolean().default(true),
+        })
+        .default({ level: 'info', accessLog: true }),
+    })
+    .superRefine((config, ctx) => {
+      const seen = new Map<string, number>();
+      config.listeners.forEach((l, i) => {
+        const before = seen.get(l.name);
+        if (before !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}" (also listeners[${before}])` });
+        }
+        seen.set(l.name, i);
+        const kind = KIND_OF_PROTOCOL[l.protocol];
+        const check = (h: { type: string }, path: (string | number)[]) => {
+          const mod = handlerModule(h.type);
+          if (mod && !kindsOf(mod).includes(kind)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [...path, 'type'],
+              message: `handler "${h.type}" cannot serve a ${l.protocol} listener; it serves: ${kindsOf(mod).join(', ')}`,
+            });
+          }
+        };
+        if (l.protocol === 'http') l.routes.forEach((r, j) => check(r.handler, ['listeners', i, 'routes', j, 'handler']));
+        else check(l.handler, ['listeners', i, 'handler']);
+      });
+    });
+}
+
+export type Config = z.output<ReturnType<typeof configSchema>>;
+export type ConfigInput = z.input<ReturnType<typeof configSchema>>;
+export type ListenerConfig = Config['listeners'][number];
+export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
+export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
+export type UnixListenerConfig = Extract<ListenerConfig, { protocol: 'unix' }>;
+export type UdpListenerConfig = Extract<ListenerConfig, { protocol: 'udp' }>;
+export type RouteConfig = HttpListenerConfig['routes'][number];
+export type MiddlewareConfig = z.output<typeof middlewareSchema>;
+export type CorsConfig = z.output<typeof corsSchema>;
+export type HttpLimitsConfig = z.output<typeof httpLimitsSchema>;
+export type StreamLimitsConfig = z.output<typeof streamLimitsSchema>;

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+// Human units in config files: durations like `10s` or `250ms`, sizes like `1MiB` or `64KiB`.
+// A bare number is taken as milliseconds or bytes so that JSON configs written by programs work too.
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3,
+  kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
+  k: 1024, m: 1024 ** 2, g: 1024 ** 3,
+};
+
+/** Parses `1.5s`, `250ms`, `2m`, `1h` or a number of milliseconds. Returns undefined when malformed. */
+export function parseDuration(input: string | number): number | undefined {
+  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/i.exec(input);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2].toLowerCase()]);
+}
+
+/** Parses `1MiB`, `64KiB`, `10MB`, `512` (bytes). Returns undefined when malformed. */
+export function parseSize(input: string | number): number | undefined {
+  if (typeof input === 'number') return Number.isSafeInteger(input) && input >= 0 ? input : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(input);
+  if (!m) return undefined;
+  const unit = m[2] === '' ? 1 : SIZE_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return undefined;
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** A zod field for a duration; the parsed value is milliseconds. */
+export const duration = () =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like "10s", "250ms" or "2m", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A zod field for a size; the parsed value is bytes. */
+export const size = () =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size like "1MiB", "64KiB" or a number of bytes, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return bytes;
+  });

@@ -1,0 +1,35 @@
+import type { ServerResponse } from 'node:http';
+
+// Small, uniform error and text replies. Every refusal the daemon makes goes through here, so a
+// client always gets a status, a one-line reason and no surprises (no body on HEAD or 304).
+
+export function replyText(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string | number | string[]> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const buf = Buffer.from(body);
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': buf.length, ...headers });
+  res.end(res.req?.method === 'HEAD' ? undefined : buf);
+}
+
+/** A plain-text error: `404 not found\n`. `close` asks for the connection to be closed after it. */
+export function replyError(res: ServerResponse, status: number, reason: string, options: { close?: boolean; headers?: Record<string, string | number | string[]> } = {}): void {
+  const headers = { ...options.headers };
+  if (options.close) {
+    headers.connection = 'close';
+    res.shouldKeepAlive = false;
+  }
+  replyText(res, status, `${status} ${reason}\n`, headers);
+}
+
+export function replyJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const buf = Buffer.from(JSON.stringify(value, null, 2) + '\n');
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': buf.length, ...headers });
+  res.end(res.req?.method === 'HEAD' ? undefined : buf);
+}

@@ -1,0 +1,19 @@
+import type { HandlerModule } from './types.ts';
+
+// Handler modules are registered by name; the config schema is built from whatever is registered,
+// so a program using the library can add its own handler types before loading a config.
+
+const modules = new Map<string, HandlerModule>();
+
+export function registerHandler<C extends { type: string }>(mod: HandlerModule<C>): void {
+  if (modules.has(mod.type)) throw new Error(`handler type "${mod.type}" is already registered`);
+  modules.set(mod.type, mod as unknown as HandlerModule);
+}
+
+export function handlerModule(type: string): HandlerModule | undefined {
+  return modules.get(type);
+}
+
+export function handlerModules(): HandlerModule[] {
+  return [...modules.values()];
+}

@@ -1,0 +1,127 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Metrics } from '../observe/metrics.ts';
+
+// The contracts between listeners and handlers. A handler is a module registered by name with
+// its own config schema (like a Caddy module); a listener of a given kind asks the module for a
+// handler of that kind. Lifecycle: provision (the factory: open files, check roots, allocate
+// caches; throw to refuse the config), use (handle), cleanup (close).
+
+/** What kind of traffic a listener hands over: HTTP requests, byte streams or datagrams. */
+export type TrafficKind = 'http' | 'stream' | 'datagram';
+
+/** HTTP limits in force for the listener a request arrived on. */
+export interface HttpLimits {
+  /** Largest request body accepted, in bytes; larger gets 413. */
+  readonly maxBodySize: number;
+}
+
+/** One HTTP request's context: created by the listener, passed through middleware into the handler. */
+export interface HttpContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Listener name, from the config. */
+  readonly listener: string;
+  /** Route name (the config's `name`, or its index and pattern), for logs and metrics. */
+  readonly route: string;
+  /** The request id (x-request-id) this request is known by. */
+  readonly requestId: string;
+  /**
+   * The request path below the route's prefix, still percent-encoded and without the query:
+   * for route `/static/*` and request `/static/a%20b.txt?x=1` it is `/a%20b.txt`; for exact
+   * routes it is the whole path. Always starts with `/`.
+   */
+  readonly pathRest: string;
+  readonly limits: HttpLimits;
+  readonly log: Logger;
+  /** Bytes written to the socket behind Node's back (sendfile), so that metrics still count them. */
+  addBytesSent(bytes: number): void;
+}
+
+export interface HttpHandler {
+  handle(ctx: HttpContext): void | Promise<void>;
+  close?(): void | Promise<void>;
+}
+
+/** Context for one accepted stream connection (tcp or unix). */
+export interface ConnContext {
+  readonly listener: string;
+  readonly log: Logger;
+  /** Bytes written to the socket behind Node's back (sendfile), so that metrics still count them. */
+  addBytesSent(bytes: number): void;
+  /** Counts one request served on this connection (file-tcp: one file). */
+  countRequest(status: string): void;
+}
+
+export interface StreamHandler {
+  handle(socket: Socket, ctx: ConnContext): void;
+  close?(): void | Promise<void>;
+}
+
+export interface DatagramContext {
+  readonly listener: string;
+  readonly log: Logger;
+  readonly socket: UdpSocket;
+  /** Sends a reply and counts its bytes. */
+  reply(data: Uint8Array, to: RemoteInfo): void;
+}
+
+export interface DatagramHandler {
+  handle(message: Buffer, from: RemoteInfo, ctx: DatagramContext): void;
+  close?(): void | Promise<void>;
+}
+
+/** One running listener as people see it: where it is and a command to try it. */
+export interface ListenerSummary {
+  readonly name: string;
+  readonly protocol: 'http' | 'tcp' | 'udp' | 'unix';
+  /** `http://127.0.0.1:8080/`, `tcp://127.0.0.1:7000`, `unix:/run/x.sock`, `unix:@abstract`. */
+  readonly url: string;
+  /** Handler types behind it. */
+  readonly handlers: readonly string[];
+  /** A shell command that exercises it (curl, nc). */
+  readonly tryIt: string;
+}
+
+/** What a handler may ask of the yard it runs in. */
+export interface YardView {
+  listeners(): ListenerSummary[];
+}
+
+/** What a module gets when it provisions a handler. */
+export interface ProvisionContext {
+  readonly yard: YardView;
+  /** Directory relative paths in the config are resolved against (the config file's folder, or cwd). */
+  readonly baseDir: string;
+  readonly listener: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+type Factory<C, H> = (config: C, ctx: ProvisionContext) => H | Promise<H>;
+
+/**
+ * A handler module. `schema` validates the handler's config object, including its `type`
+ * literal; it must be a strict object so that typos in field names are errors.
+ */
+export interface HandlerModule<C extends { type: string } = { type: string }> {
+  readonly type: string;
+  /** One line for `switchyard --help` and docs. */
+  readonly summary: string;
+  readonly schema: z.ZodType<C, unknown>;
+  readonly http?: Factory<C, HttpHandler>;
+  readonly stream?: Factory<C, StreamHandler>;
+  readonly datagram?: Factory<C, DatagramHandler>;
+}
+
+/** Which traffic kinds a module can serve. */
+export function kindsOf(mod: HandlerModule): TrafficKind[] {
+  const kinds: TrafficKind[] = [];
+  if (mod.http) kinds.push('http');
+  if (mod.stream) kinds.push('stream');
+  if (mod.datagram) kinds.push('datagram');
+  return kinds;
+}

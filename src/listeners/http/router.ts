@@ -1,0 +1,88 @@
+import type { RouteConfig } from '../../config/schema.ts';
+
+// Route matching: host, method and path, first match wins in config order. Matching runs on the
+// path with only RFC 3986 "unreserved" escapes decoded (%41 -> A), so `/%61dmin` cannot slip
+// past a route for `/admin`, while reserved escapes such as %2F stay encoded for the handler to
+// judge. Dot segments are refused before matching: no route ever sees `/a/../b`.
+
+export interface CompiledRoute<H> {
+  readonly name: string;
+  readonly index: number;
+  readonly handler: H;
+  readonly config: RouteConfig;
+  matchHost(host: string): boolean;
+  matchMethod(method: string): boolean;
+  /** Returns the path below the route prefix (see HttpContext.pathRest), or undefined for no match. */
+  matchPath(path: string): string | undefined;
+  readonly methods: readonly string[] | undefined;
+}
+
+export function compilePath(pattern: string): (path: string) => string | undefined {
+  if (pattern === '/*' || pattern === '/**') return (p) => p;
+  const starAt = pattern.indexOf('*');
+  if (starAt === -1) return (p) => (p === pattern ? p : undefined);
+  if (starAt === pattern.length - 1 && pattern.endsWith('/*')) {
+    const prefix = pattern.slice(0, -2);
+    return (p) => {
+      if (p === prefix) return '/';
+      if (p.startsWith(prefix) && p.charCodeAt(prefix.length) === 47 /* / */) return p.slice(prefix.length);
+      return undefined;
+    };
+  }
+  const source = pattern
+    .split(/(\*\*|\*)/)
+    .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  const re = new RegExp(`^${source}$`);
+  return (p) => (re.test(p) ? p : undefined);
+}
+
+function compileHost(host: string | string[] | undefined): (host: string) => boolean {
+  if (host === undefined) return () => true;
+  const patterns = (Array.isArray(host) ? host : [host]).map((h) => h.toLowerCase());
+  return (actual) =>
+    patterns.some((p) => (p.startsWith('*.') ? actual.endsWith(p.slice(1)) && actual.length > p.length - 1 : actual === p));
+}
+
+export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): CompiledRoute<H>[] {
+  return routes.map((route, index) => {
+    const methods = route.match.method === undefined ? undefined : (Array.isArray(route.match.method) ? route.match.method : [route.match.method]).map((m) => m.toUpperCase());
+    const matchPath = compilePath(route.match.path);
+    return {
+      name: route.name ?? route.match.path,
+      index,
+      handler: handlers[index],
+      config: route,
+      methods,
+      matchHost: compileHost(route.match.host),
+      matchMethod: methods === undefined ? () => true : (m) => methods.includes(m) || (m === 'HEAD' && methods.includes('GET')),
+      matchPath,
+    };
+  });
+}
+
+const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+/**
+ * The request target's path, normalised for matching; undefined when it is not a plain
+ * origin-form path or holds dot segments (the caller answers 400).
+ */
+export function normalisePath(url: string): string | undefined {
+  const q = url.indexOf('?');
+  let path = q === -1 ? url : url.slice(0, q);
+  if (path.charCodeAt(0) !== 47 /* / */) return undefined;
+  if (path.includes('%')) {
+    path = path.replace(UNRESERVED_ESCAPE, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
+  }
+  // `/.`, `/..` as whole segments (also at the end) are never legitimate in a request we route.
+  if (/\/\.\.?(\/|$)/.test(path)) return undefined;
+  return path;
+}
+
+export function hostOf(header: string | undefined): string {
+  if (!header) return '';
+  const h = header.toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  const colon = h.indexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
+}

@@ -1,0 +1,211 @@
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { HttpListenerConfig } from '../../config/schema.ts';
+import { formatHostPort, parseHostPort } from '../../config/address.ts';
+import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
+import { replyError } from '../../handlers/http/reply.ts';
+import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
+import { buildMiddleware, compose, type MiddlewareContext } from '../../middleware/index.ts';
+import type { Metrics } from '../../observe/metrics.ts';
+import { ByteMeter } from '../../observe/byte-meter.ts';
+import { compileRoutes, hostOf, normalisePath, type CompiledRoute } from './router.ts';
+import { RequestContext } from './context.ts';
+import { ListenError, listenErrorReason, type BoundAddress, type Listener } from '../types.ts';
+
+// The HTTP/1.1 front end on node:http. A request passes through named phases:
+//   accept (connection limits, byte metering) -> parse (Node: header size and time limits)
+//   -> route (normalise path, match host/method/path) -> admit (declared body size)
+//   -> middleware -> handler -> finish (metrics).
+// Limits are Node's own where Node has them (maxHeaderSize -> 431, headersTimeout and
+// requestTimeout -> 408) and ours where it does not (body size -> 413).
+
+interface RouteEntry {
+  route: CompiledRoute<HttpHandler>;
+  run: (ctx: MiddlewareContext) => Promise<void>;
+}
+
+/** Node keeps the response a socket is writing as `_httpMessage`; it is not in the typings. */
+type SocketWithMessage = Socket & { _httpMessage?: ServerResponse | null };
+
+export interface HttpListenerOptions {
+  config: HttpListenerConfig;
+  handlers: HttpHandler[];
+  metrics: Metrics;
+  log: Logger;
+  accessLogDefault: boolean;
+}
+
+export class HttpListener implements Listener {
+  readonly protocol = 'http' as const;
+  readonly name: string;
+  private readonly server: Server;
+  private readonly routes: RouteEntry[];
+  private readonly sockets = new Set<Socket>();
+  private readonly meter: ByteMeter;
+  private draining = false;
+  private bound: BoundAddress | undefined;
+
+  constructor(private readonly options: HttpListenerOptions) {
+    const { config, handlers, metrics } = options;
+    this.name = config.name;
+    this.meter = new ByteMeter(config.name, metrics.totalBytesSent, metrics.totalBytesReceived);
+    const compiled = compileRoutes(config.routes, handlers);
+    this.routes = compiled.map((route) => {
+      const chain = buildMiddleware(config.middleware, route.config.middleware, options.accessLogDefault);
+      const handler = route.handler;
+      return { route, run: compose(chain, (ctx) => handler.handle(ctx)) };
+    });
+
+    const l = config.limits;
+    this.server = createServer({
+      maxHeaderSize: l.maxHeaderSize,
+      headersTimeout: l.headerTimeout,
+      requestTimeout: l.requestTimeout,
+      keepAliveTimeout: l.keepAliveTimeout,
+      // How often Node checks the two timeouts above; its default (30 s) would let a slow
+      // client hold a connection for up to 30 s past its deadline.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(l.headerTimeout, l.requestTimeout || l.headerTimeout) / 4))),
+    });
+    this.server.maxConnections = l.maxConnections;
+    this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
+    this.server.setTimeout(l.idleTimeout);
+    this.server.on('connection', (socket: Socket) => this.onConnection(socket));
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+  }
+
+  start(): Promise<void> {
+    const where = this.options.config.address;
+    const hp = parseHostPort(where);
+    if (!hp) return Promise.reject(new ListenError(this.name, where, 'not a host:port address'));
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(this.name, where, listenErrorReason(err), { cause: err }));
+      this.server.once('error', onError);
+      this.server.listen({ host: hp.host, port: hp.port, backlog: 1024 }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.options.log.error({ err, listener: this.name }, 'listener error'));
+        const a = this.server.address();
+        if (a && typeof a === 'object') this.bound = { host: a.address, port: a.port };
+        resolve();
+      });
+    });
+  }
+
+  address(): BoundAddress {
+    if (!this.bound) throw new Error(`listener "${this.name}" is not started`);
+    return this.bound;
+  }
+
+  summary(): ListenerSummary {
+    const a = this.address() as { host: string; port: number };
+    const url = `http://${formatHostPort(a)}/`;
+    return {
+      name: this.name,
+      protocol: 'http',
+      url,
+      handlers: this.options.config.routes.map((r) => r.handler.type),
+      tryIt: `curl -i ${url}`,
+    };
+  }
+
+  async stopAccepting(): Promise<void> {
+    this.draining = true;
+    // server.close() stops accepting and (Node >= 19) closes idle keep-alive connections;
+    // connections in the middle of a request finish it and then close (see onRequest).
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  inFlight(): number {
+    if (this.draining) this.server.closeIdleConnections();
+    return this.sockets.size;
+  }
+
+  destroy(): void {
+    this.server.closeAllConnections();
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private onConnection(socket: Socket): void {
+    const m = this.options.metrics;
+    this.sockets.add(socket);
+    m.totalConnections.labels(this.name).inc();
+    m.activeConnections.labels(this.name).inc();
+    this.meter.track(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      m.activeConnections.labels(this.name).dec();
+      this.meter.flush(socket);
+    });
+  }
+
+  private match(req: IncomingMessage, path: string): { entry: RouteEntry; rest: string } | { allow: string[] } | undefined {
+    const host = hostOf(req.headers.host);
+    const method = req.method ?? 'GET';
+    let allow: string[] | undefined;
+    for (const entry of this.routes) {
+      const r = entry.route;
+      if (!r.matchHost(host)) continue;
+      const rest = r.matchPath(path);
+      if (rest === undefined) continue;
+      if (r.matchMethod(method)) return { entry, rest };
+      allow = [...(allow ?? []), ...(r.methods ?? [])];
+    }
+    return allow ? { allow: [...new Set(allow)] } : undefined;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    const m = this.options.metrics;
+    let routeName = '-';
+    res.once('finish', () => this.meter.flush(req.socket));
+    res.once('close', () => {
+      m.totalRequests.labels(this.name, routeName, String(res.statusCode)).inc();
+      m.requestDuration.labels(this.name, routeName).observe(Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    if (this.draining) res.shouldKeepAlive = false;
+
+    const path = normalisePath(req.url ?? '');
+    if (path === undefined) return replyError(res, 400, 'bad request path', { close: true });
+    const found = this.match(req, path);
+    if (!found) return replyError(res, 404, 'not found');
+    if ('allow' in found) return replyError(res, 405, 'method not allowed', { headers: { allow: found.allow.join(', ') } });
+
+    const { entry, rest } = found;
+    routeName = entry.route.name;
+    const limits = this.options.config.limits;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limits.maxBodySize) {
+      return replyError(res, 413, `request body larger than ${limits.maxBodySize} bytes`, { close: true });
+    }
+    const ctx = new RequestContext(req, res, this.name, routeName, rest, limits, this.options.log, (n) => this.meter.addSent(n));
+    entry.run(ctx).catch((err: unknown) => this.onHandlerError(ctx, err));
+  }
+
+  private onHandlerError(ctx: RequestContext, err: unknown): void {
+    const { res } = ctx;
+    if (err instanceof BodyTooLargeError) return replyError(res, 413, err.message, { close: true });
+    if (err instanceof BodyAbortedError) {
+      if (!res.headersSent && !res.destroyed) replyError(res, 400, 'request body incomplete', { close: true });
+      return;
+    }
+    ctx.log.error({ err, listener: this.name, route: ctx.route, requestId: ctx.requestId }, 'handler failed');
+    if (!res.headersSent) replyError(res, 500, 'internal error', { close: true });
+    else res.destroy();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const pending = (socket as SocketWithMessage)._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || (pending && pending.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const reason = STATUS_CODES[status] ?? 'Bad Request';
+    const body = `${status} ${reason.toLowerCase()}\n`;
+    this.options.metrics.totalRequests.labels(this.name, '-', String(status)).inc();
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    // A client that does not read its error reply must not hold the socket open.
+    socket.setTimeout(5000, () => socket.destroy());
+  }
+}

@@ -1,0 +1,89 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { StreamLimitsConfig } from '../config/schema.ts';
+import type { ConnContext, ListenerSummary, StreamHandler } from '../handlers/types.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import { ByteMeter } from '../observe/byte-meter.ts';
+import type { BoundAddress, Listener } from './types.ts';
+
+// The connection-oriented front end shared by tcp and unix listeners: a net.Server that counts
+// and limits connections, closes idle ones and hands each socket to the handler. A socket error
+// is the connection's own business: it is logged and the socket destroyed, never thrown.
+
+export interface StreamListenerOptions {
+  name: string;
+  handlerType: string;
+  handler: StreamHandler;
+  limits: StreamLimitsConfig;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export abstract class StreamListener implements Listener {
+  abstract readonly protocol: 'tcp' | 'unix';
+  readonly name: string;
+  protected readonly server: Server;
+  protected bound: BoundAddress | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly meter: ByteMeter;
+
+  constructor(protected readonly options: StreamListenerOptions) {
+    this.name = options.name;
+    this.meter = new ByteMeter(options.name, options.metrics.totalBytesSent, options.metrics.totalBytesReceived);
+    this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    this.server.maxConnections = options.limits.maxConnections;
+  }
+
+  abstract start(): Promise<void>;
+  abstract summary(): ListenerSummary;
+
+  address(): BoundAddress {
+    if (!this.bound) throw new Error(`listener "${this.name}" is not started`);
+    return this.bound;
+  }
+
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  inFlight(): number {
+    return this.sockets.size;
+  }
+
+  destroy(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private onConnection(socket: Socket): void {
+    const { metrics, log, limits, handler } = this.options;
+    const name = this.name;
+    this.sockets.add(socket);
+    metrics.totalConnections.labels(name).inc();
+    metrics.activeConnections.labels(name).inc();
+    this.meter.track(socket);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') log.debug({ err, listener: name }, 'connection error');
+      socket.destroy();
+    });
+    socket.setTimeout(limits.idleTimeout, () => socket.destroy());
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      metrics.activeConnections.labels(name).dec();
+      this.meter.flush(socket);
+    });
+    const requests = metrics.totalRequests;
+    const route = this.options.handlerType;
+    const ctx: ConnContext = {
+      listener: name,
+      log,
+      addBytesSent: (n) => this.meter.addSent(n),
+      countRequest: (status) => requests.labels(name, route, status).inc(),
+    };
+    try {
+      handler.handle(socket, ctx);
+    } catch (err) {
+      log.error({ err, listener: name }, 'handler failed');
+      socket.destroy();
+    }
+  }
+}

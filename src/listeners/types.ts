@@ -1,0 +1,52 @@
+import type { ListenerSummary } from '../handlers/types.ts';
+
+/** A bound listener's address: host and port, or a unix socket path (`@name` for abstract). */
+export type BoundAddress = { host: string; port: number } | { path: string };
+
+/**
+ * A protocol front end. Lifecycle: `start` binds (rejecting with a ListenError that names the
+ * cause), `stopAccepting` closes the listening socket while in-flight work goes on, `inFlight`
+ * says how much is still going on, `destroy` ends whatever is left.
+ */
+export interface Listener {
+  readonly name: string;
+  readonly protocol: 'http' | 'tcp' | 'udp' | 'unix';
+  start(): Promise<void>;
+  address(): BoundAddress;
+  summary(): ListenerSummary;
+  stopAccepting(): Promise<void>;
+  inFlight(): number;
+  destroy(): void;
+}
+
+/** A listener could not bind. The message names the listener, the address and the cause. */
+export class ListenError extends Error {
+  readonly code = 'SWITCHYARD_LISTEN_FAILED';
+  constructor(
+    readonly listener: string,
+    readonly where: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`listener "${listener}" cannot listen on ${where}: ${reason}`, options);
+    this.name = 'ListenError';
+  }
+}
+
+export function listenErrorReason(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use (another process is listening there)';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need privileges; socket paths need a writable folder)';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name does not resolve';
+    case 'ENOENT':
+      return 'folder does not exist';
+    default:
+      return err.message;
+  }
+}

@@ -1,0 +1,123 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import type { UdpListenerConfig } from '../config/schema.ts';
+import { formatHostPort, parseHostPort } from '../config/address.ts';
+import type { DatagramContext, DatagramHandler, ListenerSummary } from '../handlers/types.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import { ListenError, listenErrorReason, type BoundAddress, type Listener } from './types.ts';
+
+// The datagram front end. UDP has no connections and no flow control, so the limits are per
+// datagram: oversize ones are dropped and counted, and replies are dropped (and counted) rather
+// than queued without bound when the kernel send queue is backed up.
+
+/** Replies queued in libuv beyond this are dropped: a flood must not grow memory. */
+const MAX_SEND_QUEUE = 1024;
+
+export interface UdpListenerOptions {
+  config: UdpListenerConfig;
+  handler: DatagramHandler;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export class UdpListener implements Listener {
+  readonly protocol = 'udp' as const;
+  readonly name: string;
+  private socket: Socket | undefined;
+  private bound: BoundAddress | undefined;
+
+  constructor(private readonly options: UdpListenerOptions) {
+    this.name = options.config.name;
+  }
+
+  start(): Promise<void> {
+    const where = this.options.config.address;
+    const hp = parseHostPort(where);
+    if (!hp) return Promise.reject(new ListenError(this.name, where, 'not a host:port address'));
+    const socket = createSocket({ type: isIPv6(hp.host) ? 'udp6' : 'udp4' });
+    this.socket = socket;
+    const { metrics, log, handler, config } = this.options;
+    const name = this.name;
+    const route = config.handler.type;
+    const sent = metrics.totalBytesSent.labels(name);
+    const received = metrics.totalBytesReceived.labels(name);
+    const ok = metrics.totalRequests.labels(name, route, 'ok');
+    const tooLarge = metrics.totalRequests.labels(name, route, 'too_large');
+    const dropped = metrics.totalRequests.labels(name, route, 'reply_dropped');
+    const max = config.limits.maxDatagramSize;
+    const ctx: DatagramContext = {
+      listener: name,
+      log,
+      socket,
+      reply(data: Uint8Array, to: RemoteInfo) {
+        if (socket.getSendQueueCount() > MAX_SEND_QUEUE) {
+          dropped.inc();
+          return;
+        }
+        socket.send(data, to.port, to.address, (err) => {
+          if (err) log.debug({ err, listener: name }, 'udp send failed');
+          else sent.inc(data.byteLength);
+        });
+      },
+    };
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(name, where, listenErrorReason(err), { cause: err }));
+      socket.once('error', onError);
+      socket.bind({ address: hp.host, port: hp.port }, () => {
+        socket.off('error', onError);
+        socket.on('error', (err) => log.error({ err, listener: name }, 'udp socket error'));
+        socket.on('message', (msg, rinfo) => {
+          received.inc(msg.length);
+          if (msg.length > max) {
+            tooLarge.inc();
+            return;
+          }
+          ok.inc();
+          try {
+            handler.handle(msg, rinfo, ctx);
+          } catch (err) {
+            log.error({ err, listener: name }, 'datagram handler failed');
+          }
+        });
+        const a = socket.address();
+        this.bound = { host: a.address, port: a.port };
+        resolve();
+      });
+    });
+  }
+
+  address(): BoundAddress {
+    if (!this.bound) throw new Error(`listener "${this.name}" is not started`);
+    return this.bound;
+  }
+
+  summary(): ListenerSummary {
+    const a = this.address() as { host: string; port: number };
+    return {
+      name: this.name,
+      protocol: 'udp',
+      url: `udp://${formatHostPort(a)}`,
+      handlers: [this.options.config.handler.type],
+      tryIt: `echo hello | nc -u -w1 ${a.host} ${a.port}`,
+    };
+  }
+
+  async stopAccepting(): Promise<void> {
+    const s = this.socket;
+    this.socket = undefined;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  inFlight(): number {
+    return 0;
+  }
+
+  destroy(): void {
+    try {
+      this.socket?.close();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
+import type { ListenerSummary } from '../handlers/types.ts';
+import { StreamListener, type StreamListenerOptions } from './stream.ts';
+import { ListenError, listenErrorReason } from './types.ts';
+
+// Unix socket listeners. The socket file is created owner-only (mode 0600 unless configured),
+// with a tight umask during bind so it is never briefly open to others. A socket file left by a
+// dead process is replaced; one that a live process still answers on is an "in use" error; a path
+// that is not a socket at all is never deleted. `@name` binds in Linux's abstract namespace.
+
+export class UnixListener extends StreamListener {
+  readonly protocol = 'unix' as const;
+  private readonly path: string;
+
+  constructor(
+    options: StreamListenerOptions,
+    path: string,
+    private readonly mode: number,
+    baseDir: string,
+  ) {
+    super(options);
+    this.path = path.startsWith('@') ? path : resolvePath(baseDir, path);
+  }
+
+  private get bindPath(): string {
+    return this.path.startsWith('@') ? `\0${this.path.slice(1)}` : this.path;
+  }
+
+  async start(): Promise<void> {
+    if (!this.path.startsWith('@')) await this.clearStaleSocket();
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        process.umask(previous);
+        reject(new ListenError(this.name, this.path, listenErrorReason(err), { cause: err }));
+      };
+      this.server.once('error', onError);
+      // The umask must cover the bind itself; it is restored as soon as listening starts.
+      const previous = process.umask(0o777 & ~this.mode);
+      this.server.listen({ path: this.bindPath, backlog: 1024 }, () => {
+        process.umask(previous);
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.options.log.error({ err, listener: this.name }, 'listener error'));
+        if (!this.path.startsWith('@')) chmodSync(this.path, this.mode);
+        this.bound = { path: this.path };
+        resolve();
+      });
+    });
+  }
+
+  private async clearStaleSocket(): Promise<void> {
+    let isSocket: boolean;
+    try {
+      isSocket = lstatSync(this.path).isSocket();
+    } catch {
+      return; // nothing there
+    }
+    if (!isSocket) throw new ListenError(this.name, this.path, 'a file that is not a socket is in the way (not removed)');
+    const alive = await new Promise<boolean>((resolve) => {
+      const probe = connect({ path: this.path });
+      probe.once('connect', () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.once('error', () => resolve(false));
+    });
+    if (alive) throw new ListenError(this.name, this.path, 'address already in use (a live process answers on this socket)');
+    unlinkSync(this.path);
+  }
+
+  summary(): ListenerSummary {
+    const tryIt = this.path.startsWith('@') ? `socat - ABSTRACT-CONNECT:${this.path.slice(1)}` : `nc -U ${this.path}`;
+    return { name: this.name, protocol: 'unix', url: `unix:${this.path}`, handlers: [this.options.handlerType], tryIt };
+  }
+}
