@@ -1,0 +1,137 @@
+// Benchmark entry point: `npm run bench -- <name> [options]` (= node --import tsx bench/run.ts).
+// Benchmarks are not tests: they never fail a build, they print a table to stdout.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { coreCount } from './lib/cpu.ts';
+import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
+import { runStatic } from './static.ts';
+import type { Benchmark, BenchContext } from './types.ts';
+
+const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
+  static: {
+    description: 'static files (4 KiB, 1 MiB): Switchyard `static` vs nginx vs sirv',
+    servers: ['switchyard', 'nginx', 'sirv'],
+    run: runStatic,
+  },
+  // proxy, ws: later issues.
+};
+
+const SERVER_CORE = '0';
+const CLIENT_CORE = '1';
+
+function usage(): string {
+  const names = Object.entries(BENCHMARKS)
+    .map(([n, b]) => `  ${n.padEnd(10)} ${b.description}`)
+    .join('\n');
+  return `usage: npm run bench -- <benchmark> [options]
+
+benchmarks:
+${names}
+
+options:
+  --duration <s>     measured seconds per wrk run (default 5)
+  --warmup <s>       unmeasured wrk seconds before each measurement (default 2)
+  --runs <n>         interleaved runs, median reported (default 3)
+  --quick            smoke run: 1 run of 2s, 1s warm-up
+  --servers <a,b>    only these servers (e.g. nginx,sirv)
+  --connections <n>  wrk connections (default 64)
+  -h, --help         this text
+
+Needs Linux, 2+ cores, wrk and taskset (and nginx for the nginx peer): bash bench/install.sh`;
+}
+
+function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      runs: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      servers: { type: 'string' },
+      connections: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage());
+    return 0;
+  }
+  const available = Object.keys(BENCHMARKS).join(', ');
+  if (positionals.length !== 1) throw new UsageError(`name one benchmark (available: ${available})`);
+  const name = positionals[0];
+  const bench = Object.hasOwn(BENCHMARKS, name) ? BENCHMARKS[name] : undefined;
+  if (!bench) throw new UsageError(`unknown benchmark "${name}"; available: ${available}`);
+
+  const quick = values.quick;
+  const servers = values.servers?.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of servers ?? []) {
+    if (!bench.servers.includes(s)) throw new UsageError(`unknown server "${s}" for ${name}; available: ${bench.servers.join(', ')}`);
+  }
+  const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const ctx: BenchContext = {
+    repoRoot,
+    durationSec: intOption(values.duration, 'duration', quick ? 2 : 5, 1, 600),
+    warmupSec: intOption(values.warmup, 'warmup', quick ? 1 : 2, 0, 120),
+    runs: intOption(values.runs, 'runs', quick ? 1 : 3, 1, 20),
+    connections: intOption(values.connections, 'connections', 64, 1, 10_000),
+    servers: servers ? new Set(servers) : undefined,
+    serverCore: SERVER_CORE,
+    clientCore: CLIENT_CORE,
+  };
+
+  // Preflight: what every benchmark here needs.
+  if (process.platform !== 'linux' || !existsSync('/proc/stat')) {
+    console.error('bench: needs Linux (/proc/stat for per-core CPU time, taskset for pinning).');
+    return 1;
+  }
+  const cores = coreCount();
+  if (cores < 2) {
+    console.error(`bench: needs at least 2 cores (server on core ${SERVER_CORE}, wrk on core ${CLIENT_CORE}); this machine has ${cores}.`);
+    return 1;
+  }
+  const missing = ['wrk', 'taskset'].filter((c) => !commandExists(c));
+  if (missing.length > 0) {
+    console.error(`bench: ${missing.join(' and ')} not installed. Install the benchmark tools with: bash bench/install.sh`);
+    return 1;
+  }
+  installCleanupHandlers();
+  // Keep the harness itself off the server's core.
+  if (!pinSelf(CLIENT_CORE)) console.error(`bench: warning: could not pin the harness to core ${CLIENT_CORE}`);
+
+  console.log(`# bench ${name} — ${new Date().toISOString()}, node ${process.version}, ${cores} cores\n`);
+  try {
+    return await bench.run(ctx);
+  } finally {
+    killAllChildren();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    killAllChildren();
+    if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`bench: ${e.message}\n\n${usage()}`);
+      process.exitCode = 2;
+    } else {
+      console.error('bench: failed:', e instanceof Error ? (e.stack ?? e.message) : e);
+      process.exitCode = 1;
+    }
+  },
+);
