@@ -27,21 +27,20 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-/** Turns zod's issues into ones a person reads: the field's path and what was expected there. */
-export function issuesFromZod(error: z.ZodError): ConfigIssue[] {
-  const out: ConfigIssue[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: formatPath([...issue.path, key]), message: 'unknown field (check its spelling)' });
-      continue;
-    }
-    let message = issue.message;
-    if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
-      message = `required field is missing (expected ${issue.expected})`;
-    } else if (issue.code === 'invalid_type') {
-      message = message.replace(/^Invalid input: /, '');
-    }
-    out.push({ path: formatPath(issue.path), message });
+/**
+ * One zod issue as a person reads it: the field's path (an unknown key's own name included) and
+ * what was expected there. A zod issue about unknown keys becomes one entry per key.
+ */
+export function explainIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message: string }[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({ path: [...issue.path, key], message: 'unknown field (check its spelling)' }));
   }
-  return out;
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && /received undefined/.test(message)) message = `required field is missing (expected ${issue.expected})`;
+  else message = message.replace(/^Invalid input: /, '');
+  return [{ path: issue.path, message }];
+}
+
+export function issuesFromZod(error: z.ZodError): ConfigIssue[] {
+  return error.issues.flatMap(explainIssue).map((i) => ({ path: formatPath(i.path), message: i.message }));
 }

@@ -3,6 +3,7 @@ import { duration, size } from './units.ts';
 import { parseHostPort } from './address.ts';
 import { handlerModule, handlerModules } from '../handlers/registry.ts';
 import { kindsOf, type TrafficKind } from '../handlers/types.ts';
+import { explainIssue } from './errors.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -90,7 +91,8 @@ function handlerSchema() {
     }
     const parsed = mod.schema.safeParse(value);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', path: issue.path } as never);
+      // Re-raised as custom issues: zod cannot carry another schema's issue kinds through a transform.
+      for (const issue of parsed.error.issues.flatMap(explainIssue)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
       return z.NEVER;
     }
     return parsed.data as { type: string };

@@ -111,9 +111,10 @@ export class HttpListener implements Listener {
 
   async stopAccepting(): Promise<void> {
     this.draining = true;
-    // server.close() stops accepting and (Node >= 19) closes idle keep-alive connections;
-    // connections in the middle of a request finish it and then close (see onRequest).
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // server.close() stops listening at once and (Node >= 19) closes idle keep-alive connections;
+    // its callback waits for every connection, which the yard tracks itself through inFlight().
+    // Connections in the middle of a request finish it and then close (see onRequest).
+    this.server.close();
   }
 
   inFlight(): number {

@@ -1,0 +1,82 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { VERSION } from '../version.ts';
+import { ConfigError } from '../config/errors.ts';
+import { parseListenOverride, type ListenOverride } from '../config/load.ts';
+import { parseDuration } from '../config/units.ts';
+import { registerBuiltinHandlers, handlerModules } from '../handlers/index.ts';
+import { kindsOf } from '../handlers/types.ts';
+import { serveCommand } from './serve.ts';
+import { checkCommand } from './check.ts';
+
+// argv -> commands. Wiring only: each command lives in its own file. Exit codes: 0 ok,
+// 1 cannot start or failed, 2 bad config or bad usage.
+
+function collectListen(value: string, previous: ListenOverride[]): ListenOverride[] {
+  try {
+    return [...previous, parseListenOverride(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function envOverrides(): ListenOverride[] {
+  const raw = process.env.SWITCHYARD_LISTEN;
+  if (!raw) return [];
+  return raw.split(',').filter(Boolean).map((s) => parseListenOverride(s.trim()));
+}
+
+function report(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`switchyard: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SWITCHYARD_')) {
+    process.stderr.write(`switchyard: ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`switchyard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}
+
+export function buildProgram(): Command {
+  registerBuiltinHandlers();
+  const program = new Command('switchyard')
+    .description('A programmable network gateway: one daemon, many listeners, routes to handlers.')
+    .version(VERSION, '-v, --version', 'print the version')
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+
+  program
+    .command('serve')
+    .description('run the daemon with a config file (YAML or JSON), or with the embedded default when none is given')
+    .argument('[config]', 'config file; default: $SWITCHYARD_CONFIG, else the embedded default')
+    .option('-l, --listen <name=address>', 'override a listener\'s address, e.g. web=127.0.0.1:8081 or web=8081 (repeatable; also $SWITCHYARD_LISTEN, comma-separated)', collectListen, [])
+    .addOption(new Option('--log-level <level>', 'log level (also $SWITCHYARD_LOG_LEVEL)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .option('--grace <duration>', 'how long in-flight work may finish after a stop signal, e.g. 10s', (v) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) throw new InvalidArgumentError('expected a duration like 10s or 500ms');
+      return ms;
+    })
+    .action(async (file: string | undefined, opts: { listen: ListenOverride[]; logLevel?: string; grace?: number }) => {
+      const level = (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as Parameters<typeof serveCommand>[1]['logLevel'];
+      await serveCommand(file ?? process.env.SWITCHYARD_CONFIG, { listen: [...envOverrides(), ...opts.listen], logLevel: level, grace: opts.grace });
+    });
+
+  program
+    .command('check')
+    .description('validate a config file: prints every problem with its field path; exit 2 when invalid')
+    .argument('<config>', 'config file (YAML or JSON)')
+    .action(async (file: string) => checkCommand(file));
+
+  const handlerHelp = handlerModules()
+    .map((m) => `  ${m.type.padEnd(10)} ${kindsOf(m).join(', ').padEnd(22)} ${m.summary}`)
+    .join('\n');
+  program.addHelpText(
+    'after',
+    `\nHandler types (handler: { type: NAME, ... }):\n${handlerHelp}\n\nExamples:\n  switchyard serve                      # the embedded default on 127.0.0.1\n  switchyard serve gateway.yaml -l web=8081\n  switchyard check gateway.yaml\n`,
+  );
+  return program;
+}
+
+buildProgram().parseAsync(process.argv).catch(report);

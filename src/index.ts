@@ -1,0 +1,23 @@
+// Switchyard as a library: the same building blocks the daemon is made of.
+
+export { serve, Yard, ProvisionError, exitOnSignals, type YardOptions, type StopResult } from './yard/index.ts';
+export {
+  loadConfigFile as loadConfig,
+  loadConfigFile,
+  parseConfig,
+  defaultConfig,
+  configSchema,
+  ConfigError,
+  parseDuration,
+  parseSize,
+  type Config,
+  type ConfigInput,
+  type ConfigIssue,
+  type LoadedConfig,
+} from './config/index.ts';
+export * from './handlers/index.ts';
+export { ListenError, type Listener, type BoundAddress } from './listeners/types.ts';
+export { Metrics } from './observe/metrics.ts';
+export { createLogger } from './observe/logger.ts';
+export { compose, type Middleware, type MiddlewareContext } from './middleware/index.ts';
+export { VERSION } from './version.ts';

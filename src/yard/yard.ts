@@ -1,0 +1,178 @@
+import type { Logger } from 'pino';
+import type { Config, ListenerConfig } from '../config/schema.ts';
+import { parseConfig } from '../config/load.ts';
+import { handlerModule } from '../handlers/registry.ts';
+import type { DatagramHandler, HttpHandler, ListenerSummary, ProvisionContext, StreamHandler, YardView } from '../handlers/types.ts';
+import { HttpListener } from '../listeners/http/server.ts';
+import { TcpListener } from '../listeners/tcp.ts';
+import { UnixListener } from '../listeners/unix.ts';
+import { UdpListener } from '../listeners/udp.ts';
+import type { BoundAddress, Listener } from '../listeners/types.ts';
+import { Metrics } from '../observe/metrics.ts';
+import { createLogger } from '../observe/logger.ts';
+import { ProvisionError } from './errors.ts';
+
+// The daemon: builds handlers and listeners from a Config and runs their lifecycle.
+//   start: provision every handler (a refusal names the config path), then bind every listener;
+//          if anything fails, whatever was started is closed again and the error thrown.
+//   stop:  stop accepting everywhere, let in-flight requests and transfers finish up to the
+//          grace period, then close what is left and clean up the handlers.
+
+export interface YardOptions {
+  /** Folder relative paths in the config are resolved against. Default: cwd. */
+  baseDir?: string;
+  /** A logger to use instead of JSON lines on stdout. */
+  logger?: Logger;
+  /** Overrides `logging.level`. */
+  logLevel?: Config['logging']['level'];
+  /** Metrics registry; a fresh one per yard by default. */
+  metrics?: Metrics;
+}
+
+interface Closable {
+  close?(): void | Promise<void>;
+}
+
+export interface StopResult {
+  /** Connections still open when the grace period ran out, and so cut off. */
+  cutOff: number;
+}
+
+export class Yard implements YardView {
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  private readonly listenerList: Listener[] = [];
+  private readonly handlers: Closable[] = [];
+  private stopping: Promise<StopResult> | undefined;
+
+  private constructor(
+    readonly config: Config,
+    private readonly options: YardOptions,
+  ) {
+    this.metrics = options.metrics ?? new Metrics();
+    this.log = options.logger ?? createLogger(options.logLevel ?? config.logging.level);
+  }
+
+  /** Provisions and binds everything in `config`. */
+  static async start(config: Config, options: YardOptions = {}): Promise<Yard> {
+    const yard = new Yard(config, options);
+    try {
+      for (const [i, l] of config.listeners.entries()) yard.listenerList.push(await yard.build(l, i));
+      for (const l of yard.listenerList) await l.start();
+    } catch (err) {
+      for (const l of yard.listenerList) {
+        try {
+          await l.stopAccepting();
+        } catch {
+          // never started
+        }
+        l.destroy();
+      }
+      await yard.closeHandlers();
+      throw err;
+    }
+    return yard;
+  }
+
+  /** The bound address of a listener, by name (port 0 in the config resolved to the real port). */
+  address(name: string): { host: string; port: number } {
+    const a = this.boundAddress(name);
+    if (!('port' in a)) throw new Error(`listener "${name}" is a unix socket; use boundAddress()`);
+    return a;
+  }
+
+  boundAddress(name: string): BoundAddress {
+    const l = this.listenerList.find((x) => x.name === name);
+    if (!l) throw new Error(`no listener named "${name}"`);
+    return l.address();
+  }
+
+  listeners(): ListenerSummary[] {
+    return this.listenerList.map((l) => l.summary());
+  }
+
+  /** Connections (or requests) still in flight across every listener. */
+  inFlight(): number {
+    return this.listenerList.reduce((n, l) => n + l.inFlight(), 0);
+  }
+
+  /** Graceful stop; calling it again returns the same promise. */
+  stop(grace = this.config.shutdown.grace): Promise<StopResult> {
+    this.stopping ??= this.drain(grace);
+    return this.stopping;
+  }
+
+  private async drain(grace: number): Promise<StopResult> {
+    for (const l of this.listenerList) await l.stopAccepting();
+    const deadline = Date.now() + grace;
+    while (this.inFlight() > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+    const cutOff = this.inFlight();
+    if (cutOff > 0) this.log.warn({ cutOff, graceMs: grace }, 'grace period over: closing connections still open');
+    for (const l of this.listenerList) l.destroy();
+    await this.closeHandlers();
+    return { cutOff };
+  }
+
+  private async closeHandlers(): Promise<void> {
+    for (const h of this.handlers.splice(0)) {
+      try {
+        await h.close?.();
+      } catch (err) {
+        this.log.error({ err }, 'handler cleanup failed');
+      }
+    }
+  }
+
+  private async provision<H extends Closable>(
+    handler: { type: string },
+    kind: 'http' | 'stream' | 'datagram',
+    path: string,
+    listener: string,
+  ): Promise<H> {
+    const mod = handlerModule(handler.type);
+    const factory = mod?.[kind];
+    if (!mod || !factory) throw new ProvisionError(path, handler.type, `no ${kind} handler of this type`);
+    const ctx: ProvisionContext = { yard: this, baseDir: this.options.baseDir ?? process.cwd(), listener, log: this.log, metrics: this.metrics };
+    try {
+      const h = (await (factory as (c: unknown, x: ProvisionContext) => unknown)(handler, ctx)) as H;
+      this.handlers.push(h);
+      return h;
+    } catch (err) {
+      throw new ProvisionError(path, handler.type, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+
+  private async build(l: ListenerConfig, i: number): Promise<Listener> {
+    const at = `listeners[${i}]`;
+    const common = { metrics: this.metrics, log: this.log };
+    switch (l.protocol) {
+      case 'http': {
+        const handlers: HttpHandler[] = [];
+        for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name));
+        return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog });
+      }
+      case 'tcp':
+      case 'unix': {
+        const handler = await this.provision<StreamHandler>(l.handler, 'stream', `${at}.handler`, l.name);
+        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler, limits: l.limits };
+        return l.protocol === 'tcp'
+          ? new TcpListener(opts, l.address)
+          : new UnixListener(opts, l.path, parseInt(l.mode, 8), this.options.baseDir ?? process.cwd());
+      }
+      case 'udp': {
+        const handler = await this.provision<DatagramHandler>(l.handler, 'datagram', `${at}.handler`, l.name);
+        return new UdpListener({ ...common, config: l, handler });
+      }
+    }
+  }
+}
+
+/**
+ * Validates `config` (a plain object as read from YAML/JSON, or built in code) and starts a yard.
+ * Throws ConfigError for a bad config, ProvisionError or ListenError when it cannot start.
+ */
+export async function serve(config: unknown, options: YardOptions = {}): Promise<Yard> {
+  return Yard.start(parseConfig(config, 'config'), options);
+}
