@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and benchmarks use, in one apt-get run:
+#   curl, netcat-openbsd  real clients the tests drive (HTTP edge cases, tcp/udp/unix echo)
+#   procps                ps/pgrep used by the lifecycle tests
+#   nginx-light, wrk      the benchmark peer and load generator (bench/)
+#   util-linux            taskset, to pin servers and load to separate cores in bench/
+# Safe to run again; needs root (or sudo).
+set -euo pipefail
+
+packages=(curl netcat-openbsd procps nginx-light wrk util-linux)
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-system-deps: run as root or install sudo" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
