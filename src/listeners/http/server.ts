@@ -22,7 +22,34 @@ import { ListenError, listenErrorReason, type BoundAddress, type Listener } from
 
 interface RouteEntry {
   route: CompiledRoute<HttpHandler>;
-  run: (ctx: MiddlewareContext) => Promise<void>;
+  run: (ctx: MiddlewareContext) => void | Promise<void>;
+  stats: RouteStats;
+}
+
+type CounterChild = ReturnType<Metrics['totalRequests']['labels']>;
+type HistogramChild = ReturnType<Metrics['requestDuration']['labels']>;
+
+/** Metric children of one route, looked up once instead of hashing labels on every request. */
+class RouteStats {
+  private readonly byStatus = new Map<number, CounterChild>();
+  readonly duration: HistogramChild;
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly listener: string,
+    private readonly route: string,
+  ) {
+    this.duration = metrics.requestDuration.labels(listener, route);
+  }
+
+  record(status: number, started: bigint): void {
+    let c = this.byStatus.get(status);
+    if (!c) {
+      c = this.metrics.totalRequests.labels(this.listener, this.route, String(status));
+      this.byStatus.set(status, c);
+    }
+    c.inc();
+    this.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
 }
 
 /** Node keeps the response a socket is writing as `_httpMessage`; it is not in the typings. */
@@ -43,6 +70,7 @@ export class HttpListener implements Listener {
   private readonly routes: RouteEntry[];
   private readonly sockets = new Set<Socket>();
   private readonly meter: ByteMeter;
+  private readonly unrouted: RouteStats;
   private draining = false;
   private bound: BoundAddress | undefined;
 
@@ -54,8 +82,9 @@ export class HttpListener implements Listener {
     this.routes = compiled.map((route) => {
       const chain = buildMiddleware(config.middleware, route.config.middleware, options.accessLogDefault);
       const handler = route.handler;
-      return { route, run: compose(chain, (ctx) => handler.handle(ctx)) };
+      return { route, run: compose(chain, (ctx) => handler.handle(ctx)), stats: new RouteStats(metrics, config.name, route.name) };
     });
+    this.unrouted = new RouteStats(metrics, config.name, '-');
 
     const l = config.limits;
     this.server = createServer({
@@ -157,12 +186,10 @@ export class HttpListener implements Listener {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = process.hrtime.bigint();
-    const m = this.options.metrics;
-    let routeName = '-';
-    res.once('finish', () => this.meter.flush(req.socket));
+    let stats = this.unrouted;
     res.once('close', () => {
-      m.totalRequests.labels(this.name, routeName, String(res.statusCode)).inc();
-      m.requestDuration.labels(this.name, routeName).observe(Number(process.hrtime.bigint() - started) / 1e9);
+      this.meter.flush(req.socket);
+      stats.record(res.statusCode, started);
     });
     if (this.draining) res.shouldKeepAlive = false;
 
@@ -173,15 +200,22 @@ export class HttpListener implements Listener {
     if ('allow' in found) return replyError(res, 405, 'method not allowed', { headers: { allow: found.allow.join(', ') } });
 
     const { entry, rest } = found;
-    routeName = entry.route.name;
+    stats = entry.stats;
     const limits = this.options.config.limits;
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > limits.maxBodySize) {
       return replyError(res, 413, `request body larger than ${limits.maxBodySize} bytes`, { close: true });
     }
-    const ctx = new RequestContext(req, res, this.name, routeName, rest, limits, this.options.log, (n) => this.meter.addSent(n));
-    entry.run(ctx).catch((err: unknown) => this.onHandlerError(ctx, err));
+    const ctx = new RequestContext(req, res, this.name, entry.route.name, rest, limits, this.options.log, this.addSent);
+    try {
+      const pending = entry.run(ctx);
+      if (pending) pending.catch((err: unknown) => this.onHandlerError(ctx, err));
+    } catch (err) {
+      this.onHandlerError(ctx, err);
+    }
   }
+
+  private readonly addSent = (n: number): void => this.meter.addSent(n);
 
   private onHandlerError(ctx: RequestContext, err: unknown): void {
     const { res } = ctx;

@@ -1,0 +1,20 @@
+import { registerHandler, handlerModule } from './registry.ts';
+import { echoHandler } from './echo.ts';
+import { respondHandler } from './respond.ts';
+import { metricsHandler } from './metrics.ts';
+import { welcomeHandler } from './welcome.ts';
+import { staticHandler } from './static/index.ts';
+import { fileTcpHandler } from './file-tcp.ts';
+
+export { registerHandler, handlerModule, handlerModules } from './registry.ts';
+export type * from './types.ts';
+export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
+export { replyError, replyJson, replyText } from './http/reply.ts';
+export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler };
+
+const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler];
+
+/** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
+export function registerBuiltinHandlers(): void {
+  for (const mod of BUILTIN) if (!handlerModule(mod.type)) registerHandler(mod as never);
+}
