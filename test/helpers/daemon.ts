@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** tsx by absolute URL, so a daemon started in another working folder still finds it. */
+const tsx = import.meta.resolve('tsx');
 
 export interface Daemon {
   child: ChildProcess;
@@ -26,7 +28,7 @@ export interface RunResult {
 /** Runs the CLI to completion (bounded by `timeoutMs`). */
 export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], {
+    const child = spawn(process.execPath, ['--import', tsx, cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -48,7 +50,7 @@ export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.Pro
 
 /** Starts `switchyard serve ...args` and resolves once the banner lists every listener. */
 export function startDaemon(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Daemon> {
-  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, 'serve', ...args], {
+  const child = spawn(process.execPath, ['--import', tsx, cliPath, 'serve', ...args], {
     cwd: options.cwd ?? repoRoot,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
