@@ -11,7 +11,7 @@ import { evaluatePreconditions, ifRangeHolds } from './conditional.ts';
 import { acceptedCodings, chooseCoding } from './encoding.ts';
 import { listingHtml, readListing, wantsJson } from './listing.ts';
 import { decideRange, multipartLayout, type ByteRange, type RangeDecision } from './range.ts';
-import { streamRange } from './transfer.ts';
+import { drained, streamRange } from './transfer.ts';
 
 // One request through the static handler:
 //
@@ -186,7 +186,7 @@ export class StaticHandler implements HttpHandler {
       }
       try {
         for (const p of layout.parts) {
-          if (!res.write(p.head)) await drainOrClose(res);
+          if (!res.write(p.head)) await drained(res);
           await streamRange(handle, p.range.start, p.range.end - p.range.start + 1, res, this.options.streamChunk, false);
         }
         res.end(layout.tail);
@@ -287,19 +287,4 @@ async function readWhole(handle: FileHandle, size: number): Promise<Buffer | und
     filled += bytesRead;
   }
   return buf;
-}
-
-function drainOrClose(res: HttpContext['res']): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error) => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = () => done();
-    const onClose = () => done(new Error('client closed the connection'));
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
 }

@@ -11,29 +11,32 @@ import { contentTypes } from './mime.ts';
 
 // The `static` handler: files under a root over HTTP.
 //
-// The fast path: what was measured, and what it decided. `wrk -t1 -c32 -d3s`, req/s, one
-// static route per body source, loopback, 2-core VM, Linux 6.18, Node 20.20 (ranges are repeat
-// runs; wrk and server unpinned, so wrk's single thread caps the small-file figures):
+// The fast path: what was measured, and what it decided. `wrk -t1 -c32 -d3s`, loopback, 2-core
+// VM shared with other work (so ranges are repeat runs), Linux 6.18, Node 20.20, one static
+// route per body source. req/s, then the server process's own CPU per request (/proc/PID/stat):
 //
-//   body source              4 KiB        16 KiB  64 KiB  256 KiB  1 MiB  16 MiB
-//   hot cache (res.end(buf)) 23.2k-32.7k  -       30.2k   8.2k     3.1k   231
-//   sendfile (koffi)         5.0k-9.8k    9.1k    9.4k    6.1k     3.2k   101
-//   stream, 512 KiB chunks   5.3k-5.9k    5.3k    5.0k    3.8k     1.6k   85
-//   stream, 64 KiB chunks    5.8k-6.1k    5.6k    4.5k    2.8k     1.0k   85
+//   body source                  4 KiB         64 KiB        256 KiB       1 MiB              16 MiB
+//   hot cache (res.end(buf))     32.7k .032ms  30.5k .035ms  12-15k .07ms  2.5-3.3k .31ms     68-274 3.4ms
+//   sendfile (koffi)             8.8k  .14ms   9.1k  .14ms   6.5-7k .19ms  2.6-4.4k .16ms     70-128 2.6ms
+//   stream, 1 buffer/transfer    8.3k  .14ms   7.5k  .18ms   3.8-4.1k      1.4-1.9k .67ms     64-159 8.3ms
+//   (createReadStream+pipeline   5.3k          5.0k          3.8k          1.6k               85, replaced)
 //
-// - Memory wins up to 1 MiB, by far for small files (no open/fstat/close per request: the
-//   catalog and the body cache make a hot request syscall-free up to the write). So files up to
-//   `cache.maxFileSize` = 1 MiB are cached, within `cache.maxBytes` = 64 MiB in total; stat
-//   revalidation once per `cache.revalidate` = 1 s keeps edits visible within a second.
-// - Memory also beat sendfile at 16 MiB (c=1: 266-304 vs 120-132 req/s). perf shows why on this
-//   kernel: sendfile's splice path pushes TCP frames per 64 KiB pipe buffer and the loopback
-//   receive runs in the sender's softirq (45% in _raw_spin_unlock_irqrestore under
-//   tcp_write_xmit), while one big writev spends its time in the single copy. Still, caching
-//   big files would let a few of them evict every small one, and it costs RAM per file; so
-//   large files are not cached but sent with sendfile, which beat streaming at every size
-//   (no second copy, no JS per chunk) and needs no memory per slow client at all.
-// - Streaming (512 KiB chunks, best of the two tried) remains for what sendfile cannot do:
-//   TLS, HTTP/2, multipart ranges, a response queued behind a pipelined one, no koffi.
+// - Memory wins for small files by 3-4x (a hot request makes no syscall before the write: the
+//   catalog skips realpath/stat, the body cache skips open/read/close) and matches or beats
+//   sendfile in req/s up to 1 MiB. So files up to `cache.maxFileSize` = 1 MiB are cached, within
+//   `cache.maxBytes` = 64 MiB in total, and a path is re-stat'ed at most once per
+//   `cache.revalidate` = 1 s, so edits show within a second.
+// - Above that, sendfile: it never copies through JS, pins no memory per slow client (64 stalled
+//   clients of 256 MiB: +0 MB RSS, vs +36 MB streaming), and costs the least server CPU per
+//   request at 1 MiB and 16 MiB. On loopback streaming sometimes got more req/s at 16 MiB, at
+//   3x the server CPU: sendfile's splice path pushes TCP frames per 64 KiB and the loopback
+//   receive runs in softirq (perf: 45% in _raw_spin_unlock_irqrestore under tcp_write_xmit), so
+//   the client's side of the copy lands on whoever is on the CPU. Over a real NIC that cost goes
+//   away; the per-request CPU is what scales, so sendfile stays. Threshold 0: it beat streaming
+//   at every size.
+// - Streaming remains for what sendfile cannot do: TLS, HTTP/2, multipart ranges, a response
+//   queued behind a pipelined one, no koffi. It reuses one 512 KiB buffer per transfer (512 KiB
+//   beat 256 and 64 KiB from 256 KiB files up).
 
 export { staticSchema, type StaticConfig } from './config.ts';
 
