@@ -132,6 +132,14 @@ test('precompressed siblings follow Accept-Encoding and q-values, with Vary', as
   assert.equal(onlyGz.body.toString(), 'GZ-CSS');
 });
 
+test('Vary from middleware (CORS) and from precompression are both kept', async () => {
+  const { stdout } = await run('curl', ['-sS', '-D', '-', '-o', '/dev/null', '-H', 'origin: http://a.example', '-H', 'accept-encoding: br', `http://127.0.0.1:${srv.web}/cors/app.js`]);
+  const vary = [...stdout.matchAll(/^vary: (.*)\r$/gim)].map((m) => m[1].toLowerCase()).join(', ');
+  assert.match(vary, /origin/);
+  assert.match(vary, /accept-encoding/);
+  assert.match(stdout, /^content-encoding: br\r$/im);
+});
+
 test('large file over sendfile: exact bytes, and keep-alive works afterwards', async () => {
   const rs = await sequentialRequests(srv.web, [get('/files/big.bin'), get('/files/a.txt'), get('/files/big.bin'), get('/nosendfile/big.bin')]);
   assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200]);

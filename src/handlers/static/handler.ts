@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { replyError, replyJson, replyText } from '../http/reply.ts';
@@ -98,7 +99,7 @@ export class StaticHandler implements HttpHandler {
       const h: Record<string, string> = { etag: v.validators.etag, 'last-modified': v.validators.lastModified };
       if (v.headers.vary) h.vary = v.headers.vary;
       if (v.headers['cache-control']) h['cache-control'] = v.headers['cache-control'];
-      res.writeHead(304, h);
+      writeHead(res, 304, h);
       res.end();
       return undefined;
     }
@@ -121,13 +122,13 @@ export class StaticHandler implements HttpHandler {
     const head = ctx.req.method === 'HEAD';
     if (decision.kind === 'single') {
       const { start, end } = decision.range;
-      res.writeHead(206, { ...v.headers, 'content-range': `bytes ${start}-${end}/${v.size}`, 'content-length': end - start + 1 });
+      writeHead(res, 206, { ...v.headers, 'content-range': `bytes ${start}-${end}/${v.size}`, 'content-length': end - start + 1 });
       res.end(head ? undefined : body.subarray(start, end + 1));
       return;
     }
     if (decision.kind === 'multi') {
       const layout = multipartLayout(decision.ranges, v.size, v.headers['content-type'], boundary());
-      res.writeHead(206, { ...v.headers, 'content-type': layout.contentType, 'content-length': layout.length });
+      writeHead(res, 206, { ...v.headers, 'content-type': layout.contentType, 'content-length': layout.length });
       if (head) {
         res.end();
         return;
@@ -139,7 +140,7 @@ export class StaticHandler implements HttpHandler {
       res.end(Buffer.concat(chunks));
       return;
     }
-    res.writeHead(200, { ...v.headers, 'content-length': body.length });
+    writeHead(res, 200, { ...v.headers, 'content-length': body.length });
     res.end(head ? undefined : body);
   }
 
@@ -179,7 +180,7 @@ export class StaticHandler implements HttpHandler {
     const head = req.method === 'HEAD';
     if (decision.kind === 'multi') {
       const layout = multipartLayout(decision.ranges, v.size, v.headers['content-type'], boundary());
-      res.writeHead(206, { ...v.headers, 'content-type': layout.contentType, 'content-length': layout.length });
+      writeHead(res, 206, { ...v.headers, 'content-type': layout.contentType, 'content-length': layout.length });
       if (head) {
         res.end();
         return;
@@ -199,7 +200,7 @@ export class StaticHandler implements HttpHandler {
     const length = range.end - range.start + 1;
     const headers: Record<string, string | number> = { ...v.headers, 'content-length': length };
     if (decision.kind === 'single') headers['content-range'] = `bytes ${range.start}-${range.end}/${v.size}`;
-    res.writeHead(decision.kind === 'single' ? 206 : 200, headers);
+    writeHead(res, decision.kind === 'single' ? 206 : 200, headers);
     if (head || length === 0) {
       res.end();
       return;
@@ -261,13 +262,29 @@ export class StaticHandler implements HttpHandler {
     } catch {
       return replyError(ctx.res, 404, 'not found');
     }
-    const headers = { 'cache-control': 'no-cache', vary: 'accept' };
+    ctx.res.appendHeader('vary', 'accept');
+    const headers = { 'cache-control': 'no-cache' };
     if (wantsJson(q === -1 ? '' : url.slice(q + 1), ctx.req.headers.accept)) return replyJson(ctx.res, 200, listing, headers);
     replyText(ctx.res, 200, listingHtml(listing), { ...headers, 'content-type': 'text/html; charset=utf-8' });
   }
 }
 
 const NO_RANGE: RangeDecision = { kind: 'none' };
+
+/**
+ * writeHead, except that our Vary joins one set earlier by middleware (CORS appends `Origin`)
+ * instead of replacing it: a cache must key on both.
+ */
+function writeHead(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+  const vary = headers.vary;
+  if (vary !== undefined && res.hasHeader('vary')) {
+    res.appendHeader('vary', String(vary));
+    const { vary: _, ...rest } = headers;
+    res.writeHead(status, rest);
+    return;
+  }
+  res.writeHead(status, headers);
+}
 
 function sameFile(v: Variant, st: Stats): boolean {
   return v.ino === st.ino && v.size === st.size && v.mtimeMs === st.mtimeMs;
