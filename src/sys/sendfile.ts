@@ -167,7 +167,9 @@ class Transfer {
         else this.poller = this.c.poll(this.out, { writable: true }, onPoll);
       } catch (err) {
         this.wake = undefined;
-        reject(new SendfileAbortedError(`poll could not start: ${(err as Error).message}`, sent));
+        const why = `poll could not start: ${(err as Error).message}`;
+        // Nothing sent yet: the caller can still stream the whole body instead.
+        reject(sent === 0 ? new SendfileUnsupportedError(why) : new SendfileAbortedError(why, sent));
       }
     });
   }
