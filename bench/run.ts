@@ -37,6 +37,8 @@ options:
   --quick            smoke run: 1 run of 2s, 1s warm-up
   --servers <a,b>    only these servers (e.g. nginx,sirv)
   --connections <n>  wrk connections (default 64)
+  --max-wait <s>     before each server's run, wait up to this long for other processes to
+                     leave both cores idle (default 60, --quick 10; 0 = do not wait)
   -h, --help         this text
 
 Needs Linux, 2+ cores, wrk and taskset (and nginx for the nginx peer): bash bench/install.sh`;
@@ -63,6 +65,7 @@ async function main(argv: readonly string[]): Promise<number> {
       quick: { type: 'boolean', default: false },
       servers: { type: 'string' },
       connections: { type: 'string' },
+      'max-wait': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -88,6 +91,7 @@ async function main(argv: readonly string[]): Promise<number> {
     warmupSec: intOption(values.warmup, 'warmup', quick ? 1 : 2, 0, 120),
     runs: intOption(values.runs, 'runs', quick ? 1 : 3, 1, 20),
     connections: intOption(values.connections, 'connections', 64, 1, 10_000),
+    maxWaitSec: intOption(values['max-wait'], 'max-wait', quick ? 10 : 60, 0, 600),
     servers: servers ? new Set(servers) : undefined,
     serverCore: SERVER_CORE,
     clientCore: CLIENT_CORE,

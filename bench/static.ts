@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { clockTicksPerSecond, coreUsage, sampleCpu } from './lib/cpu.ts';
+import { clockTicksPerSecond, coreUsage, processGroupCpuSeconds, sampleCpu, totalBusySeconds } from './lib/cpu.ts';
 import { httpGet } from './lib/http.ts';
 import {
   commandExists,
@@ -66,6 +66,13 @@ interface Sample {
   readonly serverCoreBusy: number;
   readonly clientCoreBusy: number;
   readonly p99Ms: number;
+  /** Busiest core's load from other processes, sampled just before this server's run started. */
+  readonly background: number;
+  /**
+   * CPU used during the measurement by anything but the server, wrk and the harness (all cores
+   * busy time minus theirs), in cores: 0.05 = 5% of one core. Includes some kernel work.
+   */
+  readonly others: number;
   /** Reasons this measurement is suspicious (errors, short bodies, server died). */
   readonly problems: readonly string[];
 }
@@ -293,15 +300,23 @@ async function verify(port: number, www: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function measure(env: Env, server: RunningServer, peer: Peer, file: BenchFile, run: number): Promise<Sample> {
+async function measure(env: Env, server: RunningServer, peer: Peer, file: BenchFile, run: number, background: number): Promise<Sample> {
   const { ctx } = env;
   const url = `http://127.0.0.1:${server.spec.port}/${file.name}`;
   const common = { url, connections: ctx.connections, threads: 1, core: ctx.clientCore };
   if (ctx.warmupSec > 0) await runWrk({ ...common, durationSec: ctx.warmupSec });
   await sleep(200); // let the warm-up's connections close before the window opens
+  const t0 = performance.now();
+  const harness0 = process.cpuUsage();
+  const server0 = processGroupCpuSeconds(server.pid);
   const before = sampleCpu();
   const w = await runWrk({ ...common, durationSec: ctx.durationSec });
   const after = sampleCpu();
+  const serverCpu = processGroupCpuSeconds(server.pid) - server0;
+  const harness = process.cpuUsage(harness0);
+  const wall = (performance.now() - t0) / 1000;
+  const othersCpu =
+    totalBusySeconds(before, after) - serverCpu - (w.wrkCpuSeconds ?? 0) - (harness.user + harness.system) / 1e6;
   const srv = coreUsage(before, after, Number(ctx.serverCore));
   const cli = coreUsage(before, after, Number(ctx.clientCore));
 
@@ -328,6 +343,8 @@ async function measure(env: Env, server: RunningServer, peer: Peer, file: BenchF
     serverCoreBusy: srv.busyFraction,
     clientCoreBusy: cli.busyFraction,
     p99Ms: w.latencyMs.p99 ?? Number.NaN,
+    background,
+    others: wall > 0 ? Math.max(0, othersCpu) / wall : 0,
     problems,
   };
 }
@@ -338,22 +355,52 @@ function progressLine(s: Sample, runs: number, label: string): string {
     `  run ${s.run}/${runs}  ${label.padEnd(10)} ${formatBytes(s.file.size).padStart(6)}  ` +
     `${Math.round(s.rps).toLocaleString('en-US').padStart(8)} req/s  ` +
     `${formatMicros(s.cpuUsPerReq).padStart(6)} µs/req  server core ${formatPercent(s.serverCoreBusy).padStart(4)}  ` +
-    `wrk core ${formatPercent(s.clientCoreBusy).padStart(4)}  p99 ${Number.isFinite(s.p99Ms) ? s.p99Ms.toFixed(2) : '—'} ms${flag}`
+    `wrk core ${formatPercent(s.clientCoreBusy).padStart(4)}  p99 ${Number.isFinite(s.p99Ms) ? s.p99Ms.toFixed(2) : '—'} ms` +
+    `  others ${formatPercent(s.others)}${s.background > NOISY ? `  (background before: ${formatPercent(s.background)})` : ''}${flag}`
   );
 }
 
+/**
+ * Waits (up to ctx.maxWaitSec) until both cores are quiet with no server running, sampling one
+ * second at a time. Returns the last sample's busiest core load.
+ */
+async function waitQuiet(ctx: BenchContext): Promise<number> {
+  const deadline = Date.now() + ctx.maxWaitSec * 1000;
+  let bg = await backgroundLoad(ctx);
+  if (bg.worst <= NOISY || ctx.maxWaitSec <= 0) return bg.worst;
+  console.log(`  ${bg.text}; waiting up to ${ctx.maxWaitSec}s for it to drop`);
+  // Bounded: one sample per second until the deadline.
+  for (let i = 0; Date.now() < deadline && i < 3_600; i++) {
+    bg = await backgroundLoad(ctx);
+    if (bg.worst <= NOISY) {
+      console.log(`  quiet after ${i + 2}s`);
+      return bg.worst;
+    }
+  }
+  console.log(`  still ${formatPercent(bg.worst)} busy after ${ctx.maxWaitSec}s; measuring anyway`);
+  return bg.worst;
+}
+
+/**
+ * Above this share of a core used by other processes (idle before a run, or "others" during a
+ * measurement), the machine is not quiet enough to trust the figure.
+ */
+const NOISY = 0.05;
+
 /** Busy share of both cores over one second with no server running: other processes' noise. */
-async function backgroundLoad(ctx: BenchContext): Promise<string> {
+async function backgroundLoad(ctx: BenchContext): Promise<{ readonly worst: number; readonly text: string }> {
   const a = sampleCpu();
   await sleep(1_000);
   const b = sampleCpu();
   const srv = coreUsage(a, b, Number(ctx.serverCore)).busyFraction;
   const cli = coreUsage(a, b, Number(ctx.clientCore)).busyFraction;
-  const high = srv > 0.05 || cli > 0.05;
-  return (
-    `background load with no server running: core ${ctx.serverCore} ${formatPercent(srv)}, core ${ctx.clientCore} ${formatPercent(cli)}` +
-    (high ? ' (HIGH: other processes are running; CPU/request and req/s will be off)' : '')
-  );
+  const worst = Math.max(srv, cli);
+  return {
+    worst,
+    text:
+      `background load with no server running: core ${ctx.serverCore} ${formatPercent(srv)}, core ${ctx.clientCore} ${formatPercent(cli)}` +
+      (worst > NOISY ? ' (HIGH: other processes are running; CPU/request and req/s will be off)' : ''),
+  };
 }
 
 function ratio(a: number, b: number): string {
@@ -393,7 +440,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     `\nServer core ${ctx.serverCore}, wrk core ${ctx.clientCore} (wrk -t1 -c${ctx.connections} -d${ctx.durationSec}s, ` +
       `warm-up ${ctx.warmupSec}s), ${ctx.runs} interleaved run(s), USER_HZ ${clockTicksPerSecond()}`,
   );
-  console.log(`Before: ${await backgroundLoad(ctx)}\n`);
+  console.log(`Before: ${(await backgroundLoad(ctx)).text}\n`);
 
   const samples: Sample[] = [];
   const failures = new Map<PeerId, string[]>();
@@ -404,6 +451,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
 
   for (let run = 1; run <= ctx.runs; run++) {
     for (const { peer, spec } of ready) {
+      const background = await waitQuiet(ctx);
       let server: RunningServer;
       try {
         server = await startServer(spec);
@@ -419,7 +467,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
         }
         for (const file of FILES) {
           if (server.exitInfo) break;
-          const s = await measure(env, server, peer, file, run);
+          const s = await measure(env, server, peer, file, run, background);
           samples.push(s);
           console.log(progressLine(s, ctx.runs, peer.label));
         }
@@ -432,7 +480,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     }
   }
 
-  console.log(`\nAfter: ${await backgroundLoad(ctx)}`);
+  console.log(`after: ${(await backgroundLoad(ctx)).text}`);
 
   // -------------------------------------------------------------------------------------------
   // Summary
@@ -442,13 +490,19 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     readonly file: BenchFile;
     readonly rps: number;
     readonly cpu: number;
+    /** Every sample of this (file, server). */
     readonly ss: readonly Sample[];
+    /** The samples the medians are taken over: the undisturbed ones, or all if none is. */
+    readonly used: readonly Sample[];
   }
+  const disturbed = (s: Sample) => s.others > NOISY;
   const rows: Row[] = [];
   for (const file of FILES) {
     for (const { peer } of ready) {
       const ss = samples.filter((s) => s.peer === peer.id && s.file === file);
-      rows.push({ peer, file, ss, rps: median(ss.map((s) => s.rps)), cpu: median(ss.map((s) => s.cpuUsPerReq)) });
+      const clean = ss.filter((s) => !disturbed(s));
+      const used = clean.length > 0 ? clean : ss;
+      rows.push({ peer, file, ss, used, rps: median(used.map((s) => s.rps)), cpu: median(used.map((s) => s.cpuUsPerReq)) });
     }
   }
   const nginxRow = (file: BenchFile) => rows.find((r) => r.file === file && r.peer.id === 'nginx');
@@ -470,7 +524,13 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     const ng = nginxRow(r.file);
     const problems = [...new Set(r.ss.flatMap((s) => s.problems))];
     const missing = ctx.runs - r.ss.length;
+    const noisy = r.ss.filter(disturbed).map((s) => `run ${s.run} (others ${formatPercent(s.others)})`);
     const notes = [
+      ...(noisy.length === 0
+        ? []
+        : noisy.length < r.ss.length
+          ? [`disturbed, left out of the medians: ${noisy.join(', ')}`]
+          : [`DISTURBED (all runs): ${noisy.join(', ')}`]),
       ...(problems.length ? [`SUSPICIOUS: ${problems.join('; ')}`] : []),
       ...(missing > 0 ? [`${missing} of ${ctx.runs} runs missing`] : []),
     ];
@@ -478,14 +538,14 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
       formatBytes(r.file.size),
       r.peer.label,
       formatRate(r.rps),
-      r.ss.map((s) => formatRate(s.rps)).join(' / ') || '—',
+      r.ss.map((s) => `${formatRate(s.rps)}${disturbed(s) ? '*' : ''}`).join(' / ') || '—',
       r.peer.id === 'nginx' ? (Number.isFinite(r.rps) ? '1.00x' : '—') : ratio(r.rps, ng?.rps ?? Number.NaN),
       formatMicros(r.cpu),
       r.peer.id === 'nginx' ? (Number.isFinite(r.cpu) ? '1.00x' : '—') : ratio(r.cpu, ng?.cpu ?? Number.NaN),
-      formatPercent(median(r.ss.map((s) => s.serverCoreBusy))),
-      formatPercent(median(r.ss.map((s) => s.clientCoreBusy))),
+      formatPercent(median(r.used.map((s) => s.serverCoreBusy))),
+      formatPercent(median(r.used.map((s) => s.clientCoreBusy))),
       (() => {
-        const p = median(r.ss.map((s) => s.p99Ms));
+        const p = median(r.used.map((s) => s.p99Ms));
         return Number.isFinite(p) ? p.toFixed(2) : '—';
       })(),
       notes.join('; '),
@@ -498,8 +558,17 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     `\nwrk -t1 -c${ctx.connections} -d${ctx.durationSec}s on core ${ctx.clientCore}, server on core ${ctx.serverCore}; ` +
       `median of ${ctx.runs} interleaved run(s). "CPU µs/req": busy time of the server core (/proc/stat cpu${ctx.serverCore}: ` +
       `user+nice+system+irq+softirq) per completed request — lower is better; "CPU vs nginx" above 1.00x means more CPU than nginx. ` +
-      `When "wrk core" is near 100% the client is the bottleneck and req/s understates the faster server.`,
+      `When "wrk core" is near 100% the client is the bottleneck and req/s understates the faster server. ` +
+      `Medians are over the undisturbed runs (see notes).`,
   );
+  const nDisturbed = samples.filter(disturbed).length;
+  if (nDisturbed > 0) {
+    console.log(
+      `\nWARNING: ${nDisturbed} of ${samples.length} measurements were disturbed by other processes (they used more than ` +
+        `${formatPercent(NOISY)} of a core: "others" above); those are marked * and left out of the medians when the ` +
+        'same row has undisturbed runs. Run again on a quiet machine for clean figures.',
+    );
+  }
   for (const s of skipped) console.log(`\nNot measured: ${s.peer.label}: ${s.reason}`);
 
   console.log('\n### Targets (issue 2): Switchyard req/s vs nginx\n');
@@ -514,7 +583,9 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
       continue;
     }
     const r = sy.rps / ng.rps;
-    const suspicious = sy.ss.some((s) => s.problems.length > 0) ? ' (SUSPICIOUS row, see notes)' : '';
+    const suspicious =
+      (sy.used.some((s) => s.problems.length > 0) || ng.used.some((s) => s.problems.length > 0) ? ' (SUSPICIOUS row, see notes)' : '') +
+      (sy.used.some(disturbed) || ng.used.some(disturbed) ? ' (DISTURBED by other processes, see notes)' : '');
     const cpu = Number.isFinite(sy.cpu) && Number.isFinite(ng.cpu) && sy.cpu > 0 ? `; CPU per request ${(sy.cpu / ng.cpu).toFixed(2)}x nginx's` : '';
     console.log(`${label} ${r.toFixed(2)}x ${r >= target ? 'PASS' : 'MISS'}${suspicious}${cpu}`);
   }

@@ -8,6 +8,8 @@ export interface BenchContext {
   readonly warmupSec: number;
   /** Interleaved runs; the table shows medians over them. */
   readonly runs: number;
+  /** Longest wait, seconds, for other processes to leave the cores idle before each server's run. */
+  readonly maxWaitSec: number;
   /** wrk connections (-c). */
   readonly connections: number;
   /** Only these servers (ids), or all when undefined. */

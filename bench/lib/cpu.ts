@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 // CPU time per core from /proc/stat. A `cpuN` line holds cumulative jiffies (USER_HZ ticks):
 // user nice system idle iowait irq softirq steal guest guest_nice. "Busy" here is
@@ -76,4 +76,43 @@ export function coreUsage(before: CpuSnapshot, after: CpuSnapshot, core: number)
 /** Number of cores /proc/stat reports. */
 export function coreCount(): number {
   return sampleCpu().size;
+}
+
+/** utime+stime (and, with `withChildren`, cutime+cstime) in jiffies from a /proc/<pid>/stat line. */
+export function parsePidStat(line: string, withChildren = false): { readonly pgrp: number; readonly ticks: number } | undefined {
+  // The command name (field 2) may hold spaces and parentheses; fields restart after the last ')'.
+  const close = line.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const f = line.slice(close + 2).trim().split(/\s+/); // f[0] = state (field 3)
+  const field = (n: number) => Number(f[n - 3]);
+  const ticks = field(14) + field(15) + (withChildren ? field(16) + field(17) : 0);
+  const pgrp = field(5);
+  return Number.isFinite(ticks) && Number.isFinite(pgrp) ? { pgrp, ticks } : undefined;
+}
+
+/** CPU seconds used so far by the live processes of process group `pgid` (all their threads). */
+export function processGroupCpuSeconds(pgid: number): number {
+  let ticks = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let line: string;
+    try {
+      line = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const st = parsePidStat(line);
+    if (st && st.pgrp === pgid) ticks += st.ticks;
+  }
+  return ticks / clockTicksPerSecond();
+}
+
+/** Busy CPU seconds of all cores together between two snapshots. */
+export function totalBusySeconds(before: CpuSnapshot, after: CpuSnapshot): number {
+  let busy = 0;
+  for (const [core, b] of after) {
+    const a = before.get(core);
+    if (a) busy += b.busy - a.busy;
+  }
+  return busy / clockTicksPerSecond();
 }

@@ -237,10 +237,17 @@ export interface CapturedRun {
 }
 
 /** Runs a short-lived command to completion with a hard time limit, capturing its output. */
-export function runCaptured(command: string, args: readonly string[], timeoutMs: number, cwd?: string): Promise<CapturedRun> {
+export function runCaptured(
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+  cwd?: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<CapturedRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child, false);
+    // Own process group, so that a timeout or cleanup also ends what it started (sh -> wrk).
+    const child = spawn(command, [...args], { cwd, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const tracked = track(child, true);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
@@ -254,7 +261,7 @@ export function runCaptured(command: string, args: readonly string[], timeoutMs:
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      killTracked(tracked, 'SIGKILL');
     }, timeoutMs);
     child.once('error', (e) => {
       clearTimeout(timer);

@@ -1,3 +1,4 @@
+import { clockTicksPerSecond, parsePidStat } from './cpu.ts';
 import { runCaptured } from './proc.ts';
 
 // Runs wrk (pinned with taskset) and parses its report, including the error lines that a bare
@@ -23,6 +24,8 @@ export interface WrkResult {
   readonly socketErrors: { readonly connect: number; readonly read: number; readonly write: number; readonly timeout: number };
   /** "Non-2xx or 3xx responses" (0 when wrk prints no such line). */
   readonly non2xx3xx: number;
+  /** CPU seconds wrk itself used (user+system), when known. */
+  readonly wrkCpuSeconds: number | undefined;
   readonly raw: string;
 }
 
@@ -57,7 +60,7 @@ export function parseWrk(raw: string): WrkResult {
   const bad = /Non-2xx or 3xx responses:\s+(\d+)/.exec(raw);
   const non2xx3xx = bad ? Number(bad[1]) : 0;
 
-  return { requests, seconds, bytesRead, requestsPerSec, latencyMs, socketErrors, non2xx3xx, raw };
+  return { requests, seconds, bytesRead, requestsPerSec, latencyMs, socketErrors, non2xx3xx, wrkCpuSeconds: undefined, raw };
 }
 
 export function socketErrorTotal(r: WrkResult): number {
@@ -65,12 +68,21 @@ export function socketErrorTotal(r: WrkResult): number {
   return e.connect + e.read + e.write + e.timeout;
 }
 
+// wrk runs under a small sh that, once wrk has been reaped, prints its own /proc/self/stat line:
+// its cutime+cstime fields are then exactly wrk's CPU time.
+const WRAPPER = 'if [ -n "$WRK_CORE" ]; then taskset -c "$WRK_CORE" wrk "$@"; else wrk "$@"; fi; s=$?; echo "wrk-cpu $(cat /proc/$$/stat)" >&2; exit $s';
+
 /** Runs wrk once; bounded by its own -d plus a hard limit. */
 export async function runWrk(o: WrkOptions): Promise<WrkResult> {
   const wrkArgs = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, '--latency', o.url];
-  const [cmd, args] = o.core === undefined ? ['wrk', wrkArgs] : ['taskset', ['-c', o.core, 'wrk', ...wrkArgs]];
-  const r = await runCaptured(cmd, args, (o.durationSec + 30) * 1000);
+  const r = await runCaptured('sh', ['-c', WRAPPER, 'sh', ...wrkArgs], (o.durationSec + 30) * 1000, undefined, {
+    ...process.env,
+    WRK_CORE: o.core ?? '',
+  });
   if (r.timedOut) throw new Error(`wrk did not finish within ${o.durationSec + 30}s (killed)`);
-  if (r.code !== 0) throw new Error(`wrk failed (exit ${r.code ?? r.signal}): ${r.stderr.trim() || r.stdout.trim()}`);
-  return parseWrk(r.stdout);
+  const cpuLine = /^wrk-cpu (.*)$/m.exec(r.stderr);
+  const stderr = r.stderr.replace(/^wrk-cpu .*$\n?/m, '').trim();
+  if (r.code !== 0) throw new Error(`wrk failed (exit ${r.code ?? r.signal}): ${stderr || r.stdout.trim()}`);
+  const st = cpuLine ? parsePidStat(cpuLine[1], true) : undefined;
+  return { ...parseWrk(r.stdout), wrkCpuSeconds: st ? st.ticks / clockTicksPerSecond() : undefined };
 }
