@@ -4,6 +4,7 @@ import type { StreamLimitsConfig } from '../config/schema.ts';
 import type { ConnContext, ListenerSummary, StreamHandler } from '../handlers/types.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { ByteMeter } from '../observe/byte-meter.ts';
+import type { CounterCell, GaugeCell } from '../observe/hot-metrics.ts';
 import type { BoundAddress, Listener } from './types.ts';
 
 // The connection-oriented front end shared by tcp and unix listeners: a net.Server that counts
@@ -26,10 +27,14 @@ export abstract class StreamListener implements Listener {
   protected bound: BoundAddress | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly meter: ByteMeter;
+  private readonly connections: CounterCell;
+  private readonly active: GaugeCell;
 
   constructor(protected readonly options: StreamListenerOptions) {
     this.name = options.name;
     this.meter = new ByteMeter(options.name, options.metrics.totalBytesSent, options.metrics.totalBytesReceived);
+    this.connections = options.metrics.totalConnections.labels(options.name);
+    this.active = options.metrics.activeConnections.labels(options.name);
     this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server.maxConnections = options.limits.maxConnections;
   }
@@ -59,8 +64,8 @@ export abstract class StreamListener implements Listener {
     const { metrics, log, limits, handler } = this.options;
     const name = this.name;
     this.sockets.add(socket);
-    metrics.totalConnections.labels(name).inc();
-    metrics.activeConnections.labels(name).inc();
+    this.connections.inc();
+    this.active.inc();
     this.meter.track(socket);
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') log.debug({ err, listener: name }, 'connection error');
@@ -69,7 +74,7 @@ export abstract class StreamListener implements Listener {
     socket.setTimeout(limits.idleTimeout, () => socket.destroy());
     socket.once('close', () => {
       this.sockets.delete(socket);
-      metrics.activeConnections.labels(name).dec();
+      this.active.dec();
       this.meter.flush(socket);
     });
     const requests = metrics.totalRequests;

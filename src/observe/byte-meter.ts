@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Counter } from 'prom-client';
+import type { CounterCell, HotCounter } from './hot-metrics.ts';
 
 // Counts a socket's bytes into the listener's counters in steps (after each response and at
 // close) rather than once at close, so a long keep-alive connection shows up while it lives.
@@ -11,10 +11,10 @@ interface Seen {
 
 export class ByteMeter {
   private readonly seen = new WeakMap<Socket, Seen>();
-  private readonly sent: ReturnType<Counter<'listener'>['labels']>;
-  private readonly received: ReturnType<Counter<'listener'>['labels']>;
+  private readonly sent: CounterCell;
+  private readonly received: CounterCell;
 
-  constructor(listener: string, sent: Counter<'listener'>, received: Counter<'listener'>) {
+  constructor(listener: string, sent: HotCounter, received: HotCounter) {
     this.sent = sent.labels(listener);
     this.received = received.labels(listener);
   }

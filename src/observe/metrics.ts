@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotGauge, HotHistogram } from './hot-metrics.ts';
 
 // One registry per running yard, so that two daemons in one process (tests, embedding programs)
 // never share counters. The four file-server counters of the seeds keep their names:
@@ -7,51 +8,54 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly totalConnections = new Counter({
-    name: 'switchyard_total_connections',
-    help: 'Connections accepted, by listener.',
-    labelNames: ['listener'] as const,
-    registers: [this.registry],
-  });
+  readonly totalConnections = new HotCounter(this.registry, 'switchyard_total_connections', 'Connections accepted, by listener.', ['listener']);
 
-  readonly activeConnections = new Gauge({
-    name: 'switchyard_active_connections',
-    help: 'Connections open now, by listener.',
-    labelNames: ['listener'] as const,
-    registers: [this.registry],
-  });
+  readonly activeConnections = new HotGauge(this.registry, 'switchyard_active_connections', 'Connections open now, by listener.', ['listener']);
 
-  readonly totalBytesSent = new Counter({
-    name: 'switchyard_total_bytes_sent',
-    help: 'Bytes written to clients (including sendfile), by listener.',
-    labelNames: ['listener'] as const,
-    registers: [this.registry],
-  });
+  readonly totalBytesSent = new HotCounter(this.registry, 'switchyard_total_bytes_sent', 'Bytes written to clients (including sendfile), by listener.', ['listener']);
 
-  readonly totalBytesReceived = new Counter({
-    name: 'switchyard_total_bytes_received',
-    help: 'Bytes read from clients, by listener.',
-    labelNames: ['listener'] as const,
-    registers: [this.registry],
-  });
+  readonly totalBytesReceived = new HotCounter(this.registry, 'switchyard_total_bytes_received', 'Bytes read from clients, by listener.', ['listener']);
 
-  readonly totalRequests = new Counter({
-    name: 'switchyard_total_requests',
-    help: 'Requests served (HTTP requests, file-tcp files, datagrams), by listener, route and status.',
-    labelNames: ['listener', 'route', 'status'] as const,
-    registers: [this.registry],
-  });
+  readonly totalRequests = new HotCounter(
+    this.registry,
+    'switchyard_total_requests',
+    'Requests served (HTTP requests, file-tcp files, datagrams), by listener, route and status.',
+    ['listener', 'route', 'status'],
+  );
 
-  readonly requestDuration = new Histogram({
-    name: 'switchyard_request_duration_seconds',
-    help: 'Time from request start to the last byte handed to the kernel, by listener and route.',
-    labelNames: ['listener', 'route'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
+  readonly requestDuration = new HotHistogram(
+    this.registry,
+    'switchyard_request_duration_seconds',
+    'Time from request start to the response being closed, by listener and route.',
+    ['listener', 'route'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+
+  private readonly families = new Map<string, HotCounter | HotGauge>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_' });
+  }
+
+  /** A counter a handler module shares across its instances (created on first use). */
+  counter(name: string, help: string, labelNames: readonly string[]): HotCounter {
+    return this.family(name, () => new HotCounter(this.registry, name, help, labelNames), HotCounter);
+  }
+
+  /** A gauge a handler module shares across its instances (created on first use). */
+  gauge(name: string, help: string, labelNames: readonly string[]): HotGauge {
+    return this.family(name, () => new HotGauge(this.registry, name, help, labelNames), HotGauge);
+  }
+
+  private family<F extends HotCounter | HotGauge>(name: string, make: () => F, kind: new (...args: never[]) => F): F {
+    const existing = this.families.get(name);
+    if (existing) {
+      if (!(existing instanceof kind)) throw new Error(`metric ${name} already exists as another type`);
+      return existing as F;
+    }
+    const made = make();
+    this.families.set(name, made);
+    return made;
   }
 
   /** Prometheus text exposition of everything registered. */

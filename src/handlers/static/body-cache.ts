@@ -1,4 +1,4 @@
-import type { Counter, Gauge } from 'prom-client';
+import type { CounterCell, GaugeCell } from '../../observe/hot-metrics.ts';
 
 // The hot-file cache: whole bodies of small files, bounded in total bytes, least recently used
 // evicted first. An entry is keyed by real path and remembers the file's identity (inode, size,
@@ -17,9 +17,9 @@ interface Entry extends FileIdentity {
 }
 
 export interface CacheMeters {
-  readonly hits: Counter.Internal;
-  readonly misses: Counter.Internal;
-  readonly bytes: Gauge.Internal<string>;
+  readonly hits: CounterCell;
+  readonly misses: CounterCell;
+  readonly bytes: GaugeCell;
 }
 
 export class BodyCache {

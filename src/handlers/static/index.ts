@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HandlerModule, ProvisionContext } from '../types.ts';
+import type { Metrics } from '../../observe/metrics.ts';
 import { FsRoot } from '../fs-root.ts';
 import { libcUnavailableReason, sendfileAvailable } from '../../sys/index.ts';
 import { BodyCache, type CacheMeters } from './body-cache.ts';
@@ -61,7 +61,7 @@ export const staticHandler: HandlerModule<StaticConfig> = {
       contentType: contentTypes(config.mimeTypes),
       cacheControl: config.cacheControl,
     });
-    const cache = new BodyCache(config.cache.maxBytes, config.cache.maxFileSize, cacheMeters(ctx.metrics.registry, ctx.listener));
+    const cache = new BodyCache(config.cache.maxBytes, config.cache.maxFileSize, cacheMeters(ctx.metrics, ctx.listener));
     if (config.sendfile && !sendfileAvailable()) {
       ctx.log.info({ listener: ctx.listener, reason: libcUnavailableReason() }, 'static: sendfile unavailable, streaming instead');
     }
@@ -74,13 +74,10 @@ export const staticHandler: HandlerModule<StaticConfig> = {
   },
 };
 
-/** Cache metrics, shared by every static handler provisioned on one registry. */
-function cacheMeters(registry: Registry, listener: string): CacheMeters {
-  const hits = (registry.getSingleMetric('switchyard_file_cache_hits_total') as Counter<'listener'> | undefined) ??
-    new Counter({ name: 'switchyard_file_cache_hits_total', help: 'Static file bodies served from the in-memory cache, by listener.', labelNames: ['listener'] as const, registers: [registry] });
-  const misses = (registry.getSingleMetric('switchyard_file_cache_misses_total') as Counter<'listener'> | undefined) ??
-    new Counter({ name: 'switchyard_file_cache_misses_total', help: 'Cacheable static file bodies that had to be read from disk, by listener.', labelNames: ['listener'] as const, registers: [registry] });
-  const bytes = (registry.getSingleMetric('switchyard_file_cache_bytes') as Gauge<'listener'> | undefined) ??
-    new Gauge({ name: 'switchyard_file_cache_bytes', help: 'Bytes of file bodies held by the in-memory cache, by listener.', labelNames: ['listener'] as const, registers: [registry] });
+/** Cache metrics, shared by every static handler provisioned on one yard. */
+function cacheMeters(metrics: Metrics, listener: string): CacheMeters {
+  const hits = metrics.counter('switchyard_file_cache_hits_total', 'Static file bodies served from the in-memory cache, by listener.', ['listener']);
+  const misses = metrics.counter('switchyard_file_cache_misses_total', 'Cacheable static file bodies that had to be read from disk, by listener.', ['listener']);
+  const bytes = metrics.gauge('switchyard_file_cache_bytes', 'Bytes of file bodies held by the in-memory cache, by listener.', ['listener']);
   return { hits: hits.labels(listener), misses: misses.labels(listener), bytes: bytes.labels(listener) };
 }

@@ -9,6 +9,7 @@ import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts
 import { buildMiddleware, compose, type MiddlewareContext } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
+import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
 import { compileRoutes, hostOf, normalisePath, type CompiledRoute } from './router.ts';
 import { RequestContext } from './context.ts';
 import { ListenError, listenErrorReason, type BoundAddress, type Listener } from '../types.ts';
@@ -26,13 +27,11 @@ interface RouteEntry {
   stats: RouteStats;
 }
 
-type CounterChild = ReturnType<Metrics['totalRequests']['labels']>;
-type HistogramChild = ReturnType<Metrics['requestDuration']['labels']>;
 
 /** Metric children of one route, looked up once instead of hashing labels on every request. */
 class RouteStats {
-  private readonly byStatus = new Map<number, CounterChild>();
-  readonly duration: HistogramChild;
+  private readonly byStatus = new Map<number, CounterCell>();
+  readonly duration: HistogramCell;
   constructor(
     private readonly metrics: Metrics,
     private readonly listener: string,
@@ -71,6 +70,8 @@ export class HttpListener implements Listener {
   private readonly sockets = new Set<Socket>();
   private readonly meter: ByteMeter;
   private readonly unrouted: RouteStats;
+  private readonly connections: CounterCell;
+  private readonly active: GaugeCell;
   private draining = false;
   private bound: BoundAddress | undefined;
 
@@ -85,6 +86,8 @@ export class HttpListener implements Listener {
       return { route, run: compose(chain, (ctx) => handler.handle(ctx)), stats: new RouteStats(metrics, config.name, route.name) };
     });
     this.unrouted = new RouteStats(metrics, config.name, '-');
+    this.connections = metrics.totalConnections.labels(config.name);
+    this.active = metrics.activeConnections.labels(config.name);
 
     const l = config.limits;
     this.server = createServer({
@@ -157,14 +160,13 @@ export class HttpListener implements Listener {
   }
 
   private onConnection(socket: Socket): void {
-    const m = this.options.metrics;
     this.sockets.add(socket);
-    m.totalConnections.labels(this.name).inc();
-    m.activeConnections.labels(this.name).inc();
+    this.connections.inc();
+    this.active.inc();
     this.meter.track(socket);
     socket.once('close', () => {
       this.sockets.delete(socket);
-      m.activeConnections.labels(this.name).dec();
+      this.active.dec();
       this.meter.flush(socket);
     });
   }
@@ -238,7 +240,7 @@ export class HttpListener implements Listener {
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const reason = STATUS_CODES[status] ?? 'Bad Request';
     const body = `${status} ${reason.toLowerCase()}\n`;
-    this.options.metrics.totalRequests.labels(this.name, '-', String(status)).inc();
+    this.unrouted.record(status, process.hrtime.bigint());
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     // A client that does not read its error reply must not hold the socket open.
     socket.setTimeout(5000, () => socket.destroy());
