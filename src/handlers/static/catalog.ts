@@ -19,6 +19,11 @@ export interface Variant extends FileIdentity {
   readonly validators: Validators;
   /** Response headers every answer for this variant carries (no length, no range). */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * `headers` plus the length of the whole body: the headers of a plain 200, built once per
+   * variant rather than copied per request (a measurable share of a small file's cost).
+   */
+  readonly wholeHeaders: Readonly<Record<string, string | number>>;
 }
 
 export interface FileTarget {
@@ -149,5 +154,6 @@ function makeVariant(path: string, st: Stats, coding: ContentCoding, contentType
   if (coding !== 'identity') headers['content-encoding'] = coding;
   if (vary) headers.vary = 'accept-encoding';
   if (cacheControl !== undefined) headers['cache-control'] = cacheControl;
-  return { path, coding, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, validators, headers };
+  const wholeHeaders = { ...headers, 'content-length': st.size };
+  return { path, coding, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, validators, headers, wholeHeaders };
 }

@@ -140,7 +140,7 @@ export class StaticHandler implements HttpHandler {
       res.end(Buffer.concat(chunks));
       return;
     }
-    writeHead(res, 200, { ...v.headers, 'content-length': body.length });
+    writeHead(res, 200, v.wholeHeaders);
     res.end(head ? undefined : body);
   }
 
@@ -275,7 +275,7 @@ const NO_RANGE: RangeDecision = { kind: 'none' };
  * writeHead, except that our Vary joins one set earlier by middleware (CORS appends `Origin`)
  * instead of replacing it: a cache must key on both.
  */
-function writeHead(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+function writeHead(res: ServerResponse, status: number, headers: Readonly<Record<string, string | number>>): void {
   const vary = headers.vary;
   if (vary !== undefined && res.hasHeader('vary')) {
     res.appendHeader('vary', String(vary));
