@@ -109,7 +109,7 @@ const switchyard: Peer = {
         '  - name: web',
         '    protocol: http',
         `    address: 127.0.0.1:${port}`,
-        '    middleware: { accessLog: false }',
+        '    middleware: { accessLog: false, requestId: false }',
         '    routes:',
         '      - match: { path: /* }',
         `        handler: { type: static, root: ${JSON.stringify(env.www)} }`,
