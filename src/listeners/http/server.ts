@@ -2,7 +2,8 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpListenerConfig } from '../../config/schema.ts';
-import { formatHostPort, parseHostPort } from '../../config/address.ts';
+import { formatHostPort } from '../../config/address.ts';
+import { listenTcp } from '../bind.ts';
 import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
@@ -12,7 +13,7 @@ import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
 import { compileRoutes, hostOf, normalisePath, type CompiledRoute } from './router.ts';
 import { RequestContext } from './context.ts';
-import { ListenError, listenErrorReason, type BoundAddress, type Listener } from '../types.ts';
+import type { BoundAddress, Listener } from '../types.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
 //   accept (connection limits, byte metering) -> parse (Node: header size and time limits)
@@ -107,21 +108,8 @@ export class HttpListener implements Listener {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
   }
 
-  start(): Promise<void> {
-    const where = this.options.config.address;
-    const hp = parseHostPort(where);
-    if (!hp) return Promise.reject(new ListenError(this.name, where, 'not a host:port address'));
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(this.name, where, listenErrorReason(err), { cause: err }));
-      this.server.once('error', onError);
-      this.server.listen({ host: hp.host, port: hp.port, backlog: 1024 }, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => this.options.log.error({ err, listener: this.name }, 'listener error'));
-        const a = this.server.address();
-        if (a && typeof a === 'object') this.bound = { host: a.address, port: a.port };
-        resolve();
-      });
-    });
+  async start(): Promise<void> {
+    this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log);
   }
 
   address(): BoundAddress {
