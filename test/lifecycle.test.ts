@@ -60,9 +60,14 @@ test('./public in the working folder is served by the default config', async () 
   const pub = join(cwd, 'public');
   await import('node:fs/promises').then((fs) => fs.mkdir(pub));
   writeFileSync(join(pub, 'mine.txt'), 'my own file\n');
+  writeFileSync(join(pub, 'index.html'), '<h1>my site</h1>\n');
   const d = await startDaemon(['--log-level', 'warn'], { env: ALL_PORTS_FREE, cwd });
   daemons.push(d);
-  assert.equal(await (await fetch(`http://127.0.0.1:${d.port('web')}/mine.txt`)).text(), 'my own file\n');
+  const web = `http://127.0.0.1:${d.port('web')}`;
+  assert.equal(await (await fetch(`${web}/mine.txt`)).text(), 'my own file\n');
+  // The site's own index keeps `/`; the welcome page moves aside.
+  assert.equal(await (await fetch(`${web}/`)).text(), '<h1>my site</h1>\n');
+  assert.match(await (await fetch(`${web}/welcome`)).text(), /Switchyard is running/);
   d.child.kill('SIGTERM');
   assert.equal((await d.exited).code, 0);
 });

@@ -22,6 +22,8 @@ function publicRoot(cwd: string): string {
 
 export function defaultConfig(cwd = process.cwd()): ConfigInput {
   const root = publicRoot(cwd);
+  // A site of one's own in ./public keeps `/`; the welcome page then lives at /welcome.
+  const welcomePath = existsSync(resolve(root, 'index.html')) ? '/welcome' : '/';
   return {
     listeners: [
       {
@@ -29,7 +31,7 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
         protocol: 'http',
         address: '127.0.0.1:8080',
         routes: [
-          { name: 'welcome', match: { path: '/', method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
+          { name: 'welcome', match: { path: welcomePath, method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
           { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
           { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },
           { name: 'files', match: { path: '/*' }, handler: { type: 'static', root, listing: true } },
