@@ -231,3 +231,22 @@ test('port in use: ListenError from the library, one clear line and exit 1 from 
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /listener "clash" cannot listen on 127\.0\.0\.1:\d+: address already in use/);
 });
+
+test('http: connections past maxConnections are closed; idle keep-alive connections end after keepAliveTimeout', async () => {
+  const y = await start({
+    listeners: [{ name: 'w', protocol: 'http', address: '127.0.0.1:0', limits: { maxConnections: 1, keepAliveTimeout: '1s' }, routes: [{ handler: { type: 'respond', body: 'x' } }] }],
+  });
+  const { port } = y.address('w');
+  const first = connect({ port, host: '127.0.0.1' });
+  let firstData = '';
+  first.on('data', (d) => (firstData += d));
+  const firstClosed = new Promise<void>((r) => first.on('close', () => r()));
+  first.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
+  while (!firstData.includes('\r\n\r\nx')) await new Promise((r) => setTimeout(r, 10));
+  assert.match(firstData, /keep-alive: timeout=1\r\n/i, 'the configured keep-alive timeout is the one in force');
+  // The first connection is open and idle: a second one is over the limit.
+  const second = await rawExchange(port, 'GET / HTTP/1.1\r\nhost: a\r\n\r\n', { timeoutMs: 1000 });
+  assert.equal(second.length, 0, 'the connection over the limit gets no answer');
+  await firstClosed; // ended by the server once idle for keepAliveTimeout
+  assert.equal(statusOf(await rawExchange(port, 'GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n')), 200);
+});
