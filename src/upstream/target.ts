@@ -1,0 +1,66 @@
+// One backend of an upstream group and its live state. Balancers read `weight` and `inFlight`;
+// health checks set `healthy`; outlier detection sets `ejectedUntil`. Everything here is plain
+// data on purpose: the hot path reads it without calls.
+
+export interface TargetAddress {
+  /** `127.0.0.1:9001` (IPv6: `[::1]:9001`): the id used in logs, metrics and /upstreams. */
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  /** `http:` or `https:` for HTTP groups; undefined for a bare host:port (L4 groups). */
+  readonly protocol: 'http:' | 'https:' | undefined;
+  /** Origin for the HTTP client, e.g. `http://127.0.0.1:9001`. */
+  readonly origin: string;
+}
+
+export class Target implements TargetAddress {
+  /** Requests (or L4 connections) in progress right now. */
+  inFlight = 0;
+  /** Active health state; true until checks say otherwise. */
+  healthy = true;
+  /** Outlier ejection: not picked before this time (ms since epoch); 0 when not ejected. */
+  ejectedUntil = 0;
+  /** How many times outlier detection has ejected it (drives the growing ejection time). */
+  ejections = 0;
+
+  constructor(
+    readonly id: string,
+    readonly host: string,
+    readonly port: number,
+    readonly protocol: 'http:' | 'https:' | undefined,
+    readonly origin: string,
+    readonly weight: number,
+    /** Position in the group's target list (stable; balancers may index by it). */
+    readonly index: number,
+  ) {}
+
+  /** Usable now: healthy and not ejected. */
+  available(now: number): boolean {
+    return this.healthy && this.ejectedUntil <= now;
+  }
+}
+
+/** Parses `http://host:port`, `https://host:port` or `host:port`. */
+export function parseTargetAddress(input: string): TargetAddress | undefined {
+  let protocol: 'http:' | 'https:' | undefined;
+  let rest = input;
+  const m = /^(https?):\/\/(.*)$/i.exec(input);
+  if (m) {
+    protocol = m[1].toLowerCase() === 'https' ? 'https:' : 'http:';
+    rest = m[2].replace(/\/$/, '');
+  }
+  const hp = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(rest) ?? /^([^:/\s[\]]+):(\d{1,5})$/.exec(rest);
+  let host: string;
+  let port: number;
+  if (hp) {
+    host = hp[1];
+    port = Number(hp[2]);
+  } else if (protocol && /^[^:/\s[\]]+$/.test(rest)) {
+    host = rest;
+    port = protocol === 'https:' ? 443 : 80;
+  } else return undefined;
+  if (port < 1 || port > 65535) return undefined;
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  const id = `${hostPart}:${port}`;
+  return { id, host, port, protocol, origin: `${protocol ?? 'http:'}//${id}` };
+}
