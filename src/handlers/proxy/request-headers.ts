@@ -1,0 +1,151 @@
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { newTraceparent, validTraceparent } from './trace.ts';
+
+// Phase "upstream request headers": the client's headers as they go upstream, built once per
+// request (retries reuse them) straight from req.rawHeaders into the flat [name, value, ...]
+// array undici takes as it is: no header object, no copy. Removed: hop-by-hop headers (RFC 9110
+// §7.6.1: Connection and every header it names, Keep-Alive, Proxy-*, TE, Trailer,
+// Transfer-Encoding, Upgrade; the WebSocket path writes its own Connection/Upgrade) and Expect
+// (Node's server has answered 100-continue already; undici refuses it). Replaced or appended:
+// Host (policy), X-Forwarded-For/-Proto/-Host and Forwarded (replaced unless trusted), Via,
+// traceparent/tracestate, x-request-id.
+
+export interface ForwardPolicy {
+  /** `preserve`, `upstream` (left out: the HTTP client sends the target's host:port) or a fixed host. */
+  readonly host: string;
+  readonly trustForwarded: boolean;
+  /** The Via entry, e.g. `1.1 switchyard`. */
+  readonly via: string;
+}
+
+/** The client's address as a plain IP (`::ffff:1.2.3.4` -> `1.2.3.4`). */
+export function clientIp(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/** `for=` value of RFC 7239: IPv6 quoted in brackets, IPv4 bare; unknown when the socket has none. */
+function forwardedNode(ip: string): string {
+  if (ip === '') return 'unknown';
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+function quoted(v: string): string {
+  return `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** Lengths of the header names this phase removes or rewrites. */
+const SPECIAL = new Uint8Array(18);
+for (const n of ['te', 'via', 'host', 'expect', 'trailer', 'upgrade', 'forwarded', 'connection', 'keep-alive', 'tracestate', 'traceparent', 'x-request-id', 'x-forwarded-for', 'x-forwarded-host', 'transfer-encoding', 'x-forwarded-proto']) {
+  SPECIAL[n.length] = 1;
+}
+
+/** Drops the headers a Connection header names (other than the standard tokens). */
+function dropConnectionNamed(out: string[], connection: string): string[] {
+  let names: Set<string> | undefined;
+  for (const token of connection.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue;
+    (names ??= new Set()).add(t);
+  }
+  if (!names) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!names.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
+  return kept;
+}
+
+/**
+ * The headers to send upstream for `req`. `host` is the Host to send (undefined: leave it to
+ * the HTTP client, which uses the target's).
+ */
+export function requestHeaders(req: IncomingMessage, requestId: string, policy: ForwardPolicy): string[] {
+  const raw = req.rawHeaders;
+  let out: string[] = [];
+  let connection: string | undefined;
+  let host: string | undefined;
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let forwarded: string | undefined;
+  let via: string | undefined;
+  let traceparent: string | undefined;
+  let tracestate: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    // Most names are neither hop-by-hop nor ours: a lookup by length (and a first letter p for
+    // Proxy-*) sends them straight through without lower-casing them.
+    if ((name.length >= SPECIAL.length || SPECIAL[name.length] === 0) && (name.charCodeAt(0) | 0x20) !== 0x70) {
+      out.push(name, value);
+      continue;
+    }
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'connection':
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        continue;
+      case 'te':
+      case 'expect':
+      case 'trailer':
+      case 'upgrade':
+      case 'keep-alive':
+      case 'transfer-encoding':
+        continue;
+      case 'x-request-id':
+        // Replaced by the listener's id; kept as it came when request ids are off.
+        if (requestId === '') out.push(name, value);
+        continue;
+      case 'host':
+        host = value;
+        continue;
+      case 'via':
+        via = via === undefined ? value : `${via}, ${value}`;
+        continue;
+      case 'x-forwarded-for':
+        xff = xff === undefined ? value : `${xff}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        xfProto ??= value;
+        continue;
+      case 'x-forwarded-host':
+        xfHost ??= value;
+        continue;
+      case 'forwarded':
+        forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        continue;
+      case 'traceparent':
+        traceparent = traceparent === undefined ? value : ''; // two of them: invalid
+        continue;
+      case 'tracestate':
+        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
+        continue;
+      default:
+        if (lower.startsWith('proxy-')) continue;
+        out.push(name, value);
+    }
+  }
+  if (connection !== undefined) out = dropConnectionNamed(out, connection);
+
+  const ip = clientIp(req);
+  const proto = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
+  if (policy.host === 'preserve') {
+    if (host !== undefined) out.push('host', host);
+  } else if (policy.host !== 'upstream') out.push('host', policy.host);
+
+  const trust = policy.trustForwarded;
+  out.push('x-forwarded-for', trust && xff !== undefined ? `${xff}, ${ip}` : ip);
+  out.push('x-forwarded-proto', trust && xfProto !== undefined ? xfProto : proto);
+  const fwdHost = trust && xfHost !== undefined ? xfHost : host;
+  if (fwdHost !== undefined) out.push('x-forwarded-host', fwdHost);
+  const hop = host === undefined ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host=${quoted(host)};proto=${proto}`;
+  out.push('forwarded', trust && forwarded !== undefined ? `${forwarded}, ${hop}` : hop);
+  out.push('via', via === undefined ? policy.via : `${via}, ${policy.via}`);
+
+  if (traceparent !== undefined && validTraceparent(traceparent)) {
+    out.push('traceparent', traceparent);
+    if (tracestate !== undefined) out.push('tracestate', tracestate);
+  } else out.push('traceparent', newTraceparent());
+  if (requestId !== '') out.push('x-request-id', requestId);
+  return out;
+}

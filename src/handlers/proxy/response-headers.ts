@@ -1,0 +1,59 @@
+// Phase "downstream response headers": the upstream's raw header list (undici hands it over as
+// [name, value, ...] Buffers, unparsed) becomes the flat string list res.writeHead() takes as it
+// is. Hop-by-hop headers are removed (Connection and what it names, Keep-Alive, Proxy-*, TE,
+// Trailer, Transfer-Encoding, Upgrade: Node frames the body for the client itself) and our hop
+// is added to Via. One pass, strings made once, no header object.
+
+interface Latin1Buffer extends Buffer {
+  /** Node's own fast decoder behind toString('latin1'), without its argument checks. */
+  latin1Slice(start: number, end: number): string;
+}
+
+const latin1 = (b: Buffer): string => (b as Latin1Buffer).latin1Slice(0, b.length);
+
+/** Lengths of the header names this phase removes or rewrites (plus anything starting with p, for Proxy-*). */
+const SPECIAL = new Uint8Array(18);
+for (const n of ['te', 'via', 'trailer', 'upgrade', 'connection', 'keep-alive', 'transfer-encoding']) SPECIAL[n.length] = 1;
+
+export function responseHeaders(raw: readonly Buffer[], via: string): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  let upstreamVia: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const nb = raw[i];
+    const name = latin1(nb);
+    if ((nb.length >= SPECIAL.length || SPECIAL[nb.length] === 0) && (nb[0] | 0x20) !== 0x70) {
+      out.push(name, latin1(raw[i + 1]));
+      continue;
+    }
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'connection':
+        connection = connection === undefined ? latin1(raw[i + 1]) : `${connection}, ${latin1(raw[i + 1])}`;
+        continue;
+      case 'te':
+      case 'trailer':
+      case 'upgrade':
+      case 'keep-alive':
+      case 'transfer-encoding':
+        continue;
+      case 'via':
+        upstreamVia = upstreamVia === undefined ? latin1(raw[i + 1]) : `${upstreamVia}, ${latin1(raw[i + 1])}`;
+        continue;
+      default:
+        if (lower.startsWith('proxy-')) continue;
+        out.push(name, latin1(raw[i + 1]));
+    }
+  }
+  out.push('via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
+  if (connection === undefined) return out;
+  let names: Set<string> | undefined;
+  for (const token of connection.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (names ??= new Set()).add(t);
+  }
+  if (!names) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!names.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
+  return kept;
+}

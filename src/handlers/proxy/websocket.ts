@@ -1,0 +1,233 @@
+import { STATUS_CODES } from 'node:http';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import type { UpgradeContext } from '../types.ts';
+import type { UpstreamGroup } from '../../upstream/group.ts';
+import type { PickContext } from '../../upstream/balancers/types.ts';
+import type { Target } from '../../upstream/target.ts';
+import { clientIp, requestHeaders, type ForwardPolicy } from './request-headers.ts';
+import { ProxyError } from './errors.ts';
+
+// Phase "upgrade" (WebSocket, or any HTTP/1.1 Upgrade): the request goes to a target over a
+// connection of its own (TCP, or TLS for https:// targets; never a pooled one, since after 101 it
+// is no longer HTTP). Steps: pick a target (none: 503) and pass the breaker; connect (refused or
+// timed out: report, try the next target, as nothing was sent); write the request head with
+// the forwarded headers plus Connection/Upgrade; read the upstream's response head (at most
+// MAX_HEAD bytes, within timeouts.firstByte). A 101 is passed to the client byte for byte and the
+// two sockets are piped both ways with backpressure; anything else is the upstream's refusal,
+// relayed as it is, and both sides are closed. Either side closing or failing closes the other;
+// errors on either socket are handled, so nothing here can take the process down.
+
+const MAX_HEAD = 16 * 1024;
+
+function refuse(socket: Socket, status: number, reason: string, extra = ''): void {
+  if (socket.destroyed) return;
+  const body = `${status} ${reason}\n`;
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`);
+}
+
+function pickContext(ctx: UpgradeContext): PickContext {
+  const req = ctx.req;
+  return {
+    clientIp: clientIp(req),
+    path: (req.url ?? '/').split('?')[0],
+    header: (name) => {
+      const v = req.headers[name];
+      return typeof v === 'string' ? v : v?.[0];
+    },
+    cookie: (name) => {
+      for (const part of (req.headers.cookie ?? '').split(';')) {
+        const eq = part.indexOf('=');
+        if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+      }
+      return undefined;
+    },
+  };
+}
+
+export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy: ForwardPolicy, path: string): void {
+  const client = ctx.socket;
+  const upgrade = ctx.req.headers.upgrade;
+  if (!upgrade) return refuse(client, 400, 'upgrade header missing');
+  const pick = pickContext(ctx);
+  const first = group.pick(pick);
+  if (!first) {
+    group.rejected('no-target');
+    return refuse(client, 503, new ProxyError('NO_TARGET').reason);
+  }
+  let ticket: { release(outcome: 'success' | 'failure'): void } | undefined;
+  if (group.breaker) {
+    const a = group.breaker.admit();
+    if (!a.ok) {
+      group.rejected(a.reason === 'open' ? 'breaker-open' : 'max-requests');
+      return refuse(client, 503, new ProxyError(a.reason === 'open' ? 'BREAKER_OPEN' : 'MAX_REQUESTS').reason, `retry-after: ${Math.max(1, Math.ceil(a.retryAfterMs / 1000))}\r\n`);
+    }
+    ticket = a;
+  }
+  const base = requestHeaders(ctx.req, ctx.requestId, policy);
+  const timeouts = group.config.timeouts;
+  const maxTries = 1 + group.config.retry.attempts;
+  const tried = new Set<Target>();
+  let upstream: Socket | undefined;
+  let settled = false;
+  const settle = (outcome: 'success' | 'failure') => {
+    if (settled) return;
+    settled = true;
+    ticket?.release(outcome);
+  };
+  // The client may leave at any time; whatever upstream socket exists goes with it.
+  client.once('close', () => {
+    upstream?.destroy();
+    settle('success');
+  });
+  client.on('error', () => client.destroy());
+
+  const attempt = (target: Target): void => {
+    tried.add(target);
+    const started = performance.now();
+    const tls = target.protocol === 'https:';
+    const up = tls
+      ? connectTls({ host: target.host, port: target.port, servername: isIP(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'] })
+      : connectTcp({ host: target.host, port: target.port, noDelay: true });
+    upstream = up;
+    target.inFlight++;
+    up.once('close', () => target.inFlight--);
+    let phase: 'connect' | 'head' | 'open' = 'connect';
+    let reported = false;
+    const report = (outcome: 'success' | 'connect-failure' | 'failure') => {
+      if (reported) return;
+      reported = true;
+      group.report(target, outcome, (performance.now() - started) / 1000);
+    };
+    const timer = setTimeout(() => up.destroy(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', { sent: false })), timeouts.connect);
+
+    const onFailure = (err: Error) => {
+      clearTimeout(timer);
+      up.destroy();
+      if (client.destroyed) return;
+      if (phase === 'connect') {
+        report('connect-failure');
+        const next = tried.size < maxTries ? (group.pick(pick, tried) ?? undefined) : undefined;
+        if (next && group.budget.tryRetry()) {
+          group.retried();
+          attempt(next);
+          return;
+        }
+        ctx.log.debug({ err, upstream: group.name, target: target.id }, 'proxy: websocket upstream connect failed');
+        settle('failure');
+        const e = err instanceof ProxyError ? err : new ProxyError((err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'UPSTREAM_REFUSED' : 'UPSTREAM_CONNECT_FAILED', { sent: false, cause: err });
+        return refuse(client, e.status, e.reason);
+      }
+      if (phase === 'head') {
+        report('failure');
+        settle('failure');
+        const e = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_RESET', { cause: err });
+        return refuse(client, e.status, e.reason);
+      }
+      client.destroy();
+    };
+    up.on('error', onFailure);
+    // Closed by the upstream before the head was complete (no error event for a clean FIN).
+    up.once('end', () => {
+      if (phase === 'head') onFailure(new ProxyError('UPSTREAM_RESET', { detail: 'closed before the response head' }));
+    });
+
+    up.once(tls ? 'secureConnect' : 'connect', () => {
+      if (client.destroyed) {
+        up.destroy();
+        return;
+      }
+      phase = 'head';
+      clearTimeout(timer);
+      const headTimer = setTimeout(() => up.destroy(new ProxyError('UPSTREAM_FIRST_BYTE_TIMEOUT')), timeouts.firstByte);
+      up.once('close', () => clearTimeout(headTimer));
+      let head = `GET ${path} HTTP/1.1\r\n`;
+      let hasHost = false;
+      for (let i = 0; i < base.length; i += 2) {
+        if (base[i] === 'host') hasHost = true;
+        head += `${base[i]}: ${base[i + 1]}\r\n`;
+      }
+      if (!hasHost) head += `host: ${target.id}\r\n`;
+      head += `connection: Upgrade\r\nupgrade: ${upgrade}\r\n\r\n`;
+      up.write(head);
+      if (ctx.head.length > 0) up.write(ctx.head);
+
+      let buffered: Buffer[] = [];
+      let size = 0;
+      const onHead = (chunk: Buffer) => {
+        buffered.push(chunk);
+        size += chunk.length;
+        const all = buffered.length === 1 ? chunk : Buffer.concat(buffered, size);
+        buffered = [all];
+        const end = all.indexOf('\r\n\r\n');
+        if (end === -1) {
+          if (size > MAX_HEAD) onFailure(new ProxyError('UPSTREAM_PROTOCOL', { detail: 'response head too large' }));
+          return;
+        }
+        up.off('data', onHead);
+        clearTimeout(headTimer);
+        const statusLine = /^HTTP\/1\.[01] (\d{3})/.exec(all.toString('latin1', 0, Math.min(end, 64)));
+        if (!statusLine) return onFailure(new ProxyError('UPSTREAM_PROTOCOL'));
+        const status = Number(statusLine[1]);
+        report(status >= 500 ? 'failure' : 'success');
+        settle(status >= 500 ? 'failure' : 'success');
+        phase = 'open';
+        up.pause();
+        // The head (and any frames right behind it) go to the client as they came.
+        client.write(all);
+        if (status === 101) splice(client, up, timeouts.idle);
+        else relayRefusal(client, up, all, end + 4);
+      };
+      up.on('data', onHead);
+    });
+  };
+  attempt(first);
+}
+
+/** Pipes the two sockets both ways until either side is done; an abrupt end of one destroys the other. */
+function splice(client: Socket, up: Socket, idle: number): void {
+  const both = () => {
+    client.destroy();
+    up.destroy();
+  };
+  up.on('error', both);
+  client.on('error', both);
+  if (idle > 0) up.setTimeout(idle, both);
+  const clean = (s: Socket) => s.readableEnded && !s.errored;
+  client.once('close', () => {
+    if (!clean(client)) up.destroy();
+  });
+  up.once('close', () => {
+    if (!clean(up)) client.destroy();
+    else client.end();
+  });
+  client.pipe(up);
+  up.pipe(client);
+  up.resume();
+}
+
+/** A non-101 answer: relay its body (by Content-Length, else until the upstream closes), then close both. */
+function relayRefusal(client: Socket, up: Socket, all: Buffer, bodyStart: number): void {
+  const headText = all.toString('latin1', 0, bodyStart);
+  const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(headText);
+  let left = m ? Number(m[1]) - (all.length - bodyStart) : Infinity;
+  const done = () => {
+    client.end();
+    up.destroy();
+  };
+  up.on('error', () => client.destroy());
+  up.setTimeout(5000, done);
+  if (left <= 0) return done();
+  up.on('data', (chunk: Buffer) => {
+    const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= part.length;
+    if (!client.write(part)) {
+      up.pause();
+      client.once('drain', () => up.resume());
+    }
+    if (left <= 0) done();
+  });
+  up.once('end', done);
+  up.resume();
+}
