@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages the benchmarks need: nginx (the peer), wrk (the load
-# generator), util-linux (taskset). Idempotent: does nothing when all tools are present.
+# Installs the Debian/Ubuntu packages the benchmarks need: nginx (a peer, and the proxy
+# benchmark's upstream), haproxy (a proxy peer), wrk (the load generator), util-linux (taskset).
+# Idempotent: does nothing when all tools are present.
 # Used by .ci/run (CI installs the tools but does not run benchmarks).
 set -euo pipefail
 
@@ -10,9 +11,12 @@ command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   need+=(nginx-light)
 fi
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  need+=(haproxy)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "bench/install.sh: wrk, taskset and nginx are already installed"
+  echo "bench/install.sh: wrk, taskset, nginx and haproxy are already installed"
   exit 0
 fi
 

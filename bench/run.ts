@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { coreCount } from './lib/cpu.ts';
 import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
+import { PROXY_IDS, runProxy } from './proxy.ts';
 import { runStatic } from './static.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
@@ -15,7 +16,12 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     servers: ['switchyard', 'nginx', 'sirv'],
     run: runStatic,
   },
-  // proxy, ws: later issues.
+  proxy: {
+    description: 'HTTP proxy, 100-byte upstream body: Switchyard `proxy` vs nginx, HAProxy, http-proxy, @fastify/http-proxy, bare undici',
+    servers: PROXY_IDS,
+    run: runProxy,
+  },
+  // ws: a later issue.
 };
 
 const SERVER_CORE = '0';
@@ -23,7 +29,7 @@ const CLIENT_CORE = '1';
 
 function usage(): string {
   const names = Object.entries(BENCHMARKS)
-    .map(([n, b]) => `  ${n.padEnd(10)} ${b.description}`)
+    .map(([n, b]) => `  ${n.padEnd(10)} ${b.description}\n  ${''.padEnd(10)} servers: ${b.servers.join(', ')}`)
     .join('\n');
   return `usage: npm run bench -- <benchmark> [options]
 
@@ -35,7 +41,7 @@ options:
   --warmup <s>       unmeasured wrk seconds before each measurement (default 2)
   --runs <n>         interleaved runs, median reported (default 3)
   --quick            smoke run: 1 run of 2s, 1s warm-up
-  --servers <a,b>    only these servers (e.g. nginx,sirv)
+  --servers <a,b>    only these servers (e.g. nginx,sirv; each benchmark's list is above)
   --connections <n>  wrk connections (default 64)
   --max-wait <s>     before each server's run, wait up to this long for other processes to
                      leave both cores idle (default 60, --quick 10; 0 = do not wait)

@@ -3,11 +3,12 @@
 #   curl, netcat-openbsd  real clients the tests drive (HTTP edge cases, tcp/udp/unix echo)
 #   procps                ps/pgrep used by the lifecycle tests
 #   nginx-light, wrk      the benchmark peer and load generator (bench/)
+#   haproxy               the second peer of the proxy benchmark (bench/proxy.ts)
 #   util-linux            taskset, to pin servers and load to separate cores in bench/
 # Safe to run again; needs root (or sudo).
 set -euo pipefail
 
-packages=(curl netcat-openbsd procps nginx-light wrk util-linux)
+packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then

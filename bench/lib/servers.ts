@@ -1,0 +1,136 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pinned } from './measure.ts';
+import { commandExists, runCaptured, type ServerSpec } from './proc.ts';
+
+// Starting the servers several benchmarks share: Switchyard's compiled build with a generated
+// config, and nginx with a generated nginx.conf (checked with `nginx -t` first).
+
+/** A server ready to start, or the reason it cannot run (the benchmark reports it and goes on). */
+export type Prepared =
+  | { readonly ok: true; readonly spec: ServerSpec; readonly info: string }
+  | { readonly ok: false; readonly reason: string };
+
+const tail = (text: string, n = 1500) => text.trim().slice(-n);
+
+let buildResult: Promise<string | undefined> | undefined;
+
+/**
+ * Compiles Switchyard (`npx tsc -p tsconfig.build.json`, what `npm run build` runs) once per
+ * harness process. Resolves to undefined on success, or to why it failed.
+ */
+export function buildSwitchyard(repo: string): Promise<string | undefined> {
+  buildResult ??= runCaptured('npx', ['tsc', '-p', 'tsconfig.build.json'], 120_000, repo).then(
+    (r) => (r.code === 0 ? undefined : tail(`${r.stderr}${r.stdout}`) || `tsc exited with ${r.code ?? r.signal}`),
+    (e: Error) => e.message,
+  );
+  return buildResult;
+}
+
+export interface SwitchyardOptions {
+  readonly repo: string;
+  /** Scratch folder; the config goes to `<work>/<configName>`, the log next to it. */
+  readonly work: string;
+  readonly configName: string;
+  /** The YAML config. */
+  readonly config: string;
+  readonly port: number;
+  readonly core: string;
+}
+
+/**
+ * The compiled daemon, as `npm start` and the bin run it (tsx adds a wrapper call to every
+ * closure created per request, which would be measured too), after `switchyard check` accepted
+ * the config.
+ */
+export async function prepareSwitchyard(o: SwitchyardOptions): Promise<Prepared> {
+  const build = await buildSwitchyard(o.repo);
+  if (build !== undefined) return { ok: false, reason: `\`npm run build\` fails, so there is no compiled daemon to measure:\n${build}` };
+  const cli = [join(o.repo, 'dist/cli/main.js')];
+  const cfg = join(o.work, o.configName);
+  writeFileSync(cfg, o.config);
+  const check = await runCaptured(process.execPath, [...cli, 'check', cfg], 60_000, o.repo).catch((e: Error) => e);
+  if (check instanceof Error || check.code !== 0) {
+    const why = check instanceof Error ? check.message : tail(`${check.stderr}${check.stdout}`);
+    return { ok: false, reason: `\`switchyard check\` rejects the benchmark config ${cfg}:\n${why}` };
+  }
+  // warn, not silent: nothing is logged per request, but a startup failure still says why.
+  const args = [...cli, 'serve', cfg, '--log-level', 'warn'];
+  return {
+    ok: true,
+    info: `node ${args.join(' ')}`,
+    spec: {
+      name: 'Switchyard',
+      ...pinned(o.core, process.execPath, args),
+      cwd: o.repo,
+      env: { ...process.env, NODE_ENV: 'production' },
+      logFile: cfg.replace(/\.ya?ml$/, '') + '.log',
+      port: o.port,
+      startTimeoutMs: 60_000,
+    },
+  };
+}
+
+/** The nginx binary on this machine, if any. */
+export function findNginx(): string | undefined {
+  return ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx'].find((b) => commandExists(b));
+}
+
+/** nginx's temp-path directives; an nginx built without a module rejects that module's directive. */
+export const NGINX_TEMP_DIRECTIVES = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
+
+/** `    proxy_temp_path <dir>/tmp/proxy;` lines for the given modules. */
+export function nginxTempPaths(dir: string, temps: readonly string[]): string {
+  return temps.map((t) => `    ${t}_temp_path ${dir}/tmp/${t};`).join('\n');
+}
+
+export interface NginxOptions {
+  /** Display name and ServerSpec name, e.g. "nginx" or "upstream (nginx)". */
+  readonly name: string;
+  /** Its own folder: nginx.conf, pid, logs and temp dirs go there. */
+  readonly dir: string;
+  readonly port: number;
+  readonly core: string;
+  /** The nginx.conf text for the temp-path directives this nginx knows. */
+  conf(dir: string, temps: readonly string[]): string;
+}
+
+/**
+ * Writes `<dir>/nginx.conf` and checks it with `nginx -t`; drops temp-path directives of modules
+ * this nginx was built without (nginx-light has no uwsgi/scgi, for one) and tries again.
+ */
+export async function prepareNginx(o: NginxOptions): Promise<Prepared> {
+  const bin = findNginx();
+  if (!bin) return { ok: false, reason: 'nginx is not installed (install it with `bash bench/install.sh`)' };
+  const { dir } = o;
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  const args = ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log')];
+  let temps: string[] = [...NGINX_TEMP_DIRECTIVES];
+  let lastError = '';
+  // Bounded: at most one retry per temp directive this nginx might not know.
+  for (let i = 0; i <= NGINX_TEMP_DIRECTIVES.length; i++) {
+    writeFileSync(conf, o.conf(dir, temps));
+    const t = await runCaptured(bin, ['-t', '-q', ...args], 30_000);
+    if (t.code === 0) {
+      const version = await runCaptured(bin, ['-v'], 10_000).catch(() => undefined);
+      return {
+        ok: true,
+        info: `${(version?.stderr ?? '').trim() || bin}; ${conf}`,
+        spec: {
+          name: o.name,
+          ...pinned(o.core, bin, args),
+          cwd: dir,
+          logFile: join(dir, 'stdout.log'),
+          port: o.port,
+          startTimeoutMs: 15_000,
+        },
+      };
+    }
+    lastError = `${t.stderr}${t.stdout}`.trim();
+    const unknown = /unknown directive "(\w+)_temp_path"/.exec(lastError);
+    if (!unknown || !temps.includes(unknown[1])) break;
+    temps = temps.filter((x) => x !== unknown[1]);
+  }
+  return { ok: false, reason: `\`nginx -t\` rejects the generated ${conf}:\n${lastError}` };
+}
