@@ -117,8 +117,11 @@ export class ProxyHandler implements HttpHandler {
         },
       );
     }
-    // Streamed: read once, so only a try that never reached the upstream may be repeated.
-    ex.body = req;
+    // Streamed: read once, so only a try that never reached the upstream may be repeated. As an
+    // iterator that leaves `req` alone when a try ends: given the stream itself, undici destroys
+    // it at the end and sets req.socket to null (which breaks every later reader of req.socket,
+    // such as the access log) and leaves no way to answer 502 after a failed upload.
+    ex.body = req.iterator({ destroyOnReturn: false });
     ex.resendable = false;
     ex.start(target);
   }

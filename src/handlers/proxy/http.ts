@@ -93,7 +93,7 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
   method = 'GET';
   upstreamPath = '/';
   headers: string[] = [];
-  body: Buffer | IncomingMessage | null = null;
+  body: Buffer | AsyncIterable<Buffer> | null = null;
   /** Safe to send again after bytes reached the upstream (see retry.ts). */
   resendable = false;
   ticket: { release(outcome: 'success' | 'failure'): void } | undefined = undefined;
@@ -152,7 +152,8 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     const perTry = this.route.retry.perTryTimeout;
     if (perTry > 0) this.tryTimer = setTimeout(onTryTimeout, perTry, this, this.tries);
     // A Buffer body is replayed as it is; a stream is read once (and then not resendable).
-    this.route.group.pool(target).dispatch({ path: this.upstreamPath, method: this.method, headers: this.headers, body: this.body }, this);
+    const options = { path: this.upstreamPath, method: this.method, headers: this.headers, body: this.body as Buffer | null };
+    this.route.group.pool(target).dispatch(options, this);
   }
 
   /** Ends the current try's bookkeeping (once per try). */
@@ -284,7 +285,8 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       return;
     }
     // The client went away first (its socket closed while the body was being sent upstream).
-    const clientGone = this.res.destroyed || this.req.socket.destroyed;
+    const socket = this.res.socket;
+    const clientGone = this.res.destroyed || (socket !== null && socket.destroyed);
     const e = clientGone ? new ProxyError('DOWNSTREAM_ABORTED', { cause: err }) : classify(err, sent);
     if (wasInTry) this.report(e.where !== 'upstream' ? 'success' : e.sent ? 'failure' : 'connect-failure', seconds);
     if (clientGone) {

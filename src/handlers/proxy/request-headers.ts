@@ -32,7 +32,8 @@ function forwardedNode(ip: string): string {
 }
 
 function quoted(v: string): string {
-  return `"${v.replace(/["\\]/g, '\\$&')}"`;
+  // Host values practically never hold a quote or backslash: skip the regex for them.
+  return v.indexOf('"') === -1 && v.indexOf('\\') === -1 ? `"${v}"` : `"${v.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /** Lengths of the header names this phase removes or rewrites. */

@@ -31,9 +31,10 @@ export function newTraceparent(): string {
     randomFillSync(pool);
     offset = 0;
   }
-  const trace = pool.toString('hex', offset, offset + 16);
-  const span = pool.toString('hex', offset + 16, offset + 24);
+  const hex = pool.toString('hex', offset, offset + 24);
   offset += 24;
+  const trace = hex.slice(0, 32);
+  const span = hex.slice(32);
   // An all-zero id is invalid; with 128 random bits it does not happen, but it costs nothing to rule out.
   if (trace === ZERO_TRACE || span === ZERO_SPAN) return newTraceparent();
   return `00-${trace}-${span}-01`;
