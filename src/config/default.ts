@@ -47,6 +47,7 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
         middleware: { accessLog: false },
         routes: [
           { name: 'metrics', match: { path: '/metrics' }, handler: { type: 'metrics' } },
+          { name: 'upstreams', match: { path: '/upstreams' }, handler: { type: 'upstreams' } },
           { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
         ],
       },

@@ -4,6 +4,7 @@ import { parseHostPort } from './address.ts';
 import { handlerModule, handlerModules } from '../handlers/registry.ts';
 import { kindsOf, type TrafficKind } from '../handlers/types.ts';
 import { explainIssue } from './errors.ts';
+import { upstreamSchema } from '../upstream/config.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -178,6 +179,8 @@ export function configSchema() {
   return z
     .strictObject({
       listeners: z.array(listener).min(1, 'at least one listener is needed'),
+      /** Named groups of backends for proxy, tcp-proxy and udp-proxy handlers. */
+      upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, "_", "." and "-"'), upstreamSchema).default({}),
       shutdown: z
         .strictObject({
           /** How long in-flight requests and transfers may run after a stop signal. */
@@ -202,6 +205,15 @@ export function configSchema() {
         seen.set(l.name, i);
         const kind = KIND_OF_PROTOCOL[l.protocol];
         const check = (h: { type: string }, path: (string | number)[]) => {
+          const ref = (h as { upstream?: unknown }).upstream;
+          if (typeof ref === 'string' && !Object.hasOwn(config.upstreams, ref)) {
+            const known = Object.keys(config.upstreams);
+            ctx.addIssue({
+              code: 'custom',
+              path: [...path, 'upstream'],
+              message: `no upstream named "${ref}" (${known.length ? `upstreams: ${known.join(', ')}` : 'the config has no upstreams section'})`,
+            });
+          }
           const mod = handlerModule(h.type);
           if (mod && !kindsOf(mod).includes(kind)) {
             ctx.addIssue({

@@ -4,6 +4,7 @@ import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Metrics } from '../observe/metrics.ts';
+import type { UpstreamGroup } from '../upstream/group.ts';
 
 // The contracts between listeners and handlers. A handler is a module registered by name with
 // its own config schema (like a Caddy module); a listener of a given kind asks the module for a
@@ -41,8 +42,24 @@ export interface HttpContext {
   addBytesSent(bytes: number): void;
 }
 
+/** An HTTP/1.1 Upgrade request (WebSocket) routed to a handler that takes upgrades. */
+export interface UpgradeContext {
+  readonly req: IncomingMessage;
+  /** The client's raw socket; the handler owns it from here (write the 101 or an error, then pipe). */
+  readonly socket: Socket;
+  /** Bytes the client sent after the request head. */
+  readonly head: Buffer;
+  readonly listener: string;
+  readonly route: string;
+  readonly requestId: string;
+  readonly pathRest: string;
+  readonly log: Logger;
+}
+
 export interface HttpHandler {
   handle(ctx: HttpContext): void | Promise<void>;
+  /** Takes Upgrade requests (WebSocket); routes whose handler lacks it answer 426-style refusals. */
+  upgrade?(ctx: UpgradeContext): void | Promise<void>;
   close?(): void | Promise<void>;
 }
 
@@ -89,6 +106,7 @@ export interface ListenerSummary {
 /** What a handler may ask of the yard it runs in. */
 export interface YardView {
   listeners(): ListenerSummary[];
+  upstreams(): UpstreamGroup[];
 }
 
 /** What a module gets when it provisions a handler. */
@@ -99,6 +117,8 @@ export interface ProvisionContext {
   readonly listener: string;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** The upstream group of that name (the config has been checked: it exists). */
+  upstream(name: string): UpstreamGroup;
 }
 
 type Factory<C, H> = (config: C, ctx: ProvisionContext) => H | Promise<H>;

@@ -147,3 +147,41 @@ export class HotHistogram extends HotFamily<HistogramCell> {
     return out;
   }
 }
+
+/**
+ * A gauge whose values are read from live state when scraped (in-flight counts, health, breaker
+ * state): nothing to keep in step on the hot path. Several sources (one per upstream group) may
+ * feed one family.
+ */
+export class LiveGauge implements Family {
+  readonly type = 'gauge' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly sources = new Set<() => Iterable<{ labels: readonly string[]; value: number }>>();
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly string[],
+  ) {
+    registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  /** Adds a source of samples; returns a function that removes it. */
+  addSource(source: () => Iterable<{ labels: readonly string[]; value: number }>): () => void {
+    this.sources.add(source);
+    return () => this.sources.delete(source);
+  }
+
+  get() {
+    const values: Sample[] = [];
+    for (const source of this.sources) {
+      for (const s of source()) {
+        const labels: Labels = {};
+        this.labelNames.forEach((n, i) => (labels[n] = s.labels[i]));
+        values.push({ labels, value: s.value });
+      }
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}

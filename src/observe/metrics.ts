@@ -1,5 +1,5 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { HotCounter, HotGauge, HotHistogram } from './hot-metrics.ts';
+import { HotCounter, HotGauge, HotHistogram, LiveGauge } from './hot-metrics.ts';
 
 // One registry per running yard, so that two daemons in one process (tests, embedding programs)
 // never share counters. The four file-server counters of the seeds keep their names:
@@ -31,7 +31,7 @@ export class Metrics {
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   );
 
-  private readonly families = new Map<string, HotCounter | HotGauge>();
+  private readonly families = new Map<string, HotCounter | HotGauge | HotHistogram | LiveGauge>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_' });
@@ -47,7 +47,17 @@ export class Metrics {
     return this.family(name, () => new HotGauge(this.registry, name, help, labelNames), HotGauge);
   }
 
-  private family<F extends HotCounter | HotGauge>(name: string, make: () => F, kind: new (...args: never[]) => F): F {
+  /** A histogram a module shares across its instances (created on first use). */
+  histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): HotHistogram {
+    return this.family(name, () => new HotHistogram(this.registry, name, help, labelNames, buckets), HotHistogram);
+  }
+
+  /** A gauge read from live state at scrape time (created on first use). */
+  liveGauge(name: string, help: string, labelNames: readonly string[]): LiveGauge {
+    return this.family(name, () => new LiveGauge(this.registry, name, help, labelNames), LiveGauge);
+  }
+
+  private family<F extends HotCounter | HotGauge | HotHistogram | LiveGauge>(name: string, make: () => F, kind: new (...args: never[]) => F): F {
     const existing = this.families.get(name);
     if (existing) {
       if (!(existing instanceof kind)) throw new Error(`metric ${name} already exists as another type`);

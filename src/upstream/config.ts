@@ -113,6 +113,13 @@ export const upstreamSchema = z
     pool: poolSchema.prefault({}),
   })
   .superRefine((u, ctx) => {
+    if (u.balance === 'round-robin') {
+      u.targets.forEach((t, i) => {
+        if (typeof t !== 'string' && t.weight !== 1) {
+          ctx.addIssue({ code: 'custom', path: ['targets', i, 'weight'], message: 'balance round-robin ignores weights; use balance: weighted-round-robin (or another weighted policy)' });
+        }
+      });
+    }
     if (u.balance === 'consistent-hash' && (u.hash.key === 'header' || u.hash.key === 'cookie') && !u.hash.name) {
       ctx.addIssue({ code: 'custom', path: ['hash', 'name'], message: `hash key "${u.hash.key}" needs a name` });
     }

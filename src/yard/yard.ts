@@ -11,6 +11,7 @@ import type { BoundAddress, Listener } from '../listeners/types.ts';
 import { Metrics } from '../observe/metrics.ts';
 import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
+import { UpstreamGroup } from '../upstream/group.ts';
 
 // The daemon: builds handlers and listeners from a Config and runs their lifecycle.
 //   start: provision every handler (a refusal names the config path), then bind every listener;
@@ -43,6 +44,7 @@ export class Yard implements YardView {
   readonly log: Logger;
   private readonly listenerList: Listener[] = [];
   private readonly handlers: Closable[] = [];
+  private readonly groups = new Map<string, UpstreamGroup>();
   private stopping: Promise<StopResult> | undefined;
 
   private constructor(
@@ -57,8 +59,16 @@ export class Yard implements YardView {
   static async start(config: Config, options: YardOptions = {}): Promise<Yard> {
     const yard = new Yard(config, options);
     try {
+      for (const [name, u] of Object.entries(config.upstreams)) {
+        try {
+          yard.groups.set(name, new UpstreamGroup(name, u, { metrics: yard.metrics, log: yard.log }));
+        } catch (err) {
+          throw new ProvisionError(`upstreams.${name}`, 'upstream', err instanceof Error ? err.message : String(err), { cause: err });
+        }
+      }
       for (const [i, l] of config.listeners.entries()) yard.listenerList.push(await yard.build(l, i));
       for (const l of yard.listenerList) await l.start();
+      for (const g of yard.groups.values()) g.start();
     } catch (err) {
       for (const l of yard.listenerList) {
         try {
@@ -69,6 +79,7 @@ export class Yard implements YardView {
         l.destroy();
       }
       await yard.closeHandlers();
+      await yard.closeGroups();
       throw err;
     }
     return yard;
@@ -89,6 +100,10 @@ export class Yard implements YardView {
 
   listeners(): ListenerSummary[] {
     return this.listenerList.map((l) => l.summary());
+  }
+
+  upstreams(): UpstreamGroup[] {
+    return [...this.groups.values()];
   }
 
   /** Connections (or requests) still in flight across every listener. */
@@ -112,7 +127,19 @@ export class Yard implements YardView {
     if (cutOff > 0) this.log.warn({ cutOff, graceMs: grace }, 'grace period over: closing connections still open');
     for (const l of this.listenerList) l.destroy();
     await this.closeHandlers();
+    await this.closeGroups();
     return { cutOff };
+  }
+
+  private async closeGroups(): Promise<void> {
+    for (const g of this.groups.values()) {
+      try {
+        await g.close();
+      } catch (err) {
+        this.log.error({ err, upstream: g.name }, 'upstream cleanup failed');
+      }
+    }
+    this.groups.clear();
   }
 
   private async closeHandlers(): Promise<void> {
@@ -134,7 +161,18 @@ export class Yard implements YardView {
     const mod = handlerModule(handler.type);
     const factory = mod?.[kind];
     if (!mod || !factory) throw new ProvisionError(path, handler.type, `no ${kind} handler of this type`);
-    const ctx: ProvisionContext = { yard: this, baseDir: this.options.baseDir ?? process.cwd(), listener, log: this.log, metrics: this.metrics };
+    const ctx: ProvisionContext = {
+      yard: this,
+      baseDir: this.options.baseDir ?? process.cwd(),
+      listener,
+      log: this.log,
+      metrics: this.metrics,
+      upstream: (name) => {
+        const g = this.groups.get(name);
+        if (!g) throw new Error(`no upstream named "${name}"`);
+        return g;
+      },
+    };
     try {
       const h = (await (factory as (c: unknown, x: ProvisionContext) => unknown)(handler, ctx)) as H;
       this.handlers.push(h);

@@ -7,7 +7,7 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, type MiddlewareContext } from '../../middleware/index.ts';
+import { buildMiddleware, compose, newRequestId, type MiddlewareContext } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
@@ -106,6 +106,7 @@ export class HttpListener implements Listener {
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
   }
 
   async start(): Promise<void> {
@@ -206,6 +207,40 @@ export class HttpListener implements Listener {
   }
 
   private readonly addSent = (n: number): void => this.meter.addSent(n);
+
+  /** Upgrade requests (WebSocket) go through the same routing; the handler then owns the socket. */
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const refuse = (status: number, reason: string) => {
+      const body = `${status} ${reason}\n`;
+      this.unrouted.record(status, process.hrtime.bigint());
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    };
+    socket.on('error', () => socket.destroy());
+    if (this.draining) return refuse(503, 'shutting down');
+    const path = normalisePath(req.url ?? '');
+    if (path === undefined) return refuse(400, 'bad request path');
+    const found = this.match(req, path);
+    if (!found || 'allow' in found) return refuse(404, 'not found');
+    const { entry, rest } = found;
+    const handler = entry.route.handler;
+    if (!handler.upgrade) return refuse(400, 'this route does not take upgrades');
+    const incoming = req.headers['x-request-id'];
+    const requestId = typeof incoming === 'string' && /^[A-Za-z0-9._:@\-]{1,128}$/.test(incoming) ? incoming : newRequestId();
+    const started = process.hrtime.bigint();
+    socket.once('close', () => entry.stats.record(101, started));
+    try {
+      const pending = handler.upgrade({ req, socket, head, listener: this.name, route: entry.route.name, requestId, pathRest: rest, log: this.options.log });
+      if (pending) {
+        pending.catch((err: unknown) => {
+          this.options.log.error({ err, listener: this.name, route: entry.route.name }, 'upgrade handler failed');
+          socket.destroy();
+        });
+      }
+    } catch (err) {
+      this.options.log.error({ err, listener: this.name, route: entry.route.name }, 'upgrade handler failed');
+      socket.destroy();
+    }
+  }
 
   private onHandlerError(ctx: RequestContext, err: unknown): void {
     const { res } = ctx;

@@ -1,0 +1,226 @@
+import { Pool } from 'undici';
+import type { Logger } from 'pino';
+import type { Metrics } from '../observe/metrics.ts';
+import type { CounterCell, HistogramCell } from '../observe/hot-metrics.ts';
+import { Target, parseTargetAddress } from './target.ts';
+import { targetsOf, type UpstreamConfig } from './config.ts';
+import { createBalancer } from './balancers/index.ts';
+import type { Balancer, PickContext, Random } from './balancers/types.ts';
+import { CircuitBreaker, type BreakerState } from './breaker.ts';
+import { RetryBudget } from './retry-budget.ts';
+import { OutlierDetector } from './health/outlier.ts';
+import { ActiveHealthChecker } from './health/active.ts';
+
+// A named group of backends and everything that decides where a request goes and whether it may:
+// the balancer, active health checks, passive outlier detection, the circuit breaker, the retry
+// budget, and one connection pool per target for the life of the config (never one per request).
+// Handlers (proxy, tcp-proxy, udp-proxy) ask it for a target, report how each try went, and
+// it keeps the per-target metrics and the live state shown at GET /upstreams.
+
+export type TryOutcome = 'success' | 'connect-failure' | 'failure';
+const OUTCOMES: readonly TryOutcome[] = ['success', 'connect-failure', 'failure'];
+
+/** Why a request was answered without reaching any target. */
+export type Rejection = 'no-target' | 'breaker-open' | 'max-requests' | 'max-pending' | 'retry-budget';
+
+interface TargetStats {
+  outcomes: Record<TryOutcome, CounterCell>;
+  duration: HistogramCell;
+  ejections: CounterCell;
+}
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+export interface UpstreamGroupOptions {
+  metrics: Metrics;
+  log: Logger;
+  /** Randomness for the balancers that use it (p2c); seedable in tests. */
+  random?: Random;
+}
+
+export class UpstreamGroup {
+  readonly targets: readonly Target[];
+  /** `http` when the targets are http(s) URLs; `l4` for bare host:port targets. */
+  readonly kind: 'http' | 'l4';
+  readonly breaker: CircuitBreaker | undefined;
+  readonly budget: RetryBudget;
+  private readonly balancer: Balancer;
+  private readonly outlier: OutlierDetector | undefined;
+  private readonly health: ActiveHealthChecker | undefined;
+  private readonly pools = new Map<Target, Pool>();
+  private readonly stats = new Map<Target, TargetStats>();
+  private readonly retries: CounterCell;
+  private readonly rejections: Record<Rejection, CounterCell>;
+  private readonly removeSources: (() => void)[] = [];
+  // pick() state for the one eligibility function, so a pick allocates no closure.
+  private pickNow = 0;
+  private pickTried: ReadonlySet<Target> | undefined;
+  private readonly eligible = (t: Target): boolean => t.available(this.pickNow) && (this.pickTried === undefined || !this.pickTried.has(t));
+
+  constructor(
+    readonly name: string,
+    readonly config: UpstreamConfig,
+    private readonly options: UpstreamGroupOptions,
+  ) {
+    this.targets = targetsOf(config).map(({ address, weight }, i) => {
+      const a = parseTargetAddress(address);
+      if (!a) throw new Error(`upstream "${name}": bad target address ${address}`);
+      return new Target(a.id, a.host, a.port, a.protocol, a.origin, weight, i);
+    });
+    this.kind = this.targets.every((t) => t.protocol !== undefined) ? 'http' : 'l4';
+    this.balancer = createBalancer(config.balance, config.hash, this.targets, options.random);
+
+    const m = options.metrics;
+    const requests = m.counter('switchyard_upstream_requests_total', 'Tries sent to upstream targets, by outcome (success, connect-failure, failure).', ['upstream', 'target', 'outcome']);
+    const duration = m.histogram(
+      'switchyard_upstream_duration_seconds',
+      'Time from a try being sent to its response head (or connection) being ready, by target.',
+      ['upstream', 'target'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    );
+    const ejections = m.counter('switchyard_upstream_ejections_total', 'Outlier ejections, by target.', ['upstream', 'target']);
+    for (const t of this.targets) {
+      const outcomes = {} as Record<TryOutcome, CounterCell>;
+      for (const o of OUTCOMES) outcomes[o] = requests.labels(name, t.id, o);
+      this.stats.set(t, { outcomes, duration: duration.labels(name, t.id), ejections: ejections.labels(name, t.id) });
+    }
+    this.retries = m.counter('switchyard_upstream_retries_total', 'Retries sent, by upstream.', ['upstream']).labels(name);
+    const rejected = m.counter('switchyard_upstream_rejected_total', 'Requests answered without reaching a target, by reason.', ['upstream', 'reason']);
+    this.rejections = {
+      'no-target': rejected.labels(name, 'no-target'),
+      'breaker-open': rejected.labels(name, 'breaker-open'),
+      'max-requests': rejected.labels(name, 'max-requests'),
+      'max-pending': rejected.labels(name, 'max-pending'),
+      'retry-budget': rejected.labels(name, 'retry-budget'),
+    };
+    this.removeSources.push(
+      m.liveGauge('switchyard_upstream_active_requests', 'Requests (or L4 connections) in flight, by target.', ['upstream', 'target']).addSource(() =>
+        this.targets.map((t) => ({ labels: [name, t.id], value: t.inFlight })),
+      ),
+      m.liveGauge('switchyard_upstream_target_up', '1 when a target may be picked (healthy and not ejected), else 0.', ['upstream', 'target']).addSource(() => {
+        const now = Date.now();
+        return this.targets.map((t) => ({ labels: [name, t.id], value: t.available(now) ? 1 : 0 }));
+      }),
+    );
+
+    this.budget = new RetryBudget(config.retry.budgetRatio, config.retry.budgetMinPerSecond);
+    this.breaker = config.breaker === false ? undefined : new CircuitBreaker(config.breaker, Date.now, (state) => options.log.warn({ upstream: name, state }, 'circuit breaker state changed'));
+    if (this.breaker) {
+      const breaker = this.breaker;
+      this.removeSources.push(
+        m.liveGauge('switchyard_upstream_breaker_state', 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', ['upstream']).addSource(() => [{ labels: [name], value: BREAKER_VALUE[breaker.state] }]),
+      );
+    }
+    this.outlier =
+      config.outlier === false
+        ? undefined
+        : new OutlierDetector(config.outlier, this.targets, Date.now, (t, until) => {
+            this.stats.get(t)?.ejections.inc();
+            options.log.warn({ upstream: name, target: t.id, untilMs: until }, 'target ejected (outlier detection)');
+          });
+    this.health =
+      config.health === false
+        ? undefined
+        : new ActiveHealthChecker(config.health, this.targets, this.kind === 'http' ? 'http' : 'tcp', {
+            onChange: (t, healthy) => options.log.warn({ upstream: name, target: t.id, healthy }, 'target health changed'),
+            log: options.log,
+          });
+  }
+
+  /** A target for this request or connection, skipping `tried`; undefined when none is available. */
+  pick(ctx: PickContext, tried?: ReadonlySet<Target>): Target | undefined {
+    this.pickNow = Date.now();
+    this.pickTried = tried;
+    const t = this.balancer.pick(ctx, this.eligible);
+    this.pickTried = undefined;
+    return t;
+  }
+
+  /** The connection pool of a target (HTTP groups), created on first use and kept. */
+  pool(t: Target): Pool {
+    let p = this.pools.get(t);
+    if (!p) {
+      const c = this.config;
+      p = new Pool(t.origin, {
+        connections: c.pool.connections,
+        pipelining: c.pool.pipelining,
+        keepAliveTimeout: c.pool.keepAlive,
+        keepAliveMaxTimeout: Math.max(c.pool.keepAlive, 1000),
+        connect: { timeout: c.timeouts.connect },
+        headersTimeout: c.timeouts.firstByte,
+        bodyTimeout: c.timeouts.idle,
+      });
+      this.pools.set(t, p);
+    }
+    return p;
+  }
+
+  /** Requests waiting for a connection across the group's pools (for the breaker's maxPending). */
+  pending(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.stats.pending;
+    return n;
+  }
+
+  /** How a try went: feeds outlier detection and the per-target metrics. */
+  report(t: Target, outcome: TryOutcome, seconds?: number): void {
+    const s = this.stats.get(t);
+    if (s) {
+      s.outcomes[outcome].inc();
+      if (seconds !== undefined) s.duration.observe(seconds);
+    }
+    if (!this.outlier) return;
+    if (outcome === 'success') this.outlier.onSuccess(t);
+    else this.outlier.onFailure(t);
+  }
+
+  /** Counts a retry that is being sent. */
+  retried(): void {
+    this.retries.inc();
+  }
+
+  /** Counts a request answered without reaching a target. */
+  rejected(reason: Rejection): void {
+    this.rejections[reason].inc();
+  }
+
+  start(): void {
+    this.health?.start();
+  }
+
+  async close(): Promise<void> {
+    this.health?.stop();
+    for (const remove of this.removeSources.splice(0)) remove();
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    // In-flight work had its grace period already (the yard drained listeners first).
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  /** The live state, as GET /upstreams shows it. */
+  state(): object {
+    const now = Date.now();
+    return {
+      name: this.name,
+      kind: this.kind,
+      balance: this.config.balance,
+      breaker: this.breaker?.snapshot() ?? null,
+      retryBudget: this.budget.snapshot(),
+      targets: this.targets.map((t) => {
+        const s = this.stats.get(t);
+        return {
+          id: t.id,
+          weight: t.weight,
+          available: t.available(now),
+          healthy: t.healthy,
+          ejected: t.ejectedUntil > now,
+          ejectedForMs: Math.max(0, t.ejectedUntil - now),
+          ejections: t.ejections,
+          inFlight: t.inFlight,
+          requests: s ? { success: s.outcomes.success.value, connectFailure: s.outcomes['connect-failure'].value, failure: s.outcomes.failure.value } : undefined,
+          pool: this.pools.get(t)?.stats ? { connected: this.pools.get(t)!.stats.connected, pending: this.pools.get(t)!.stats.pending, running: this.pools.get(t)!.stats.running } : undefined,
+        };
+      }),
+    };
+  }
+}
