@@ -1,0 +1,184 @@
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { HealthConfig } from '../config.ts';
+import type { Target } from '../target.ts';
+
+// Active health checks: every `interval`, each target gets one HTTP GET of `path` (healthy if
+// the status is expected) or, for L4 groups, one TCP connect. `rise` consecutive successes make
+// an unhealthy target healthy, `fall` consecutive failures make a healthy one unhealthy. Each
+// check has its own connection (no agent), so nothing is pooled or leaked between rounds.
+
+export interface ActiveHealthOptions {
+  onChange?: (t: Target, healthy: boolean) => void;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+interface Result {
+  ok: boolean;
+  /** Why a check failed (status, error code, timeout), for the log. */
+  reason?: string;
+}
+
+interface PerTarget {
+  successes: number;
+  failures: number;
+  /** The check in progress, shared by the timer and checkNow(). */
+  running: Promise<void> | undefined;
+}
+
+export class ActiveHealthChecker {
+  private readonly state: PerTarget[];
+  private timer: NodeJS.Timeout | undefined;
+  /** Cancels the checks in progress (stop()). */
+  private readonly aborts = new Set<() => void>();
+  /** Bumped by stop(): results of checks started before are dropped. */
+  private epoch = 0;
+
+  constructor(
+    private readonly config: HealthConfig,
+    private readonly targets: readonly Target[],
+    private readonly mode: 'http' | 'tcp',
+    private readonly options: ActiveHealthOptions = {},
+  ) {
+    this.state = targets.map(() => ({ successes: 0, failures: 0, running: undefined }));
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.round(), this.config.interval);
+    this.timer.unref();
+    this.round();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.epoch++;
+    for (const abort of [...this.aborts]) abort();
+    this.aborts.clear();
+    for (const s of this.state) s.running = undefined;
+  }
+
+  /** One round on every target; resolves when all checks are done. */
+  async checkNow(): Promise<void> {
+    await Promise.all(this.targets.map((_, i) => this.checkTarget(i)));
+  }
+
+  private round(): void {
+    for (let i = 0; i < this.targets.length; i++) {
+      // A check slower than the interval is not doubled up.
+      if (this.state[i].running) continue;
+      this.checkTarget(i).catch(() => {});
+    }
+  }
+
+  private checkTarget(i: number): Promise<void> {
+    const s = this.state[i];
+    if (s.running) return s.running;
+    const epoch = this.epoch;
+    const t = this.targets[i];
+    const p = this.probe(t)
+      .catch((err: unknown): Result => ({ ok: false, reason: String(err) }))
+      .then((r) => {
+        if (epoch !== this.epoch) return;
+        this.record(t, s, r);
+      })
+      .catch(() => {})
+      .finally(() => {
+        if (s.running === p) s.running = undefined;
+      });
+    s.running = p;
+    return p;
+  }
+
+  private record(t: Target, s: PerTarget, r: Result): void {
+    if (r.ok) {
+      s.failures = 0;
+      s.successes++;
+      if (!t.healthy && s.successes >= this.config.rise) this.flip(t, true, r);
+    } else {
+      s.successes = 0;
+      s.failures++;
+      if (t.healthy && s.failures >= this.config.fall) this.flip(t, false, r);
+    }
+  }
+
+  private flip(t: Target, healthy: boolean, r: Result): void {
+    t.healthy = healthy;
+    try {
+      if (!healthy) this.options.log?.warn({ target: t.id, reason: r.reason }, 'upstream target failed its health checks');
+      this.options.onChange?.(t, healthy);
+    } catch {
+      // A listener's error must not stop the checks.
+    }
+  }
+
+  private probe(t: Target): Promise<Result> {
+    return this.mode === 'tcp' ? this.probeTcp(t) : this.probeHttp(t);
+  }
+
+  private probeTcp(t: Target): Promise<Result> {
+    return new Promise<Result>((resolve) => {
+      const socket = net.connect({ host: t.host, port: t.port });
+      const finish = (r: Result) => {
+        clearTimeout(timer);
+        this.aborts.delete(abort);
+        socket.destroy();
+        resolve(r);
+      };
+      const abort = () => finish({ ok: false, reason: 'stopped' });
+      const timer = setTimeout(() => finish({ ok: false, reason: `connect timeout after ${this.config.timeout} ms` }), this.config.timeout);
+      this.aborts.add(abort);
+      socket.once('connect', () => finish({ ok: true }));
+      socket.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: err.code ?? err.message }));
+    });
+  }
+
+  private probeHttp(t: Target): Promise<Result> {
+    return new Promise<Result>((resolve) => {
+      const client = t.protocol === 'https:' ? https : http;
+      let settled = false;
+      /** Set once the head arrived: a body that then stalls does not change the verdict. */
+      let verdict: Result | undefined;
+      const finish = (r: Result) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.aborts.delete(abort);
+        req.destroy();
+        resolve(r);
+      };
+      const abort = () => finish({ ok: false, reason: 'stopped' });
+      const timer = setTimeout(() => finish(verdict ?? { ok: false, reason: `no answer within ${this.config.timeout} ms` }), this.config.timeout);
+      this.aborts.add(abort);
+      const req = client.request({
+        host: t.host,
+        port: t.port,
+        method: 'GET',
+        path: this.config.path,
+        agent: false,
+        headers: { host: t.id, 'user-agent': 'switchyard-health-check', connection: 'close' },
+      });
+      req.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: err.code ?? err.message }));
+      req.once('response', (res) => {
+        const status = res.statusCode ?? 0;
+        const ok = this.expected(status);
+        const r: Result = ok ? { ok } : { ok, reason: `status ${status}` };
+        verdict = r;
+        // The verdict is in the head; read the body off the wire (bounded by the timeout) so
+        // the connection ends cleanly, then release everything.
+        res.once('end', () => finish(r));
+        res.once('error', () => finish(r));
+        res.once('close', () => finish(r));
+        res.resume();
+      });
+      req.end();
+    });
+  }
+
+  private expected(status: number): boolean {
+    const e = this.config.expectStatus;
+    return typeof e === 'number' ? status === e : status >= e[0] && status <= e[1];
+  }
+}

@@ -1,0 +1,2 @@
+export { OutlierDetector } from './outlier.ts';
+export { ActiveHealthChecker } from './active.ts';
