@@ -174,3 +174,36 @@ test('metrics move after requests and carry the seeds\' file-server counter name
   assert.equal(value(text, 'switchyard_request_duration_seconds_count{listener="w",route="hello"}'), 3);
   assert.match(text, /^switchyard_process_resident_memory_bytes /m);
 });
+
+test('rateLimit from the config: one set of buckets for the listener, 429 past the burst', async () => {
+  const y = await yard({
+    listeners: [
+      {
+        name: 'w',
+        protocol: 'http',
+        address: '127.0.0.1:0',
+        middleware: { rateLimit: { rate: 1, per: '1h', burst: 3 } },
+        routes: [
+          { match: { path: '/a' }, handler: respond('a') },
+          { match: { path: '/b' }, handler: respond('b') },
+          { match: { path: '/free' }, handler: respond('free'), middleware: { rateLimit: { rate: 1000, burst: 1000 } } },
+        ],
+      },
+    ],
+  });
+  const base = `http://127.0.0.1:${y.address('w').port}`;
+  const statuses: number[] = [];
+  for (const p of ['/a', '/b', '/a', '/b']) {
+    const r = await fetch(base + p);
+    await r.text();
+    statuses.push(r.status);
+    if (r.status === 429) {
+      assert.ok(Number(r.headers.get('retry-after')) >= 1);
+      assert.equal(r.headers.get('ratelimit-remaining'), '0');
+    }
+  }
+  // Three tokens across both routes, then refused: the buckets are the listener's, not per route.
+  assert.deepEqual(statuses, [200, 200, 200, 429]);
+  const free = await fetch(base + '/free');
+  assert.equal(free.status, 200, 'a route with its own limit has its own buckets');
+});

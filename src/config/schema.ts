@@ -5,6 +5,7 @@ import { handlerModule, handlerModules } from '../handlers/registry.ts';
 import { kindsOf, type TrafficKind } from '../handlers/types.ts';
 import { explainIssue } from './errors.ts';
 import { upstreamSchema } from '../upstream/config.ts';
+import { rateLimitSchema } from '../middleware/rate-limit.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -74,6 +75,8 @@ const middlewareSchema = z.strictObject({
     .optional(),
   /** Cross-origin resource sharing; off unless set. `true` means the defaults (any origin). */
   cors: z.union([z.boolean(), corsSchema]).optional(),
+  /** Token-bucket rate limit (429 with Retry-After and RateLimit-* headers); off unless set. */
+  rateLimit: rateLimitSchema.optional(),
 });
 
 /** The handler object: `{ type: NAME, ...that module's fields }`, validated by the module's own schema. */

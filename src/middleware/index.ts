@@ -2,10 +2,12 @@ import type { CorsConfig, MiddlewareConfig } from '../config/schema.ts';
 import { accessLog } from './access-log.ts';
 import { cors } from './cors.ts';
 import { requestId } from './request-id.ts';
+import { rateLimit } from './rate-limit.ts';
 import type { Middleware } from './types.ts';
 
 export { compose, type Middleware, type MiddlewareContext, type Next } from './types.ts';
 export { newRequestId } from './request-id.ts';
+export { rateLimit, rateLimitSchema, MemoryRateLimitStore, type RateLimitStore, type RateLimitConfig } from './rate-limit.ts';
 
 const CORS_DEFAULTS: CorsConfig = {
   origins: ['*'],
@@ -18,14 +20,31 @@ const CORS_DEFAULTS: CorsConfig = {
 
 /**
  * The middleware chain for one route: the listener's settings, overridden field by field by the
- * route's. Order: request id (so every later step can log it), access log, CORS.
+ * route's. Order: request id (so every later step can log it), access log (so refusals are
+ * logged), CORS (preflights are answered before anything is counted), rate limit.
+ *
+ * `shared` keeps one instance per settings object across the routes of a listener, so that a
+ * listener-wide rate limit is one set of buckets, not one per route.
  */
-export function buildMiddleware(listener: MiddlewareConfig, route: MiddlewareConfig | undefined, accessLogDefault: boolean): Middleware[] {
+export function buildMiddleware(
+  listener: MiddlewareConfig,
+  route: MiddlewareConfig | undefined,
+  accessLogDefault: boolean,
+  shared: Map<object, Middleware> = new Map(),
+): Middleware[] {
   const merged: MiddlewareConfig = { ...listener, ...route };
   const chain: Middleware[] = [];
   const rid = merged.requestId ?? true;
   if (rid !== false) chain.push(requestId(rid === true ? { header: 'x-request-id', trustIncoming: true } : rid));
   if (merged.accessLog ?? accessLogDefault) chain.push(accessLog());
   if (merged.cors) chain.push(cors(merged.cors === true ? CORS_DEFAULTS : merged.cors));
+  if (merged.rateLimit) {
+    let limiter = shared.get(merged.rateLimit);
+    if (!limiter) {
+      limiter = rateLimit(merged.rateLimit);
+      shared.set(merged.rateLimit, limiter);
+    }
+    chain.push(limiter);
+  }
   return chain;
 }

@@ -7,7 +7,7 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, newRequestId, type MiddlewareContext } from '../../middleware/index.ts';
+import { buildMiddleware, compose, newRequestId, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
@@ -81,8 +81,9 @@ export class HttpListener implements Listener {
     this.name = config.name;
     this.meter = new ByteMeter(config.name, metrics.totalBytesSent, metrics.totalBytesReceived);
     const compiled = compileRoutes(config.routes, handlers);
+    const shared = new Map<object, Middleware>();
     this.routes = compiled.map((route) => {
-      const chain = buildMiddleware(config.middleware, route.config.middleware, options.accessLogDefault);
+      const chain = buildMiddleware(config.middleware, route.config.middleware, options.accessLogDefault, shared);
       const handler = route.handler;
       return { route, run: compose(chain, (ctx) => handler.handle(ctx)), stats: new RouteStats(metrics, config.name, route.name) };
     });
