@@ -297,7 +297,7 @@ const PEERS: readonly Peer[] = [
   haproxy,
   nodePeer('http-proxy', 'http-proxy', 'http-proxy-server.ts', ['http-proxy'], (v) => `${v} on node:http, keep-alive http.Agent`),
   nodePeer('fastify', '@fastify/http-proxy', 'fastify-proxy-server.ts', ['@fastify/http-proxy', 'fastify'], (v) => v),
-  nodePeer('undici', 'bare undici', 'bare-undici-proxy.ts', ['undici'], (v) => `node:http + ${v} Pool, nothing else (the floor)`),
+  nodePeer('undici', 'bare undici', 'bare-undici-proxy.ts', ['undici'], (v) => `node:http + ${v} Pool.dispatch with a raw handler, nothing else (the floor)`),
 ];
 
 // ---------------------------------------------------------------------------------------------
