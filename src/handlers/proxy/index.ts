@@ -3,8 +3,24 @@ import { proxySchema, type ProxyConfig } from './config.ts';
 import { ProxyHandler } from './handler.ts';
 
 // The `proxy` handler: HTTP/1.1 reverse proxy to an upstream group, WebSocket included.
-// Phases and measured choices: handler.ts (order of phases), http.ts (the exchange through
-// undici), retry.ts (when a retry is safe), errors.ts (one error type), websocket.ts.
+// Phases: handler.ts (their order), request-headers.ts / response-headers.ts, http.ts (the
+// exchange through undici), retry.ts (when a retry is safe), errors.ts (one error type),
+// websocket.ts.
+//
+// What was measured (compiled build, proxy pinned to core 0, nginx `return 200` with a 100-byte
+// body and `wrk -t1 -c64` sharing core 1 of a 2-core VM; CPU per request from /proc/PID/stat):
+//
+//   bare node:http + undici pool.request + pipeline (headers as objects)   ~10.5k req/s  93-101 us
+//   this handler, breaker + outlier + health checks + retries on           ~20k   req/s  48.7-50.4 us
+//
+// - strace: 4 syscalls per request (2 reads, 1 write upstream, 1 writev to the client), the
+//   minimum; in the CPU profile writev + the header write are ~24%, GC 4%, this folder's code
+//   under 5%; the rest is node:http and undici themselves.
+// - pool.dispatch with undici's raw handler instead of pool.request: no Readable and promise
+//   per response, headers unparsed (one pass from raw Buffers to the list writeHead takes).
+// - Request headers go from req.rawHeaders into undici's flat array in one pass; names are
+//   lower-cased only when their length matches one this phase cares about.
+// - Tried and dropped: holding a one-chunk body to send it with res.end(chunk) (no change).
 
 export { proxySchema, type ProxyConfig } from './config.ts';
 export { ProxyError, type ProxyErrorCode, type ProxyErrorSource } from './errors.ts';
