@@ -546,3 +546,32 @@ test(`${BIG / 1024 / 1024} MiB down and up through the proxy with bounded RSS`, 
   t.diagnostic(`daemon RSS idle ${Math.round(idle / 1024)} MB, peak ${Math.round(peak / 1024)} MB for ${BIG / 1024 / 1024} MiB each way`);
   assert.ok(peak > 0 && peak < RSS_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB`);
 });
+
+test('a chunked upload past maxBodySize is cut off with 413 (a declared one is refused before it is read)', async () => {
+  let received = 0;
+  const u = await upstream((req, res) => {
+    req.on('data', (d: Buffer) => (received += d.length));
+    req.on('end', () => res.end('ok'));
+    req.on('error', () => undefined);
+  });
+  const yard = await serve(
+    {
+      listeners: [
+        { name: 'web', protocol: 'http', address: '127.0.0.1:0', limits: { maxBodySize: '64KiB' }, routes: [{ handler: { type: 'proxy', upstream: 'api' } }] },
+      ],
+      upstreams: { api: { targets: [u.url] } },
+    },
+    { logLevel: 'silent' },
+  );
+  yards.push(yard);
+  const port = yard.address('web').port;
+  const chunk = 'x'.repeat(16 * 1024);
+  let raw = `POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n`;
+  for (let i = 0; i < 8; i++) raw += `${(chunk.length).toString(16)}\r\n${chunk}\r\n`;
+  raw += '0\r\n\r\n';
+  const answer = await rawExchange(port, raw);
+  assert.equal(statusOf(answer), 413);
+  assert.ok(received <= 64 * 1024 + chunk.length, `upstream got ${received} bytes, more than the limit allows`);
+  const declared = await rawExchange(port, `POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: ${128 * 1024}\r\n\r\n`);
+  assert.equal(statusOf(declared), 413);
+});

@@ -17,7 +17,8 @@ export function accessLog(): Middleware {
           status: res.statusCode,
           bytes: Number(res.getHeader('content-length') ?? 0) || undefined,
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-          remote: req.socket.remoteAddress,
+          // A handler may have detached the socket (undici does when it destroys a request stream).
+          remote: req.socket?.remoteAddress,
           requestId: ctx.requestId || undefined,
           userAgent: req.headers['user-agent'],
           aborted: res.writableFinished ? undefined : true,

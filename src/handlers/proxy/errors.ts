@@ -50,6 +50,7 @@ const KINDS = {
   DOWNSTREAM_ABORTED: { where: 'downstream', status: 0, retryable: false, reason: 'client closed the request' },
   /** The client's request body broke off or did not match its Content-Length. */
   DOWNSTREAM_BODY: { where: 'downstream', status: 400, retryable: false, reason: 'request body incomplete' },
+  DOWNSTREAM_TOO_LARGE: { where: 'downstream', status: 413, retryable: false, reason: 'request body larger than the listener allows' },
   /** A bug or a refusal by the HTTP client library (invalid header, pool closed). */
   INTERNAL: { where: 'internal', status: 502, retryable: false, reason: 'proxy internal error' },
 } as const satisfies Record<string, Kind>;

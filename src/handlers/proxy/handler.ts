@@ -121,7 +121,9 @@ export class ProxyHandler implements HttpHandler {
     // iterator that leaves `req` alone when a try ends: given the stream itself, undici destroys
     // it at the end and sets req.socket to null (which breaks every later reader of req.socket,
     // such as the access log) and leaves no way to answer 502 after a failed upload.
-    ex.body = req.iterator({ destroyOnReturn: false });
+    const chunks = req.iterator({ destroyOnReturn: false });
+    // A declared length was checked by the listener; a chunked body is counted as it streams.
+    ex.body = length === -1 ? limited(chunks, ctx.limits.maxBodySize) : chunks;
     ex.resendable = false;
     ex.start(target);
   }
@@ -136,5 +138,15 @@ export class ProxyHandler implements HttpHandler {
       if (!path.startsWith('/')) path = `/${path}`;
     }
     return path + query;
+  }
+}
+
+/** Passes a streamed body through, failing with 413 once it grows past `max` bytes. */
+async function* limited(chunks: AsyncIterable<Buffer>, max: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of chunks) {
+    total += chunk.length;
+    if (total > max) throw new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${max} bytes` });
+    yield chunk;
   }
 }
