@@ -1,0 +1,184 @@
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { duration } from '../config/units.ts';
+import type { UpstreamGroup } from '../upstream/group.ts';
+import type { PickContext } from '../upstream/balancers/types.ts';
+import type { Target } from '../upstream/target.ts';
+import type { ConnContext, HandlerModule, StreamHandler } from './types.ts';
+
+// L4 proxy: each client connection gets one connection to a target of an upstream group, and
+// bytes are piped both ways. Connecting: the group's balancer picks a target (health checks and
+// outlier ejection decide which are eligible); a refused or timed-out connect is reported and the
+// next target tried, which is always safe as nothing was sent yet. Meanwhile early client bytes
+// are held up to EARLY_LIMIT, then the client is paused (no unbounded buffer). Connected: pipe in
+// both directions (backpressure both ways), half-close forwarded (a client FIN becomes our FIN
+// upstream and the reply still flows back, and the other way round), no bytes either way for the
+// group's idle timeout closes both, an error or abort on either side destroys both.
+
+const schema = z.strictObject({
+  type: z.literal('tcp-proxy'),
+  /** Name of a group under `upstreams:`. */
+  upstream: z.string().min(1),
+  /** Overrides the group's `timeouts.connect` for this listener. */
+  connectTimeout: duration().optional(),
+});
+
+export type TcpProxyConfig = z.output<typeof schema>;
+
+/** Client bytes held while the upstream connection is being made; beyond it the client is paused. */
+const EARLY_LIMIT = 64 * 1024;
+
+class ConnectTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(target: Target, ms: number) {
+    super(`connect to ${target.id} timed out after ${ms} ms`);
+  }
+}
+
+const noValue = (): undefined => undefined;
+
+/** Closes a socket with a reset (TCP), so the peer sees an abort rather than an end. */
+function abort(s: Socket): void {
+  if (s.destroyed) return;
+  try {
+    s.resetAndDestroy();
+  } catch {
+    // Not a TCP handle (a unix socket client): a plain close is all there is.
+    s.destroy();
+  }
+}
+
+class TcpProxyHandler implements StreamHandler {
+  /** Upstream sockets open now (connecting or connected), destroyed by close(). */
+  private readonly upstreams = new Set<Socket>();
+  private readonly maxTries: number;
+  private readonly idle: number;
+
+  constructor(
+    private readonly group: UpstreamGroup,
+    private readonly connectTimeout: number,
+  ) {
+    this.maxTries = 1 + group.config.retry.attempts;
+    this.idle = group.config.timeouts.idle;
+  }
+
+  handle(client: Socket, ctx: ConnContext): void {
+    // A client FIN must not make Node end our side: the reply may still be coming.
+    client.allowHalfOpen = true;
+    const group = this.group;
+    const pickCtx: PickContext = { clientIp: client.remoteAddress ?? '', path: '', header: noValue, cookie: noValue };
+    const tried = new Set<Target>();
+    let early: Buffer[] = [];
+    let earlyBytes = 0;
+    let pending: Socket | undefined;
+
+    const onEarlyData = (chunk: Buffer) => {
+      early.push(chunk);
+      earlyBytes += chunk.length;
+      if (earlyBytes >= EARLY_LIMIT) client.pause();
+    };
+    client.on('data', onEarlyData);
+    // The client gave up while we were still connecting: the attempt is dropped.
+    const onEarlyClose = () => pending?.destroy();
+    client.once('close', onEarlyClose);
+
+    const attempt = () => {
+      if (client.destroyed) return;
+      const target = tried.size < this.maxTries ? group.pick(pickCtx, tried) : undefined;
+      if (!target) {
+        ctx.log.debug({ listener: ctx.listener, upstream: group.name, tried: [...tried].map((t) => t.id) }, 'tcp-proxy: no target available');
+        ctx.countRequest(tried.size === 0 ? 'no_target' : 'connect_failed');
+        client.destroy();
+        return;
+      }
+      if (tried.size > 0) group.retried();
+      tried.add(target);
+      const started = performance.now();
+      const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+      pending = upstream;
+      this.upstreams.add(upstream);
+      target.inFlight++;
+      const timer = setTimeout(() => upstream.destroy(new ConnectTimeoutError(target, this.connectTimeout)), this.connectTimeout);
+      // One socket, one 'close': inFlight goes back down exactly once, whatever happened.
+      upstream.once('close', () => {
+        clearTimeout(timer);
+        target.inFlight--;
+        this.upstreams.delete(upstream);
+      });
+      const onConnectError = (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        pending = undefined;
+        group.report(target, 'connect-failure', (performance.now() - started) / 1000);
+        ctx.log.debug({ err, listener: ctx.listener, upstream: group.name, target: target.id }, 'tcp-proxy: connect failed');
+        upstream.destroy();
+        attempt();
+      };
+      upstream.once('error', onConnectError);
+      upstream.once('connect', () => {
+        clearTimeout(timer);
+        pending = undefined;
+        upstream.off('error', onConnectError);
+        client.off('close', onEarlyClose);
+        group.report(target, 'success', (performance.now() - started) / 1000);
+        ctx.countRequest('ok');
+        if (client.destroyed) {
+          upstream.destroy();
+          return;
+        }
+        client.off('data', onEarlyData);
+        for (const chunk of early) upstream.write(chunk);
+        early = [];
+        this.splice(client, upstream);
+      });
+    };
+    attempt();
+  }
+
+  /** Pipes the two sockets together until both sides have ended, or either fails. */
+  private splice(client: Socket, upstream: Socket): void {
+    // An error on either side aborts both, and the other side learns it by a reset (RST), not a
+    // FIN that would look like a complete answer. The listener logs the client's own errors.
+    const abortBoth = () => {
+      abort(client);
+      abort(upstream);
+    };
+    upstream.on('error', abortBoth);
+    client.on('error', abortBoth);
+    if (this.idle > 0) {
+      upstream.setTimeout(this.idle, () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    // A socket that closes without having finished both directions cleanly was aborted (reset,
+    // destroyed by a timeout or by the listener): the other side goes too. A clean close (FIN
+    // both ways) leaves the other side to flush what it still holds.
+    const cleanlyDone = (s: Socket) => s.readableEnded && s.writableFinished && !s.errored;
+    client.once('close', () => {
+      if (!cleanlyDone(client)) abort(upstream);
+    });
+    upstream.once('close', () => {
+      if (!cleanlyDone(upstream)) abort(client);
+    });
+    // pipe() ends the destination when the source ends (a FIN becomes a FIN), resumes a paused
+    // client, and stops reading a side whose destination is backed up.
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  close(): void {
+    for (const s of this.upstreams) s.destroy();
+    this.upstreams.clear();
+  }
+}
+
+export const tcpProxyHandler: HandlerModule<TcpProxyConfig> = {
+  type: 'tcp-proxy',
+  summary: 'L4 proxy: pipes each connection to a target of an upstream group (balanced, health-checked, retried on connect failure)',
+  schema,
+  stream: (config, ctx) => {
+    const group = ctx.upstream(config.upstream);
+    return new TcpProxyHandler(group, config.connectTimeout ?? group.config.timeouts.connect);
+  },
+};
