@@ -164,3 +164,39 @@ test('middleware: keyed by route, every client shares the bucket', async () => {
   assert.equal((await get(port, {}, '127.0.0.2')).status, 200);
   assert.equal((await get(port, {}, '127.0.0.3')).status, 429);
 });
+
+test('config: middleware.rateLimit on a route limits it (respond handler, real clock, burst only)', async () => {
+  const y = await serve(
+    {
+      listeners: [
+        {
+          name: 'w',
+          protocol: 'http',
+          address: '127.0.0.1:0',
+          routes: [{ match: { path: '/limited' }, handler: { type: 'respond', body: 'ok' }, middleware: { rateLimit: { rate: 1, per: '1h', burst: 2 } } }, { handler: { type: 'respond', body: 'free' } }],
+        },
+      ],
+      logging: { level: 'silent', accessLog: false },
+    },
+    { logLevel: 'silent' },
+  );
+  yards.push(y);
+  const port = y.address('w').port;
+  const at = (path: string) =>
+    new Promise<Answer>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  assert.deepEqual([(await at('/limited')).status, (await at('/limited')).status], [200, 200]);
+  const refused = await at('/limited');
+  assert.equal(refused.status, 429);
+  assert.equal(refused.headers['ratelimit-limit'], '2');
+  assert.ok(Number(refused.headers['retry-after']) > 0);
+  // Another route without the middleware is not limited.
+  assert.equal((await at('/other')).status, 200);
+  assert.equal((await at('/other')).headers['ratelimit-limit'], undefined);
+});
