@@ -163,4 +163,5 @@ test('passive outlier detection: a target answering 5xx is ejected and shown in 
   assert.match(metrics, new RegExp(`switchyard_upstream_ejections_total\\{upstream="api",target="127.0.0.1:${portOf(bad)}"\\} 1`));
   assert.match(metrics, new RegExp(`switchyard_upstream_target_up\\{upstream="api",target="127.0.0.1:${portOf(bad)}"\\} 0`));
   assert.match(metrics, /switchyard_upstream_requests_total\{upstream="api",target="[^"]+",outcome="success"\} \d+/);
+  assert.match(metrics, new RegExp(`switchyard_upstream_errors_total\\{upstream="api",target="127.0.0.1:${portOf(bad)}",kind="http_5xx"\\} [2-9]`));
 });

@@ -50,6 +50,7 @@ export class UpstreamGroup {
   private readonly pools = new Map<Target, Pool>();
   private readonly stats = new Map<Target, TargetStats>();
   private readonly retries: CounterCell;
+  private readonly errorKinds: ReturnType<Metrics['counter']>;
   private readonly rejections: Record<Rejection, CounterCell>;
   private readonly removeSources: (() => void)[] = [];
   // pick() state for the one eligibility function, so a pick allocates no closure.
@@ -85,6 +86,7 @@ export class UpstreamGroup {
       this.stats.set(t, { outcomes, duration: duration.labels(name, t.id), ejections: ejections.labels(name, t.id) });
     }
     this.retries = m.counter('switchyard_upstream_retries_total', 'Retries sent, by upstream.', ['upstream']).labels(name);
+    this.errorKinds = m.counter('switchyard_upstream_errors_total', 'Failed tries by kind (refused, reset, timeouts, 5xx answers...), by target.', ['upstream', 'target', 'kind']);
     const rejected = m.counter('switchyard_upstream_rejected_total', 'Requests answered without reaching a target, by reason.', ['upstream', 'reason']);
     this.rejections = {
       'no-target': rejected.labels(name, 'no-target'),
@@ -172,6 +174,11 @@ export class UpstreamGroup {
     if (!this.outlier) return;
     if (outcome === 'success') this.outlier.onSuccess(t);
     else this.outlier.onFailure(t);
+  }
+
+  /** Counts a failed try by what went wrong (`upstream_refused`, `upstream_reset`, `http_5xx`...). */
+  errored(t: Target, kind: string): void {
+    this.errorKinds.labels(this.name, t.id, kind).inc();
   }
 
   /** Counts a retry that is being sent. */

@@ -219,6 +219,7 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       const next = this.retryTo();
       if (next) {
         this.report('failure', seconds);
+        this.route.group.errored(this.target, 'http_5xx');
         this.discarding = true;
         this.next = next;
         return true;
@@ -232,6 +233,7 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       throw new ProxyError('UPSTREAM_PROTOCOL', { detail: (err as Error).message, cause: err });
     }
     this.report(status >= 500 ? 'failure' : 'success', seconds);
+    if (status >= 500) this.route.group.errored(this.target, 'http_5xx');
     if (this.tryTimer !== undefined) {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
@@ -288,7 +290,10 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     const socket = this.res.socket;
     const clientGone = this.res.destroyed || (socket !== null && socket.destroyed);
     const e = clientGone ? new ProxyError('DOWNSTREAM_ABORTED', { cause: err }) : classify(err, sent);
-    if (wasInTry) this.report(e.where !== 'upstream' ? 'success' : e.sent ? 'failure' : 'connect-failure', seconds);
+    if (wasInTry) {
+      this.report(e.where !== 'upstream' ? 'success' : e.sent ? 'failure' : 'connect-failure', seconds);
+      if (e.where === 'upstream') group.errored(this.target, e.kind.toLowerCase());
+    }
     if (clientGone) {
       this.finish('success');
       this.res.destroy();
