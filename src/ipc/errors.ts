@@ -1,0 +1,23 @@
+// Errors of the IPC toolkit: one class, a stable `code` per cause, so programs can branch on it.
+
+export type IpcErrorCode =
+  | 'SWITCHYARD_IPC_CLOSED' // send/receive on a channel that was closed by this side
+  | 'SWITCHYARD_IPC_PEER_GONE' // the other side went away (closed, crashed, killed)
+  | 'SWITCHYARD_IPC_MESSAGE_TOO_LARGE' // over the channel's maxMessageSize (sent or received)
+  | 'SWITCHYARD_IPC_EMPTY_MESSAGE' // zero-length messages are refused (they cannot be told from EOF on some transports)
+  | 'SWITCHYARD_IPC_PROTOCOL' // the peer sent bytes that are not a valid frame
+  | 'SWITCHYARD_IPC_TIMEOUT' // a send/receive/connect with a deadline ran out of time
+  | 'SWITCHYARD_IPC_PERMISSION' // refused by credentials (uid/gid allow list) or file permissions
+  | 'SWITCHYARD_IPC_UNSUPPORTED' // the transport or call is not available on this machine
+  | 'SWITCHYARD_IPC_FULL'; // a non-waiting send found the queue full
+
+export class IpcError extends Error {
+  constructor(
+    readonly code: IpcErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'IpcError';
+  }
+}
