@@ -1,0 +1,6 @@
+// Transports: each makes Channels (src/ipc/channel.ts). A plain re-export list.
+export { listenTcp, connectTcp, type TcpAddress, type TcpOptions, type TcpChannelServer } from './tcp.ts';
+export { spawnWithPipes, pipeChannelFromFds, CHILD_READ_FD, CHILD_WRITE_FD, type SpawnWithPipesOptions } from './pipe.ts';
+export { createFifoChannel, openFifoChannel, fifoPaths, type FifoOptions } from './fifo.ts';
+export { workerChannel, WorkerChannel, type WorkerChannelOptions } from './worker.ts';
+export { FdPairDuplex } from './fd-duplex.ts';
