@@ -6,8 +6,14 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { listenUnix, connectUnix } from '../src/ipc/transports/unix.ts';
 import { IpcError } from '../src/ipc/errors.ts';
+import { connectForFds, receiveFd, sendFd } from '../src/ipc/fd-passing.ts';
+import { listenSocketFile } from '../src/ipc/socket-file.ts';
 import type { Channel } from '../src/ipc/channel.ts';
 
 // Unix socket channels with real sockets and real processes. No timing assertions: every wait is
@@ -204,5 +210,89 @@ test('unix: allow list refuses a uid not allowed before reading, and still admit
     await server.close();
     await serving;
     rmSync(open, { recursive: true, force: true });
+  }
+});
+
+test('fd passing: a listening TCP socket, a file and a connected socket go to a child over SCM_RIGHTS; the child serves a real HTTP request', async () => {
+  const path = join(dir, 'fds.sock');
+  const viaServer = net.createServer();
+  await listenSocketFile(viaServer, path, 0o600);
+  const viaAccepted = once(viaServer, 'connection') as Promise<[net.Socket]>;
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/ipc-fd-child.ts', import.meta.url)), path], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const [via] = await viaAccepted;
+
+    // 1. A listening TCP server; the parent's own copy answers differently, and is closed once passed.
+    const tcp = http.createServer((_req, res) => res.end('served by parent'));
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const port = (tcp.address() as net.AddressInfo).port;
+    await sendFd(via, tcp);
+
+    // 2. An open file.
+    const filePath = join(dir, 'passed.txt');
+    writeFileSync(filePath, 'contents read by the child');
+    const fh = await open(filePath, 'r');
+    await sendFd(via, fh);
+
+    // 3. A connected TCP socket (accepted here, paused so the parent never reads from it).
+    const side = net.createServer({ pauseOnConnect: true });
+    await new Promise<void>((resolve) => side.listen(0, '127.0.0.1', resolve));
+    const accepted = once(side, 'connection') as Promise<[net.Socket]>;
+    const peer = net.connect((side.address() as net.AddressInfo).port, '127.0.0.1');
+    const [conn] = await accepted;
+    await sendFd(via, conn);
+
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    for await (const chunk of child.stdout!) {
+      out += chunk;
+      if (out.includes('\n')) break;
+    }
+    const report = JSON.parse(out.split('\n')[0]!) as { ready: boolean; pid: number; file: string; listening: boolean };
+    assert.equal(report.pid, child.pid);
+    assert.equal(report.file, 'contents read by the child');
+    assert.equal(report.listening, true);
+
+    // The parent lets go of its copies; the child alone holds the listening socket and the connection.
+    await fh.close();
+    conn.destroy();
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    side.close();
+
+    let greeting = '';
+    peer.setEncoding('utf8');
+    for await (const chunk of peer) greeting += chunk;
+    assert.equal(greeting, `hello from child ${child.pid}\n`);
+
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/hello', agent: false }, (res) => {
+          let b = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (b += d));
+          res.on('end', () => resolve(b));
+        })
+        .on('error', reject);
+    });
+    assert.equal(body, `served by child ${child.pid} for /hello`);
+  } finally {
+    child.kill('SIGKILL');
+    await once(child, 'exit').catch(() => undefined);
+    await new Promise<void>((resolve) => viaServer.close(() => resolve()));
+  }
+});
+
+test('fd passing: receiving from a peer that went away is PEER_GONE', async () => {
+  const path = join(dir, 'fds-gone.sock');
+  const viaServer = net.createServer((s) => s.destroy());
+  await listenSocketFile(viaServer, path, 0o600);
+  try {
+    const via = await connectForFds(path);
+    await assert.rejects(receiveFd(via), (e: IpcError) => e.code === 'SWITCHYARD_IPC_PEER_GONE');
+    via.destroy();
+  } finally {
+    await new Promise<void>((resolve) => viaServer.close(() => resolve()));
   }
 });
