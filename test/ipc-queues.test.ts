@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { IpcError } from '../src/ipc/errors.ts';
 import { MpmcChannel, PriorityQueue, select, openMessageQueue, unlinkMessageQueue } from '../src/ipc/queue/index.ts';
+import { nextSignal, onSignals } from '../src/ipc/signals.ts';
 
 // In-process channels, select and the priority queue, then POSIX message queues across two
 // processes. No timing assertions: timeouts are only checked to fire, loops are bounded.
@@ -244,5 +245,44 @@ test('posix mq: over the system limit is a clear error naming /proc/sys/fs/mqueu
     );
   } finally {
     unlinkMessageQueue(name);
+  }
+});
+
+const signalChild = fileURLToPath(new URL('./fixtures/ipc-signal-child.ts', import.meta.url));
+
+test('signals: nextSignal and onSignals in this process (SIGUSR2 to itself), timeout, uncatchable refused', async () => {
+  const seen: string[] = [];
+  const off = onSignals(['SIGUSR2', 'SIGHUP'], (s) => seen.push(s));
+  const next = nextSignal(['SIGUSR2'], { timeoutMs: 10_000 });
+  process.kill(process.pid, 'SIGUSR2');
+  assert.equal(await next, 'SIGUSR2');
+  for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(seen, ['SIGUSR2']);
+  off();
+  off();
+  assert.equal(process.listenerCount('SIGUSR2'), 0, 'all listeners removed');
+  await assert.rejects(nextSignal(['SIGUSR2'], { timeoutMs: 5 }), isTimeout);
+  assert.equal(process.listenerCount('SIGUSR2'), 0);
+  assert.throws(() => onSignals(['SIGKILL' as 'SIGTERM'], () => {}), TypeError);
+});
+
+test('signals: a child receives SIGUSR1 then SIGTERM through signalStream', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', signalChild], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const waitFor = async (text: string): Promise<void> => {
+    for (let i = 0; i < 1000 && !out.includes(text); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(out.includes(text), `child printed ${JSON.stringify(text)}: ${JSON.stringify(out)}`);
+  };
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+  try {
+    await waitFor('ready\n');
+    child.kill('SIGUSR1');
+    await waitFor('got SIGUSR1\n');
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, [0, null], 'exited normally: SIGTERM was caught');
+    assert.equal(out, 'ready\ngot SIGUSR1\ngot SIGTERM\nbye\n');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 });
