@@ -27,7 +27,10 @@ export interface Channel extends AsyncIterable<Uint8Array> {
   readonly maxMessageSize: number;
   /** The peer's credentials, on unix sockets. */
   readonly peer?: PeerCredentials;
-  /** Sends one message; waits while the peer is slow. Rejects with IpcError. */
+  /**
+   * Sends one message; waits while the peer is slow. Rejects with IpcError. Like Node's
+   * socket.write, large messages are not copied: do not modify the buffer after passing it here.
+   */
   send(message: Uint8Array): Promise<void>;
   /** Receives the next message; undefined when the peer closed cleanly. */
   receive(): Promise<Uint8Array | undefined>;

@@ -1,7 +1,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
-import { ScmRightsError, closeFd, listeningServerFd, receiveFdRaw, sendFdRaw } from '../sys/scm-rights.ts';
+import { ScmRightsError, closeFd, receiveFdRaw, sendFdRaw } from '../sys/scm-rights.ts';
+import { listeningServerFd } from '../sys/socket-fd.ts';
 import { plainSocketFd } from '../sys/socket-fd.ts';
 import { IpcError } from './errors.ts';
 import { bindPath, isAbstract } from './socket-file.ts';

@@ -1,4 +1,3 @@
-import type { Server } from 'node:net';
 import { nativeLibc } from './koffi.ts';
 import type { PollEvents, PollHandle } from './libc.ts';
 
@@ -186,13 +185,3 @@ export function closeFd(fd: number): void {
   bind()?.close(fd);
 }
 
-/**
- * The fd of a listening net.Server. Like sys/socket-fd.ts's plainSocketFd this reaches into Node's
- * internal `_handle` (servers are not covered there, which only deals with connected sockets).
- */
-export function listeningServerFd(server: Server): number | undefined {
-  if (!server.listening) return undefined;
-  const handle = (server as unknown as { _handle?: { fd?: number } | null })._handle;
-  const fd = handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
