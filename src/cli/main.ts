@@ -7,6 +7,9 @@ import { registerBuiltinHandlers, handlerModules } from '../handlers/index.ts';
 import { kindsOf } from '../handlers/types.ts';
 import { serveCommand } from './serve.ts';
 import { checkCommand } from './check.ts';
+import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } from './ipc.ts';
+import { parseIpcUrl } from './ipc/url.ts';
+import { parseSize } from './ipc/bench.ts';
 
 // argv -> commands. Wiring only: each command lives in its own file. Exit codes: 0 ok,
 // 1 cannot start or failed, 2 bad config or bad usage.
@@ -68,6 +71,45 @@ export function buildProgram(): Command {
     .description('validate a config file: prints every problem with its field path; exit 2 when invalid')
     .argument('<config>', 'config file (YAML or JSON)')
     .action(async (file: string) => checkCommand(file));
+
+  const ipc = program.command('ipc').description('IPC channels: benchmark every transport, or try one by hand');
+  const ipcUrl = (v: string) => {
+    try {
+      return parseIpcUrl(v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+  ipc
+    .command('bench')
+    .description('latency (1-byte round trip p50/p99) and throughput of every transport, framed and raw, beside the seed\'s claims')
+    .option('--transport <names>', `comma-separated subset of: ${TRANSPORT_NAMES.join(',')}`, (v) => {
+      const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = names.filter((n) => !TRANSPORT_NAMES.includes(n));
+      if (bad.length || !names.length) throw new InvalidArgumentError(`unknown transport ${bad.join(', ') || '(none)'}; expected: ${TRANSPORT_NAMES.join(', ')}`);
+      return names;
+    })
+    .option('--quick', 'smoke run: few round trips, 8 MiB bulk, every transport in seconds')
+    .option('--size <bytes>', 'bulk transfer size, e.g. 1GiB, 256MiB (default 1GiB; 8MiB with --quick)', (v) => {
+      const n = parseSize(v);
+      if (n === undefined) throw new InvalidArgumentError('expected a size like 1GiB, 64MiB or 1000000');
+      return n;
+    })
+    .option('--json', 'print the results as JSON instead of a table')
+    .action(async (opts: { transport?: string[]; quick?: boolean; size?: number; json?: boolean }) =>
+      ipcBenchCommand({ transports: opts.transport, quick: opts.quick, size: opts.size, json: opts.json }),
+    );
+  ipc
+    .command('listen')
+    .description('accept one peer on a transport URL and print its messages; the first line is the bound address')
+    .argument('<url>', 'unix:/path, unix:@name, tcp://host:port (port 0 picks one), fifo:/path, shm:name', ipcUrl)
+    .action(async (url: ReturnType<typeof parseIpcUrl>) => ipcListenCommand(url));
+  ipc
+    .command('send')
+    .description('connect to a transport URL and send each message (or each stdin line when none is given)')
+    .argument('<url>', 'unix:/path, unix:@name, tcp://host:port, fifo:/path, shm:name', ipcUrl)
+    .argument('[message...]', 'messages to send; default: lines of stdin')
+    .action(async (url: ReturnType<typeof parseIpcUrl>, messages: string[]) => ipcSendCommand(url, messages));
 
   const handlerHelp = handlerModules()
     .map((m) => `  ${m.type.padEnd(10)} ${kindsOf(m).join(', ').padEnd(22)} ${m.summary}`)

@@ -1,0 +1,431 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync, constants as fsc } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { Channel } from '../../ipc/channel.ts';
+import type { ChannelServer } from '../../ipc/server.ts';
+import { O_CLOEXEC, closeFd, pipe2 } from '../../sys/pipe.ts';
+import { mkfifo } from '../../sys/fifo.ts';
+import { loadIpcModule, pick } from './load.ts';
+import { measureChannel, measureRawPort, measureRawSab, measureRawStream, sabSize, type Measured, type Plan, type Progress } from './bench-roles.ts';
+import type { PeerSpec } from './bench-child.ts';
+
+// `switchyard ipc bench`: every transport, framed (Switchyard's Channel) and raw (the same
+// transport bare), between two processes (threads for worker and shm-thread). A transport whose
+// module is missing or fails is a row saying so, never a number.
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const childScript = fileURLToPath(new URL(`./bench-child${ext}`, import.meta.url));
+
+/** node flags for a peer: the parent's own (so --import tsx carries over), tsx added if needed. */
+function nodeArgs(): string[] {
+  const args = [...process.execArgv];
+  if (ext === '.ts' && !args.some((a) => a.includes('tsx'))) args.unshift('--import', import.meta.resolve('tsx'));
+  return args;
+}
+
+export type Mode = 'raw' | 'framed';
+export type Form = 'processes' | 'threads';
+
+export interface TransportDef {
+  name: string;
+  form: Form;
+  /** The seed's §8 figures for this mechanism (its table: average latency, throughput at 100 MB). */
+  claim: { latency: string; throughput: string };
+  run(mode: Mode, plan: Plan, progress: Progress): Promise<Measured>;
+}
+
+class Unavailable extends Error {}
+
+interface Peer {
+  child?: ChildProcess;
+  worker?: Worker;
+  done: Promise<void>;
+  kill(): void;
+}
+
+function spawnPeer(spec: PeerSpec, extraFds: number[] = []): Peer {
+  const child = spawn(process.execPath, [...nodeArgs(), childScript, JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'pipe', ...extraFds] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(stderr.trim().split('\n').pop() || `peer exited with ${signal ?? code}`))));
+  });
+  done.catch(() => {});
+  return { child, done, kill: () => child.kill('SIGKILL') };
+}
+
+function startWorker(data: unknown, transfer: Transferable[] = []): Peer {
+  // Under tsx a worker does not inherit the loader hooks: register tsx inside it first.
+  const worker =
+    ext === '.ts'
+      ? new Worker(
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(new URL(`./bench-child${ext}`, import.meta.url).href)}); });`,
+          { eval: true, workerData: data, transferList: transfer as never[] },
+        )
+      : new Worker(childScript, { workerData: data, transferList: transfer as never[] });
+  const done = new Promise<void>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`peer thread exited with ${code}`))));
+  });
+  done.catch(() => {});
+  return { worker, done, kill: () => void worker.terminate() };
+}
+
+async function withPeer(peer: Peer, work: () => Promise<Measured>): Promise<Measured> {
+  try {
+    const m = await Promise.race([work(), peer.done.then(() => new Promise<never>(() => {}))]);
+    await peer.done;
+    return m;
+  } catch (err) {
+    // Prefer the peer's own reason when it died first.
+    const why = await Promise.race([peer.done.then(() => undefined, (e: Error) => e), new Promise<undefined>((r) => setTimeout(r, 200))]);
+    peer.kill();
+    throw why ?? err;
+  }
+}
+
+async function firstChannel(server: ChannelServer): Promise<Channel> {
+  const it = server.accept()[Symbol.asyncIterator]();
+  const r = await it.next();
+  if (r.done) throw new Error('server closed before the peer connected');
+  return r.value;
+}
+
+function listenRaw(listenArgs: [number, string] | [string]): Promise<net.Server> {
+  const server = net.createServer({ noDelay: true });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(...(listenArgs as [number, string]), () => resolve(server));
+  });
+}
+
+function acceptRaw(server: net.Server, peer: Peer): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    server.once('connection', (s: net.Socket) => {
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    peer.done.then(() => reject(new Error('peer exited before connecting')), reject);
+  });
+}
+
+function scratchDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'switchyard-ipc-bench-'));
+}
+
+const tcp: TransportDef = {
+  name: 'tcp',
+  form: 'processes',
+  claim: { latency: '50-100 µs', throughput: '1 GB/s' },
+  async run(mode, plan, progress) {
+    if (mode === 'raw') {
+      const server = await listenRaw([0, '127.0.0.1']);
+      const peer = spawnPeer({ transport: 'tcp', mode, plan, port: (server.address() as net.AddressInfo).port });
+      try {
+        return await withPeer(peer, async () => {
+          const s = await acceptRaw(server, peer);
+          try {
+            return await measureRawStream(s, s, plan, progress);
+          } finally {
+            s.destroy();
+          }
+        });
+      } finally {
+        server.close();
+      }
+    }
+    const f = pick<(a: { host: string; port: number }) => Promise<ChannelServer & { port: number }>>(await loadIpcModule('transports/tcp'), ['listenTcp']);
+    if ('reason' in f) throw new Unavailable(f.reason);
+    const server = await f.fn({ host: '127.0.0.1', port: 0 });
+    const peer = spawnPeer({ transport: 'tcp', mode, plan, port: server.port });
+    try {
+      return await withPeer(peer, async () => measureChannel(await firstChannel(server), plan, progress));
+    } finally {
+      await server.close();
+    }
+  },
+};
+
+const unix: TransportDef = {
+  name: 'unix',
+  form: 'processes',
+  claim: { latency: '1-2 µs', throughput: '10 GB/s' },
+  async run(mode, plan, progress) {
+    const dir = scratchDir();
+    const sock = path.join(dir, 'bench.sock');
+    try {
+      if (mode === 'raw') {
+        const server = await listenRaw([sock]);
+        const peer = spawnPeer({ transport: 'unix', mode, plan, path: sock });
+        try {
+          return await withPeer(peer, async () => {
+            const s = await acceptRaw(server, peer);
+            try {
+              return await measureRawStream(s, s, plan, progress);
+            } finally {
+              s.destroy();
+            }
+          });
+        } finally {
+          server.close();
+        }
+      }
+      const f = pick<(p: string) => Promise<ChannelServer>>(await loadIpcModule('transports/unix'), ['listenUnix']);
+      if ('reason' in f) throw new Unavailable(f.reason);
+      const server = await f.fn(sock);
+      const peer = spawnPeer({ transport: 'unix', mode, plan, path: sock });
+      try {
+        return await withPeer(peer, async () => measureChannel(await firstChannel(server), plan, progress));
+      } finally {
+        await server.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+const pipe: TransportDef = {
+  name: 'pipe',
+  form: 'processes',
+  claim: { latency: '5-10 µs', throughput: '1 GB/s' },
+  async run(mode, plan, progress) {
+    if (mode === 'raw') {
+      // Two pipe2() pipes, default 64 KiB buffers, as the framed transport uses by default.
+      const [toChildR, toChildW] = pipe2(O_CLOEXEC);
+      const [fromChildR, fromChildW] = pipe2(O_CLOEXEC);
+      const peer = spawnPeer({ transport: 'pipe', mode, plan }, [toChildR, fromChildW]);
+      closeFd(toChildR);
+      closeFd(fromChildW);
+      const output = new net.Socket({ fd: toChildW, readable: false, writable: true });
+      const input = new net.Socket({ fd: fromChildR, readable: true, writable: false });
+      try {
+        return await withPeer(peer, () => measureRawStream(input, output, plan, progress));
+      } finally {
+        input.destroy();
+        output.destroy();
+      }
+    }
+    const f = pick<(cmd: string, args: string[], o: object) => { child: ChildProcess; channel: Channel }>(await loadIpcModule('transports/pipe'), ['spawnWithPipes']);
+    if ('reason' in f) throw new Unavailable(f.reason);
+    const spec: PeerSpec = { transport: 'pipe', mode, plan };
+    const { child, channel } = f.fn(process.execPath, [...nodeArgs(), childScript, JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d) => (stderr += d));
+    const done = new Promise<void>((resolve, reject) =>
+      child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(stderr.trim().split('\n').pop() || `peer exited with ${signal ?? code}`)))),
+    );
+    done.catch(() => {});
+    return withPeer({ child, done, kill: () => child.kill('SIGKILL') }, () => measureChannel(channel, plan, progress));
+  },
+};
+
+const fifo: TransportDef = {
+  name: 'fifo',
+  form: 'processes',
+  claim: { latency: '5-10 µs (pipe)', throughput: '1 GB/s (pipe)' },
+  async run(mode, plan, progress) {
+    if (mode === 'framed') throw new Unavailable('src/ipc/transports/fifo.ts is not there yet');
+    const dir = scratchDir();
+    try {
+      const paths: [string, string] = [path.join(dir, 'to-child'), path.join(dir, 'to-parent')];
+      for (const p of paths) mkfifo(p, 0o600);
+      // O_RDWR so no open waits for the other side; each socket is used one way only.
+      const open = (p: string, read: boolean) => new net.Socket({ fd: openSync(p, fsc.O_RDWR | fsc.O_NONBLOCK), readable: read, writable: !read });
+      const output = open(paths[0], false);
+      const input = open(paths[1], true);
+      const peer = spawnPeer({ transport: 'fifo', mode, plan, paths });
+      try {
+        return await withPeer(peer, () => measureRawStream(input, output, plan, progress));
+      } finally {
+        input.destroy();
+        output.destroy();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+const worker: TransportDef = {
+  name: 'worker',
+  form: 'threads',
+  claim: { latency: '—', throughput: '—' },
+  async run(mode, plan, progress) {
+    if (mode === 'framed') throw new Unavailable('src/ipc/transports/worker.ts is not there yet');
+    const { port1, port2 } = new MessageChannel();
+    const peer = startWorker({ spec: { transport: 'worker', mode, plan }, port: port2 }, [port2]);
+    try {
+      return await withPeer(peer, () => measureRawPort(port1, plan, progress));
+    } finally {
+      port1.close();
+    }
+  },
+};
+
+const shmThread: TransportDef = {
+  name: 'shm-thread',
+  form: 'threads',
+  claim: { latency: '0.1 µs', throughput: '20 GB/s' },
+  async run(mode, plan, progress) {
+    if (mode === 'framed') throw new Unavailable('src/ipc/transports/shm-thread.ts is not there yet');
+    const sab = new SharedArrayBuffer(sabSize(plan.chunk));
+    const peer = startWorker({ spec: { transport: 'shm-thread', mode, plan }, sab });
+    // Wait for the thread to be up before spinning on the main thread (which blocks its loop).
+    await Promise.race([new Promise<void>((resolve) => peer.worker!.once('online', resolve)), peer.done.then(() => Promise.reject(new Error('peer thread ended early')))]);
+    return withPeer(peer, async () => measureRawSab(sab, plan, progress));
+  },
+};
+
+const shm: TransportDef = {
+  name: 'shm',
+  form: 'processes',
+  claim: { latency: '0.1 µs', throughput: '20 GB/s' },
+  async run(mode) {
+    if (mode === 'raw') throw new Unavailable('no raw process-shared baseline (shm_open + mmap without the ring); compare with shm-thread raw');
+    throw new Unavailable('src/ipc/transports/shm.ts is not there yet');
+  },
+};
+
+export const TRANSPORTS: TransportDef[] = [tcp, unix, pipe, fifo, worker, shmThread, shm];
+
+// ---- running and reporting -----------------------------------------------------------------
+
+export interface Figures {
+  p50us: number;
+  p99us: number;
+  mbps: number;
+  rounds: number;
+  bytes: number;
+}
+
+export type Outcome = { ok: true; figures: Figures } | { ok: false; unavailable: boolean; reason: string };
+
+export interface Row {
+  transport: string;
+  form: Form;
+  claim: { latency: string; throughput: string };
+  raw: Outcome;
+  framed: Outcome;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function figuresOf(m: Measured): Figures {
+  const s = Float64Array.from(m.samples).sort();
+  return { p50us: percentile(s, 0.5) / 1000, p99us: percentile(s, 0.99) / 1000, mbps: m.bytes / (m.ns / 1e9) / 1e6, rounds: s.length, bytes: m.bytes };
+}
+
+export interface BenchOptions {
+  transports: string[];
+  plan: Plan;
+  /** Per measurement (raw or framed of one transport). */
+  timeoutMs: number;
+  progress: (label: string, fraction: number) => void;
+  step: (label: string, outcome: Outcome) => void;
+}
+
+export async function runBench(options: BenchOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const name of options.transports) {
+    const def = TRANSPORTS.find((t) => t.name === name)!;
+    const row: Row = { transport: def.name, form: def.form, claim: def.claim, raw: { ok: false, unavailable: true, reason: 'not run' }, framed: { ok: false, unavailable: true, reason: 'not run' } };
+    for (const mode of ['raw', 'framed'] as const) {
+      const label = `${def.name} ${mode}`;
+      options.progress(label, 0);
+      let outcome: Outcome;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`did not finish within ${options.timeoutMs / 1000} s`)), options.timeoutMs);
+        });
+        const m = await Promise.race([def.run(mode, options.plan, (f) => options.progress(label, f)), timeout]);
+        outcome = { ok: true, figures: figuresOf(m) };
+      } catch (err) {
+        outcome = { ok: false, unavailable: err instanceof Unavailable, reason: (err as Error).message };
+      } finally {
+        clearTimeout(timer);
+      }
+      row[mode] = outcome;
+      options.progress(label, 1);
+      options.step(label, outcome);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+const fmt = (n: number, digits = 1) => (n >= 100 ? n.toFixed(0) : n.toFixed(n < 1 ? 2 : digits));
+
+function cell(o: Outcome, f: (x: Figures) => string): string {
+  return o.ok ? f(o.figures) : '—';
+}
+
+export function ratios(row: Row): { latency?: number; throughput?: number } {
+  if (!row.raw.ok || !row.framed.ok) return {};
+  return { latency: row.framed.figures.p50us / row.raw.figures.p50us, throughput: row.raw.figures.mbps / row.framed.figures.mbps };
+}
+
+/** Markdown table: one row per transport and mode, framed/raw ratios on the framed row. */
+export function formatTable(rows: Row[], plan: Plan): string {
+  const out: string[] = [];
+  out.push(
+    `1-byte round trips: ${plan.rounds} timed after ${plan.warmup} warm-up; bulk: ${formatBytes(plan.bytes)} in ${formatBytes(plan.chunk)} messages. ` +
+      'Ratio = framed/raw (latency p50; throughput as raw MB/s over framed MB/s), target <= 1.20x.',
+  );
+  out.push('');
+  out.push('| transport | between | mode | RTT p50 µs | RTT p99 µs | MB/s | framed/raw (lat, thr) | seed §8 latency | seed §8 throughput | notes |');
+  out.push('|:--|:--|:--|--:|--:|--:|:--|:--|:--|:--|');
+  for (const r of rows) {
+    for (const mode of ['raw', 'framed'] as const) {
+      const o = r[mode];
+      const rt = ratios(r);
+      const ratio = mode === 'framed' && rt.latency !== undefined ? `${rt.latency.toFixed(2)}x, ${rt.throughput!.toFixed(2)}x` : '';
+      const note = o.ok ? '' : `${o.unavailable ? 'not available' : 'FAILED'}: ${o.reason}`;
+      out.push(
+        `| ${r.transport} | ${r.form} | ${mode} | ${cell(o, (f) => fmt(f.p50us))} | ${cell(o, (f) => fmt(f.p99us))} | ${cell(o, (f) => fmt(f.mbps, 0))} | ${ratio} | ${mode === 'framed' ? r.claim.latency : ''} | ${mode === 'framed' ? r.claim.throughput : ''} | ${note.replace(/\|/g, '\\|')} |`,
+      );
+    }
+  }
+  const checks: string[] = [];
+  for (const r of rows) {
+    const rt = ratios(r);
+    if (rt.latency !== undefined) {
+      const worst = Math.max(rt.latency, rt.throughput!);
+      checks.push(`${r.transport}: framed within 1.2x of raw: ${worst <= 1.2 ? 'PASS' : 'MISS'} (${worst.toFixed(2)}x)`);
+    } else checks.push(`${r.transport}: framed within 1.2x of raw: not measured`);
+  }
+  const s = rows.find((r) => r.transport === 'shm');
+  if (s?.framed.ok) {
+    checks.push(`shm ring round trip <= 1 µs: ${s.framed.figures.p50us <= 1 ? 'PASS' : 'MISS'} (${fmt(s.framed.figures.p50us)} µs p50)`);
+    checks.push(`shm ring >= 10 GB/s: ${s.framed.figures.mbps >= 10_000 ? 'PASS' : 'MISS'} (${fmt(s.framed.figures.mbps, 0)} MB/s)`);
+  } else checks.push('shm ring targets (<= 1 µs, >= 10 GB/s): not measured');
+  out.push('', 'Targets:', ...checks.map((c) => `- ${c}`));
+  out.push('', 'Seed §8 columns are the seed\'s own table (average latency, throughput for 100 MB on localhost), not measured here; FIFO is listed under its "pipe" row.');
+  return out.join('\n');
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1 && n % 1024 === 0) {
+    n /= 1024;
+    i++;
+  }
+  return `${n} ${units[i]}`;
+}
+
+export function parseSize(raw: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(raw.trim());
+  if (!m) return undefined;
+  const mult: Record<string, number> = { b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3 };
+  const n = Math.round(Number(m[1]) * mult[(m[2] ?? 'b').toLowerCase()]);
+  return n > 0 ? n : undefined;
+}
