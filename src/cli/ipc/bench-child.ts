@@ -19,6 +19,7 @@ export interface PeerSpec {
   /** FIFOs: [parent->child, child->parent] */
   paths?: [string, string];
   name?: string;
+  shmMode?: 'spin' | 'futex';
 }
 
 function openFifo(path: string, read: boolean): net.Socket {
@@ -43,6 +44,16 @@ async function framed(spec: PeerSpec): Promise<Channel> {
       const f = pick<() => Channel>(await loadIpcModule('transports/pipe'), ['pipeChannelFromFds']);
       if ('reason' in f) throw new Error(f.reason);
       return f.fn();
+    }
+    case 'fifo': {
+      const f = pick<(p: string) => Promise<Channel>>(await loadIpcModule('transports/fifo'), ['openFifoChannel']);
+      if ('reason' in f) throw new Error(f.reason);
+      return f.fn(spec.path!);
+    }
+    case 'shm': {
+      const f = pick<(n: string, o: object) => Channel>(await loadIpcModule('transports/shm'), ['openShmChannel']);
+      if ('reason' in f) throw new Error(f.reason);
+      return f.fn(spec.name!, { mode: spec.shmMode ?? 'futex' });
     }
     default:
       throw new Error(`no framed peer for ${spec.transport}`);
@@ -77,8 +88,19 @@ async function runProcess(spec: PeerSpec): Promise<void> {
   output.destroy();
 }
 
-async function runThread(data: { spec: PeerSpec; port?: MessagePort; sab?: SharedArrayBuffer }): Promise<void> {
+async function runThread(data: { spec: PeerSpec; port?: MessagePort; sab?: SharedArrayBuffer; attach?: unknown }): Promise<void> {
   const { spec } = data;
+  if (spec.mode === 'framed' && spec.transport === 'worker') {
+    const f = pick<(p: MessagePort, o: object) => Channel>(await loadIpcModule('transports/worker'), ['workerChannel']);
+    if ('reason' in f) throw new Error(f.reason);
+    return peerChannel(f.fn(data.port!, { transfer: false }), spec.plan);
+  }
+  if (spec.mode === 'framed' && spec.transport === 'shm-thread') {
+    // A worker that does nothing else may block in Atomics.wait (the transport's 'sync' mode).
+    const f = pick<(p: unknown, o: object) => Channel>(await loadIpcModule('transports/shm-thread'), ['openShmThreadChannel']);
+    if ('reason' in f) throw new Error(f.reason);
+    return peerChannel(f.fn(data.attach, { wait: 'sync' }), spec.plan);
+  }
   if (spec.mode === 'raw' && spec.transport === 'worker') {
     await peerRawPort(data.port!, spec.plan);
     data.port!.close();

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Channel } from '../../ipc/channel.ts';
 import type { ChannelServer } from '../../ipc/server.ts';
 import { O_CLOEXEC, closeFd, pipe2 } from '../../sys/pipe.ts';
@@ -230,9 +230,17 @@ const fifo: TransportDef = {
   form: 'processes',
   claim: { latency: '5-10 µs (pipe)', throughput: '1 GB/s (pipe)' },
   async run(mode, plan, progress) {
-    if (mode === 'framed') throw new Unavailable('src/ipc/transports/fifo.ts is not there yet');
     const dir = scratchDir();
     try {
+      if (mode === 'framed') {
+        const f = pick<(p: string) => Promise<Channel>>(await loadIpcModule('transports/fifo'), ['createFifoChannel']);
+        if ('reason' in f) throw new Unavailable(f.reason);
+        const base = path.join(dir, 'bench');
+        const opening = f.fn(base);
+        opening.catch(() => {});
+        const peer = spawnPeer({ transport: 'fifo', mode, plan, path: base });
+        return await withPeer(peer, async () => measureChannel(await opening, plan, progress));
+      }
       const paths: [string, string] = [path.join(dir, 'to-child'), path.join(dir, 'to-parent')];
       for (const p of paths) mkfifo(p, 0o600);
       // O_RDWR so no open waits for the other side; each socket is used one way only.
@@ -257,8 +265,15 @@ const worker: TransportDef = {
   form: 'threads',
   claim: { latency: '—', throughput: '—' },
   async run(mode, plan, progress) {
-    if (mode === 'framed') throw new Unavailable('src/ipc/transports/worker.ts is not there yet');
     const { port1, port2 } = new MessageChannel();
+    if (mode === 'framed') {
+      const f = pick<(p: MessagePort, o: object) => Channel>(await loadIpcModule('transports/worker'), ['workerChannel']);
+      if ('reason' in f) throw new Unavailable(f.reason);
+      // transfer: false, so messages are copied as in the raw baseline (and the sender's buffer survives).
+      const channel = f.fn(port1, { transfer: false });
+      const peer = startWorker({ spec: { transport: 'worker', mode, plan }, port: port2 }, [port2]);
+      return withPeer(peer, () => measureChannel(channel, plan, progress));
+    }
     const peer = startWorker({ spec: { transport: 'worker', mode, plan }, port: port2 }, [port2]);
     try {
       return await withPeer(peer, () => measureRawPort(port1, plan, progress));
@@ -273,7 +288,13 @@ const shmThread: TransportDef = {
   form: 'threads',
   claim: { latency: '0.1 µs', throughput: '20 GB/s' },
   async run(mode, plan, progress) {
-    if (mode === 'framed') throw new Unavailable('src/ipc/transports/shm-thread.ts is not there yet');
+    if (mode === 'framed') {
+      const f = pick<(o: object) => { channel: Channel; peer: unknown }>(await loadIpcModule('transports/shm-thread'), ['createShmThreadChannel']);
+      if ('reason' in f) throw new Unavailable(f.reason);
+      const { channel, peer: attach } = f.fn({});
+      const peer = startWorker({ spec: { transport: 'shm-thread', mode, plan }, attach });
+      return withPeer(peer, () => measureChannel(channel, plan, progress));
+    }
     const sab = new SharedArrayBuffer(sabSize(plan.chunk));
     const peer = startWorker({ spec: { transport: 'shm-thread', mode, plan }, sab });
     // Wait for the thread to be up before spinning on the main thread (which blocks its loop).
@@ -282,17 +303,25 @@ const shmThread: TransportDef = {
   },
 };
 
-const shm: TransportDef = {
-  name: 'shm',
-  form: 'processes',
-  claim: { latency: '0.1 µs', throughput: '20 GB/s' },
-  async run(mode) {
-    if (mode === 'raw') throw new Unavailable('no raw process-shared baseline (shm_open + mmap without the ring); compare with shm-thread raw');
-    throw new Unavailable('src/ipc/transports/shm.ts is not there yet');
-  },
-};
+function shmDef(name: string, shmMode: 'spin' | 'futex'): TransportDef {
+  return {
+    name,
+    form: 'processes',
+    claim: { latency: '0.1 µs', throughput: '20 GB/s' },
+    async run(mode, plan, progress) {
+      if (mode === 'raw') throw new Unavailable('no raw process-shared baseline yet (shm_open + mmap without the ring); compare with shm-thread raw');
+      const f = pick<(n: string, o: object) => Channel>(await loadIpcModule('transports/shm'), ['createShmChannel']);
+      if ('reason' in f) throw new Unavailable(f.reason);
+      const segment = `bench-${process.pid}-${name}`;
+      const channel = f.fn(segment, { mode: shmMode });
+      const peer = spawnPeer({ transport: 'shm', mode, plan, name: segment, shmMode });
+      return withPeer(peer, () => measureChannel(channel, plan, progress));
+    },
+  };
+}
 
-export const TRANSPORTS: TransportDef[] = [tcp, unix, pipe, fifo, worker, shmThread, shm];
+/** shm: spin mode (both sides busy-wait: the seed's and the issue's "spin" figure); shm-futex: the default mode. */
+export const TRANSPORTS: TransportDef[] = [tcp, unix, pipe, fifo, worker, shmThread, shmDef('shm', 'spin'), shmDef('shm-futex', 'futex')];
 
 // ---- running and reporting -----------------------------------------------------------------
 
