@@ -21,3 +21,5 @@ export { Metrics } from './observe/metrics.ts';
 export { createLogger } from './observe/logger.ts';
 export { compose, type Middleware, type MiddlewareContext } from './middleware/index.ts';
 export { VERSION } from './version.ts';
+export * as ipc from './ipc/index.ts';
+export { FrameDecoder, FrameError, encodeFrame, frameHeader } from './protocol/frame.ts';

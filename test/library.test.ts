@@ -48,3 +48,24 @@ test('a config error from the library names the field', async () => {
   assert.equal(out.isConfigError, true);
   assert.deepEqual(out.issues.map((i) => i.path), ['listeners[0].routes[0].handler.root']);
 });
+
+test('the IPC toolkit through the compiled package: a tcp Channel round trip and an MPMC channel', async () => {
+  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, timeout: 120_000 });
+  const program = `
+    import { ipc } from 'switchyard';
+    const server = await ipc.listenTcp({ host: '127.0.0.1', port: 0 });
+    const accepted = (async () => { for await (const ch of server) { for await (const m of ch) await ch.send(m); return; } })();
+    const client = await ipc.connectTcp({ host: '127.0.0.1', port: server.port });
+    await client.send(new TextEncoder().encode('ping'));
+    const echoed = new TextDecoder().decode(await client.receive());
+    await client.close();
+    await accepted;
+    await server.close();
+    const q = new ipc.MpmcChannel(2);
+    await q.send(1); await q.send(2);
+    const full = q.trySend(3);
+    console.log(JSON.stringify({ echoed, first: await q.receive(), full }));
+  `;
+  const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', program], { cwd: repoRoot, timeout: 30_000 });
+  assert.deepEqual(JSON.parse(stdout), { echoed: 'ping', first: 1, full: false });
+});
