@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Channel } from '../ipc/channel.ts';
 import type { ChannelServer } from '../ipc/server.ts';
@@ -56,6 +58,27 @@ function progressPrinter(total: number): { progress: (label: string, f: number) 
   };
 }
 
+function busyJiffies(): { busy: number; total: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The machine and how busy it was just before the run: figures on a loaded machine are noisy. */
+async function machineNote(sampleMs: number): Promise<string> {
+  const cpus = os.cpus();
+  const a = busyJiffies();
+  await new Promise((r) => setTimeout(r, sampleMs));
+  const b = busyJiffies();
+  const busy = a && b && b.total > a.total ? ` ${(((b.busy - a.busy) / (b.total - a.total)) * 100).toFixed(0)}% of all CPU was busy in the ${sampleMs} ms before the run;` : '';
+  return `Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown'}), Node ${process.version};${busy} load average ${os.loadavg()[0].toFixed(2)}.`;
+}
+
 export async function ipcBenchCommand(options: IpcBenchOptions): Promise<void> {
   const transports = options.transports ?? TRANSPORT_NAMES;
   const plan: Plan = options.quick
@@ -65,10 +88,11 @@ export async function ipcBenchCommand(options: IpcBenchOptions): Promise<void> {
   if (!options.json) {
     process.stderr.write(`ipc bench: ${transports.join(', ')}; ${plan.rounds} round trips, ${formatBytes(plan.bytes)} bulk${options.quick ? ' (quick)' : ''}\n`);
   }
+  const machine = await machineNote(options.quick ? 200 : 1000);
   const rows = await runBench({ transports, plan, timeoutMs: options.quick ? 20_000 : 180_000, progress: printer.progress, step: printer.step });
   printer.end();
-  if (options.json) process.stdout.write(`${JSON.stringify({ plan, rows }, null, 2)}\n`);
-  else process.stdout.write(`${formatTable(rows, plan)}\n`);
+  if (options.json) process.stdout.write(`${JSON.stringify({ machine, plan, rows }, null, 2)}\n`);
+  else process.stdout.write(`${machine}\n${formatTable(rows, plan)}\n`);
   // Exit 1 if something that exists broke; missing transports are not failures.
   if (rows.some((r) => (!r.raw.ok && !r.raw.unavailable) || (!r.framed.ok && !r.framed.unavailable))) process.exitCode = 1;
 }

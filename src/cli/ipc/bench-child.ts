@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import type { Channel } from '../../ipc/channel.ts';
 import { loadIpcModule, pick } from './load.ts';
-import { peerChannel, peerRawPort, peerRawSab, peerRawStream, type Plan } from './bench-roles.ts';
+import { peerChannel, peerRawPort, peerRawSab, peerRawStream, sabSize, type Plan } from './bench-roles.ts';
 
 // The far side of `switchyard ipc bench`: run as a child process (spec as JSON in argv[2]) or as
 // a worker thread (spec in workerData). It connects to what the parent set up, echoes the latency
@@ -76,6 +76,13 @@ async function runProcess(spec: PeerSpec): Promise<void> {
       input = new net.Socket({ fd: 3, readable: true, writable: false });
       output = new net.Socket({ fd: 4, readable: false, writable: true });
       break;
+    case 'shm': {
+      const sys = await import('../../sys/shm.ts');
+      const seg = sys.shmOpen(spec.name!, sabSize(spec.plan.chunk));
+      peerRawSab(seg.buffer, spec.plan);
+      seg.unmap();
+      return;
+    }
     case 'fifo':
       input = openFifo(spec.paths![0], true);
       output = openFifo(spec.paths![1], false);

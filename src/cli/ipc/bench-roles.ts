@@ -233,11 +233,17 @@ export async function measureRawPort(port: MessagePort, plan: Plan, progress: Pr
 // ---- raw: SharedArrayBuffer between threads (spin for latency, a slot ring for bulk) ---------
 // Layout (Int32 indexes): 0 ping seq, 1 pong seq, 2 ring head, 3 ring tail; the ring's SLOTS
 // slots of `chunk` bytes follow at byte 64. Latency spins on both sides (the seed's "spin" mode);
-// the bulk ring waits with Atomics.wait when full or empty.
+// the bulk ring waits with Atomics.wait when full or empty (on a SharedArrayBuffer between
+// threads) or spins (on a shm_open + mmap segment between processes, where Atomics.wait is refused).
 
 export const SAB_SLOTS = 16;
 /** A spinning side gives up after this long without an answer (the other side is gone). */
 const SPIN_LIMIT_NS = 10_000_000_000n;
+
+/** Atomics.wait on a SharedArrayBuffer; on an mmap'd (non-shared) buffer, where it is not allowed, plain spinning. */
+function sleep(ctl: Int32Array, index: number, value: number): void {
+  if (ctl.buffer instanceof SharedArrayBuffer) Atomics.wait(ctl, index, value, 50);
+}
 
 function spinUntil(ctl: Int32Array, index: number, value: number): void {
   if (Atomics.load(ctl, index) === value) return;
@@ -251,7 +257,7 @@ export function sabSize(chunk: number): number {
   return 64 + SAB_SLOTS * chunk;
 }
 
-export function peerRawSab(sab: SharedArrayBuffer, plan: Plan): void {
+export function peerRawSab(sab: ArrayBufferLike, plan: Plan): void {
   const ctl = new Int32Array(sab, 0, 16);
   const total = plan.warmup + plan.rounds;
   for (let i = 1; i <= total; i++) {
@@ -266,7 +272,7 @@ export function peerRawSab(sab: SharedArrayBuffer, plan: Plan): void {
     const since = now();
     while (head === tail) {
       if (now() - since > SPIN_LIMIT_NS) throw new Error('the other thread stopped sending');
-      Atomics.wait(ctl, 2, head, 50);
+      sleep(ctl, 2, head);
       head = Atomics.load(ctl, 2);
     }
     const slot = tail % SAB_SLOTS;
@@ -280,7 +286,7 @@ export function peerRawSab(sab: SharedArrayBuffer, plan: Plan): void {
   Atomics.notify(ctl, 1);
 }
 
-export function measureRawSab(sab: SharedArrayBuffer, plan: Plan, progress: Progress): Measured {
+export function measureRawSab(sab: ArrayBufferLike, plan: Plan, progress: Progress): Measured {
   const ctl = new Int32Array(sab, 0, 16);
   const samples = new Float64Array(plan.rounds);
   const total = plan.warmup + plan.rounds;
@@ -301,7 +307,7 @@ export function measureRawSab(sab: SharedArrayBuffer, plan: Plan, progress: Prog
     const since = now();
     while (head - tail >= SAB_SLOTS) {
       if (now() - since > SPIN_LIMIT_NS) throw new Error('the other thread stopped reading');
-      Atomics.wait(ctl, 3, tail, 50);
+      sleep(ctl, 3, tail);
       tail = Atomics.load(ctl, 3);
     }
     const size = Math.min(plan.chunk, plan.bytes - sent);
@@ -313,7 +319,7 @@ export function measureRawSab(sab: SharedArrayBuffer, plan: Plan, progress: Prog
   const since = now();
   while (Atomics.load(ctl, 1) !== -1) {
     if (now() - since > SPIN_LIMIT_NS) throw new Error('the other thread did not finish');
-    Atomics.wait(ctl, 1, Atomics.load(ctl, 1), 50);
+    sleep(ctl, 1, Atomics.load(ctl, 1));
   }
   const ns = Number(now() - t0);
   return { samples, bytes: plan.bytes, ns };

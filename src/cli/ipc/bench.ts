@@ -309,7 +309,21 @@ function shmDef(name: string, shmMode: 'spin' | 'futex'): TransportDef {
     form: 'processes',
     claim: { latency: '0.1 µs', throughput: '20 GB/s' },
     async run(mode, plan, progress) {
-      if (mode === 'raw') throw new Unavailable('no raw process-shared baseline yet (shm_open + mmap without the ring); compare with shm-thread raw');
+      if (mode === 'raw') {
+        if (shmMode === 'futex') throw new Unavailable('the raw shm baseline spins (see the shm row); a futex raw ring is not written');
+        // The same shm_open + mmap segment, a fixed-slot ring without the Channel, both sides spinning.
+        const sys = await import('../../sys/shm.ts');
+        if (!sys.shmAvailable()) throw new Unavailable('shm_open/mmap not reachable through koffi here');
+        const segName = `/switchyard-bench-raw-${process.pid}`;
+        const seg = sys.shmCreate(segName, sabSize(plan.chunk), 0o600);
+        try {
+          const peer = spawnPeer({ transport: 'shm', mode, plan, name: segName });
+          return await withPeer(peer, async () => measureRawSab(seg.buffer, plan, progress));
+        } finally {
+          seg.unmap();
+          sys.shmUnlink(segName);
+        }
+      }
       const f = pick<(n: string, o: object) => Channel>(await loadIpcModule('transports/shm'), ['createShmChannel']);
       if ('reason' in f) throw new Unavailable(f.reason);
       const segment = `bench-${process.pid}-${name}`;
