@@ -22,6 +22,7 @@ export interface IpcBenchOptions {
   quick?: boolean;
   size?: number;
   json?: boolean;
+  runs?: number;
 }
 
 export const TRANSPORT_NAMES = TRANSPORTS.map((t) => t.name);
@@ -84,15 +85,16 @@ export async function ipcBenchCommand(options: IpcBenchOptions): Promise<void> {
   const plan: Plan = options.quick
     ? { warmup: 50, rounds: 300, bytes: options.size ?? 8 * 1024 * 1024, chunk: 64 * 1024 }
     : { warmup: 1000, rounds: 10_000, bytes: options.size ?? 1024 ** 3, chunk: 64 * 1024 };
-  const printer = progressPrinter(transports.length * 2);
+  const runs = options.runs ?? (options.quick ? 1 : 3);
+  const printer = progressPrinter(transports.length * 2 * runs);
   if (!options.json) {
-    process.stderr.write(`ipc bench: ${transports.join(', ')}; ${plan.rounds} round trips, ${formatBytes(plan.bytes)} bulk${options.quick ? ' (quick)' : ''}\n`);
+    process.stderr.write(`ipc bench: ${transports.join(', ')}; ${plan.rounds} round trips, ${formatBytes(plan.bytes)} bulk, ${runs} run${runs === 1 ? '' : 's'}${options.quick ? ' (quick)' : ''}\n`);
   }
   const machine = await machineNote(options.quick ? 200 : 1000);
-  const rows = await runBench({ transports, plan, timeoutMs: options.quick ? 20_000 : 180_000, progress: printer.progress, step: printer.step });
+  const rows = await runBench({ transports, plan, timeoutMs: options.quick ? 20_000 : 180_000, runs, progress: printer.progress, step: printer.step });
   printer.end();
   if (options.json) process.stdout.write(`${JSON.stringify({ machine, plan, rows }, null, 2)}\n`);
-  else process.stdout.write(`${machine}\n${formatTable(rows, plan)}\n`);
+  else process.stdout.write(`${machine}\n${formatTable(rows, plan, runs)}\n`);
   // Exit 1 if something that exists broke; missing transports are not failures.
   if (rows.some((r) => (!r.raw.ok && !r.raw.unavailable) || (!r.framed.ok && !r.framed.unavailable))) process.exitCode = 1;
 }

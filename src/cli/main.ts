@@ -95,9 +95,14 @@ export function buildProgram(): Command {
       if (n === undefined) throw new InvalidArgumentError('expected a size like 1GiB, 64MiB or 1000000');
       return n;
     })
+    .option('--runs <n>', 'interleaved repetitions, medians shown (default 3; 1 with --quick)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 20) throw new InvalidArgumentError('expected a whole number from 1 to 20');
+      return n;
+    })
     .option('--json', 'print the results as JSON instead of a table')
-    .action(async (opts: { transport?: string[]; quick?: boolean; size?: number; json?: boolean }) =>
-      ipcBenchCommand({ transports: opts.transport, quick: opts.quick, size: opts.size, json: opts.json }),
+    .action(async (opts: { transport?: string[]; quick?: boolean; size?: number; json?: boolean; runs?: number }) =>
+      ipcBenchCommand({ transports: opts.transport, quick: opts.quick, size: opts.size, json: opts.json, runs: opts.runs }),
     );
   ipc
     .command('listen')

@@ -345,6 +345,8 @@ export interface Figures {
   mbps: number;
   rounds: number;
   bytes: number;
+  /** Each run's figures, when there were several (the figures above are their medians). */
+  runs?: Figures[];
 }
 
 export type Outcome = { ok: true; figures: Figures } | { ok: false; unavailable: boolean; reason: string };
@@ -371,35 +373,65 @@ export interface BenchOptions {
   plan: Plan;
   /** Per measurement (raw or framed of one transport). */
   timeoutMs: number;
+  /** Interleaved repetitions; the table shows medians. */
+  runs?: number;
   progress: (label: string, fraction: number) => void;
   step: (label: string, outcome: Outcome) => void;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Per metric, the median over runs. */
+function medianFigures(runs: Figures[]): Figures {
+  return {
+    p50us: median(runs.map((r) => r.p50us)),
+    p99us: median(runs.map((r) => r.p99us)),
+    mbps: median(runs.map((r) => r.mbps)),
+    rounds: runs[0].rounds,
+    bytes: runs[0].bytes,
+    runs,
+  };
+}
+
+/** Runs raw then framed of each transport, `runs` times over (interleaved: raw, framed, raw, framed, ...). */
 export async function runBench(options: BenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
+  const runs = options.runs ?? 1;
   for (const name of options.transports) {
     const def = TRANSPORTS.find((t) => t.name === name)!;
     const row: Row = { transport: def.name, form: def.form, claim: def.claim, raw: { ok: false, unavailable: true, reason: 'not run' }, framed: { ok: false, unavailable: true, reason: 'not run' } };
-    for (const mode of ['raw', 'framed'] as const) {
-      const label = `${def.name} ${mode}`;
-      options.progress(label, 0);
-      let outcome: Outcome;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`did not finish within ${options.timeoutMs / 1000} s`)), options.timeoutMs);
-        });
-        const m = await Promise.race([def.run(mode, options.plan, (f) => options.progress(label, f)), timeout]);
-        outcome = { ok: true, figures: figuresOf(m) };
-      } catch (err) {
-        outcome = { ok: false, unavailable: err instanceof Unavailable, reason: (err as Error).message };
-      } finally {
-        clearTimeout(timer);
+    const got: Record<Mode, Figures[]> = { raw: [], framed: [] };
+    const stopped: Partial<Record<Mode, Outcome>> = {};
+    for (let run = 1; run <= runs; run++) {
+      for (const mode of ['raw', 'framed'] as const) {
+        if (stopped[mode]) continue;
+        const label = `${def.name} ${mode}${runs > 1 ? ` (run ${run}/${runs})` : ''}`;
+        options.progress(label, 0);
+        let outcome: Outcome;
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`did not finish within ${options.timeoutMs / 1000} s`)), options.timeoutMs);
+          });
+          const m = await Promise.race([def.run(mode, options.plan, (f) => options.progress(label, f)), timeout]);
+          const f = figuresOf(m);
+          got[mode].push(f);
+          outcome = { ok: true, figures: f };
+        } catch (err) {
+          outcome = { ok: false, unavailable: err instanceof Unavailable, reason: (err as Error).message };
+          stopped[mode] = outcome;
+        } finally {
+          clearTimeout(timer);
+        }
+        options.progress(label, 1);
+        options.step(label, outcome);
       }
-      row[mode] = outcome;
-      options.progress(label, 1);
-      options.step(label, outcome);
     }
+    for (const mode of ['raw', 'framed'] as const) row[mode] = stopped[mode] ?? { ok: true, figures: medianFigures(got[mode]) };
     rows.push(row);
   }
   return rows;
@@ -417,10 +449,11 @@ export function ratios(row: Row): { latency?: number; throughput?: number } {
 }
 
 /** Markdown table: one row per transport and mode, framed/raw ratios on the framed row. */
-export function formatTable(rows: Row[], plan: Plan): string {
+export function formatTable(rows: Row[], plan: Plan, runs = 1): string {
   const out: string[] = [];
   out.push(
-    `1-byte round trips: ${plan.rounds} timed after ${plan.warmup} warm-up; bulk: ${formatBytes(plan.bytes)} in ${formatBytes(plan.chunk)} messages. ` +
+    `1-byte round trips: ${plan.rounds} timed after ${plan.warmup} warm-up; bulk: ${formatBytes(plan.bytes)} in ${formatBytes(plan.chunk)} messages` +
+      (runs > 1 ? `; ${runs} interleaved runs (raw, framed, raw, framed, ...), each figure the median of its runs. ` : '. ') +
       'Ratio = framed/raw (latency p50; throughput as raw MB/s over framed MB/s), target <= 1.20x.',
   );
   out.push('');
