@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cliPath, repoRoot, runCli } from './helpers/daemon.ts';
@@ -75,6 +75,25 @@ test('ipc listen/send over a unix socket path', { timeout: 30_000 }, async () =>
     const r = await l.done;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.split('\n')[1], 'over unix');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ipc listen/send over a FIFO pair and a shm segment; both cleaned up after', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'switchyard-ipc-cli-'));
+  try {
+    for (const url of [`fifo:${dir}/f`, `shm:ipc-cli-test-${process.pid}`]) {
+      const l = await listen(url);
+      assert.equal(l.address, url);
+      const s = await runCli(['ipc', 'send', url, 'by hand', 'twice']);
+      assert.equal(s.code, 0, s.stderr);
+      const r = await l.done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.split('\n').slice(1, 3), ['by hand', 'twice']);
+    }
+    assert.deepEqual(readdirSync(dir), []);
+    assert.ok(!existsSync(`/dev/shm/switchyard-ipc-cli-test-${process.pid}`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

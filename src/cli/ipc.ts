@@ -114,7 +114,7 @@ async function listenOn(url: IpcUrl): Promise<ChannelServer> {
       return f.fn(url.abstract ? `@${url.path}` : url.path);
     }
     default:
-      throw new IpcCliError(`ipc listen: the ${url.transport} transport is not available yet in this build`);
+      throw new IpcCliError(`ipc listen: ${url.transport} has no listening server`);
   }
 }
 
@@ -130,8 +130,16 @@ async function connectTo(url: IpcUrl): Promise<Channel> {
       if ('reason' in f) throw new IpcCliError(`unix transport not available: ${f.reason}`);
       return f.fn(url.abstract ? `@${url.path}` : url.path);
     }
-    default:
-      throw new IpcCliError(`ipc send: the ${url.transport} transport is not available yet in this build`);
+    case 'fifo': {
+      const f = pick<(p: string) => Promise<Channel>>(await loadIpcModule('transports/fifo'), ['openFifoChannel']);
+      if ('reason' in f) throw new IpcCliError(`fifo transport not available: ${f.reason}`);
+      return f.fn(url.path);
+    }
+    case 'shm': {
+      const f = pick<(n: string) => Channel>(await loadIpcModule('transports/shm'), ['openShmChannel']);
+      if ('reason' in f) throw new IpcCliError(`shm transport not available: ${f.reason}`);
+      return f.fn(url.name);
+    }
   }
 }
 
@@ -150,24 +158,53 @@ export function describeMessage(m: Uint8Array): string {
   return `<${m.byteLength} bytes: ${head}${m.byteLength > 16 ? '…' : ''}>`;
 }
 
-/** Serves one peer: prints its address, then each message, and exits when the peer closes. */
-export async function ipcListenCommand(url: IpcUrl): Promise<void> {
+/** The one channel `listen` serves, and the address to print once a peer can connect. */
+async function acceptOne(url: IpcUrl, bound: (address: string) => void): Promise<Channel | undefined> {
+  if (url.transport === 'fifo') {
+    const f = pick<(p: string, o: object) => Promise<Channel>>(await loadIpcModule('transports/fifo'), ['createFifoChannel']);
+    if ('reason' in f) throw new IpcCliError(`fifo transport not available: ${f.reason}`);
+    // The FIFOs exist once the call returns (mkfifo runs before its first wait); it then waits for the peer.
+    const opening = f.fn(url.path, { openTimeout: 24 * 3600_000 });
+    opening.catch(() => {});
+    bound(formatIpcUrl(url));
+    return opening;
+  }
+  if (url.transport === 'shm') {
+    const f = pick<(n: string) => Channel>(await loadIpcModule('transports/shm'), ['createShmChannel']);
+    if ('reason' in f) throw new IpcCliError(`shm transport not available: ${f.reason}`);
+    const channel = f.fn(url.name);
+    bound(formatIpcUrl(url));
+    return channel;
+  }
   const server = await listenOn(url);
-  const bound: IpcUrl = url.transport === 'tcp' && 'port' in server ? { ...url, port: (server as { port: number }).port } : url;
-  process.stdout.write(`listening on ${formatIpcUrl(bound)}\n`);
+  bound(formatIpcUrl(url.transport === 'tcp' && 'port' in server ? { ...url, port: (server as { port: number }).port } : url));
   const stop = () => void server.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const it = server.accept()[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) return;
+  const first = await server.accept()[Symbol.asyncIterator]().next();
   await server.close();
-  const channel = first.value;
-  process.stderr.write(`peer connected${channel.peer ? ` (pid ${channel.peer.pid}, uid ${channel.peer.uid})` : ''}\n`);
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  return first.done ? undefined : first.value;
+}
+
+/** Serves one peer: prints its address, then each message, and exits when the peer closes. */
+export async function ipcListenCommand(url: IpcUrl): Promise<void> {
+  const channel = await acceptOne(url, (address) => process.stdout.write(`listening on ${address}\n`));
+  if (!channel) return;
+  // Ctrl-C closes the channel (unlinking FIFOs and shm segments this side created).
+  const stop = () => void channel.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  if (url.transport !== 'shm') process.stderr.write(`peer connected${channel.peer ? ` (pid ${channel.peer.pid}, uid ${channel.peer.uid})` : ''}\n`);
   let count = 0;
-  for await (const m of channel) {
-    count++;
-    process.stdout.write(`${describeMessage(m)}\n`);
+  try {
+    for await (const m of channel) {
+      count++;
+      process.stdout.write(`${describeMessage(m)}\n`);
+    }
+  } finally {
+    await channel.close();
   }
   process.stderr.write(`peer closed the channel after ${count} message${count === 1 ? '' : 's'}\n`);
 }
