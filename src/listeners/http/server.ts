@@ -127,7 +127,8 @@ export class HttpListener implements Listener {
       protocol: 'http',
       url,
       handlers: this.options.config.routes.map((r) => r.handler.type),
-      tryIt: `curl -i ${url}`,
+      // The first route with a concrete path (not a pattern) is something that answers.
+      tryIt: `curl -i ${url}${(this.options.config.routes.find((r) => !r.match.path.includes('*'))?.match.path ?? '/').slice(1)}`,
     };
   }
 
