@@ -38,6 +38,15 @@ export interface Channel extends AsyncIterable<Uint8Array> {
   close(): Promise<void>;
 }
 
+/** Async iteration over anything with a Channel's receive(): ends at the clean end, throws on failure. */
+export async function* receiveAll(source: { receive(): Promise<Uint8Array | undefined> }): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const m = await source.receive();
+    if (m === undefined) return;
+    yield m;
+  }
+}
+
 /** Throws the IpcError a send of `message` deserves, if any. */
 export function checkOutgoing(message: Uint8Array, maxMessageSize: number): void {
   if (!(message instanceof Uint8Array)) throw new TypeError('a message is a Uint8Array');

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { FrameDecoder, FrameError, encodeFrame, frameHeader } from '../protocol/frame.ts';
 import { DEFAULT_MAX_MESSAGE_SIZE, checkOutgoing, type Channel, type ChannelOptions, type PeerCredentials } from './channel.ts';
 import { IpcError } from './errors.ts';
+import { Inbox } from './inbox.ts';
 
 // A Channel over any byte stream (unix and TCP sockets, pipes, FIFOs): length-prefixed frames
 // (src/protocol/frame.ts). A zero-length frame is the goodbye a side sends when it closes on
@@ -23,11 +24,8 @@ export class StreamChannel implements Channel {
   readonly maxMessageSize: number;
   readonly peer?: PeerCredentials;
   private readonly decoder: FrameDecoder;
-  private readonly queue: Uint8Array[] = [];
+  private readonly inbox: Inbox;
   private readonly highWater: number;
-  private waiter: { resolve: (m: Uint8Array | undefined) => void; reject: (e: Error) => void } | undefined;
-  private ended = false; // no more messages will arrive (goodbye, EOF or error)
-  private failure: IpcError | undefined; // why receiving ended badly
   private closed = false; // this side closed
   private sawGoodbye = false;
   private drainWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -41,12 +39,15 @@ export class StreamChannel implements Channel {
     this.highWater = options.receiveQueue ?? 64;
     this.peer = options.peer;
     this.decoder = new FrameDecoder({ maxFrameSize: this.maxMessageSize, allowEmpty: true });
+    this.inbox = new Inbox(() => {
+      if (this.inbox.length < this.highWater / 2 && stream.isPaused()) stream.resume();
+    });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('end', () => this.onEnd());
     stream.on('error', (err: NodeJS.ErrnoException) => this.fail(new IpcError('SWITCHYARD_IPC_PEER_GONE', `${transport} peer gone (${err.code ?? err.message})`, { cause: err })));
     stream.on('close', () => {
-      if (!this.ended) this.onEnd();
-      this.rejectDrains(this.failure ?? new IpcError('SWITCHYARD_IPC_PEER_GONE', `${transport} peer gone`));
+      if (!this.inbox.isEnded) this.onEnd();
+      this.rejectDrains(this.inbox.error ?? new IpcError('SWITCHYARD_IPC_PEER_GONE', `${transport} peer gone`));
     });
     stream.on('drain', () => {
       const ws = this.drainWaiters;
@@ -58,7 +59,7 @@ export class StreamChannel implements Channel {
   async send(message: Uint8Array): Promise<void> {
     if (this.closed) throw new IpcError('SWITCHYARD_IPC_CLOSED', 'channel is closed');
     checkOutgoing(message, this.maxMessageSize);
-    if (this.stream.destroyed || this.stream.writableEnded) throw this.failure ?? new IpcError('SWITCHYARD_IPC_PEER_GONE', `${this.transport} peer gone`);
+    if (this.stream.destroyed || this.stream.writableEnded) throw this.inbox.error ?? new IpcError('SWITCHYARD_IPC_PEER_GONE', `${this.transport} peer gone`);
     // Small messages go as one buffer (one syscall); large ones as header + payload, uncopied.
     const ok =
       message.byteLength <= 16 * 1024
@@ -68,28 +69,17 @@ export class StreamChannel implements Channel {
   }
 
   receive(): Promise<Uint8Array | undefined> {
-    const m = this.queue.shift();
-    if (m !== undefined) {
-      if (this.queue.length < this.highWater / 2 && this.stream.isPaused()) this.stream.resume();
-      return Promise.resolve(m);
-    }
-    if (this.ended || this.closed) return this.failure ? Promise.reject(this.failure) : Promise.resolve(undefined);
-    if (this.waiter) return Promise.reject(new Error('receive() called again before the previous one settled'));
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    return this.inbox.receive();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const m = await this.receive();
-      if (m === undefined) return;
-      yield m;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.inbox[Symbol.asyncIterator]();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.settle(undefined);
+    this.inbox.close();
     if (this.stream.destroyed) return;
     await new Promise<void>((resolve) => {
       const done = () => resolve();
@@ -123,20 +113,15 @@ export class StreamChannel implements Channel {
         this.sawGoodbye = true;
         continue;
       }
-      if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        w.resolve(f);
-      } else this.queue.push(f);
+      this.inbox.deliver(f);
     }
-    if (this.queue.length >= this.highWater) this.stream.pause();
+    if (this.inbox.length >= this.highWater) this.stream.pause();
   }
 
   private onEnd(): void {
-    if (this.ended) return;
+    if (this.inbox.isEnded) return;
     if (this.sawGoodbye && !this.decoder.partial) {
-      this.ended = true;
-      this.settle(undefined);
+      this.inbox.end();
       return;
     }
     this.fail(
@@ -148,24 +133,8 @@ export class StreamChannel implements Channel {
   }
 
   private fail(err: IpcError): void {
-    if (this.ended && this.failure) return;
-    this.ended = true;
-    this.failure ??= err;
-    // Messages already received stay readable; the error comes after them.
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.reject(this.failure);
-    }
-    this.rejectDrains(this.failure);
-  }
-
-  private settle(value: undefined): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.resolve(value);
-    }
+    this.inbox.fail(err);
+    this.rejectDrains(this.inbox.error ?? err);
   }
 
   private rejectDrains(err: Error): void {

@@ -1,4 +1,4 @@
-import { checkOutgoing, type Channel } from '../channel.ts';
+import { checkOutgoing, receiveAll, type Channel } from '../channel.ts';
 import { IpcError } from '../errors.ts';
 import { Ring, ringBytes, HEAD, TAIL, CONSUMER_WAITING, PRODUCER_WAITING } from '../ring.ts';
 
@@ -151,12 +151,8 @@ export class RingChannel implements Channel {
     this.p.release();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const m = await this.receive();
-      if (m === undefined) return;
-      yield m;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return receiveAll(this);
   }
 
   private afterWrite(): void {

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { DEFAULT_MAX_MESSAGE_SIZE, checkOutgoing, type Channel, type ChannelOptions } from '../channel.ts';
 import { IpcError } from '../errors.ts';
+import { Inbox } from '../inbox.ts';
 
 // A Channel over a worker_threads MessagePort (one end of a MessageChannel; hand the other end
 // to the worker in its transferList and call workerChannel() there too).
@@ -26,13 +27,10 @@ export class WorkerChannel implements Channel {
   readonly maxMessageSize: number;
   private readonly window: number;
   private readonly transfer: boolean;
-  private readonly queue: Uint8Array[] = [];
-  private waiter: { resolve: (m: Uint8Array | undefined) => void; reject: (e: Error) => void } | undefined;
+  private readonly inbox = new Inbox(() => this.consumed());
   private creditWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private inFlight = 0;
   private unacked = 0;
-  private ended = false;
-  private failure: IpcError | undefined;
   private closed = false;
   private portClosed = false;
 
@@ -52,11 +50,11 @@ export class WorkerChannel implements Channel {
     if (this.closed) throw new IpcError('SWITCHYARD_IPC_CLOSED', 'channel is closed');
     checkOutgoing(message, this.maxMessageSize);
     while (this.inFlight >= this.window) {
-      if (this.failure || this.portClosed) throw this.failure ?? this.gone();
+      if (this.inbox.error || this.portClosed) throw this.inbox.error ?? this.gone();
       await new Promise<void>((resolve, reject) => this.creditWaiters.push({ resolve, reject }));
       if (this.closed) throw new IpcError('SWITCHYARD_IPC_CLOSED', 'channel is closed');
     }
-    if (this.portClosed || (this.ended && this.failure)) throw this.failure ?? this.gone();
+    if (this.portClosed || this.inbox.error) throw this.inbox.error ?? this.gone();
     this.inFlight++;
     const buf = message.buffer;
     const whole = buf instanceof ArrayBuffer && message.byteOffset === 0 && message.byteLength === buf.byteLength;
@@ -72,32 +70,17 @@ export class WorkerChannel implements Channel {
   }
 
   receive(): Promise<Uint8Array | undefined> {
-    const m = this.queue.shift();
-    if (m !== undefined) {
-      this.consumed();
-      return Promise.resolve(m);
-    }
-    if (this.ended || this.closed) return this.failure ? Promise.reject(this.failure) : Promise.resolve(undefined);
-    if (this.waiter) return Promise.reject(new Error('receive() called again before the previous one settled'));
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    return this.inbox.receive();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const m = await this.receive();
-      if (m === undefined) return;
-      yield m;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.inbox[Symbol.asyncIterator]();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.resolve(undefined);
-    }
+    this.inbox.close();
     this.rejectCredit(new IpcError('SWITCHYARD_IPC_CLOSED', 'channel is closed'));
     if (!this.portClosed) {
       this.port.postMessage({ t: 'bye' } satisfies Wire);
@@ -118,14 +101,7 @@ export class WorkerChannel implements Channel {
       return;
     }
     if (w.t === 'bye') {
-      if (!this.ended) {
-        this.ended = true;
-        if (this.waiter && this.queue.length === 0) {
-          const wt = this.waiter;
-          this.waiter = undefined;
-          wt.resolve(undefined);
-        }
-      }
+      this.inbox.end();
       this.rejectCredit(new IpcError('SWITCHYARD_IPC_PEER_GONE', 'worker peer closed the channel'));
       return;
     }
@@ -133,7 +109,7 @@ export class WorkerChannel implements Channel {
       this.fail(new IpcError('SWITCHYARD_IPC_PROTOCOL', 'worker peer sent something that is not a channel message'));
       return;
     }
-    if (this.ended) return;
+    if (this.inbox.isEnded) return;
     const m = w.b;
     if (m.byteLength === 0) {
       this.fail(new IpcError('SWITCHYARD_IPC_PROTOCOL', 'worker peer sent an empty message'));
@@ -143,19 +119,14 @@ export class WorkerChannel implements Channel {
       this.fail(new IpcError('SWITCHYARD_IPC_MESSAGE_TOO_LARGE', `peer sent a message of ${m.byteLength} bytes, over the limit of ${this.maxMessageSize}`));
       return;
     }
-    if (this.waiter) {
-      const wt = this.waiter;
-      this.waiter = undefined;
-      this.consumed();
-      wt.resolve(m);
-    } else this.queue.push(m);
+    this.inbox.deliver(m);
   }
 
   /** A message left the queue for the reader: return credit, in batches unless the queue ran dry. */
   private consumed(): void {
     this.unacked++;
     if (this.portClosed || this.closed) return;
-    if (this.unacked >= Math.max(1, this.window >> 2) || this.queue.length === 0) {
+    if (this.unacked >= Math.max(1, this.window >> 2) || this.inbox.length === 0) {
       this.port.postMessage({ t: 'a', n: this.unacked } satisfies Wire);
       this.unacked = 0;
     }
@@ -164,20 +135,12 @@ export class WorkerChannel implements Channel {
   private onPortClose(): void {
     this.portClosed = true;
     if (this.closed) return; // our own close()
-    if (!this.ended) this.fail(this.gone());
-    else this.rejectCredit(this.failure ?? this.gone());
+    if (!this.inbox.isEnded) this.fail(this.gone());
+    else this.rejectCredit(this.inbox.error ?? this.gone());
   }
 
   private fail(err: IpcError): void {
-    if (this.failure) return;
-    this.ended = true;
-    this.failure = err;
-    // Messages already received stay readable; the error comes after them.
-    if (this.waiter && this.queue.length === 0) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.reject(err);
-    }
+    if (!this.inbox.fail(err)) return;
     this.rejectCredit(err);
     if (err.code !== 'SWITCHYARD_IPC_PEER_GONE' && !this.portClosed) this.port.close();
   }
