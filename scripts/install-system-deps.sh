@@ -5,10 +5,13 @@
 #   nginx-light, wrk      the benchmark peer and load generator (bench/)
 #   haproxy               the second peer of the proxy benchmark (bench/proxy.ts)
 #   util-linux            taskset, to pin servers and load to separate cores in bench/
+#   redis-server          the real Redis the multi-node chat tests start on a free port
+#   chromium              headless browser for the chat page test (driven by playwright-core)
+#   openssl               self-signed certificates for the wss:// and https:// client tests
 # Safe to run again; needs root (or sudo).
 set -euo pipefail
 
-packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux)
+packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -6,6 +6,7 @@ import { kindsOf, type TrafficKind } from '../handlers/types.ts';
 import { explainIssue } from './errors.ts';
 import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
+import { stateSchema } from '../state/config.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -184,6 +185,8 @@ export function configSchema() {
       listeners: z.array(listener).min(1, 'at least one listener is needed'),
       /** Named groups of backends for proxy, tcp-proxy and udp-proxy handlers. */
       upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, "_", "." and "-"'), upstreamSchema).default({}),
+      /** Where chat rooms live: this process (memory, the default) or a Redis shared by many daemons. */
+      state: stateSchema,
       shutdown: z
         .strictObject({
           /** How long in-flight requests and transfers may run after a stop signal. */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Metrics } from '../observe/metrics.ts';
 import type { UpstreamGroup } from '../upstream/group.ts';
+import type { SharedState } from '../state/types.ts';
 
 // The contracts between listeners and handlers. A handler is a module registered by name with
 // its own config schema (like a Caddy module); a listener of a given kind asks the module for a
@@ -60,6 +61,8 @@ export interface HttpHandler {
   handle(ctx: HttpContext): void | Promise<void>;
   /** Takes Upgrade requests (WebSocket); routes whose handler lacks it answer 426-style refusals. */
   upgrade?(ctx: UpgradeContext): void | Promise<void>;
+  /** The yard is stopping: tell long-lived sessions (WebSocket, chat) to go; see Drainable. */
+  drain?(): void;
   close?(): void | Promise<void>;
 }
 
@@ -75,6 +78,8 @@ export interface ConnContext {
 
 export interface StreamHandler {
   handle(socket: Socket, ctx: ConnContext): void;
+  /** The yard is stopping: tell long-lived sessions to go; see Drainable. */
+  drain?(): void;
   close?(): void | Promise<void>;
 }
 
@@ -119,6 +124,8 @@ export interface ProvisionContext {
   readonly metrics: Metrics;
   /** The upstream group of that name (the config has been checked: it exists). */
   upstream(name: string): UpstreamGroup;
+  /** The yard's shared state (chat rooms), one for every handler of the yard. */
+  readonly state: SharedState;
 }
 
 type Factory<C, H> = (config: C, ctx: ProvisionContext) => H | Promise<H>;

@@ -12,6 +12,8 @@ import { Metrics } from '../observe/metrics.ts';
 import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
 import { UpstreamGroup } from '../upstream/group.ts';
+import { openSharedState } from '../state/index.ts';
+import type { SharedState } from '../state/types.ts';
 
 // The daemon: builds handlers and listeners from a Config and runs their lifecycle.
 //   start: provision every handler (a refusal names the config path), then bind every listener;
@@ -31,6 +33,8 @@ export interface YardOptions {
 }
 
 interface Closable {
+  /** Called when the stop begins, so that long-lived sessions (WebSocket, chat) leave in time. */
+  drain?(): void;
   close?(): void | Promise<void>;
 }
 
@@ -46,6 +50,7 @@ export class Yard implements YardView {
   private readonly handlers: Closable[] = [];
   private readonly groups = new Map<string, UpstreamGroup>();
   private stopping: Promise<StopResult> | undefined;
+  private shared: SharedState | undefined;
 
   private constructor(
     readonly config: Config,
@@ -59,6 +64,11 @@ export class Yard implements YardView {
   static async start(config: Config, options: YardOptions = {}): Promise<Yard> {
     const yard = new Yard(config, options);
     try {
+      try {
+        yard.shared = await openSharedState(config.state, yard.log);
+      } catch (err) {
+        throw new ProvisionError('state', config.state.backend, err instanceof Error ? err.message : String(err), { cause: err });
+      }
       for (const [name, u] of Object.entries(config.upstreams)) {
         try {
           yard.groups.set(name, new UpstreamGroup(name, u, { metrics: yard.metrics, log: yard.log }));
@@ -80,6 +90,7 @@ export class Yard implements YardView {
       }
       await yard.closeHandlers();
       await yard.closeGroups();
+      await yard.closeState();
       throw err;
     }
     return yard;
@@ -119,6 +130,13 @@ export class Yard implements YardView {
 
   private async drain(grace: number): Promise<StopResult> {
     for (const l of this.listenerList) await l.stopAccepting();
+    for (const h of this.handlers) {
+      try {
+        h.drain?.();
+      } catch (err) {
+        this.log.error({ err }, 'handler drain failed');
+      }
+    }
     const deadline = Date.now() + grace;
     while (this.inFlight() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
@@ -128,7 +146,18 @@ export class Yard implements YardView {
     for (const l of this.listenerList) l.destroy();
     await this.closeHandlers();
     await this.closeGroups();
+    await this.closeState();
     return { cutOff };
+  }
+
+  private async closeState(): Promise<void> {
+    const shared = this.shared;
+    this.shared = undefined;
+    try {
+      await shared?.rooms.close();
+    } catch (err) {
+      this.log.error({ err }, 'shared state cleanup failed');
+    }
   }
 
   private async closeGroups(): Promise<void> {
@@ -161,7 +190,10 @@ export class Yard implements YardView {
     const mod = handlerModule(handler.type);
     const factory = mod?.[kind];
     if (!mod || !factory) throw new ProvisionError(path, handler.type, `no ${kind} handler of this type`);
+    const state = this.shared;
+    if (!state) throw new Error('shared state is not open');
     const ctx: ProvisionContext = {
+      state,
       yard: this,
       baseDir: this.options.baseDir ?? process.cwd(),
       listener,

