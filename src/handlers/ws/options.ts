@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { duration, size } from '../../config/units.ts';
+
+// The limits every WebSocket endpoint runs under, as a handler's `websocket:` config block.
+// Defaults are safe for a public endpoint: 1 MiB messages, 1 MiB queued toward each client,
+// 200 messages a second, dead peers found within 40 s, compression off (it costs CPU and
+// ~300 KiB of zlib state per connection, so it is something to opt into).
+
+const deflateSchema = z.strictObject({
+  /** Messages smaller than this are sent uncompressed (compressing them costs more than it saves). */
+  threshold: size().default(1024),
+  /**
+   * How many zlib operations may run at once across the whole process (ws's `concurrencyLimit`);
+   * the rest wait in line. This is the cap that keeps zlib's memory bounded under load.
+   */
+  concurrency: z.number().int().min(1).max(1024).default(4),
+  /** zlib compression level for outgoing messages: 0 (store) to 9 (smallest, slowest). */
+  level: z.number().int().min(0).max(9).default(1),
+});
+
+const DEFLATE_DEFAULTS = { threshold: 1024, concurrency: 4, level: 1 };
+
+const rateLimitSchema = z.strictObject({
+  /** Messages a connection may send per `per`; also the burst it may send at once. */
+  messages: z.number().int().min(1),
+  /** The window `messages` refills over, e.g. `1s`. */
+  per: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')),
+});
+
+/** `http://host:port`-style origins (scheme and authority, no path) or `*` for any. */
+const ORIGIN = /^(\*|null|[a-z][a-z0-9+.-]*:\/\/[^/\s?#]+)$/i;
+
+const optionsSchema = z.strictObject({
+  /**
+   * Largest message accepted from a client, after inflating when compression is on; a larger one
+   * closes the connection with 1009 (message too big).
+   */
+  maxMessageSize: size().pipe(z.number().int().min(1)).default(1024 * 1024),
+  /**
+   * Bytes that may wait toward one client (what it has not read yet); a send past this applies
+   * `slowConsumer`. Memory per connection stays under this plus one message.
+   */
+  sendQueueLimit: size().pipe(z.number().int().min(1)).default(1024 * 1024),
+  /**
+   * What happens to a client whose send queue is over `sendQueueLimit`: `close` closes it with
+   * 1013 (try again later), destroying the socket if the close frame cannot get out within a
+   * second; `drop` drops the message (counted in switchyard_ws_dropped_total) and keeps the client.
+   */
+  slowConsumer: z.enum(['close', 'drop']).default('close'),
+  /**
+   * Token bucket per connection: `{ messages, per }`, or false for none. A client over it is
+   * closed with 1008 'message rate over limit'.
+   */
+  rateLimit: z.union([z.literal(false), rateLimitSchema]).default(() => ({ messages: 200, per: 1000 })),
+  /** How often every open connection is pinged; 0 turns pings (and dead-peer detection) off. */
+  pingInterval: duration().default(30_000),
+  /** A peer that has not answered a ping within this is taken for dead and its socket destroyed. */
+  pongTimeout: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')).default(10_000),
+  /** Open connections this endpoint takes; upgrades past it are answered 503. */
+  maxConnections: z.number().int().min(1).default(10_000),
+  /**
+   * Allowed values of the Origin header, exact (`http://127.0.0.1:8080`); `*` allows any.
+   * Absent: any origin. When set, an upgrade with another Origin, or none, is answered 403.
+   */
+  origins: z.array(z.string().regex(ORIGIN, 'expected an origin such as "https://example.com" or "*"')).min(1).optional(),
+  /**
+   * permessage-deflate: false (default), true for the defaults below, or
+   * `{ threshold, concurrency, level }`. Only used when the client offers it.
+   */
+  deflate: z
+    .union([z.literal(false), z.literal(true).transform(() => ({ ...DEFLATE_DEFAULTS })), deflateSchema])
+    .default(false),
+  /** How long a closing handshake may take before the socket is destroyed. */
+  closeTimeout: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')).default(5_000),
+});
+
+/** The `websocket:` block of a handler that takes WebSocket upgrades; absent means all defaults. */
+export const websocketOptionsSchema = optionsSchema.default(() => optionsSchema.parse({}));
+
+export type WebSocketOptions = z.output<typeof websocketOptionsSchema>;
