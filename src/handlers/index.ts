@@ -9,14 +9,16 @@ import { upstreamsHandler } from './upstreams.ts';
 import { proxyHandler } from './proxy/index.ts';
 import { tcpProxyHandler } from './tcp-proxy.ts';
 import { udpProxyHandler } from './udp-proxy.ts';
+import { frameEchoHandler } from './frame-echo.ts';
+import { wsEchoHandler } from './ws-echo.ts';
 
 export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler };
+export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler };
 
-const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler];
+const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {
