@@ -1,0 +1,557 @@
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RedisStateConfig } from './config.ts';
+import type { LeaveReason, PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
+
+// Chat rooms shared by every daemon on one Redis.
+//
+// Keys of room R (P = keyPrefix; {R} is a hash tag, so one room's keys share a cluster slot and
+// every script below touches a single slot):
+//   P room:{R}:seq      string  INCR'd for every event: the room's sequence
+//   P room:{R}:history  list    stamped message JSON, newest first, LTRIM'd to historyLimit
+//   P room:{R}:nicks    zset    nick -> expiry (ms, Redis clock)
+//   P room:{R}:owners   hash    nick -> owner (the session id)
+// Channel of room R: P room:R, carrying the stamped event JSON.
+//
+// Every change is one Lua script, so it is atomic across daemons, and every script reads the
+// time from Redis (TIME), so expiry and `ts` follow one clock whatever the daemons' clocks say.
+// Whatever publishes an event (publish, and the presence scripts that make members leave)
+// INCRs the sequence and PUBLISHes inside the same script: Redis runs scripts one at a time and
+// delivers one connection's messages in order, so every subscriber on every node sees a room's
+// events in sequence order.
+//
+// Presence: a claim lives until its expiry; this node pushes the expiry of every claim it holds
+// presenceTtl ahead every presenceTtl/3. When a node dies its claims run out: members() stops
+// listing them at once, and the sweep (run by every node for the rooms it has subscribers in)
+// removes them and publishes their `leave` (reason `expired`) in the same script, so exactly one
+// node publishes each expiry however many sweep.
+//
+// Failure policy, chosen so that a dead or hung Redis never grows memory nor hangs a session:
+// no offline queue (a command while disconnected fails at once), no replay of in-flight commands
+// after a reconnect (a replayed publish would be published twice), and every command bounded by
+// connectTimeout. The connections reconnect forever with a capped backoff; meanwhile the handlers
+// get errors, local sessions stay up, and the refresh takes the claims back when Redis returns.
+
+const LUA_PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Stamps body (the event's JSON without seq and ts), keeps it in the history when asked, and
+-- publishes it. The seq and ts go first so that the rest of the JSON is the caller's own bytes.
+local function stamp(seq_key, history_key, channel, body, keep, now)
+  local seq = redis.call('INCR', seq_key)
+  local json = '{"seq":' .. string.format('%d', seq) .. ',"ts":' .. string.format('%d', now) .. ',' .. string.sub(body, 2)
+  if keep > 0 then
+    redis.call('LPUSH', history_key, json)
+    redis.call('LTRIM', history_key, 0, keep - 1)
+  end
+  redis.call('PUBLISH', channel, json)
+  return seq
+end
+local function presence_event(kind, room, nick, reason)
+  local body = '{"type":"' .. kind .. '","room":' .. cjson.encode(room) .. ',"nick":' .. cjson.encode(nick)
+  if reason then body = body .. ',"reason":"' .. reason .. '"' end
+  return body .. '}'
+end
+`;
+
+/** KEYS seq, history. ARGV channel, body, keep (0 unless a message kept in history). Returns {seq, ts}. */
+const PUBLISH = `
+local now = now_ms()
+local seq = stamp(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), now)
+return {seq, now}
+`;
+
+/**
+ * KEYS seq, history, nicks, owners. ARGV channel, room, nick, owner, ttl. 1 when claimed, 0 when
+ * another owner's live claim holds the nick. Taking over an expired claim of another owner
+ * publishes its `leave` first, so that nobody sees a nick join that never left.
+ */
+const CLAIM = `
+local now = now_ms()
+local nick, owner = ARGV[3], ARGV[4]
+local score = redis.call('ZSCORE', KEYS[3], nick)
+local holder = redis.call('HGET', KEYS[4], nick)
+if holder ~= owner then
+  if score and tonumber(score) > now then return 0 end
+  if score and holder then
+    stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), 0, now)
+  end
+end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), nick)
+redis.call('HSET', KEYS[4], nick, owner)
+return 1
+`;
+
+/** KEYS nicks, owners. ARGV nick, owner. Removes the claim only if owner holds it. */
+const RELEASE = `
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+`;
+
+/** KEYS nicks. The live nicks, any order. */
+const MEMBERS = `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%d', now_ms()), '+inf')
+`;
+
+/**
+ * KEYS seq, history, nicks, owners. ARGV channel, room, ttl, then nick, owner pairs: the claims
+ * this node holds in the room. Per pair: 0 still held (expiry pushed on); 1 it had been swept or
+ * had run out and nobody else took it, so it is taken back and its `join` published (the room
+ * saw it leave); 2 another owner holds it now: lost.
+ */
+const REFRESH = `
+local now = now_ms()
+local expiry = now + tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 2 do
+  local nick, owner = ARGV[i], ARGV[i + 1]
+  local holder = redis.call('HGET', KEYS[4], nick)
+  local score = redis.call('ZSCORE', KEYS[3], nick)
+  if holder == owner and score then
+    redis.call('ZADD', KEYS[3], expiry, nick)
+    out[#out + 1] = 0
+  elseif holder and holder ~= owner and score and tonumber(score) > now then
+    out[#out + 1] = 2
+  else
+    if holder and holder ~= owner and score then
+      stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), 0, now)
+    end
+    redis.call('ZADD', KEYS[3], expiry, nick)
+    redis.call('HSET', KEYS[4], nick, owner)
+    stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('join', ARGV[2], nick, nil), 0, now)
+    out[#out + 1] = 1
+  end
+end
+return out
+`;
+
+/**
+ * KEYS seq, history, nicks, owners. ARGV channel, room. Removes the claims that ran out and
+ * publishes a `leave` (expired) for each; returns how many.
+ */
+const SWEEP = `
+local now = now_ms()
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', string.format('%d', now))
+for _, nick in ipairs(gone) do
+  redis.call('ZREM', KEYS[3], nick)
+  redis.call('HDEL', KEYS[4], nick)
+  stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), 0, now)
+end
+return #gone
+`;
+
+/**
+ * KEYS seq, history, nicks, owners. ARGV channel, room, reason, then nick, owner pairs. Removes
+ * each claim the owner still holds and publishes its `leave`; a claim already released (the
+ * handler said goodbye itself) publishes nothing, so nobody leaves twice.
+ */
+const DROP = `
+local now = now_ms()
+local n = 0
+for i = 4, #ARGV, 2 do
+  local nick, owner = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', KEYS[4], nick) == owner then
+    redis.call('ZREM', KEYS[3], nick)
+    redis.call('HDEL', KEYS[4], nick)
+    stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, ARGV[3]), 0, now)
+    n = n + 1
+  end
+end
+return n
+`;
+
+class Script {
+  readonly lua: string;
+  readonly sha: string;
+  constructor(
+    readonly name: string,
+    body: string,
+  ) {
+    this.lua = LUA_PRELUDE + body;
+    this.sha = createHash('sha1').update(this.lua).digest('hex');
+  }
+
+  /** EVALSHA, falling back to EVAL when Redis lost its script cache (a restart, SCRIPT FLUSH). */
+  async run(redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return await redis.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+const scripts = {
+  publish: new Script('publish', PUBLISH),
+  claim: new Script('claim', CLAIM),
+  release: new Script('release', RELEASE),
+  members: new Script('members', MEMBERS),
+  refresh: new Script('refresh', REFRESH),
+  sweep: new Script('sweep', SWEEP),
+  drop: new Script('drop', DROP),
+};
+
+/** The URL with its password replaced, for logs and errors. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^@/]*?):[^@/]*@/, '//$1:***@');
+  }
+}
+
+interface Subscription {
+  readonly room: string;
+  readonly listeners: Set<RoomListener>;
+  /** Settles when Redis acknowledged the SUBSCRIBE. */
+  readonly ready: Promise<void>;
+}
+
+const EVENT_TYPES = new Set(['message', 'join', 'leave', 'nick']);
+
+function parseEvent(json: string): RoomEvent | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const e = v as Record<string, unknown>;
+  if (typeof e.type !== 'string' || !EVENT_TYPES.has(e.type)) return undefined;
+  if (typeof e.room !== 'string' || typeof e.nick !== 'string') return undefined;
+  if (!Number.isSafeInteger(e.seq) || typeof e.ts !== 'number') return undefined;
+  return v as RoomEvent;
+}
+
+export class RedisRoomStore implements RoomStore {
+  readonly backend = 'redis';
+  private readonly log: Logger;
+  private readonly prefix: string;
+  private readonly ttl: number;
+  /** room -> nick -> owner: the claims this node holds and keeps alive. */
+  private readonly held = new Map<string, Map<string, string>>();
+  /** channel -> local subscription */
+  private readonly subs = new Map<string, Subscription>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  /** The presence upkeep is failing (Redis away); logged once when it starts and once when it ends. */
+  private upkeepFailing = false;
+  private malformedLogged = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly cmd: Redis,
+    private readonly sub: Redis,
+    private readonly config: RedisStateConfig,
+    log: Logger,
+  ) {
+    this.log = log.child({ component: 'state', backend: 'redis' });
+    this.prefix = config.keyPrefix;
+    this.ttl = config.presenceTtl;
+    sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
+    this.timer = setInterval(() => void this.upkeep(), Math.max(1, Math.floor(this.ttl / 3)));
+    this.timer.unref();
+  }
+
+  /**
+   * Connects both connections, trying again until `connectTimeout` runs out; then fails with
+   * one line naming the (redacted) URL and the last error.
+   */
+  static async connect(config: RedisStateConfig, log: Logger): Promise<RedisRoomStore> {
+    const where = redactRedisUrl(config.url);
+    const deadline = Date.now() + config.connectTimeout;
+    let connected = false;
+    const options: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: config.connectTimeout,
+      commandTimeout: config.connectTimeout,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // Startup retries in connectWithin(), against its deadline; once up, reconnect forever.
+      retryStrategy: (times) => (connected ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
+    };
+    const cmd = new Redis(config.url, { ...options, connectionName: 'switchyard-state' });
+    const sub = new Redis(config.url, { ...options, connectionName: 'switchyard-state-sub' });
+    const logger = log.child({ component: 'state', backend: 'redis', redis: where });
+    try {
+      await connectWithin(cmd, deadline, where);
+      await connectWithin(sub, deadline, where);
+    } catch (err) {
+      cmd.disconnect();
+      sub.disconnect();
+      throw err;
+    }
+    connected = true;
+    watch(cmd, 'command', logger);
+    watch(sub, 'subscriber', logger);
+    logger.info({ presenceTtlMs: config.presenceTtl, keyPrefix: config.keyPrefix }, 'connected to redis');
+    return new RedisRoomStore(cmd, sub, config, log);
+  }
+
+  private keys(room: string): [seq: string, history: string, nicks: string, owners: string] {
+    const base = `${this.prefix}room:{${room}}`;
+    return [`${base}:seq`, `${base}:history`, `${base}:nicks`, `${base}:owners`];
+  }
+
+  private channel(room: string): string {
+    return `${this.prefix}room:${room}`;
+  }
+
+  async claim(room: string, nick: string, owner: string): Promise<boolean> {
+    const ok = (await scripts.claim.run(this.cmd, this.keys(room), [this.channel(room), room, nick, owner, this.ttl])) === 1;
+    if (ok && !this.closing) {
+      let nicks = this.held.get(room);
+      if (!nicks) this.held.set(room, (nicks = new Map()));
+      nicks.set(nick, owner);
+    }
+    return ok;
+  }
+
+  async release(room: string, nick: string, owner: string): Promise<void> {
+    // Forget it before asking Redis, so that a refresh sent after this cannot take it back.
+    this.forget(room, nick, owner);
+    const [, , nicks, owners] = this.keys(room);
+    await scripts.release.run(this.cmd, [nicks, owners], [nick, owner]);
+  }
+
+  private forget(room: string, nick: string, owner: string): void {
+    const nicks = this.held.get(room);
+    if (nicks?.get(nick) !== owner) return;
+    nicks.delete(nick);
+    if (nicks.size === 0) this.held.delete(room);
+  }
+
+  async members(room: string): Promise<string[]> {
+    const live = (await scripts.members.run(this.cmd, [this.keys(room)[2]], [])) as string[];
+    return live.sort();
+  }
+
+  async history(room: string, limit: number): Promise<RoomEvent[]> {
+    if (limit <= 0) return [];
+    const raw = await this.cmd.lrange(this.keys(room)[1], 0, Math.floor(limit) - 1);
+    const events: RoomEvent[] = [];
+    for (let i = raw.length - 1; i >= 0; i--) {
+      const e = parseEvent(raw[i]);
+      if (e) events.push(e);
+    }
+    return events;
+  }
+
+  async publish(input: RoomEventInput, options: PublishOptions): Promise<RoomEvent> {
+    // A seq or ts the caller left in would come after ours in the JSON and win when parsed.
+    const { seq: _seq, ts: _ts, ...rest } = input as RoomEventInput & { seq?: unknown; ts?: unknown };
+    const keep = input.type === 'message' && options.historyLimit > 0 ? Math.floor(options.historyLimit) : 0;
+    const [seqKey, historyKey] = this.keys(input.room);
+    const [seq, ts] = (await scripts.publish.run(this.cmd, [seqKey, historyKey], [this.channel(input.room), JSON.stringify(rest), keep])) as [number, number];
+    return { ...rest, seq, ts } as RoomEvent;
+  }
+
+  async subscribe(room: string, listener: RoomListener): Promise<() => void> {
+    if (this.closing) throw new Error('the redis room store is closed');
+    const channel = this.channel(room);
+    let s = this.subs.get(channel);
+    if (!s) {
+      const created: Subscription = { room, listeners: new Set(), ready: this.sub.subscribe(channel).then(() => undefined) };
+      created.ready.catch(() => {
+        if (this.subs.get(channel) === created) this.subs.delete(channel);
+      });
+      this.subs.set(channel, created);
+      s = created;
+    }
+    const sub = s;
+    // A wrapper per subscription, so that one listener function may subscribe twice.
+    const entry: RoomListener = (e) => listener(e);
+    sub.listeners.add(entry);
+    try {
+      await sub.ready;
+    } catch (err) {
+      sub.listeners.delete(entry);
+      throw new Error(`cannot subscribe to room ${room}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return () => {
+      if (!sub.listeners.delete(entry) || sub.listeners.size > 0) return;
+      if (this.subs.get(channel) !== sub) return;
+      this.subs.delete(channel);
+      // A subscribe of the same room after this one is sent after it on the same connection,
+      // so Redis ends up subscribed.
+      if (!this.closing) this.sub.unsubscribe(channel).catch((err) => this.log.debug({ err, room }, 'unsubscribe failed'));
+    };
+  }
+
+  private deliver(channel: string, message: string): void {
+    const s = this.subs.get(channel);
+    if (!s) return;
+    const event = parseEvent(message);
+    if (!event) {
+      if (!this.malformedLogged) {
+        this.malformedLogged = true;
+        this.log.warn({ channel, sample: message.slice(0, 200) }, 'ignoring a malformed event on a room channel (logged once)');
+      }
+      return;
+    }
+    for (const l of [...s.listeners]) {
+      try {
+        l(event);
+      } catch (err) {
+        this.log.error({ err, room: s.room }, 'room listener failed');
+      }
+    }
+  }
+
+  /** Every presenceTtl/3: keep this node's claims alive and sweep out the expired ones. */
+  private async upkeep(): Promise<void> {
+    if (this.ticking || this.closing) return;
+    this.ticking = true;
+    try {
+      // Sent back to back without waiting in between: ioredis writes each at once, so the whole
+      // round is pipelined on the connection.
+      const refreshes = [...this.held].map(([room, nicks]) => this.refresh(room, [...nicks]));
+      const sweeps = [...new Set([...this.subs.values()].map((s) => s.room))].map((room) => this.sweep(room));
+      const results = await Promise.allSettled([...refreshes, ...sweeps]);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed && !this.upkeepFailing) {
+        this.upkeepFailing = true;
+        this.log.warn({ err: failed.reason }, 'redis unreachable: presence refresh failing; local sessions go on, claims are taken back when it returns');
+      } else if (!failed && this.upkeepFailing) {
+        this.upkeepFailing = false;
+        this.log.info('redis reachable again: presence refreshed');
+      }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async refresh(room: string, nicks: [string, string][]): Promise<void> {
+    const args: (string | number)[] = [this.channel(room), room, this.ttl];
+    for (const [nick, owner] of nicks) args.push(nick, owner);
+    const out = (await scripts.refresh.run(this.cmd, this.keys(room), args)) as number[];
+    out.forEach((status, i) => {
+      const [nick, owner] = nicks[i];
+      if (status === 1) this.log.info({ room, nick }, 'presence had expired (redis was away); claimed again');
+      if (status === 2) {
+        this.forget(room, nick, owner);
+        this.log.warn({ room, nick }, 'presence had expired (redis was away) and another member took the nick meanwhile');
+      }
+    });
+  }
+
+  private async sweep(room: string): Promise<void> {
+    await scripts.sweep.run(this.cmd, this.keys(room), [this.channel(room), room]);
+  }
+
+  /**
+   * Stops the upkeep, makes the claims this node still holds leave (reason `disconnected`; the
+   * chat handler normally released them already, and a released claim publishes nothing), and
+   * closes both connections. Bounded by connectTimeout even when Redis is gone.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    const held = [...this.held];
+    this.held.clear();
+    this.subs.clear();
+    const reason: LeaveReason = 'disconnected';
+    const goodbyes = Promise.allSettled(
+      held.map(([room, nicks]) => {
+        const args: (string | number)[] = [this.channel(room), room, reason];
+        for (const [nick, owner] of nicks) args.push(nick, owner);
+        return scripts.drop.run(this.cmd, this.keys(room), args);
+      }),
+    ).then((results) => {
+      const failed = results.filter((r) => r.status === 'rejected').length;
+      if (failed > 0) this.log.warn({ rooms: failed }, 'could not release claims on close; they expire after presenceTtl');
+    });
+    await withDeadline(goodbyes, this.config.connectTimeout);
+    await Promise.all([quit(this.cmd, this.config.connectTimeout), quit(this.sub, this.config.connectTimeout)]);
+  }
+}
+
+/** Connects `client`, retrying until `deadline`; throws one line naming `where` and the last error. */
+async function connectWithin(client: Redis, deadline: number, where: string): Promise<void> {
+  let last = 'no answer';
+  const onError = (err: Error) => {
+    last = err.message;
+  };
+  client.on('error', onError);
+  try {
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const attempt = client.connect();
+      const outcome = await withDeadline(
+        attempt.then(
+          () => true,
+          () => false,
+        ),
+        left,
+      );
+      if (outcome === true) return;
+      if (outcome === undefined) {
+        // Connected at TCP level but no ready reply in time (not a Redis, or a hung one).
+        client.disconnect();
+        last = last === 'no answer' ? 'connected but got no reply' : last;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))));
+    }
+    throw new Error(`cannot reach redis at ${where} within ${client.options.connectTimeout} ms: ${last}`);
+  } finally {
+    client.off('error', onError);
+  }
+}
+
+/** Logs a connection going away once (not every retry) and coming back. */
+function watch(client: Redis, role: string, log: Logger): void {
+  let down = false;
+  client.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ role, err: err.message }, 'redis connection lost; reconnecting');
+  });
+  client.on('close', () => {
+    if (down || client.status === 'end') return;
+    down = true;
+    log.warn({ role }, 'redis connection closed; reconnecting');
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    log.info({ role }, 'redis connection back');
+  });
+}
+
+/** `p`'s value, or undefined when it has not settled within `ms`. */
+async function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** QUIT politely if Redis answers in time, then drop the connection whatever happened. */
+async function quit(client: Redis, ms: number): Promise<void> {
+  if (client.status === 'ready') await withDeadline(client.quit().catch(() => undefined), ms);
+  client.disconnect();
+}
