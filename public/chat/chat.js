@@ -54,6 +54,8 @@
     joined: false,
     /** @type {WebSocket | null} */
     ws: null,
+    /** The room in the address the socket was opened on. */
+    wsRoom: '',
     attempt: 0,
     timer: 0,
     takenRetries: 0,
@@ -93,15 +95,23 @@
 
   function switchRoom(room, push) {
     if (room === state.room && state.joined) return;
+    const wasJoined = state.joined;
     state.room = room;
     if (push) history.pushState({ room }, '', base + encodeURIComponent(room));
     clearRoomView();
-    showRoom();
-    if (state.joined && isOpen()) sendJoin(false);
-    else if (state.ws && state.wantNick) {
-      // The socket was opened on the old room's URL; start over on the new one.
-      reconnectNow();
-    }
+    // Until the new room's welcome, nothing typed may go to the old room.
+    setJoined(false);
+    if (!state.wantNick) return;
+    if (wasJoined && isOpen() && canJoinHere()) sendJoin(false);
+    else reconnectNow();
+  }
+
+  /**
+   * A join names its room, except the default room, which only a socket opened on the default
+   * address (/chat/) can ask for.
+   */
+  function canJoinHere() {
+    return state.room !== '' || state.wsRoom === '';
   }
 
   function clearRoomView() {
@@ -138,6 +148,7 @@
       return;
     }
     state.ws = ws;
+    state.wsRoom = state.room;
     ws.addEventListener('open', () => {
       if (ws !== state.ws) return;
       setStatus('open');
@@ -196,6 +207,7 @@
     const old = state.ws;
     state.ws = null;
     if (old) old.close(1000, 'reconnecting');
+    if (state.joined) setJoined(false);
     state.attempt = 0;
     connect();
   }
@@ -526,8 +538,8 @@
     state.wantNick = nick;
     state.takenRetries = 0;
     // Otherwise the join goes out as soon as the socket (connecting now, or right away) opens.
-    if (isOpen()) sendJoin(false);
-    else if (!state.ws) reconnectNow();
+    if (isOpen() && canJoinHere()) sendJoin(false);
+    else if (!state.ws || !canJoinHere()) reconnectNow();
   });
 
   el.sendForm.addEventListener('submit', (event) => {
