@@ -256,7 +256,10 @@ export class RedisRoomStore implements RoomStore {
     private readonly config: RedisStateConfig,
     log: Logger,
   ) {
-    this.log = log.child({ component: 'state', backend: 'redis' });
+    this.log = log;
+    const closing = () => this.closing !== undefined;
+    watch(cmd, 'command', log, closing);
+    watch(sub, 'subscriber', log, closing);
     this.prefix = config.keyPrefix;
     this.ttl = config.presenceTtl;
     sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
@@ -294,10 +297,8 @@ export class RedisRoomStore implements RoomStore {
       throw err;
     }
     connected = true;
-    watch(cmd, 'command', logger);
-    watch(sub, 'subscriber', logger);
     logger.info({ presenceTtlMs: config.presenceTtl, keyPrefix: config.keyPrefix }, 'connected to redis');
-    return new RedisRoomStore(cmd, sub, config, log);
+    return new RedisRoomStore(cmd, sub, config, logger);
   }
 
   private keys(room: string): [seq: string, history: string, nicks: string, owners: string] {
@@ -518,22 +519,23 @@ async function connectWithin(client: Redis, deadline: number, where: string): Pr
 }
 
 /** Logs a connection going away once (not every retry) and coming back. */
-function watch(client: Redis, role: string, log: Logger): void {
+function watch(client: Redis, role: string, log: Logger, closing: () => boolean): void {
   let down = false;
   client.on('error', (err: Error) => {
-    if (down) return;
+    if (down || closing()) return;
     down = true;
     log.warn({ role, err: err.message }, 'redis connection lost; reconnecting');
   });
   client.on('close', () => {
-    if (down || client.status === 'end') return;
+    if (down || closing()) return;
     down = true;
     log.warn({ role }, 'redis connection closed; reconnecting');
   });
   client.on('ready', () => {
     if (!down) return;
     down = false;
-    log.info({ role }, 'redis connection back');
+    if (role === 'subscriber') log.warn({ role }, 'redis connection back; room events published while it was away did not reach this node');
+    else log.info({ role }, 'redis connection back');
   });
 }
 
