@@ -512,7 +512,8 @@ describe('state: redis in the config', { timeout: 60_000 }, () => {
       assert.equal(r.success, false);
       return r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     };
-    assert.match(issues({ backend: 'redis', url: 'http://h:1' }), /url: expected a redis:\/\/ or rediss:\/\/ URL/);
+    assert.equal(issues({ backend: 'redis', url: 'http://h:1' }), 'url: expected a redis:// or rediss:// URL');
+    assert.match(issues({ backend: 'redis', url: 'redis://h:notaport' }), /url: expected a redis:\/\/ or rediss:\/\/ URL \(host, numeric port/);
     assert.match(issues({ backend: 'redis', url: 'redis://h:1', presenceTtl: '500ms' }), /presenceTtl: presenceTtl must be at least 1s/);
     assert.match(issues({ backend: 'etcd' }), /expected backend one of: memory, redis/);
     assert.match(issues({ backend: 'redis', url: 'redis://h:1', extra: 1 }), /extra/);
@@ -535,6 +536,35 @@ describe('state: redis in the config', { timeout: 60_000 }, () => {
     assert.match(err.message, new RegExp(`^state \\(redis\\): cannot reach redis at redis://user:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0 within 300 ms: .*ECONNREFUSED`));
     assert.ok(!err.message.includes('hunter2'), 'no password in the error');
     assert.ok(!err.message.includes('\n'), 'one line');
+  });
+
+  test('a Redis that refuses the password or the db fails at once, naming what it refused', { skip: skipRedis }, async () => {
+    const redis = await startRedis({ password: 'right-one' });
+    try {
+      const attempt = (url: string) =>
+        promptly(RedisRoomStore.connect(redisConfig(url, { connectTimeout: '60s' }), silent)).then(
+          async (s) => {
+            await s.close();
+            assert.fail(`connected with ${url}`);
+          },
+          (e: Error) => e.message,
+        );
+      const wrong = await attempt(`redis://:wrong-one@127.0.0.1:${redis.port}`);
+      assert.match(wrong, new RegExp(`^cannot use redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${redis.port}: WRONGPASS`));
+      assert.ok(!wrong.includes('wrong-one'));
+      assert.match(await attempt(`redis://127.0.0.1:${redis.port}`), /NOAUTH/);
+      assert.match(await attempt(`${redis.url}/99`), /DB index/);
+      const fine = await RedisRoomStore.connect(redisConfig(`${redis.url}/3`), silent);
+      const room = freshRoom();
+      assert.equal(await fine.claim(room, 'in-db-3', 'o'), true);
+      const admin = new Redis(`${redis.url}/3`, { lazyConnect: true });
+      await admin.connect();
+      assert.equal(await admin.hget(`switchyard:room:{${room}}:owners`, 'in-db-3'), 'o', 'the claim is in db 3');
+      admin.disconnect();
+      await fine.close();
+    } finally {
+      await redis.stop();
+    }
   });
 
   test('a yard with a reachable Redis starts, and its stop closes the connections', { skip: skipRedis }, async () => {

@@ -3,6 +3,15 @@ import { duration } from '../config/units.ts';
 
 // `state:` in the config: where chat rooms (and later other shared state) live.
 
+function parsesAsUrl(v: string): boolean {
+  try {
+    new URL(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const memory = z.strictObject({
   backend: z.literal('memory'),
 });
@@ -10,7 +19,10 @@ const memory = z.strictObject({
 const redis = z.strictObject({
   backend: z.literal('redis'),
   /** redis://[user:password@]host:port[/db], or rediss:// for TLS. */
-  url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected a redis:// or rediss:// URL'),
+  url: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s]+$/, { message: 'expected a redis:// or rediss:// URL', abort: true })
+    .refine(parsesAsUrl, 'expected a redis:// or rediss:// URL (host, numeric port, /db)'),
   /** Prefix of every key and channel, so several deployments can share one Redis. */
   keyPrefix: z.string().max(128).default('switchyard:'),
   /**

@@ -285,8 +285,14 @@ export class RedisRoomStore implements RoomStore {
       // Startup retries in connectWithin(), against its deadline; once up, reconnect forever.
       retryStrategy: (times) => (connected ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
     };
-    const cmd = new Redis(config.url, { ...options, connectionName: 'switchyard-state' });
-    const sub = new Redis(config.url, { ...options, connectionName: 'switchyard-state-sub' });
+    let cmd: Redis;
+    let sub: Redis;
+    try {
+      cmd = new Redis(config.url, { ...options, connectionName: 'switchyard-state' });
+      sub = new Redis(config.url, { ...options, connectionName: 'switchyard-state-sub' });
+    } catch (err) {
+      throw new Error(`cannot use redis URL ${where}: ${err instanceof Error ? err.message : String(err)}`);
+    }
     const logger = log.child({ component: 'state', backend: 'redis', redis: where });
     try {
       await connectWithin(cmd, deadline, where);
@@ -484,15 +490,24 @@ export class RedisRoomStore implements RoomStore {
   }
 }
 
+/**
+ * Errors that trying again will not cure: a refused password or permission, a bad db index.
+ * Startup stops at the first of them instead of spending connectTimeout on retries.
+ */
+const PERMANENT = /^(WRONGPASS|NOAUTH|NOPERM|ERR DB index|ERR invalid DB index|ERR AUTH)/;
+
 /** Connects `client`, retrying until `deadline`; throws one line naming `where` and the last error. */
 async function connectWithin(client: Redis, deadline: number, where: string): Promise<void> {
   let last = 'no answer';
+  let permanent = false;
   const onError = (err: Error) => {
     last = err.message;
+    if (PERMANENT.test(err.message)) permanent = true;
   };
   client.on('error', onError);
+  const fail = () => new Error(`cannot ${permanent ? 'use' : 'reach'} redis at ${where}${permanent ? '' : ` within ${client.options.connectTimeout} ms`}: ${last}`);
   try {
-    for (;;) {
+    while (!permanent) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       const attempt = client.connect();
@@ -503,16 +518,15 @@ async function connectWithin(client: Redis, deadline: number, where: string): Pr
         ),
         left,
       );
-      if (outcome === true) return;
-      if (outcome === undefined) {
-        // Connected at TCP level but no ready reply in time (not a Redis, or a hung one).
+      // ioredis reports a refused SELECT as an error event and connects anyway, on db 0: refuse.
+      if (outcome === true && !permanent) return;
+      if (outcome !== false) {
         client.disconnect();
-        last = last === 'no answer' ? 'connected but got no reply' : last;
         break;
       }
       await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))));
     }
-    throw new Error(`cannot reach redis at ${where} within ${client.options.connectTimeout} ms: ${last}`);
+    throw fail();
   } finally {
     client.off('error', onError);
   }

@@ -4,7 +4,7 @@ import { connect, createServer } from 'node:net';
 // A real redis-server per test file, on a free port of 127.0.0.1, with nothing on disk.
 
 export interface RedisServer {
-  /** redis://127.0.0.1:<port> */
+  /** redis://127.0.0.1:<port>, with the password when there is one */
   url: string;
   port: number;
   /** SIGTERM, and resolves once the process is gone. Safe to call twice. */
@@ -49,7 +49,7 @@ export function freePort(): Promise<number> {
  * The pid of the redis-server answering on `port`, or undefined. Asked rather than a plain PING so
  * that a Redis someone else runs on the port is never taken for ours.
  */
-function answeringPid(port: number): Promise<number | undefined> {
+function answeringPid(port: number, password?: string): Promise<number | undefined> {
   return new Promise((resolve) => {
     const s = connect({ port, host: '127.0.0.1' });
     let got = '';
@@ -58,12 +58,12 @@ function answeringPid(port: number): Promise<number | undefined> {
       resolve(pid);
     };
     s.setTimeout(1000, () => done(undefined));
-    s.on('connect', () => s.write('INFO server\r\n'));
+    s.on('connect', () => s.write(password === undefined ? 'INFO server\r\n' : `AUTH ${password}\r\nINFO server\r\n`));
     s.on('data', (d) => {
       got += d.toString('latin1');
       const m = /process_id:(\d+)\r\n/.exec(got);
       if (m) done(Number(m[1]));
-      else if (got.startsWith('-')) done(undefined);
+      else if (/^-|\r\n-/.test(got)) done(undefined);
     });
     s.on('error', () => done(undefined));
     s.on('close', () => done(undefined));
@@ -72,16 +72,17 @@ function answeringPid(port: number): Promise<number | undefined> {
 
 /**
  * Starts redis-server on `options.port` (a fresh free port by default; pass a former server's
- * port to bring "the same" Redis back after kill()), resolving once it answers.
+ * port to bring "the same" Redis back after kill()), resolving once it answers. `password` turns
+ * on requirepass (and goes into `url`).
  */
-export async function startRedis(options: { port?: number; timeoutMs?: number } = {}): Promise<RedisServer> {
+export async function startRedis(options: { port?: number; password?: string; timeoutMs?: number } = {}): Promise<RedisServer> {
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   for (let attempt = 0; ; attempt++) {
     // Between freePort() and redis binding it another process may take the port: try another.
     const port = options.port ?? (await freePort());
     const child = spawn(
       REDIS_SERVER,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', ...(options.password === undefined ? [] : ['--requirepass', options.password])],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
@@ -98,13 +99,13 @@ export async function startRedis(options: { port?: number; timeoutMs?: number } 
     void spawnError.then((e) => (failure = e));
 
     while (!gone && !failure && Date.now() < deadline) {
-      if ((await answeringPid(port)) === child.pid) {
+      if ((await answeringPid(port, options.password)) === child.pid) {
         const stop = async () => {
           if (!gone) child.kill('SIGTERM');
           await exited;
         };
         return {
-          url: `redis://127.0.0.1:${port}`,
+          url: options.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`,
           port,
           stop,
           kill: () => {
