@@ -8,6 +8,7 @@ import { coreCount } from './lib/cpu.ts';
 import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
 import { runStatic } from './static.ts';
+import { runWs, WS_IDS } from './ws.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
@@ -21,7 +22,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     servers: PROXY_IDS,
     run: runProxy,
   },
-  // ws: a later issue.
+  ws: {
+    description: 'WebSocket echo (1 connection, 100 in flight) and fan-out (1 sender, 100 receivers): Switchyard ws-echo/chat vs bare ws, uWS, socket.io',
+    servers: WS_IDS,
+    run: runWs,
+  },
 };
 
 const SERVER_CORE = '0';
