@@ -7,7 +7,7 @@ export interface RedisServer {
   /** redis://127.0.0.1:<port>, with the password when there is one */
   url: string;
   port: number;
-  /** SIGTERM, and resolves once the process is gone. Safe to call twice. */
+  /** SIGTERM (SIGKILL 5 s later if need be); resolves once the process is gone. Safe to call twice. */
   stop(): Promise<void>;
   /** SIGKILL at once: Redis disappears mid-conversation. */
   kill(): void;
@@ -102,7 +102,12 @@ export async function startRedis(options: { port?: number; password?: string; ti
       if ((await answeringPid(port, options.password)) === child.pid) {
         const stop = async () => {
           if (!gone) child.kill('SIGTERM');
+          // A Redis that ignores SIGTERM must not hold up the test run's after().
+          const late = setTimeout(() => {
+            if (!gone) child.kill('SIGKILL');
+          }, 5000);
           await exited;
+          clearTimeout(late);
         };
         return {
           url: options.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`,
