@@ -17,12 +17,12 @@ after(async () => {
   for (const d of daemons) await killDaemon(d);
 });
 
-const ALL_PORTS_FREE = { SWITCHYARD_LISTEN: 'web=127.0.0.1:0,echo-tcp=127.0.0.1:0,echo-udp=127.0.0.1:0,files-tcp=127.0.0.1:0,admin=127.0.0.1:0' };
+const ALL_PORTS_FREE = { SWITCHYARD_LISTEN: 'web=127.0.0.1:0,echo-tcp=127.0.0.1:0,echo-udp=127.0.0.1:0,files-tcp=127.0.0.1:0,chat-tcp=127.0.0.1:0,admin=127.0.0.1:0' };
 
 test('the embedded default runs every listener it advertises', async () => {
   const d = await startDaemon(['--log-level', 'warn'], { env: ALL_PORTS_FREE, cwd: dir });
   daemons.push(d);
-  assert.deepEqual([...d.urls.keys()], ['web', 'echo-tcp', 'echo-udp', 'files-tcp', 'admin']);
+  assert.deepEqual([...d.urls.keys()], ['web', 'echo-tcp', 'echo-udp', 'files-tcp', 'chat-tcp', 'admin']);
   assert.match(d.stdout(), /try: curl -i http:\/\/127\.0\.0\.1:\d+\//);
   assert.match(d.stdout(), /try: printf 'hello\.txt\\n' \| nc 127\.0\.0\.1 \d+/);
 

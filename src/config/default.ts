@@ -34,12 +34,17 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
           { name: 'welcome', match: { path: welcomePath, method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
           { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
           { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },
+          // Chat rooms: the page at /chat/ and WebSocket at /chat/<room> (docs/chat.md).
+          { name: 'chat', match: { path: '/chat/*' }, handler: { type: 'chat' } },
           { name: 'files', match: { path: '/*' }, handler: { type: 'static', root, listing: true } },
         ],
       },
       { name: 'echo-tcp', protocol: 'tcp', address: '127.0.0.1:7000', handler: { type: 'echo' } },
       { name: 'echo-udp', protocol: 'udp', address: '127.0.0.1:7001', handler: { type: 'echo' } },
       { name: 'files-tcp', protocol: 'tcp', address: '127.0.0.1:7002', handler: { type: 'file-tcp', root } },
+      // The same rooms for `nc`. A chat client may sit quietly in a quiet room for a long time:
+      // an hour without a byte either way, rather than the minute that suits other protocols.
+      { name: 'chat-tcp', protocol: 'tcp', address: '127.0.0.1:7003', limits: { idleTimeout: '1h' }, handler: { type: 'chat' } },
       {
         name: 'admin',
         protocol: 'http',

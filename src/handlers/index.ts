@@ -11,14 +11,15 @@ import { tcpProxyHandler } from './tcp-proxy.ts';
 import { udpProxyHandler } from './udp-proxy.ts';
 import { frameEchoHandler } from './frame-echo.ts';
 import { wsEchoHandler } from './ws-echo.ts';
+import { chatHandler } from './chat/index.ts';
 
 export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler };
+export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler };
 
-const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler];
+const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {
