@@ -10,6 +10,7 @@ import { checkCommand } from './check.ts';
 import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } from './ipc.ts';
 import { parseIpcUrl } from './ipc/url.ts';
 import { parseSize } from './ipc/bench.ts';
+import { addConnectCommand } from './connect.ts';
 
 // argv -> commands. Wiring only: each command lives in its own file. Exit codes: 0 ok,
 // 1 cannot start or failed, 2 bad config or bad usage.
@@ -115,6 +116,8 @@ export function buildProgram(): Command {
     .argument('<url>', 'unix:/path, unix:@name, tcp://host:port, fifo:/path, shm:name', ipcUrl)
     .argument('[message...]', 'messages to send; default: lines of stdin')
     .action(async (url: ReturnType<typeof parseIpcUrl>, messages: string[]) => ipcSendCommand(url, messages));
+
+  addConnectCommand(program);
 
   const handlerHelp = handlerModules()
     .map((m) => `  ${m.type.padEnd(10)} ${kindsOf(m).join(', ').padEnd(22)} ${m.summary}`)

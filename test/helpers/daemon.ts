@@ -25,14 +25,16 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs the CLI to completion (bounded by `timeoutMs`). */
-export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+/** Runs the CLI to completion (bounded by `timeoutMs`); `input` is piped to its stdin (else stdin is empty). */
+export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string | Buffer } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', tsx, cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    child.stdin?.on('error', () => {}); // a CLI that exits before reading all of it
+    child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

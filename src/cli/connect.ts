@@ -1,0 +1,430 @@
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type WebSocket from 'ws';
+import { parseDuration, parseSize } from '../config/units.ts';
+import {
+  ConnectError,
+  ConnectionLostError,
+  ConnectUsageError,
+  DEFAULT_CLIENT_MAX_FRAME,
+  connectFrames,
+  connectTcp,
+  connectUnix,
+  connectWs,
+  describeNetError,
+  formatResponseHead,
+  httpRequest,
+  openUdp,
+  parseConnectUrl,
+  type ConnectUrl,
+} from '../connect/index.ts';
+
+// `switchyard connect URL`: a client for every protocol the yard speaks (docs/connect.md).
+// stdin goes out, what arrives goes to stdout. Byte streams (tcp, unix) are piped as they are;
+// message protocols (udp, ws, frames) send one message per stdin line and print one per line.
+// Exit: 0 when the conversation ended (stdin done and replies waited for, or the server closed),
+// 1 when the connection failed or broke (one line on stderr), 2 for a bad URL or bad options.
+
+export interface ConnectOptions {
+  wait: number;
+  connectTimeout: number;
+  raw?: boolean;
+  method?: string;
+  data?: string;
+  json?: string;
+  dataFile?: string;
+  header: string[];
+  insecure?: boolean;
+  ca?: string;
+  origin?: string;
+  maxFrameSize: number;
+}
+
+/** After our side is done, how long a graceful close may take before we cut it. */
+const CLOSE_TIMEOUT_MS = 2000;
+
+function durationArg(v: string): number {
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new InvalidArgumentError('expected a duration like 1s, 500ms or 2m');
+  return ms;
+}
+
+function sizeArg(v: string): number {
+  const n = parseSize(v);
+  if (n === undefined || n > 0xffff_ffff) throw new InvalidArgumentError('expected a size like 16MiB or 65536 (at most 4 GiB - 1)');
+  return n;
+}
+
+function urlArg(v: string): ConnectUrl {
+  try {
+    return parseConnectUrl(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/** Adds `connect` to the program (so it inherits the program's exit and output settings). */
+export function addConnectCommand(program: Command): void {
+  program
+    .command('connect')
+    .description('talk to a server by hand or from a script: tcp, udp, unix, ws(s), frame+tcp/unix, http(s) (docs/connect.md)')
+    .argument('<url>', 'tcp://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path', urlArg)
+    .addOption(new Option('--wait <duration>', 'after stdin ends, how long to wait for replies since the last message (udp, ws, frames) or byte (tcp, unix)').argParser(durationArg).default(1000, '1s'))
+    .addOption(new Option('--connect-timeout <duration>', 'give up connecting (TCP, TLS, WebSocket handshake) after this long').argParser(durationArg).default(10_000, '10s'))
+    .option('--raw', 'print binary messages (ws, udp, frames) as they are instead of <binary N bytes>')
+    .addOption(new Option('--max-frame-size <size>', 'frames: largest frame accepted from the server').argParser(sizeArg).default(DEFAULT_CLIENT_MAX_FRAME, '16MiB'))
+    .option('-X, --method <method>', 'http: request method (default GET, or POST with a body)')
+    .option('-d, --data <string>', 'http: request body (content-type application/x-www-form-urlencoded unless -H sets one)')
+    .option('--json <string>', 'http: JSON request body (content-type and accept application/json)')
+    .option('--data-file <path>', 'http: stream this file as the request body')
+    .option('-H, --header <header>', 'http, ws: extra request header "Name: value" (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--origin <origin>', 'ws: the Origin header of the handshake')
+    .option('--insecure', 'https, wss: do not verify the server\'s certificate')
+    .option('--ca <file>', 'https, wss: trust the CA certificate(s) in this PEM file')
+    .action(async (url: ConnectUrl, opts: ConnectOptions) => connectCommand(url, opts));
+}
+
+export async function connectCommand(url: ConnectUrl, opts: ConnectOptions): Promise<void> {
+  let code: number;
+  try {
+    code = await run(url, opts);
+  } catch (err) {
+    if (err instanceof ConnectUsageError) {
+      process.stderr.write(`switchyard connect: ${err.message}\n`);
+      code = 2;
+    } else if (err instanceof ConnectError || err instanceof ConnectionLostError) {
+      process.stderr.write(`switchyard connect: ${err.message}\n`);
+      code = 1;
+    } else {
+      throw err;
+    }
+  }
+  await exit(code);
+}
+
+/** Exits once everything written to stdout has been taken by the OS (a pipe may lag). */
+function exit(code: number): Promise<never> {
+  return new Promise(() => {
+    process.stdout.write('', () => process.exit(code));
+  });
+}
+
+function run(url: ConnectUrl, opts: ConnectOptions): Promise<number> {
+  checkOptions(url, opts);
+  switch (url.scheme) {
+    case 'tcp':
+      return streamSession(url.href, () => connectTcp(url, { connectTimeout: opts.connectTimeout }), opts);
+    case 'unix':
+      return streamSession(url.href, () => connectUnix(url.path, { connectTimeout: opts.connectTimeout }), opts);
+    case 'udp':
+      return udpSession(url, opts);
+    case 'frame+tcp':
+      return frameSession(url, url.href, opts);
+    case 'frame+unix':
+      return frameSession({ path: url.path }, url.href, opts);
+    case 'ws':
+    case 'wss':
+      return wsSession(url.url, opts);
+    case 'http':
+    case 'https':
+      return httpSession(url.url, opts);
+  }
+}
+
+/** Options that do not apply to the URL's scheme are mistakes worth pointing out. */
+function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
+  const web = url.scheme === 'http' || url.scheme === 'https';
+  const ws = url.scheme === 'ws' || url.scheme === 'wss';
+  const tls = url.scheme === 'https' || url.scheme === 'wss';
+  const wrong = (flag: string, schemes: string) => new ConnectUsageError(`${flag} applies to ${schemes} URLs only, not ${url.scheme}:`);
+  if (!web) {
+    for (const [flag, set] of [['-X/--method', opts.method], ['-d/--data', opts.data], ['--json', opts.json], ['--data-file', opts.dataFile]] as const) {
+      if (set !== undefined) throw wrong(flag, 'http(s)');
+    }
+  }
+  if (!web && !ws && opts.header.length > 0) throw wrong('-H/--header', 'http(s) and ws(s)');
+  if (!ws && opts.origin !== undefined) throw wrong('--origin', 'ws(s)');
+  if (!tls && opts.insecure) throw wrong('--insecure', 'https and wss');
+  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https and wss');
+  const bodies = [opts.data, opts.json, opts.dataFile].filter((b) => b !== undefined).length;
+  if (bodies > 1) throw new ConnectUsageError('give one body: -d/--data, --json or --data-file');
+}
+
+function parseHeaders(list: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const h of list) {
+    const i = h.indexOf(':');
+    const name = i > 0 ? h.slice(0, i).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(name)) throw new ConnectUsageError(`-H "${h}": expected "Name: value"`);
+    const key = name.toLowerCase();
+    const value = h.slice(i + 1).trim();
+    headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
+  }
+  return headers;
+}
+
+function readCa(opts: ConnectOptions): Buffer | undefined {
+  if (opts.ca === undefined) return undefined;
+  try {
+    return readFileSync(opts.ca);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConnectUsageError(`--ca ${opts.ca}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
+const interactive = () => process.stdin.isTTY === true;
+
+function note(text: string): void {
+  if (interactive()) process.stderr.write(`${text}\n`);
+}
+
+// ---- byte streams: tcp, unix ----------------------------------------------------------------
+
+async function streamSession(href: string, open: () => Promise<Socket>, opts: ConnectOptions): Promise<number> {
+  const socket = await open();
+  note(`connected to ${href}; type away, Ctrl-D to finish`);
+  // We decide when our side ends (stdin's EOF), whatever the server does with its own.
+  socket.allowHalfOpen = true;
+  return new Promise<number>((resolve) => {
+    let idle: NodeJS.Timeout | undefined;
+    let inputDone = false;
+    const armIdle = () => {
+      if (!inputDone) return;
+      clearTimeout(idle);
+      idle = setTimeout(() => socket.destroy(), opts.wait);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      armIdle();
+      if (!process.stdout.write(chunk)) {
+        socket.pause();
+        process.stdout.once('drain', () => socket.resume());
+      }
+    });
+    socket.once('end', () => {
+      // The server is done talking: that is the end of the conversation.
+      process.stdin.unpipe(socket);
+      socket.end();
+      socket.destroy();
+    });
+    socket.on('error', (err) => {
+      clearTimeout(idle);
+      process.stderr.write(`switchyard connect: ${href}: ${describeNetError(err)}\n`);
+      resolve(1);
+    });
+    socket.once('close', (hadError) => {
+      clearTimeout(idle);
+      if (!hadError) resolve(0);
+    });
+    process.stdin.pipe(socket, { end: false });
+    process.stdin.once('end', () => {
+      inputDone = true;
+      if (!socket.destroyed) socket.end();
+      armIdle();
+    });
+  });
+}
+
+// ---- message protocols: udp, ws, frames -----------------------------------------------------
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** True when the bytes are UTF-8 text a terminal can show (tabs and line ends allowed). */
+function isText(data: Uint8Array): boolean {
+  try {
+    // eslint-disable-next-line no-control-regex
+    return !/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(strictUtf8.decode(data));
+  } catch {
+    return false;
+  }
+}
+
+/** One message, one line: text as it is, binary as `<binary N bytes>` unless --raw. */
+function printMessage(data: Uint8Array, binary: boolean, raw: boolean): void {
+  if (binary && !raw) process.stdout.write(`<binary ${data.byteLength} bytes>\n`);
+  else process.stdout.write(Buffer.concat([data, Buffer.from('\n')]));
+}
+
+interface MessageLink {
+  send(line: Buffer): Promise<void>;
+  /** Closes our side gracefully; resolves when closed (or cut after CLOSE_TIMEOUT_MS). */
+  close(): Promise<void>;
+}
+
+/**
+ * Sends each stdin line as a message; after stdin ends, waits until `wait` has passed since the
+ * last message either way, then closes. `ended` settles when the server ends the conversation
+ * first: with 0, or with the line to print and 1.
+ */
+async function messageSession(link: MessageLink, ended: Promise<number>, opts: ConnectOptions, activity: { last: number }): Promise<number> {
+  const stop = new AbortController();
+  const input = (async () => {
+    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+    stop.signal.addEventListener('abort', () => lines.close());
+    for await (const line of lines) {
+      await link.send(Buffer.from(line));
+      activity.last = Date.now();
+    }
+    // Replies may still be on their way: wait until the line has been quiet for `wait`.
+    activity.last = Math.max(activity.last, Date.now());
+    while (!stop.signal.aborted) {
+      const quietFor = Date.now() - activity.last;
+      if (quietFor >= opts.wait) break;
+      await new Promise((r) => setTimeout(r, opts.wait - quietFor));
+    }
+    return -1;
+  })();
+  const first = await Promise.race([input, ended]);
+  stop.abort();
+  // The server ended first: a send still in flight may fail now, and that is not news.
+  input.catch(() => {});
+  if (first !== -1) return first;
+  await link.close();
+  return 0;
+}
+
+async function udpSession(url: { host: string; port: number; href: string }, opts: ConnectOptions): Promise<number> {
+  const activity = { last: Date.now() };
+  let fail: (code: number) => void = () => {};
+  const ended = new Promise<number>((resolve) => (fail = resolve));
+  const client = await openUdp(url, {
+    onMessage(data) {
+      activity.last = Date.now();
+      printMessage(data, !isText(data), opts.raw === true);
+    },
+    onError(err) {
+      process.stderr.write(`switchyard connect: ${err.message}\n`);
+      fail(1);
+    },
+  });
+  note(`sending to ${url.href}: one datagram per line, Ctrl-D to finish`);
+  const link: MessageLink = {
+    send: (line) => client.send(line),
+    close: () => client.close(),
+  };
+  try {
+    return await messageSession(link, ended, opts, activity);
+  } finally {
+    await client.close();
+  }
+}
+
+async function frameSession(target: { host: string; port: number } | { path: string }, href: string, opts: ConnectOptions): Promise<number> {
+  const activity = { last: Date.now() };
+  const client = await connectFrames(target, {
+    connectTimeout: opts.connectTimeout,
+    maxFrameSize: opts.maxFrameSize,
+    onFrame(frame) {
+      activity.last = Date.now();
+      printMessage(frame, !isText(frame), opts.raw === true);
+    },
+  });
+  note(`connected to ${href}: one frame per line, Ctrl-D to finish`);
+  const ended = client.closed.then(
+    () => 0,
+    (err: Error) => {
+      process.stderr.write(`switchyard connect: ${err.message}\n`);
+      return 1;
+    },
+  );
+  const link: MessageLink = {
+    send: (line) => client.send(line),
+    async close() {
+      client.end();
+      await Promise.race([ended, new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS))]);
+      client.socket.destroy();
+    },
+  };
+  const code = await messageSession(link, ended, opts, activity);
+  // The socket is closed by now, so `ended` has settled: a break during our close still counts.
+  return code === 0 ? ended : code;
+}
+
+/** Close codes that mean the conversation simply ended. */
+const NORMAL_CLOSE = new Set([1000, 1001, 1005]);
+
+async function wsSession(url: URL, opts: ConnectOptions): Promise<number> {
+  const activity = { last: Date.now() };
+  const ws: WebSocket = await connectWs(url, {
+    headers: parseHeaders(opts.header),
+    origin: opts.origin,
+    insecure: opts.insecure,
+    ca: readCa(opts),
+    connectTimeout: opts.connectTimeout,
+    onMessage(data, isBinary) {
+      activity.last = Date.now();
+      printMessage(data, isBinary, opts.raw === true);
+    },
+  });
+  note(`connected to ${url.href}: one text message per line, Ctrl-D to finish`);
+  let closing = false;
+  const ended = new Promise<number>((resolve) => {
+    ws.on('error', (err) => {
+      if (closing) return;
+      process.stderr.write(`switchyard connect: ${url.href}: ${describeNetError(err)}\n`);
+      resolve(1);
+    });
+    ws.once('close', (code: number, reason: Buffer) => {
+      if (closing || NORMAL_CLOSE.has(code)) return resolve(0);
+      const why = code === 1006 ? 'the connection was lost (no close frame)' : `closed by the server with ${code}${reason.length ? ` ${reason.toString()}` : ''}`;
+      process.stderr.write(`switchyard connect: ${url.href}: ${why}\n`);
+      resolve(1);
+    });
+  });
+  const link: MessageLink = {
+    send: (line) =>
+      new Promise<void>((resolve, reject) => ws.send(line.toString('utf8'), (err) => (err ? reject(new ConnectionLostError(url.href, describeNetError(err))) : resolve()))),
+    async close() {
+      closing = true;
+      ws.close(1000);
+      await Promise.race([new Promise((r) => ws.once('close', r)), new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS))]);
+      ws.terminate();
+    },
+  };
+  if (ws.readyState !== ws.OPEN) return ended;
+  return messageSession(link, ended, opts, activity);
+}
+
+// ---- http(s) --------------------------------------------------------------------------------
+
+async function httpSession(url: URL, opts: ConnectOptions): Promise<number> {
+  const headers = parseHeaders(opts.header);
+  let body: string | ReturnType<typeof createReadStream> | undefined;
+  const setDefault = (name: string, value: string) => {
+    if (headers[name] === undefined) headers[name] = value;
+  };
+  if (opts.json !== undefined) {
+    body = opts.json;
+    setDefault('content-type', 'application/json');
+    setDefault('accept', 'application/json');
+  } else if (opts.data !== undefined) {
+    body = opts.data;
+    setDefault('content-type', 'application/x-www-form-urlencoded');
+  } else if (opts.dataFile !== undefined) {
+    let size: number;
+    try {
+      const st = statSync(opts.dataFile);
+      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+      size = st.size;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ConnectUsageError(`--data-file ${opts.dataFile}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'not a regular file' : (err as Error).message}`);
+    }
+    body = createReadStream(opts.dataFile);
+    setDefault('content-type', 'application/octet-stream');
+    setDefault('content-length', String(size));
+  }
+  const method = (opts.method ?? (body === undefined ? 'GET' : 'POST')).toUpperCase();
+  const res = await httpRequest(url, { method, headers, body, insecure: opts.insecure, ca: readCa(opts), connectTimeout: opts.connectTimeout });
+  process.stdout.write(formatResponseHead(res));
+  try {
+    await pipeline(res.body, process.stdout, { end: false });
+  } catch (err) {
+    process.stderr.write(`switchyard connect: ${url.href}: the response broke off: ${describeNetError(err)}\n`);
+    return 1;
+  }
+  return 0;
+}
