@@ -8,16 +8,14 @@ import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import { serve, FrameDecoder, type Yard } from '../src/index.ts';
 import { repoRoot } from './helpers/daemon.ts';
+import { WAIT_MS, cleanup, Inbox, wsClient, joined, greeted, until, type Msg } from './helpers/chat.ts';
 
 // The chat handler through a real yard: a WebSocket listener and a TCP listener in one yard,
 // real clients on both (the `ws` client, raw TCP sockets, `nc`, and hand-made WebSocket
 // handshakes for the clients that misbehave: one that stops reading, one that ignores pings).
 // Every assertion is about what a client sees on the wire.
 
-const WAIT_MS = 10_000;
-
 const yards: Yard[] = [];
-const cleanup: (() => void)[] = [];
 after(async () => {
   for (const c of cleanup) c();
   for (const y of yards) await y.stop(200);
@@ -42,140 +40,6 @@ async function start(chat: Record<string, unknown> = {}, tcpChat: Record<string,
   );
   yards.push(yard);
   return { yard, web: yard.address('web').port, tcp: yard.address('tcp').port };
-}
-
-type Msg = Record<string, any>;
-
-/** Waits for the first item at or after a cursor that matches; the cursor moves past it. */
-class Inbox<T> {
-  readonly items: T[] = [];
-  private cursor = 0;
-  private waiters: (() => void)[] = [];
-  ended = false;
-
-  push(item: T): void {
-    this.items.push(item);
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  end(): void {
-    this.ended = true;
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  next(pred: (m: T) => boolean, what: string, timeoutMs = WAIT_MS): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`gave up waiting for ${what}; got ${JSON.stringify(this.items.slice(this.cursor)).slice(0, 2000)}`)), timeoutMs);
-      const check = () => {
-        for (let i = this.cursor; i < this.items.length; i++) {
-          if (pred(this.items[i])) {
-            this.cursor = i + 1;
-            clearTimeout(timer);
-            return resolve(this.items[i]);
-          }
-        }
-        if (this.ended) {
-          clearTimeout(timer);
-          return reject(new Error(`connection ended waiting for ${what}; got ${JSON.stringify(this.items.slice(this.cursor)).slice(0, 2000)}`));
-        }
-        this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** Everything after the cursor, which moves to the end. */
-  rest(): T[] {
-    const r = this.items.slice(this.cursor);
-    this.cursor = this.items.length;
-    return r;
-  }
-}
-
-interface WsClient {
-  ws: WebSocket;
-  inbox: Inbox<Msg>;
-  send(m: Msg): void;
-  next(pred: (m: Msg) => boolean, what?: string): Promise<Msg>;
-  type(type: string, pred?: (m: Msg) => boolean): Promise<Msg>;
-  closed: Promise<{ code: number; reason: string }>;
-}
-
-async function wsClient(port: number, room = 'lobby'): Promise<WsClient> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/chat/${room}`);
-  cleanup.push(() => ws.terminate());
-  const inbox = new Inbox<Msg>();
-  ws.on('message', (data) => inbox.push(JSON.parse(data.toString())));
-  ws.on('error', () => undefined);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.on('close', (code, reason) => {
-      inbox.end();
-      resolve({ code, reason: reason.toString() });
-    }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  const next = (pred: (m: Msg) => boolean, what = 'a message') => inbox.next(pred, what);
-  return {
-    ws,
-    inbox,
-    send: (m) => ws.send(JSON.stringify(m)),
-    next,
-    type: (type, pred = () => true) => next((m) => m.type === type && pred(m), `a ${type} message`),
-    closed,
-  };
-}
-
-async function joined(port: number, nick: string, room = 'lobby'): Promise<WsClient & { welcome: Msg }> {
-  const c = await wsClient(port, room);
-  c.send({ type: 'join', nick });
-  const welcome = await c.type('welcome');
-  assert.equal(welcome.nick, nick);
-  return { ...c, welcome };
-}
-
-interface LineClient {
-  socket: Socket;
-  lines: Inbox<string>;
-  say(line: string): void;
-  line(pred: (l: string) => boolean | RegExpMatchArray | null, what?: string): Promise<string>;
-  closed: Promise<void>;
-}
-
-function lineClient(port: number): Promise<LineClient> {
-  const socket = connect({ port, host: '127.0.0.1' });
-  cleanup.push(() => socket.destroy());
-  socket.on('error', () => undefined);
-  const lines = new Inbox<string>();
-  let buf = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  const closed = new Promise<void>((resolve) => socket.once('close', () => (lines.end(), resolve())));
-  const client: LineClient = {
-    socket,
-    lines,
-    say: (l) => socket.write(`${l}\n`),
-    line: (pred, what = 'a line') => lines.next((l) => Boolean(pred(l)), what),
-    closed,
-  };
-  return new Promise((resolve) => socket.once('connect', () => resolve(client)));
-}
-
-/** A line client past its greeting; resolves with its guest nick. */
-async function greeted(port: number): Promise<LineClient & { nick: string }> {
-  const c = await lineClient(port);
-  const hello = await c.line((l) => l.startsWith('* welcome'), 'the greeting');
-  const m = /you are (guest-[0-9a-f]{4}) in lobby/.exec(hello);
-  assert.ok(m, hello);
-  return { ...c, nick: m[1] };
 }
 
 // ---- hand-made WebSocket clients for the badly behaved cases ----
@@ -217,15 +81,6 @@ async function rawJoin(port: number, nick: string, room: string): Promise<{ sock
   });
   socket.write(maskedText(JSON.stringify({ type: 'join', nick })));
   return { socket, received: () => count, closed };
-}
-
-/** Waits until `cond` holds, polling; fails after WAIT_MS. */
-async function until(cond: () => boolean, what: string, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 // ---- the tests ----
