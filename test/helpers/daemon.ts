@@ -31,10 +31,10 @@ export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.Pro
     const child = spawn(process.execPath, ['--import', tsx, cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
-    child.stdin?.on('error', () => {}); // a CLI that exits before reading all of it
-    child.stdin?.end(options.input);
+    child.stdin.on('error', () => {}); // a CLI that exits before reading all of it
+    child.stdin.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
