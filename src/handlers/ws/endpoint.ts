@@ -275,6 +275,9 @@ export class WsEndpoint {
     }
     const shared = this.shared;
     if (shared.peers.size >= this.options.maxConnections) return refuse(socket, 503, 'too many websocket connections');
+    // The HTTP server's idle timeout stays armed on an upgraded socket with nobody listening for
+    // it, refreshed on every read and write. Pings are this endpoint's liveness check instead.
+    socket.setTimeout(0);
     this.server.handleUpgrade(req, socket, ctx.head, (ws) => {
       const peer = new Peer(ws, socket, shared);
       shared.peers.add(peer);
