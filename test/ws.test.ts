@@ -435,7 +435,11 @@ test('bad websocket options are config errors that name the field', async () => 
     [{ rateLimit: { messages: 0, per: '1s' } }, 'websocket.rateLimit.messages'],
     [{ pingInterval: 'often' }, 'websocket.pingInterval'],
     [{ origins: ['example.com'] }, 'websocket.origins[0]'],
+    [{ rateLimit: { messages: 5 } }, 'websocket.rateLimit.per'],
+    [{ rateLimit: 'lots' }, 'websocket.rateLimit'],
     [{ deflate: { level: 11 } }, 'websocket.deflate.level'],
+    [{ deflate: { treshold: '1KiB' } }, 'websocket.deflate.treshold'],
+    [{ deflate: 'yes' }, 'websocket.deflate'],
   ];
   for (const [websocket, path] of cases) {
     const err = await start(websocket).then(

@@ -10,15 +10,15 @@ const deflateSchema = z.strictObject({
   /** Messages smaller than this are sent uncompressed (compressing them costs more than it saves). */
   threshold: size().default(1024),
   /**
-   * How many zlib operations may run at once across the whole process (ws's `concurrencyLimit`);
-   * the rest wait in line. This is the cap that keeps zlib's memory bounded under load.
+   * How many zlib operations may run at once (ws's `concurrencyLimit`); the rest wait in line.
+   * This is the cap that keeps zlib's memory bounded under load. ws keeps one such queue per
+   * process, sized by the first connection that negotiates compression, so with several
+   * endpoints the first one's value holds for all.
    */
   concurrency: z.number().int().min(1).max(1024).default(4),
   /** zlib compression level for outgoing messages: 0 (store) to 9 (smallest, slowest). */
   level: z.number().int().min(0).max(9).default(1),
 });
-
-const DEFLATE_DEFAULTS = { threshold: 1024, concurrency: 4, level: 1 };
 
 const rateLimitSchema = z.strictObject({
   /** Messages a connection may send per `per`; also the burst it may send at once. */
@@ -26,6 +26,25 @@ const rateLimitSchema = z.strictObject({
   /** The window `messages` refills over, e.g. `1s`. */
   per: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')),
 });
+
+/**
+ * `false`, or an object for `schema` (`true` meaning the object's defaults when `trueMeansDefaults`).
+ * A zod union would answer a half-right object with a bare "Invalid input"; this names the field.
+ */
+function falseOr<T extends z.ZodType>(schema: T, expected: string, trueMeansDefaults = false) {
+  return z.unknown().transform((value, ctx): false | z.output<T> => {
+    if (value === false) return false;
+    const input = value === true && trueMeansDefaults ? {} : value;
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+      return z.NEVER;
+    }
+    const parsed = schema.safeParse(input);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) ctx.addIssue(issue as never);
+    return z.NEVER;
+  });
+}
 
 /** `http://host:port`-style origins (scheme and authority, no path) or `*` for any. */
 const ORIGIN = /^(\*|null|[a-z][a-z0-9+.-]*:\/\/[^/\s?#]+)$/i;
@@ -51,7 +70,7 @@ const optionsSchema = z.strictObject({
    * Token bucket per connection: `{ messages, per }`, or false for none. A client over it is
    * closed with 1008 'message rate over limit'.
    */
-  rateLimit: z.union([z.literal(false), rateLimitSchema]).default(() => ({ messages: 200, per: 1000 })),
+  rateLimit: falseOr(rateLimitSchema, 'false or { messages, per }').default(() => ({ messages: 200, per: 1000 })),
   /** How often every open connection is pinged; 0 turns pings (and dead-peer detection) off. */
   pingInterval: duration().default(30_000),
   /** A peer that has not answered a ping within this is taken for dead and its socket destroyed. */
@@ -67,9 +86,7 @@ const optionsSchema = z.strictObject({
    * permessage-deflate: false (default), true for the defaults below, or
    * `{ threshold, concurrency, level }`. Only used when the client offers it.
    */
-  deflate: z
-    .union([z.literal(false), z.literal(true).transform(() => ({ ...DEFLATE_DEFAULTS })), deflateSchema])
-    .default(false),
+  deflate: falseOr(deflateSchema, 'false, true or { threshold, concurrency, level }', true).default(false),
   /** How long a closing handshake may take before the socket is destroyed. */
   closeTimeout: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')).default(5_000),
 });
