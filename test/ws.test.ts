@@ -54,6 +54,8 @@ if (handlerModule('ws-probe-test') === undefined) {
             peer.onMessage((data) => {
               const [cmd, a, b] = data.toString().split(' ');
               if (cmd === 'throw') throw new Error('probe handler failure');
+              // 1005 may never be sent (RFC 6455 7.4.1): ws throws, as any handler bug would.
+              if (cmd === 'badclose') return peer.close(1005, 'not a code to send');
               if (cmd === 'flood') {
                 const chunk = Buffer.alloc(Number(b), 0x61);
                 for (let i = 0; i < Number(a); i++) {
@@ -397,10 +399,12 @@ test('yard.stop() closes every peer with 1001 and nothing is cut off', { timeout
 
 test('a handler that throws closes its peer with 1011; the endpoint keeps serving', { timeout: 10_000 }, async () => {
   const { port } = await start({}, 'ws-probe-test');
-  const ws = await open(port);
-  const done = closed(ws);
-  ws.send('throw');
-  assert.equal((await done).code, 1011);
+  for (const cmd of ['throw', 'badclose']) {
+    const ws = await open(port);
+    const done = closed(ws);
+    ws.send(cmd);
+    assert.deepEqual(await done, { code: 1011, reason: 'internal error' }, cmd);
+  }
   await echoes(await open(port), 'fine');
 });
 

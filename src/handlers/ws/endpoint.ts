@@ -48,6 +48,10 @@ let nextId = 0;
 
 function noMessage(): void {}
 
+function terminate(ws: WebSocket): void {
+  ws.terminate();
+}
+
 /**
  * What an endpoint's peers share: its limits flattened for the hot path, its metric cells and its
  * peer set. Kept apart from WsEndpoint so that the endpoint's public face is only its API.
@@ -150,8 +154,9 @@ class Peer implements WsPeer {
 
   close(code: number, reason: string): void {
     if (this.ws.readyState !== 1) return;
-    this.closedWith = code;
+    // ws throws on a code or reason it cannot send; the peer then stays as it was.
     this.ws.close(code, reason);
+    this.closedWith = code;
   }
 
   /** Cuts the connection without a closing handshake. */
@@ -175,13 +180,9 @@ class Peer implements WsPeer {
       return false;
     }
     this.close(1013, 'send queue over limit');
-    this.slowTimer = setTimeout(this.onSlowCloseTimeout, shared.slowCloseGrace);
+    this.slowTimer = setTimeout(terminate, shared.slowCloseGrace, this.ws);
     return false;
   }
-
-  private readonly onSlowCloseTimeout = (): void => {
-    this.ws.terminate();
-  };
 
   private readonly onWsMessage = (data: Buffer, isBinary: boolean): void => {
     if (this.ws.readyState !== 1) return;
