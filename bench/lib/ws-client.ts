@@ -9,6 +9,14 @@ import { connect as netConnect, type Socket } from 'node:net';
 // else: no extensions, no subprotocols, no UTF-8 validation.
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * Every connection reads into this one buffer (net's `onread`): no Buffer per read and no stream
+ * machinery, which is most of a small message's cost on the receiving side. Safe to share
+ * because a read is handled to the end before the next one starts; whatever must outlive it (a
+ * partial frame, a fragment) is copied.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 << 10);
 const MAX_FRAME = 16 << 20;
 const MAX_HEAD = 16 << 10;
 
@@ -77,10 +85,12 @@ export class LeanWebSocket {
 
   private constructor(
     readonly socket: Socket,
-    /** A text or binary message (fragments joined); the buffer may be a view into a read chunk. */
+    /**
+     * A text or binary message (fragments joined). Its buffer is a view into the shared read
+     * buffer: valid until the callback returns.
+     */
     private readonly onMessage: (data: Buffer) => void,
   ) {
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('close', () => this.#finish());
     socket.on('error', () => {}); // the close that follows reports it
   }
@@ -94,7 +104,19 @@ export class LeanWebSocket {
     return new Promise((resolve, reject) => {
       const key = randomBytes(16).toString('base64');
       const accept = createHash('sha1').update(key + GUID).digest('base64');
-      const socket = netConnect({ host: '127.0.0.1', port, noDelay: true });
+      let route: (chunk: Buffer) => void = () => {};
+      const socket = netConnect({
+        host: '127.0.0.1',
+        port,
+        noDelay: true,
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (n: number, buf: Uint8Array) => {
+            route(Buffer.from(buf.buffer, buf.byteOffset, n));
+            return true; // keep reading
+          },
+        },
+      });
       let head = Buffer.alloc(0);
       const fail = (why: string) => {
         clearTimeout(timer);
@@ -115,17 +137,17 @@ export class LeanWebSocket {
         const got = lines.find((l) => l.toLowerCase().startsWith('sec-websocket-accept:'))?.slice(21).trim();
         if (got !== accept) return fail('upgrade response has a wrong Sec-WebSocket-Accept');
         clearTimeout(timer);
-        socket.off('data', onData);
         socket.off('error', onError);
         socket.off('close', onClose);
         const ws = new LeanWebSocket(socket, onMessage);
+        route = (c) => ws.#onData(c);
         // Frames may come in the same read as the 101 (socket.io's OPEN packet does).
         const rest = head.subarray(end + 4);
         if (rest.length > 0) ws.#onData(rest);
         resolve(ws);
       };
       const onClose = () => fail(`127.0.0.1:${port} closed the connection during the upgrade`);
-      socket.on('data', onData);
+      route = onData;
       socket.once('error', onError);
       socket.once('close', onClose);
       socket.write(
