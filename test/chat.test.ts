@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import { serve, FrameDecoder, type Yard } from '../src/index.ts';
 import { repoRoot } from './helpers/daemon.ts';
+import { run } from './helpers/net.ts';
 import { WAIT_MS, cleanup, Inbox, wsClient, joined, greeted, until, type Msg } from './helpers/chat.ts';
 
 // The chat handler through a real yard: a WebSocket listener and a TCP listener in one yard,
@@ -128,6 +129,12 @@ test('a WebSocket client and a TCP line client in one room talk both ways; so do
   await until(() => ncOut.includes('alice: hi nc\n'), 'nc receiving');
   nc.kill('SIGTERM');
   assert.equal((await alice.type('leave', (m) => m.nick === ncNick)).reason, 'disconnected');
+
+  // A one-shot nc that half-closes after its line: the line is still said, then the server ends.
+  const oneShot = await run('nc', ['-N', '127.0.0.1', String(tcp)], { input: 'fire and forget\n' });
+  assert.equal(oneShot.code, 0);
+  assert.match(oneShot.stdout, /^\* welcome to switchyard chat; you are guest-[0-9a-f]{4} in lobby/);
+  assert.equal((await alice.type('message')).text, 'fire and forget');
 });
 
 test('history: a joiner gets the last messages oldest first; a TCP /join replays them', { timeout: 20_000 }, async () => {
@@ -324,7 +331,7 @@ test('slow readers are cut off; a reading member gets every message; memory stay
   // must be what stops the stalled clients.
   const N = 20_000;
   const SIZE = 4000;
-  const { web, tcp } = await start({ websocket: { sendQueueLimit: '2MiB', rateLimit: false } }, { sendQueueLimit: '256KiB' });
+  const { web, tcp } = await start({ websocket: { sendQueueLimit: '2MiB', rateLimit: false } }, { sendQueueLimit: '256KiB', rateLimit: false });
   const reader = await joined(web, 'reader', 'flood');
   // The reader counts messages as they arrive instead of keeping 20k of them; other events go
   // to its inbox as before.
@@ -386,6 +393,29 @@ test('slow readers are cut off; a reading member gets every message; memory stay
   const buffers = (peakBuffers - mem0.arrayBuffers) / 1024 / 1024;
   assert.ok(buffers < 32, `Buffers grew by ${buffers.toFixed(1)} MiB`);
   assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MiB`);
+});
+
+test('a TCP client over its rate limit is read more slowly, not dropped and not disconnected', { timeout: 20_000 }, async () => {
+  const { web, tcp } = await start({}, { rateLimit: { messages: 5, per: '1m' } });
+  const watcher = await joined(web, 'watcher');
+  const t = await greeted(tcp);
+  // The greeting's join was not a request; these 8 lines are: 5 go through at once, the rest
+  // wait for tokens (one every 12 s): none of them is refused.
+  for (let i = 1; i <= 8; i++) t.say(`line ${i}`);
+  for (let i = 1; i <= 5; i++) assert.equal((await watcher.type('message')).text, `line ${i}`);
+  // A round trip through the room after them: had the limit not held, lines 6 to 8 would be here.
+  watcher.send({ type: 'message', text: 'marker' });
+  await watcher.type('message', (m) => m.text === 'marker');
+  assert.deepEqual(watcher.inbox.items.filter((m) => m.type === 'message' && m.text !== 'marker').length, 5);
+  assert.ok(!t.socket.destroyed);
+  assert.ok(!t.lines.items.some((l) => l.startsWith('! ')), 'no error for being fast');
+
+  // A limit that refills quickly: a burst of 100 all arrives, in order.
+  const quick = await start({}, { rateLimit: { messages: 10, per: '50ms' } });
+  const w2 = await joined(quick.web, 'w2');
+  const t2 = await greeted(quick.tcp);
+  t2.socket.write(Array.from({ length: 100 }, (_, i) => `burst ${i}\n`).join(''));
+  for (let i = 0; i < 100; i++) assert.equal((await w2.type('message')).text, `burst ${i}`);
 });
 
 test('a WebSocket peer that stops answering pings is dropped and the room hears it leave', { timeout: 20_000 }, async () => {

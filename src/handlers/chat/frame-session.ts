@@ -16,6 +16,8 @@ export interface FrameSessionOptions extends StreamSessionOptions {
 
 export class FrameChatSession extends StreamChatSession {
   private readonly decoder: FrameDecoder;
+  /** A frame over the limit was seen: the stream cannot be read any further. */
+  private broken = false;
 
   constructor(socket: Socket, options: FrameSessionOptions, onGone: (s: StreamChatSession, leaving: Promise<void>) => void) {
     super(socket, options, onGone);
@@ -27,30 +29,35 @@ export class FrameChatSession extends StreamChatSession {
     this.end(jsonFrame({ type: 'notice', text }));
   }
 
-  protected onBytes(chunk: Buffer): void {
+  protected parse(chunk: Buffer): void {
+    if (this.broken) return;
     let frames: Uint8Array[];
     try {
       frames = this.decoder.push(chunk);
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
-      // Requests already taken are still answered, then the error, then the end.
+      this.broken = true;
+      // Requests before it are still answered, then the error, then the end. (Frames of this
+      // same read before the bad one are lost with it: the decoder gives all or nothing.)
       const message = err.code === 'SWITCHYARD_FRAME_TOO_LARGE' ? err.message : 'bad frame';
-      this.session.inOrder(() => this.write(jsonFrame({ type: 'error', code: 'FRAME_TOO_LARGE', message })));
-      this.finish();
+      this.unit(() => {
+        this.session.inOrder(() => this.write(jsonFrame({ type: 'error', code: 'FRAME_TOO_LARGE', message })));
+        this.finish();
+      });
       return;
     }
-    for (const f of frames) {
-      const parsed = parseCommand(f);
-      if (parsed.ok) this.session.run(parsed.command, this.options.defaultRoom);
-      else {
-        const { error, id } = parsed;
-        this.session.inOrder(() => this.error(error, id));
-      }
-    }
+    for (const f of frames) this.unit(Buffer.from(f.buffer, f.byteOffset, f.byteLength));
   }
 
-  protected onEnd(): void {
+  protected endOfInput(): void {
     // A frame cut short by EOF is not a request; nothing to do.
+  }
+
+  protected handle(frame: Buffer): void {
+    const parsed = parseCommand(frame);
+    if (parsed.ok) return this.session.run(parsed.command, this.options.defaultRoom);
+    const { error, id } = parsed;
+    this.session.inOrder(() => this.error(error, id));
   }
 
   event(out: Outbound): void {

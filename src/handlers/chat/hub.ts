@@ -66,6 +66,7 @@ export function jsonFrame(value: unknown): Buffer {
 /** An event with its encodings, each made on first use and then shared by every recipient. */
 export class Outbound {
   private framed: Buffer | undefined;
+  private payload: Buffer | undefined;
   private text: Buffer | undefined;
 
   constructor(readonly event: RoomEvent) {}
@@ -77,7 +78,7 @@ export class Outbound {
 
   /** The JSON bytes (WebSocket text message): a view into `frame`, so both cost one encoding. */
   get json(): Buffer {
-    return this.frame.subarray(FRAME_HEADER_SIZE);
+    return (this.payload ??= this.frame.subarray(FRAME_HEADER_SIZE));
   }
 
   /** The text line (TCP line sessions), newline included. */

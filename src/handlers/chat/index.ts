@@ -134,7 +134,7 @@ class ChatStreamHandler implements StreamHandler {
 
   handle(socket: Socket, _ctx: ConnContext): void {
     const c = this.config;
-    const options = { ...this.rooms.sessionOptions, defaultRoom: c.defaultRoom, sendQueueLimit: c.sendQueueLimit, onSlow: () => this.slow.inc() };
+    const options = { ...this.rooms.sessionOptions, defaultRoom: c.defaultRoom, sendQueueLimit: c.sendQueueLimit, rateLimit: c.rateLimit, onSlow: () => this.slow.inc() };
     const onGone = (gone: StreamChatSession, leaving: Promise<void>) => {
       this.sessions.delete(gone);
       this.rooms.gone(leaving);

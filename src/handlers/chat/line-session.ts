@@ -37,11 +37,11 @@ export class LineChatSession extends StreamChatSession {
     this.end(`* ${text}\n`);
   }
 
-  protected onBytes(chunk: Buffer): void {
+  protected parse(chunk: Buffer): void {
     // A line may end in \r (not counted against the limit): one byte of slack until the \n shows.
     const limit = this.options.maxMessageLength;
     let off = 0;
-    while (off < chunk.length && !this.closing) {
+    while (off < chunk.length) {
       const nl = chunk.indexOf(10, off);
       const end = nl === -1 ? chunk.length : nl;
       if (!this.skipping) {
@@ -49,7 +49,7 @@ export class LineChatSession extends StreamChatSession {
           this.skipping = true;
           this.parts = [];
           this.partLength = 0;
-          this.reply('! line too long\n');
+          this.unit(() => this.reply('! line too long\n'));
         } else if (end > off) {
           this.parts.push(chunk.subarray(off, end));
           this.partLength += end - off;
@@ -61,22 +61,21 @@ export class LineChatSession extends StreamChatSession {
         this.skipping = false;
         continue;
       }
-      const line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partLength);
+      this.unit(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partLength));
       this.parts = [];
       this.partLength = 0;
-      this.onLine(line);
     }
   }
 
-  protected onEnd(): void {
+  protected endOfInput(): void {
     if (this.skipping || this.partLength === 0) return;
-    const line = Buffer.concat(this.parts, this.partLength);
+    this.unit(Buffer.concat(this.parts, this.partLength));
     this.parts = [];
     this.partLength = 0;
-    this.onLine(line);
   }
 
-  private onLine(raw: Buffer): void {
+  /** One line, newline removed. */
+  protected handle(raw: Buffer): void {
     const bytes = raw.length > 0 && raw[raw.length - 1] === 13 ? raw.subarray(0, -1) : raw;
     if (bytes.length > this.options.maxMessageLength) return this.reply('! line too long\n');
     let line: string;

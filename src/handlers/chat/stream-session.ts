@@ -8,28 +8,51 @@ import { ChatSession, type SessionOptions, type SessionSink, type Welcome } from
 // Out: a client that does not read must cost the server at most `sendQueueLimit` bytes (plus one
 // write). Each write checks what the socket holds unsent; past the limit the socket is destroyed
 // (a goodbye could not get out anyway), so the fan-out to everyone else never waits on it.
-// In: the socket is paused while more than PAUSE_AT commands wait, and resumed when they are
-// done, so a fast writer is slowed to the store's pace instead of queueing without bound.
-// A half-close (`printf 'hi\n' | nc -N`) is honoured: what was sent is carried out, then we end.
+//
+// In: each read is cut into requests (lines or frames) that wait in `units` and are handled one
+// by one while the rate limit has tokens and the session has fewer than PAUSE_AT commands
+// waiting. While any wait, the socket is not read, so TCP's own flow control slows the client:
+// a fast writer is throttled, never buffered without bound (at most one read's worth waits) and
+// never disconnected for it. A half-close (`printf 'hi\n' | nc -N`) is honoured: what was sent
+// is carried out, then the connection ends.
+
+export interface StreamRateLimit {
+  /** Requests per `per`; also the burst. */
+  messages: number;
+  /** Milliseconds. */
+  per: number;
+}
 
 export interface StreamSessionOptions extends SessionOptions {
   /** Where a connection starts (lines) or where a join without a room goes (frames). */
   defaultRoom: string;
   /** Bytes waiting toward one client before it is cut off. */
   sendQueueLimit: number;
+  /** Requests a client may make, or false for no limit. */
+  rateLimit: StreamRateLimit | false;
   /** Called when a client is cut off for not reading (metrics). */
   onSlow: () => void;
 }
 
-/** Commands waiting before the socket stops being read. */
+/** A request cut from the input, or a local answer that must keep its place among them. */
+export type Unit = Buffer | (() => void);
+
+/** Commands waiting in the session before requests stop being handled. */
 const PAUSE_AT = 64;
 /** After our end, how long a client that never closes its side keeps the socket. */
 const LINGER_MS = 5000;
 
 export abstract class StreamChatSession implements SessionSink {
   readonly session: ChatSession;
-  /** No more input is taken; the connection ends once pending commands are done. */
+  /** Requests are no longer handled; the connection ends once pending commands are done. */
   protected closing = false;
+  /** The client has ended its side: once `units` are handled, we end ours. */
+  private inputDone = false;
+  private units: Unit[] = [];
+  private next = 0;
+  private tokens: number;
+  private refilledAt = Date.now();
+  private refillTimer: NodeJS.Timeout | undefined;
 
   constructor(
     protected readonly socket: Socket,
@@ -38,26 +61,32 @@ export abstract class StreamChatSession implements SessionSink {
     onGone: (s: StreamChatSession, leaving: Promise<void>) => void,
   ) {
     socket.allowHalfOpen = true;
+    this.tokens = options.rateLimit ? options.rateLimit.messages : 0;
     this.session = new ChatSession(this, options);
-    this.session.onDrained(() => {
-      if (!this.closing && socket.isPaused()) socket.resume();
-    });
+    this.session.onDrained(() => this.pump());
     socket.on('data', (chunk: Buffer) => {
-      if (this.closing) return;
-      this.onBytes(chunk);
-      if (this.session.pending > PAUSE_AT) socket.pause();
+      if (this.closing || this.inputDone) return;
+      this.parse(chunk);
+      this.pump();
     });
     socket.once('end', () => {
-      if (!this.closing) this.onEnd();
-      this.finish();
+      if (this.closing) return;
+      this.endOfInput();
+      this.inputDone = true;
+      this.pump();
     });
-    socket.once('close', () => onGone(this, this.session.disconnect()));
+    socket.once('close', () => {
+      clearTimeout(this.refillTimer);
+      onGone(this, this.session.disconnect());
+    });
   }
 
-  /** Bytes from the client. */
-  protected abstract onBytes(chunk: Buffer): void;
-  /** The client half-closed; a partial last input may still be a whole request. */
-  protected abstract onEnd(): void;
+  /** Cuts bytes from the client into units (see `unit`). */
+  protected abstract parse(chunk: Buffer): void;
+  /** The client half-closed: a partial last request may still be a whole one. */
+  protected abstract endOfInput(): void;
+  /** Handles one request. */
+  protected abstract handle(request: Buffer): void;
 
   /** The server is stopping: the notice, then end. */
   abstract notice(text: string): void;
@@ -68,8 +97,60 @@ export abstract class StreamChatSession implements SessionSink {
   abstract presence(room: string, members: string[]): void;
   abstract error(err: ChatError, id?: string): void;
 
+  /** Queues a request, or a local answer to run in its turn. */
+  protected unit(u: Unit): void {
+    this.units.push(u);
+  }
+
   abort(): void {
     this.socket.destroy();
+  }
+
+  /** Handles waiting units while tokens and the session allow; reads the socket only when none wait. */
+  private pump(): void {
+    const units = this.units;
+    while (this.next < units.length && !this.closing) {
+      if (this.session.pending > PAUSE_AT) break; // resumed by onDrained
+      const u = units[this.next];
+      if (typeof u === 'function') {
+        this.next++;
+        u();
+        continue;
+      }
+      if (!this.take()) break; // resumed by the refill timer
+      this.next++;
+      this.handle(u);
+    }
+    if (this.next < units.length && !this.closing) {
+      this.socket.pause();
+      return;
+    }
+    this.units = [];
+    this.next = 0;
+    if (this.closing) return;
+    if (this.inputDone) return this.finish();
+    if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  /** Takes a token of the rate limit; without one, arms the timer that pumps again when there is. */
+  private take(): boolean {
+    const limit = this.options.rateLimit;
+    if (!limit) return true;
+    const now = Date.now();
+    const rate = limit.messages / limit.per;
+    this.tokens = Math.min(limit.messages, this.tokens + (now - this.refilledAt) * rate);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    if (!this.refillTimer) {
+      this.refillTimer = setTimeout(() => {
+        this.refillTimer = undefined;
+        this.pump();
+      }, Math.ceil((1 - this.tokens) / rate));
+    }
+    return false;
   }
 
   /**
@@ -88,10 +169,11 @@ export abstract class StreamChatSession implements SessionSink {
     socket.write(data);
   }
 
-  /** Stops taking input, lets what was asked finish, writes `last` if given, then ends. */
+  /** Stops handling requests, lets what was asked finish, writes `last` if given, then ends. */
   protected finish(last?: Buffer | string): void {
     if (this.closing) return;
     this.closing = true;
+    clearTimeout(this.refillTimer);
     // Input is read and dropped from now on, so that the client's FIN is still seen.
     this.socket.resume();
     void this.session.whenIdle().then(() => this.end(last));
@@ -100,6 +182,7 @@ export abstract class StreamChatSession implements SessionSink {
   /** Ends now (after `last`), whatever is still pending. */
   protected end(last?: Buffer | string): void {
     this.closing = true;
+    clearTimeout(this.refillTimer);
     if (last !== undefined) this.write(last);
     if (this.socket.destroyed) return;
     this.socket.end();
