@@ -22,4 +22,7 @@ export { createLogger } from './observe/logger.ts';
 export { compose, type Middleware, type MiddlewareContext } from './middleware/index.ts';
 export { VERSION } from './version.ts';
 export * as ipc from './ipc/index.ts';
-export { FrameDecoder, FrameError, encodeFrame, frameHeader } from './protocol/frame.ts';
+export * from './protocol/index.ts';
+export { WsEndpoint, websocketOptionsSchema, type WebSocketOptions, type WsEndpointContext, type WsPeer } from './handlers/ws/index.ts';
+export { MemoryRoomStore, stateSchema, type StateConfig, type RoomStore, type RoomEvent, type RoomEventInput, type SharedState } from './state/index.ts';
+export * as connect from './connect/index.ts';

@@ -69,3 +69,39 @@ test('the IPC toolkit through the compiled package: a tcp Channel round trip and
   const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', program], { cwd: repoRoot, timeout: 30_000 });
   assert.deepEqual(JSON.parse(stdout), { echoed: 'ping', first: 1, full: false });
 });
+
+test('real-time pieces through the compiled package: a chat room over WebSocket, the connect and frame clients, a room store', async () => {
+  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, timeout: 120_000 });
+  const program = `
+    import { serve, connect, encodeFrame, FrameDecoder, MemoryRoomStore } from 'switchyard';
+    const yard = await serve({
+      listeners: [
+        { name: 'web', protocol: 'http', address: '127.0.0.1:0', routes: [{ match: { path: '/chat/*' }, handler: { type: 'chat' } }] },
+        { name: 'frames', protocol: 'tcp', address: '127.0.0.1:0', handler: { type: 'frame-echo' } },
+      ],
+    }, { logLevel: 'silent' });
+    const got = [];
+    const ws = await connect.connectWs('ws://127.0.0.1:' + yard.address('web').port + '/chat/lib', {
+      onMessage: (data) => got.push(JSON.parse(String(data))),
+    });
+    ws.send(JSON.stringify({ type: 'join', nick: 'lib' }));
+    ws.send(JSON.stringify({ type: 'message', text: 'hello' }));
+    while (!got.some((m) => m.type === 'message')) await new Promise((r) => setTimeout(r, 10));
+    ws.close();
+    const frames = [];
+    const fc = await connect.connectFrames({ host: '127.0.0.1', port: yard.address('frames').port }, { onFrame: (f) => frames.push(Buffer.from(f).toString()) });
+    fc.send(Buffer.from('framed'));
+    while (frames.length === 0) await new Promise((r) => setTimeout(r, 10));
+    fc.end();
+    const dec = new FrameDecoder({ maxFrameSize: 16 });
+    const decoded = dec.push(encodeFrame(Buffer.from('x'))).map((f) => Buffer.from(f).toString());
+    const store = new MemoryRoomStore();
+    const claimed = await store.claim('r', 'n', 'o1');
+    const taken = !(await store.claim('r', 'n', 'o2'));
+    await yard.stop(500);
+    const message = got.find((m) => m.type === 'message');
+    console.log(JSON.stringify({ welcome: got[0].type, text: message.text, seq: typeof message.seq, frames, decoded, claimed, taken }));
+  `;
+  const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', program], { cwd: repoRoot, timeout: 30_000 });
+  assert.deepEqual(JSON.parse(stdout), { welcome: 'welcome', text: 'hello', seq: 'number', frames: ['framed'], decoded: ['x'], claimed: true, taken: true });
+});
