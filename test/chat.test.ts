@@ -1,7 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
@@ -491,6 +492,28 @@ test('framed chat over TCP: the WebSocket JSON in length-prefixed frames; an ove
   assert.equal((await f.type('error')).code, 'FRAME_TOO_LARGE');
   await f.closed;
   assert.equal((await w.type('leave', (m) => m.nick === 'framer')).reason, 'disconnected');
+});
+
+test('a unix socket listener serves chat lines into the same rooms', { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sy-chat-'));
+  const sock = join(dir, 'chat.sock');
+  const yard = await serve(
+    {
+      listeners: [
+        { name: 'web', protocol: 'http', address: '127.0.0.1:0', routes: [{ match: { path: '/chat/*' }, handler: { type: 'chat' } }] },
+        { name: 'local', protocol: 'unix', path: sock, handler: { type: 'chat' } },
+      ],
+    },
+    { logLevel: 'silent' },
+  );
+  yards.push(yard);
+  const w = await joined(yard.address('web').port, 'webber');
+  const u = await greeted(sock);
+  await w.type('join', (m) => m.nick === u.nick);
+  u.say('over a unix socket');
+  assert.equal((await w.type('message')).text, 'over a unix socket');
+  w.send({ type: 'message', text: 'and back' });
+  assert.equal(await u.line((l) => l.startsWith('webber: ')), 'webber: and back');
 });
 
 test('the upgrade path names the room; a bad one is refused with 400', { timeout: 20_000 }, async () => {

@@ -111,8 +111,9 @@ export interface LineClient {
   closed: Promise<void>;
 }
 
-export function lineClient(port: number): Promise<LineClient> {
-  const socket = connect({ port, host: '127.0.0.1' });
+export function lineClient(to: number | string): Promise<LineClient> {
+  // A port on 127.0.0.1, or a unix socket path.
+  const socket = typeof to === 'number' ? connect({ port: to, host: '127.0.0.1' }) : connect({ path: to });
   cleanup.push(() => socket.destroy());
   socket.on('error', () => undefined);
   const lines = new Inbox<string>();
@@ -137,8 +138,8 @@ export function lineClient(port: number): Promise<LineClient> {
 }
 
 /** A line client past its greeting; resolves with its guest nick. */
-export async function greeted(port: number, room = 'lobby'): Promise<LineClient & { nick: string }> {
-  const c = await lineClient(port);
+export async function greeted(to: number | string, room = 'lobby'): Promise<LineClient & { nick: string }> {
+  const c = await lineClient(to);
   const hello = await c.line((l) => l.startsWith('* welcome'), 'the greeting');
   const m = new RegExp(`you are (guest-[0-9a-f]{4}) in ${room}`).exec(hello);
   assert.ok(m, hello);

@@ -66,7 +66,8 @@ export class ChatPage {
     const path = q === -1 ? url : url.slice(0, q);
     if (pathRest === '/' && !path.endsWith('/')) {
       // The route matched without the trailing slash (`/chat`): the page's relative links need it.
-      res.writeHead(301, { location: `${path}/${q === -1 ? '' : url.slice(q)}`, 'content-length': 0 });
+      // One leading slash, whatever the client sent: `//x` would send the browser to host x.
+      res.writeHead(301, { location: `${path.replace(/^\/+/, '/')}/${q === -1 ? '' : url.slice(q)}`, 'content-length': 0 });
       res.end();
       return;
     }

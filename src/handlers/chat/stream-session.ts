@@ -53,6 +53,8 @@ export abstract class StreamChatSession implements SessionSink {
   private tokens: number;
   private refilledAt = Date.now();
   private refillTimer: NodeJS.Timeout | undefined;
+  /** Bytes written (corked) in this tick; 0 when not corked. */
+  private tickBytes = 0;
 
   constructor(
     protected readonly socket: Socket,
@@ -154,20 +156,33 @@ export abstract class StreamChatSession implements SessionSink {
   }
 
   /**
-   * Queues bytes toward the client, unless it already holds more than the limit unread: then it
-   * is cut off. Memory per client stays under the limit plus one write (a welcome with history
-   * may be big; it still gets out to a client that reads).
+   * Queues bytes toward the client, unless it already holds more than the limit unread from
+   * before this tick: then it is cut off. Memory per client stays under the limit plus what one
+   * tick writes (one read's worth of fan-out, or a welcome with its history).
+   *
+   * Writes of one tick are corked into one system call: a burst of room events (a read with many
+   * messages fans out in one go) costs each client one write instead of one per event.
    */
   protected write(data: Buffer | string): void {
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return;
-    if (socket.writableLength > this.options.sendQueueLimit) {
+    if (socket.writableLength - this.tickBytes > this.options.sendQueueLimit) {
       this.options.onSlow();
       socket.destroy();
       return;
     }
+    if (this.tickBytes === 0) {
+      socket.cork();
+      process.nextTick(this.uncork);
+    }
     socket.write(data);
+    this.tickBytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
   }
+
+  private readonly uncork = (): void => {
+    this.tickBytes = 0;
+    this.socket.uncork();
+  };
 
   /** Stops handling requests, lets what was asked finish, writes `last` if given, then ends. */
   protected finish(last?: Buffer | string): void {
