@@ -103,6 +103,12 @@ interface Sample {
   readonly completedPerSec: number;
   /** Server core busy time per counted message, µs. */
   readonly cpuUsPerReq: number;
+  /**
+   * The server's own CPU time (its process group's user+system) per counted message, µs. Leaves
+   * out the kernel's softirq work on its core, but also any other process that ran there: the
+   * figure to read when a run was disturbed.
+   */
+  readonly procUsPerMsg: number;
   readonly serverCoreBusy: number;
   readonly clientCoreBusy: number;
   /** CPU time of this process (the load generator) as a share of one core. */
@@ -247,12 +253,13 @@ class CpuWindow implements WindowHooks {
     this.#after = sampleCpu();
   }
 
-  result(ctx: BenchContext): { serverCore: { busySeconds: number; busyFraction: number }; clientCoreBusy: number; clientCpu: number; others: number } {
+  result(ctx: BenchContext): { serverCore: { busySeconds: number; busyFraction: number }; serverCpu: number; clientCoreBusy: number; clientCpu: number; others: number } {
     if (!this.#before || !this.#after) throw new Error('CPU window never opened');
     const serverCpu = this.#server1 - this.#server0;
     const others = totalBusySeconds(this.#before, this.#after) - serverCpu - this.#self;
     return {
       serverCore: coreUsage(this.#before, this.#after, Number(ctx.serverCore)),
+      serverCpu,
       clientCoreBusy: coreUsage(this.#before, this.#after, Number(ctx.clientCore)).busyFraction,
       clientCpu: this.#wall > 0 ? this.#self / this.#wall : 0,
       others: this.#wall > 0 ? Math.max(0, others) / this.#wall : 0,
@@ -289,6 +296,7 @@ async function measure(env: Env, server: RunningServer, peer: Peer, scenario: Sc
     rps: r.seconds > 0 ? r.count / r.seconds : 0,
     completedPerSec: r.seconds > 0 ? r.completed / r.seconds : 0,
     cpuUsPerReq: r.count > 0 ? (c.serverCore.busySeconds * 1e6) / r.count : Number.NaN,
+    procUsPerMsg: r.count > 0 ? (c.serverCpu * 1e6) / r.count : Number.NaN,
     serverCoreBusy: c.serverCore.busyFraction,
     clientCoreBusy: c.clientCoreBusy,
     clientCpu: c.clientCpu,
@@ -306,7 +314,7 @@ function progress(s: Sample, runs: number, label: string): string {
   return (
     `  run ${s.run}/${runs}  ${s.scenario.padEnd(9)} ${label.padEnd(10)} ${Math.round(s.rps).toLocaleString('en-US').padStart(9)} ${unit}  ` +
     (fanout ? `(${Math.round(s.completedPerSec).toLocaleString('en-US')} msg/s to all)  ` : '') +
-    `${formatMicros(s.cpuUsPerReq)} µs/msg  server core ${formatPercent(s.serverCoreBusy)}  client core ${formatPercent(s.clientCoreBusy)} ` +
+    `${formatMicros(s.cpuUsPerReq)} µs/msg (process ${formatMicros(s.procUsPerMsg)})  server core ${formatPercent(s.serverCoreBusy)}  client core ${formatPercent(s.clientCoreBusy)} ` +
     `(load gen ${formatPercent(s.clientCpu)})  p50 ${formatMs(s.p50Ms)} ms  p99 ${formatMs(s.p99Ms)} ms  others ${formatPercent(s.others)}` +
     (s.background > NOISY ? `  (background before: ${formatPercent(s.background)})` : '') +
     (s.problems.length ? `  SUSPICIOUS: ${s.problems.join('; ')}` : '')
@@ -370,6 +378,7 @@ interface Row extends RowSummary<Sample> {
   readonly p50Ms: number;
   readonly clientCpu: number;
   readonly completedPerSec: number;
+  readonly procUs: number;
   /** (max - min) / median of the undisturbed runs' rates. */
   readonly spread: number;
 }
@@ -390,6 +399,7 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
         p50Ms: median(summary.used.map((s) => s.p50Ms)),
         clientCpu: median(summary.used.map((s) => s.clientCpu)),
         completedPerSec: median(summary.used.map((s) => s.completedPerSec)),
+        procUs: median(summary.used.map((s) => s.procUsPerMsg)),
         spread: rates.length > 1 ? (Math.max(...rates) - Math.min(...rates)) / median(rates) : Number.NaN,
       });
     }
@@ -409,6 +419,7 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
       { title: 'vs bare ws', align: 'right' },
       { title: 'vs socket.io', align: 'right' },
       { title: echo ? 'CPU µs/msg' : 'CPU µs/delivery', align: 'right' },
+      { title: 'process µs', align: 'right' },
       { title: echo ? 'RTT p50 ms' : 'p50 ms', align: 'right' },
       { title: echo ? 'RTT p99 ms' : 'p99 ms', align: 'right' },
       { title: 'server core', align: 'right' },
@@ -427,6 +438,7 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
         ratio(r.rps, bare?.rps ?? Number.NaN),
         ratio(r.rps, sio?.rps ?? Number.NaN),
         formatMicros(r.cpu),
+        formatMicros(r.procUs),
         formatMs(r.p50Ms),
         formatMs(r.p99Ms),
         formatPercent(r.serverCoreBusy),
@@ -445,11 +457,12 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
       echo
         ? `\nEchoes received per second over one connection (a new message sent per echo). Bare ws and uWS echo raw frames; ` +
             `socket.io emits each "echo" event straight back (no ack), ${SIZE} bytes inside its \`42["echo","..."]\` envelope; ` +
-            'Switchyard runs its `ws-echo` handler. "CPU µs/msg": server core busy time per echo. RTT: send to echo, in the client.'
+            'Switchyard runs its `ws-echo` handler. "CPU µs/msg": server core busy time per echo; "process µs": the server process\'s own CPU time per echo (no softirq, no other processes). RTT: send to echo, in the client.'
         : `\nDeliveries: messages received by the ${RECEIVERS} receivers per second, all together ("msg/s to all": messages that reached every ` +
             `receiver). A message counts as delivered once all ${RECEIVERS} have it; the sender keeps at most ${FANOUT_WINDOW} undelivered. Every ` +
             'server also sends each message back to the sender (Switchyard\'s chat does so as confirmation; the others were set up to match), ' +
-            'so each message costs the server 101 sends. Latency: receipt minus send time, per delivery, one clock (same process). ' +
+            'so each message costs the server 101 sends. "CPU µs/delivery" and "process µs" as for echo, per delivery. ' +
+            'Latency: receipt minus send time, per delivery, one clock (same process). ' +
             'Bare ws forwards the raw payload to every client; uWS publishes it to one topic; socket.io uses io.to(room).emit ' +
             '(`42["m","..."]`). Switchyard\'s chat wraps it in its JSON envelope (`{"type":"message","room","seq","ts","nick","text"}`, ' +
             `about ${SIZE + 80} bytes) and keeps a room sequence number and history: more work than the bare floor does.`,
