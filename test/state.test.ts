@@ -227,6 +227,32 @@ for (const backend of backends) {
   });
 }
 
+test('the memory store keeps at most maxIdleRooms rooms nobody is in, forgetting the least recently left', async () => {
+  const store = new MemoryRoomStore({ maxIdleRooms: 3 });
+  // A visitor walks through 50 new rooms, saying one thing in each and leaving.
+  for (let i = 0; i < 50; i++) {
+    const room = `r${i}`;
+    assert.ok(await store.claim(room, 'walker', 'o1'));
+    await store.publish({ type: 'message', room, nick: 'walker', text: 'hi' }, { historyLimit: 10 });
+    await store.release(room, 'walker', 'o1');
+  }
+  assert.equal(store.size, 3);
+  assert.equal((await store.history('r49', 10)).length, 1, 'the newest idle room keeps its history');
+  assert.equal((await store.history('r0', 10)).length, 0, 'the oldest was forgotten');
+  // A room in use is never forgotten, however many rooms go idle after it.
+  assert.ok(await store.claim('busy', 'stay', 'o2'));
+  await store.publish({ type: 'message', room: 'busy', nick: 'stay', text: 'still here' }, { historyLimit: 10 });
+  for (let i = 50; i < 60; i++) {
+    assert.ok(await store.claim(`r${i}`, 'walker', 'o1'));
+    await store.publish({ type: 'message', room: `r${i}`, nick: 'walker', text: 'hi' }, { historyLimit: 10 });
+    await store.release(`r${i}`, 'walker', 'o1');
+  }
+  assert.deepEqual(await store.members('busy'), ['stay']);
+  assert.equal((await store.history('busy', 10)).length, 1);
+  assert.equal(store.size, 4);
+  await store.close();
+});
+
 describe('RedisRoomStore across nodes', { skip: skipRedis, timeout: 120_000 }, () => {
   let redis: RedisServer;
   const stores: RedisRoomStore[] = [];
@@ -506,7 +532,7 @@ describe('state: redis in the config', { timeout: 60_000 }, () => {
       connectTimeout: 5_000,
     });
     assert.equal((stateSchema.parse({ backend: 'redis', url: 'rediss://u:p@h:1/2', presenceTtl: '2s' }) as RedisStateConfig).presenceTtl, 2000);
-    assert.deepEqual(stateSchema.parse(undefined), { backend: 'memory' });
+    assert.deepEqual(stateSchema.parse(undefined), { backend: 'memory', maxIdleRooms: 1000 });
     const issues = (v: unknown) => {
       const r = stateSchema.safeParse(v);
       assert.equal(r.success, false);

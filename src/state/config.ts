@@ -14,6 +14,11 @@ function parsesAsUrl(v: string): boolean {
 
 const memory = z.strictObject({
   backend: z.literal('memory'),
+  /**
+   * Rooms nobody is in that are kept for their history and sequence; past this, the least
+   * recently left is forgotten (so visiting ever new room names cannot grow memory).
+   */
+  maxIdleRooms: z.int().min(0).max(1_000_000).default(1000),
 });
 
 const redis = z.strictObject({
@@ -43,7 +48,7 @@ const redis = z.strictObject({
 
 export const stateSchema = z
   .discriminatedUnion('backend', [memory, redis], { error: () => 'expected backend one of: memory, redis' })
-  .default({ backend: 'memory' });
+  .default({ backend: 'memory', maxIdleRooms: 1000 });
 
 export type StateConfig = z.output<typeof stateSchema>;
 export type RedisStateConfig = z.output<typeof redis>;

@@ -12,11 +12,28 @@ interface Room {
   readonly listeners: Set<RoomListener>;
 }
 
+export interface MemoryRoomStoreOptions {
+  /**
+   * Rooms nobody is in that are kept for their history (and sequence), oldest forgotten first.
+   * Rooms in use are bounded by the connections that use them; this bounds the rest, so that
+   * clients cannot grow memory by visiting ever new room names.
+   */
+  maxIdleRooms?: number;
+}
+
 export class MemoryRoomStore implements RoomStore {
   readonly backend = 'memory';
   private readonly rooms = new Map<string, Room>();
+  /** Names of rooms with history and nobody in them, least recently left first. */
+  private readonly idle = new Set<string>();
+  private readonly maxIdleRooms: number;
+
+  constructor(options: MemoryRoomStoreOptions = {}) {
+    this.maxIdleRooms = options.maxIdleRooms ?? 1000;
+  }
 
   private room(name: string): Room {
+    this.idle.delete(name);
     let r = this.rooms.get(name);
     if (!r) {
       r = { seq: 0, nicks: new Map(), history: [], listeners: new Set() };
@@ -25,10 +42,29 @@ export class MemoryRoomStore implements RoomStore {
     return r;
   }
 
-  /** Forgets a room nobody is in, listens to or remembers anything of. */
+  /**
+   * Forgets a room nobody is in or listens to: at once when nothing ever happened in it, else
+   * (its sequence and history still matter to returning members) once it is among the oldest idle.
+   */
   private sweep(name: string): void {
     const r = this.rooms.get(name);
-    if (r && r.nicks.size === 0 && r.listeners.size === 0 && r.history.length === 0) this.rooms.delete(name);
+    if (!r || r.nicks.size > 0 || r.listeners.size > 0) return;
+    if (r.seq === 0 && r.history.length === 0) {
+      this.rooms.delete(name);
+      return;
+    }
+    this.idle.delete(name);
+    this.idle.add(name);
+    for (const oldest of this.idle) {
+      if (this.idle.size <= this.maxIdleRooms) break;
+      this.idle.delete(oldest);
+      this.rooms.delete(oldest);
+    }
+  }
+
+  /** Rooms held now (in use or idle with history). */
+  get size(): number {
+    return this.rooms.size;
   }
 
   async claim(room: string, nick: string, owner: string): Promise<boolean> {
@@ -63,6 +99,7 @@ export class MemoryRoomStore implements RoomStore {
       if (r.history.length >= options.historyLimit * 2) r.history = r.history.slice(-options.historyLimit);
     }
     for (const l of r.listeners) l(event);
+    this.sweep(input.room);
     return event;
   }
 
@@ -79,5 +116,6 @@ export class MemoryRoomStore implements RoomStore {
 
   async close(): Promise<void> {
     this.rooms.clear();
+    this.idle.clear();
   }
 }
