@@ -80,6 +80,13 @@ const TARGETS: readonly { readonly scenario: Scenario; readonly peer: PeerId; re
 const CLIENT_BOUND = 0.95;
 const clientBound = (r: { readonly clientCoreBusy: number; readonly serverCoreBusy: number }) => r.clientCoreBusy >= CLIENT_BOUND && r.serverCoreBusy < CLIENT_BOUND;
 
+/**
+ * Neither core this busy: the window, not CPU, set the rate. A server that batches its writes
+ * answers a burst of the window at once, and both sides then wait for each other's next burst.
+ */
+const WINDOW_BOUND = 0.9;
+const windowBound = (r: { readonly clientCoreBusy: number; readonly serverCoreBusy: number }) => r.clientCoreBusy < WINDOW_BOUND && r.serverCoreBusy < WINDOW_BOUND;
+
 interface Env {
   readonly ctx: BenchContext;
   readonly work: string;
@@ -444,7 +451,11 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
         formatPercent(r.serverCoreBusy),
         formatPercent(r.clientCoreBusy),
         formatPercent(r.clientCpu),
-        [...(clientBound(r) ? ['client-bound: the rate is a lower bound'] : []), ...r.notes].join('; '),
+        [
+          ...(clientBound(r) ? ['client-bound: the rate is a lower bound'] : []),
+          ...(windowBound(r) ? ['window-bound: neither core saturated, the rate is what the window allows at this latency'] : []),
+          ...r.notes,
+        ].join('; '),
       ]);
     console.log(
       (echo
@@ -473,7 +484,8 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
       'fresh per run. "spread": (max - min) / median over the runs used. "client core" is core ' +
       `${ctx.clientCore} busy (the load generator and the kernel's work there); "load gen CPU" is this process alone. A row with ` +
       `the client core at ${formatPercent(CLIENT_BOUND)} or more and the server core below that is client-bound (the server had ` +
-      'time to spare); with both saturated the server ran at its capacity. Medians are over the undisturbed runs (see notes).',
+      `time to spare); with both saturated the server ran at its capacity; with both below ${formatPercent(WINDOW_BOUND)} the window ` +
+      'of outstanding messages and the round-trip time set the rate (window-bound). Medians are over the undisturbed runs (see notes).',
   );
   const warning = disturbedWarning(samples);
   if (warning) console.log(`\n${warning}`);
