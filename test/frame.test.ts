@@ -13,6 +13,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { serve, parseConfig, ConfigError, type Yard } from '../src/index.ts';
+import { mulberry32 as prng } from '../src/upstream/balancers/random.ts';
 import { FrameDecoder, FrameError, encodeFrame, frameHeader, readFrames, writeFrame } from '../src/protocol/index.ts';
 
 // The length-prefixed frame codec (src/protocol/frame.ts) and the frame-echo handler, over real
@@ -30,17 +31,6 @@ after(async () => {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytes(n: number, rnd: () => number): Buffer {
   const b = Buffer.allocUnsafe(n);

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { drained } from '../protocol/drained.ts';
 import { FrameError, readFrames, writeFrame } from '../protocol/frame.ts';
 import { ConnectionLostError } from './errors.ts';
 import { openSocket, type StreamConnectOptions } from './stream.ts';
@@ -55,15 +56,7 @@ export async function connectFrames(target: { host: string; port: number } | { p
       if (broken) throw broken;
       if (socket.destroyed || socket.writableEnded) throw new ConnectionLostError(href, 'the connection is closed');
       if (writeFrame(socket, payload)) return;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          socket.off('drain', done);
-          socket.off('close', done);
-          resolve();
-        };
-        socket.on('drain', done);
-        socket.on('close', done);
-      });
+      await drained(socket);
     },
     end() {
       socket.end();

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { drained } from '../protocol/drained.ts';
 import { z } from 'zod';
 import { size } from '../config/units.ts';
 import { FrameError, MAX_FRAME_LENGTH, encodeFrame, readFrames, writeFrame, type FrameReader } from '../protocol/frame.ts';
@@ -104,17 +105,6 @@ function endAndDiscard(socket: Socket, last?: Buffer): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-function drained(socket: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
-}
 
 export const frameEchoHandler: HandlerModule<FrameEchoConfig> = {
   type: 'frame-echo',

@@ -14,3 +14,4 @@ export {
   type FrameReader,
   type ReadFramesOptions,
 } from './frame.ts';
+export { drained } from './drained.ts';
