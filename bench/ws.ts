@@ -343,7 +343,8 @@ export async function runWs(ctx: BenchContext): Promise<number> {
   }
 
   console.log(
-    `\nServer core ${ctx.serverCore}; load generator (this process, node \`ws\` ${readPackageVersion(ctx.repoRoot, 'ws')} clients) on core ${ctx.clientCore}. ` +
+    `\nServer core ${ctx.serverCore}; load generator (this process: the lean client of bench/lib/ws-client.ts, and node \`ws\` ` +
+      `${readPackageVersion(ctx.repoRoot, 'ws')} for the second echo) on core ${ctx.clientCore}. ` +
       `Per start: (a) echo, 1 connection, ${ECHO_WINDOW} x ${SIZE}-byte messages outstanding; (b) fan-out, ${RECEIVERS} receivers + 1 sender, ` +
       `at most ${FANOUT_WINDOW} messages not yet delivered to all. Warm-up ${ctx.warmupSec}s, measured ${ctx.durationSec}s each, ` +
       `${ctx.runs} interleaved run(s), USER_HZ ${clockTicksPerSecond()}`,
