@@ -32,6 +32,10 @@ test('the embedded default runs every listener it advertises', async () => {
   const page = await welcome.text();
   assert.match(page, /Switchyard is running/);
   assert.ok(page.includes(`tcp://127.0.0.1:${d.port('echo-tcp')}`), 'welcome page lists the live echo port');
+  assert.ok(page.includes('<a href="/chat/">chat page</a>'), 'welcome page points at the chat page');
+  const chatPage = await fetch(`${web}/chat/`);
+  assert.equal(chatPage.status, 200);
+  assert.match(await chatPage.text(), /<script[^>]+_\/chat\.js/);
   assert.equal(await (await fetch(`${web}/health`)).text(), 'ok\n');
   // No ./public in the cwd: the bundled demo files are served.
   assert.match(await (await fetch(`${web}/hello.txt`)).text(), /Hello from Switchyard/);

@@ -20,6 +20,11 @@ const ABOUT: Record<string, string> = {
   metrics: 'Prometheus metrics',
   respond: 'a fixed answer',
   welcome: 'this page',
+  chat: 'chat rooms: the page at /chat/ and WebSocket at /chat/<room> over http, text lines for nc over tcp',
+  'ws-echo': 'WebSocket echo',
+  'frame-echo': 'echoes length-prefixed frames',
+  proxy: 'reverse proxy to an upstream group',
+  upstreams: 'the upstream groups as JSON',
 };
 
 function row(l: ListenerSummary): string {
@@ -48,6 +53,7 @@ ${listeners.map(row).join('\n')}
 <h2>Next steps</h2>
 <ul>
 <li>Write a config (YAML or JSON) and run <code>switchyard serve config.yaml</code>; check it first with <code>switchyard check config.yaml</code>.</li>
+${listeners.some((l) => l.protocol === 'http' && l.handlers.includes('chat')) ? '<li>Open the <a href="/chat/">chat page</a> in two tabs, and <code>nc</code> to a tcp chat listener: all of them meet in room <code>lobby</code>.</li>\n' : ''}<li>Try any listener with <code>switchyard connect URL</code> (tcp://, udp://, ws://, frame+tcp://, http://).</li>
 <li>Put files in <code>./public</code> and they are served here, with ETag, Range and directory listings.</li>
 <li>Scrape <code>/metrics</code> on the admin listener with Prometheus.</li>
 </ul>
