@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { serve } from '../src/index.ts';
 import { startDaemon, killDaemon, type Daemon } from './helpers/daemon.ts';
 import { redisSkip, startRedis, type RedisServer } from './helpers/redis.ts';
 import { cleanup, greeted, joined, wsClient } from './helpers/chat.ts';
@@ -115,4 +117,47 @@ test('two daemons on one Redis: one room across them, nicks unique across them, 
   assert.equal((await alice.type('notice')).text, 'server shutting down');
   assert.equal((await alice.closed).code, 1001);
   assert.equal((await a.exited).code, 0);
+});
+
+test('a nick taken over while this daemon was cut off from Redis: its session is told and is out of the room', { skip, timeout: 30_000 }, async () => {
+  const yard = await serve(
+    {
+      listeners: [
+        { name: 'web', protocol: 'http', address: '127.0.0.1:0', routes: [{ match: { path: '/chat/*' }, handler: { type: 'chat' } }] },
+        { name: 'chat-tcp', protocol: 'tcp', address: '127.0.0.1:0', handler: { type: 'chat' } },
+      ],
+      state: { backend: 'redis', url: redis!.url, presenceTtl: '1s', keyPrefix: 'lost:' },
+    },
+    { logLevel: 'silent' },
+  );
+  const admin = new Redis(redis!.url);
+  try {
+    const ada = await joined(yard.address('web').port, 'ada', 'lost');
+    const tcp = await greeted(yard.address('chat-tcp').port);
+    tcp.say('/nick ben');
+    await tcp.line((l) => l.endsWith(' is now ben'), 'the nick change');
+    tcp.say('/join lost');
+    await tcp.line((l) => l === '* you are ben in lost', 'the join');
+
+    // What a partition longer than presenceTtl leaves behind: both claims ran out and other
+    // members took the nicks on a daemon that could still reach Redis.
+    const until = Date.now() + 60_000;
+    await admin.zadd('lost:room:{lost}:nicks', until, 'ada', until, 'ben');
+    await admin.hset('lost:room:{lost}:owners', 'ada', 'elsewhere:1', 'ben', 'elsewhere:2');
+
+    const notice = await ada.type('notice', (m) => /taken by someone else/.test(m.text));
+    assert.match(notice.text, /"ada" in lost/);
+    await tcp.line((l) => l.startsWith('* your nick "ben" in lost was taken by someone else'), 'the line notice');
+    ada.send({ type: 'message', text: 'still here?' });
+    assert.equal((await ada.type('error')).code, 'NOT_JOINED');
+    tcp.say('/who');
+    await tcp.line((l) => l.startsWith('! '), 'an error for /who out of a room');
+    // Both carry on under other nicks.
+    ada.send({ type: 'join', nick: 'ada2' });
+    const again = await ada.type('welcome');
+    assert.deepEqual(again.members, ['ada', 'ada2', 'ben']);
+  } finally {
+    admin.disconnect();
+    await yard.stop(1000);
+  }
 });

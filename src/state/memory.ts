@@ -1,4 +1,4 @@
-import type { PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
+import type { ClaimLostListener, PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
 
 // Rooms held in this process: the default backend. Every chat handler of the yard shares one,
 // so a TCP user and a WebSocket user on different listeners meet in the same room.
@@ -112,6 +112,11 @@ export class MemoryRoomStore implements RoomStore {
       r.listeners.delete(entry);
       this.sweep(room);
     };
+  }
+
+  onClaimLost(_listener: ClaimLostListener): () => void {
+    // Claims live in this process with the sessions holding them: nothing can expire them.
+    return () => undefined;
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisStateConfig } from './config.ts';
-import type { LeaveReason, PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
+import type { ClaimLostListener, LeaveReason, PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
 
 // Chat rooms shared by every daemon on one Redis.
 //
@@ -241,6 +241,7 @@ export class RedisRoomStore implements RoomStore {
   private readonly ttl: number;
   /** room -> nick -> owner: the claims this node holds and keeps alive. */
   private readonly held = new Map<string, Map<string, string>>();
+  private readonly claimLostListeners = new Set<ClaimLostListener>();
   /** channel -> local subscription */
   private readonly subs = new Map<string, Subscription>();
   private timer: NodeJS.Timeout | undefined;
@@ -440,6 +441,13 @@ export class RedisRoomStore implements RoomStore {
     }
   }
 
+  onClaimLost(listener: ClaimLostListener): () => void {
+    // A wrapper per registration, so that one function may register twice.
+    const entry: ClaimLostListener = (room, nick, owner) => listener(room, nick, owner);
+    this.claimLostListeners.add(entry);
+    return () => this.claimLostListeners.delete(entry);
+  }
+
   private async refresh(room: string, nicks: [string, string][]): Promise<void> {
     const args: (string | number)[] = [this.channel(room), room, this.ttl];
     for (const [nick, owner] of nicks) args.push(nick, owner);
@@ -450,6 +458,13 @@ export class RedisRoomStore implements RoomStore {
       if (status === 2) {
         this.forget(room, nick, owner);
         this.log.warn({ room, nick }, 'presence had expired (redis was away) and another member took the nick meanwhile');
+        for (const l of this.claimLostListeners) {
+          try {
+            l(room, nick, owner);
+          } catch (err) {
+            this.log.error({ err, room, nick }, 'claim-lost listener failed');
+          }
+        }
       }
     });
   }

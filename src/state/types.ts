@@ -20,6 +20,9 @@ export type RoomEventInput = Unstamped<RoomEvent>;
 
 export type RoomListener = (event: RoomEvent) => void;
 
+/** A claim this node held was found in another owner's hands (see RoomStore.onClaimLost). */
+export type ClaimLostListener = (room: string, nick: string, owner: string) => void;
+
 export interface PublishOptions {
   /** Messages kept in the room's history (the newest ones); 0 keeps none. */
   historyLimit: number;
@@ -51,6 +54,13 @@ export interface RoomStore {
    * function that ends it.
    */
   subscribe(room: string, listener: RoomListener): Promise<() => void>;
+  /**
+   * Calls `listener` when a claim of this node's turns out to belong to someone else now: the
+   * node was cut off from the shared state longer than the claim lives, the claim expired, and
+   * another member took the nick. The session that held it is no longer in that room. Returns
+   * the function that stops the calls. (A store in one process never loses a claim.)
+   */
+  onClaimLost(listener: ClaimLostListener): () => void;
   /** Releases this node's claims (others see them leave) and closes connections. */
   close(): Promise<void>;
 }

@@ -29,6 +29,10 @@ export class FrameChatSession extends StreamChatSession {
     this.end(jsonFrame({ type: 'notice', text }));
   }
 
+  tell(text: string): void {
+    this.write(jsonFrame({ type: 'notice', text }));
+  }
+
   protected parse(chunk: Buffer): void {
     if (this.broken) return;
     let frames: Uint8Array[];

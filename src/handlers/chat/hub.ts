@@ -12,8 +12,12 @@ import { FRAME_HEADER_SIZE } from '../../protocol/frame.ts';
 
 /** A local session as the hub sees it. */
 export interface HubMember {
+  /** The session's owner id, as its claims in the store carry it. */
+  readonly owner: string;
   /** Called for every event of the room the member was added to, in sequence order. */
   deliver(out: Outbound): void;
+  /** The member's claim on `nick` in `room` now belongs to someone else (RoomStore.onClaimLost). */
+  claimLost(room: string, nick: string): void;
 }
 
 /** The wire object of an event: exactly the fields docs/chat.md lists, whatever the store adds. */
@@ -100,11 +104,16 @@ export class Hub {
   private sessions = 0;
   private readonly rooms = new Map<string, RoomEntry>();
   private closed = false;
+  private readonly stopClaimLost: () => void;
 
   constructor(
     readonly store: RoomStore,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.stopClaimLost = store.onClaimLost((room, nick, owner) => {
+      for (const m of this.rooms.get(room)?.members ?? []) if (m.owner === owner) m.claimLost(room, nick);
+    });
+  }
 
   /** A new owner id for a session: `<node id>:<n>`, unique across every node sharing the store. */
   newOwner(): string {
@@ -166,6 +175,7 @@ export class Hub {
   /** Ends every subscription; members get nothing more. */
   close(): void {
     this.closed = true;
+    this.stopClaimLost();
     for (const entry of this.rooms.values()) {
       entry.members.clear();
       entry.unsubscribe?.();

@@ -37,6 +37,10 @@ export class LineChatSession extends StreamChatSession {
     this.end(`* ${text}\n`);
   }
 
+  tell(text: string): void {
+    this.write(`* ${text}\n`);
+  }
+
   protected parse(chunk: Buffer): void {
     // A line may end in \r (not counted against the limit): one byte of slack until the \n shows.
     const limit = this.options.maxMessageLength;

@@ -37,6 +37,8 @@ export interface SessionSink {
   presence(room: string, members: string[]): void;
   /** This session's own leave (a `leave` command, or a join elsewhere); it gets nothing more from that room. */
   left(out: Outbound): void;
+  /** A notice that does not end the session (the transport keeps it open). */
+  tell(text: string): void;
   error(err: ChatError, id?: string): void;
   /** The session cannot go on consistently; the transport closes the connection. */
   abort(reason: string): void;
@@ -350,6 +352,25 @@ export class ChatSession implements HubMember {
     this.joining = undefined;
     this.joined = true;
     for (const out of held) if (out.event.seq >= joinSeq) this.pass(out);
+  }
+
+  /**
+   * The store found this session's nick in another member's hands (this node was cut off from
+   * the shared state for longer than a claim lives). The room already saw this session leave
+   * (`expired`) and the nick is someone else's now, so the session is out of the room without
+   * releasing or announcing anything, and is told so.
+   */
+  claimLost(room: string, nick: string): void {
+    this.inOrder(() => {
+      const cur = this.current;
+      if (!cur || cur.room !== room || cur.nick !== nick) return;
+      this.current = undefined;
+      this.joined = false;
+      this.joining = undefined;
+      this.seen = undefined;
+      this.options.hub.remove(room, this);
+      this.sink.tell(`your nick ${quote(nick)} in ${room} was taken by someone else while this server was cut off from the shared room state; you are no longer in ${room} (join again)`);
+    });
   }
 
   /** Leaves the current room: stops its events, releases the nick, announces the leave. */

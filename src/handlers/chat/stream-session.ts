@@ -92,6 +92,7 @@ export abstract class StreamChatSession implements SessionSink {
 
   /** The server is stopping: the notice, then end. */
   abstract notice(text: string): void;
+  abstract tell(text: string): void;
 
   abstract event(out: Outbound): void;
   abstract left(out: Outbound): void;

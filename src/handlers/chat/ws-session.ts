@@ -31,6 +31,10 @@ export class WsChatSession implements SessionSink {
     peer.onClose(() => onGone(this, this.session.disconnect()));
   }
 
+  tell(text: string): void {
+    this.sendJson({ type: 'notice', text });
+  }
+
   /** The server is stopping: a notice, then 1001 (sent by the endpoint's drain). */
   notice(text: string): void {
     this.sendJson({ type: 'notice', text });
