@@ -50,11 +50,15 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 function maskedText(text: string): Buffer {
   const payload = Buffer.from(text);
-  assert.ok(payload.length < 126, 'short frames only');
   const mask = randomBytes(4);
   const out = Buffer.alloc(payload.length);
   for (let i = 0; i < payload.length; i++) out[i] = payload[i] ^ mask[i % 4];
-  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, out]);
+  // Lengths up to 125 fit the second byte; up to 65535 take the 16-bit extended length.
+  const head =
+    payload.length < 126
+      ? Buffer.from([0x81, 0x80 | payload.length])
+      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, mask, out]);
 }
 
 /** Opens a WebSocket by hand (raw socket), sends `join`, and returns the socket once the 101 is in. */
