@@ -1,5 +1,4 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { clockTicksPerSecond } from './lib/cpu.ts';
 import { httpGet } from './lib/http.ts';
@@ -12,13 +11,12 @@ import {
   pinned,
   progressLine,
   ratio,
-  readPackageVersion,
   summarizeRow,
   targetVerdict,
   type RowSummary,
 } from './lib/measure.ts';
 import { commandExists, pickPort, runCaptured, startServer, type RunningServer } from './lib/proc.ts';
-import { nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { nginxTempPaths, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
@@ -264,29 +262,7 @@ function nodePeer(id: PeerId, label: string, script: string, packages: readonly 
     label,
     async prepare(env, port) {
       const repo = env.ctx.repoRoot;
-      const require = createRequire(join(repo, 'package.json'));
-      for (const p of packages) {
-        try {
-          require.resolve(p);
-        } catch {
-          return { ok: false, reason: `the npm package \`${p}\` is not installed (run \`npm install\`; it is a devDependency)` };
-        }
-      }
-      const path = join(repo, 'bench/peers', script);
-      const args = ['--import', 'tsx', path, String(port), env.upstreamUrl];
-      return {
-        ok: true,
-        info: `${describe(packages.map((p) => `${p} ${readPackageVersion(repo, p)}`).join(', '))} (${path})`,
-        spec: {
-          name: label,
-          ...pinned(env.ctx.serverCore, process.execPath, args),
-          cwd: repo,
-          env: { ...process.env, NODE_ENV: 'production' },
-          logFile: join(env.work, `${id}.log`),
-          port,
-          startTimeoutMs: 30_000,
-        },
-      };
+      return prepareNodePeer({ repo, work: env.work, id, label, script, extraArgs: [env.upstreamUrl], packages, describe, port, core: env.ctx.serverCore });
     },
   };
 }

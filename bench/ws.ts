@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { clockTicksPerSecond, coreUsage, processGroupCpuSeconds, sampleCpu, totalBusySeconds, type CpuSnapshot } from './lib/cpu.ts';
 import { interleave, prepareAll, printFailures } from './lib/interleave.ts';
-import { backgroundLoad, disturbedWarning, formatMs, isDisturbed, NOISY, pinned, ratio, readPackageVersion, summarizeRow, type RowSummary } from './lib/measure.ts';
+import { backgroundLoad, disturbedWarning, formatMs, isDisturbed, NOISY, ratio, readPackageVersion, summarizeRow, type RowSummary } from './lib/measure.ts';
 import type { RunningServer } from './lib/proc.ts';
-import { prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate, median } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import {
@@ -184,30 +184,9 @@ function nodePeer(
     label,
     ...protocols,
     async prepare(env, port) {
-      const repo = env.ctx.repoRoot;
-      // package.json, not the entry: uws-pack exports only an ESM entry, which require cannot resolve.
-      for (const p of packages) {
-        if (!existsSync(join(repo, 'node_modules', p, 'package.json'))) {
-          return { ok: false, reason: `the npm package \`${p}\` is not installed (run \`npm install\`; it is a devDependency)` };
-        }
-      }
       const why = await loads?.();
       if (why) return { ok: false, reason: why };
-      const path = join(repo, 'bench/peers', script);
-      const args = ['--import', 'tsx', path, String(port)];
-      return {
-        ok: true,
-        info: `${describe(packages.map((p) => `${p} ${readPackageVersion(repo, p)}`).join(', '))} (${path})`,
-        spec: {
-          name: label,
-          ...pinned(env.ctx.serverCore, process.execPath, args),
-          cwd: repo,
-          env: { ...process.env, NODE_ENV: 'production' },
-          logFile: join(env.work, `${id}.log`),
-          port,
-          startTimeoutMs: 30_000,
-        },
-      };
+      return prepareNodePeer({ repo: env.ctx.repoRoot, work: env.work, id, label, script, packages, describe, port, core: env.ctx.serverCore });
     },
   };
 }

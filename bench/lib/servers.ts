@@ -1,6 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pinned } from './measure.ts';
+import { pinned, readPackageVersion } from './measure.ts';
 import { commandExists, runCaptured, type ServerSpec } from './proc.ts';
 
 // Starting the servers several benchmarks share: Switchyard's compiled build with a generated
@@ -67,6 +67,48 @@ export async function prepareSwitchyard(o: SwitchyardOptions): Promise<Prepared>
       logFile: cfg.replace(/\.ya?ml$/, '') + '.log',
       port: o.port,
       startTimeoutMs: 60_000,
+    },
+  };
+}
+
+export interface NodePeerOptions {
+  readonly repo: string;
+  /** Scratch folder for the log. */
+  readonly work: string;
+  readonly id: string;
+  readonly label: string;
+  /** File in bench/peers, run with tsx as `<script> <port> ...extraArgs`. */
+  readonly script: string;
+  readonly extraArgs?: readonly string[];
+  /** npm packages the script needs (devDependencies); a missing one is the reason it cannot run. */
+  readonly packages: readonly string[];
+  /** The info line, given "pkg version, ..." of those packages. */
+  readonly describe: (versions: string) => string;
+  readonly port: number;
+  readonly core: string;
+}
+
+/** A peer server written in Node (bench/peers), pinned to the server core like every server. */
+export function prepareNodePeer(o: NodePeerOptions): Prepared {
+  // package.json, not the entry: an ESM-only package (uws-pack) has no entry require can resolve.
+  for (const p of o.packages) {
+    if (!existsSync(join(o.repo, 'node_modules', p, 'package.json'))) {
+      return { ok: false, reason: `the npm package \`${p}\` is not installed (run \`npm install\`; it is a devDependency)` };
+    }
+  }
+  const path = join(o.repo, 'bench/peers', o.script);
+  const args = ['--import', 'tsx', path, String(o.port), ...(o.extraArgs ?? [])];
+  return {
+    ok: true,
+    info: `${o.describe(o.packages.map((p) => `${p} ${readPackageVersion(o.repo, p)}`).join(', '))} (${path})`,
+    spec: {
+      name: o.label,
+      ...pinned(o.core, process.execPath, args),
+      cwd: o.repo,
+      env: { ...process.env, NODE_ENV: 'production' },
+      logFile: join(o.work, `${o.id}.log`),
+      port: o.port,
+      startTimeoutMs: 30_000,
     },
   };
 }
