@@ -41,6 +41,12 @@ const httpLimitsSchema = z.strictObject({
   maxBodySize: size().default(1024 * 1024),
   /** Requests served on one keep-alive connection before it is closed (0: no limit). */
   maxRequestsPerConnection: z.number().int().min(0).default(0),
+  /**
+   * Pipelined requests of one connection handled at once. Their responses must leave in order, so
+   * more would only queue up responses in memory for a client that may never read them; the
+   * connection is not read further until one finishes.
+   */
+  maxPipelinedRequests: z.number().int().min(1).max(1024).default(8),
 });
 
 const datagramLimitsSchema = z.strictObject({
@@ -131,6 +137,12 @@ const httpListenerSchema = () =>
     protocol: z.literal('http'),
     address: address(),
     limits: httpLimitsSchema.default(httpLimitsSchema.parse({})),
+    /**
+     * Merge runs of slashes in the request path (`/a//b` -> `/a/b`) before routing, and forward
+     * the merged path, as nginx does by default; otherwise `/admin//x` would miss a route for
+     * `/admin/*` and reach a backend that merges them itself. `false` keeps paths as sent.
+     */
+    mergeSlashes: z.boolean().default(true),
     middleware: middlewareSchema.default({}),
     routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
   });
