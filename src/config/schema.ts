@@ -4,6 +4,7 @@ import { parseHostPort } from './address.ts';
 import { handlerModule, handlerModules } from '../handlers/registry.ts';
 import { kindsOf, type TrafficKind } from '../handlers/types.ts';
 import { explainIssue } from './errors.ts';
+import { findBindConflicts } from './bind-conflicts.ts';
 import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
 import { stateSchema } from '../state/config.ts';
@@ -244,6 +245,8 @@ export function configSchema() {
         if (l.protocol === 'http') l.routes.forEach((r, j) => check(r.handler, ['listeners', i, 'routes', j, 'handler']));
         else check(l.handler, ['listeners', i, 'handler']);
       });
+      // Two listeners on one address: refused here, not first at bind time (rules in bind-conflicts.ts).
+      for (const c of findBindConflicts(config.listeners)) ctx.addIssue({ code: 'custom', path: c.path, message: c.message });
     });
 }
 

@@ -1,0 +1,127 @@
+import { isIP } from 'node:net';
+import { posix } from 'node:path';
+import { formatHostPort, parseHostPort } from './address.ts';
+
+// Two listeners of one config that would bind the same address: found at validation, so that
+// `switchyard check` refuses what `serve` would fail on at bind time. The rules follow what the
+// kernel does with the sockets the listeners open (src/listeners/bind.ts, udp.ts, unix.ts):
+//
+// - http and tcp listeners share the TCP port space; udp listeners have their own (a udp and a tcp
+//   listener may use the same port number). Port 0 asks for a free port and never conflicts.
+// - The same host and port conflict. `0.0.0.0` takes the port on every IPv4 address, so it
+//   conflicts with any IPv4 host on that port. `::` is bound dual-stack (the listeners do not set
+//   ipv6Only), so it takes the port on every IPv6 and IPv4 address. `::ffff:a.b.c.d` is the IPv4
+//   address a.b.c.d. IPv6 addresses are compared in their canonical form (`0:0::1` is `::1`).
+// - A host name (e.g. `localhost`) is compared as written, case aside: validation does no DNS, so
+//   `localhost:8080` and `127.0.0.1:8080` are not caught here (the bind then reports it). A name
+//   still conflicts with `::` on its port, whatever it resolves to; a udp listener binds a name
+//   as IPv4 (udp4 socket), so there it also conflicts with `0.0.0.0`.
+// - unix listeners conflict on the same socket path, compared after lexical normalisation
+//   (`./a.sock` is `a.sock`), or the same abstract `@name`, compared exactly. A relative path and
+//   an absolute one are not compared (they resolve against the config file's directory, unknown
+//   here); the second listener's bind then reports the live socket.
+
+/** The minimal listener shape the check needs (a parsed listener config fits it). */
+export interface BindingListener {
+  name: string;
+  protocol: string;
+  address?: string;
+  path?: string;
+}
+
+export interface BindConflict {
+  /** Path of the later listener's field, e.g. `['listeners', 1, 'address']`. */
+  path: (string | number)[];
+  message: string;
+}
+
+type Space = 'tcp' | 'udp';
+
+interface IpBinding {
+  space: Space;
+  port: number;
+  /** Canonical host: an IP in canonical form, or a lower-cased name. */
+  host: string;
+  /** 4 or 6 for an IP (v4-mapped IPv6 counts as 4); 4 for a name on udp; undefined for a name on tcp. */
+  family: 4 | 6 | undefined;
+  /** As written in the config, for messages. */
+  written: string;
+}
+
+const SPACE_OF_PROTOCOL: Record<string, Space | undefined> = { http: 'tcp', tcp: 'tcp', udp: 'udp' };
+
+function canonicalHost(host: string, space: Space): { host: string; family: 4 | 6 | undefined } {
+  const v = isIP(host);
+  if (v === 4) return { host, family: 4 };
+  if (v === 6) {
+    // The WHATWG URL parser prints an IPv6 address in its canonical (RFC 5952) form.
+    const canon = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canon);
+    if (mapped) {
+      const hi = parseInt(mapped[1], 16);
+      const lo = parseInt(mapped[2], 16);
+      return { host: `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, family: 4 };
+    }
+    return { host: canon, family: 6 };
+  }
+  return { host: host.toLowerCase(), family: space === 'udp' ? 4 : undefined };
+}
+
+function ipBinding(l: BindingListener): IpBinding | undefined {
+  const space = SPACE_OF_PROTOCOL[l.protocol];
+  if (!space || l.address === undefined) return undefined;
+  const hp = parseHostPort(l.address);
+  if (!hp || hp.port === 0) return undefined;
+  return { space, port: hp.port, ...canonicalHost(hp.host, space), written: formatHostPort(hp) };
+}
+
+/** Why `a` and `b` (same space and port) cannot both be bound, or undefined when they can. */
+function overlap(a: IpBinding, b: IpBinding): string | undefined {
+  if (a.host === b.host) return 'same';
+  for (const [wide, other] of [
+    [a, b],
+    [b, a],
+  ]) {
+    if (wide.host === '::') return `"::" takes port ${wide.port} on every IPv6 and IPv4 address (bound dual-stack)`;
+    if (wide.host === '0.0.0.0' && other.family === 4) return `"0.0.0.0" takes port ${wide.port} on every IPv4 address`;
+  }
+  return undefined;
+}
+
+function unixKey(path: string): string {
+  return path.startsWith('@') ? path : posix.normalize(path);
+}
+
+/** Every listener that would bind an address an earlier listener of the same config binds (the first such one named). */
+export function findBindConflicts(listeners: readonly BindingListener[]): BindConflict[] {
+  const out: BindConflict[] = [];
+  const ip: (IpBinding | undefined)[] = listeners.map(ipBinding);
+  listeners.forEach((l, i) => {
+    const before = (j: number) => `listener "${listeners[j].name}" (listeners[${j}])`;
+    if (l.protocol === 'unix' && l.path !== undefined) {
+      const key = unixKey(l.path);
+      const j = listeners.findIndex((o, k) => k < i && o.protocol === 'unix' && o.path !== undefined && unixKey(o.path) === key);
+      if (j >= 0) {
+        const what = l.path.startsWith('@') ? `abstract socket name "${l.path}"` : `socket path "${l.path}"`;
+        out.push({ path: ['listeners', i, 'path'], message: `${what} is already used by ${before(j)}` });
+      }
+      return;
+    }
+    const mine = ip[i];
+    if (!mine) return;
+    for (let j = 0; j < i; j++) {
+      const theirs = ip[j];
+      if (!theirs || theirs.space !== mine.space || theirs.port !== mine.port) continue;
+      const why = overlap(mine, theirs);
+      if (!why) continue;
+      const shared = listeners[j].protocol !== l.protocol && mine.space === 'tcp' ? `; http and tcp listeners share TCP ports` : '';
+      const message =
+        why === 'same'
+          ? `${mine.written} is already used by ${before(j)}${shared}`
+          : `${mine.written} overlaps ${theirs.written} of ${before(j)}: ${why}${shared}`;
+      out.push({ path: ['listeners', i, 'address'], message });
+      break;
+    }
+  });
+  return out;
+}

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, ConfigError } from '../src/index.ts';
+import { runCli } from './helpers/daemon.ts';
+
+// Config validation refuses what would only fail later: two listeners on one address (which
+// `serve` used to find out at bind time) and durations longer than Node's longest timer.
+
+const dir = mkdtempSync(join(tmpdir(), 'sy-config-check-'));
+
+function issuesOf(input: unknown): { path: string; message: string }[] {
+  try {
+    parseConfig(input);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail('config was accepted');
+}
+
+type L = Record<string, unknown>;
+const http = (name: string, address: string): L => ({ name, protocol: 'http', address, routes: [{ handler: { type: 'respond' } }] });
+const tcp = (name: string, address: string): L => ({ name, protocol: 'tcp', address, handler: { type: 'echo' } });
+const udp = (name: string, address: string): L => ({ name, protocol: 'udp', address, handler: { type: 'echo' } });
+const unix = (name: string, path: string): L => ({ name, protocol: 'unix', path, handler: { type: 'echo' } });
+const cfg = (...listeners: L[]) => ({ listeners });
+
+test('two TCP-based listeners on the same host and port are refused, naming the field and the other listener', () => {
+  const issues = issuesOf(cfg(http('web', '127.0.0.1:8080'), http('api', '127.0.0.1:8080')));
+  assert.deepEqual(issues.map((i) => i.path), ['listeners[1].address']);
+  assert.match(issues[0].message, /^127\.0\.0\.1:8080 is already used by listener "web" \(listeners\[0\]\)/);
+  // http and tcp share the TCP port space.
+  const mixed = issuesOf(cfg(udp('dns', '127.0.0.1:9000'), http('web', '127.0.0.1:8080'), tcp('echo', '127.0.0.1:8080')));
+  assert.deepEqual(mixed.map((i) => i.path), ['listeners[2].address']);
+  assert.match(mixed[0].message, /already used by listener "web" \(listeners\[1\]\).*share TCP ports/);
+  // IPv6 compared in canonical form.
+  const v6 = issuesOf(cfg(tcp('a', '[::1]:7000'), tcp('b', '[0:0:0:0:0:0:0:1]:7000')));
+  assert.deepEqual(v6.map((i) => i.path), ['listeners[1].address']);
+  // Every later duplicate is reported, each naming the first listener it collides with.
+  const three = issuesOf(cfg(tcp('a', '127.0.0.1:7000'), tcp('b', '127.0.0.1:7000'), tcp('c', '127.0.0.1:7000')));
+  assert.deepEqual(three.map((i) => i.path), ['listeners[1].address', 'listeners[2].address']);
+  assert.match(three[1].message, /listener "a" \(listeners\[0\]\)/);
+});
+
+test('udp listeners conflict among themselves only; tcp and udp may share a port number', () => {
+  const issues = issuesOf(cfg(udp('a', '127.0.0.1:5353'), udp('b', '127.0.0.1:5353')));
+  assert.deepEqual(issues.map((i) => i.path), ['listeners[1].address']);
+  assert.match(issues[0].message, /already used by listener "a"/);
+  const c = parseConfig(cfg(tcp('t', '127.0.0.1:5353'), udp('u', '127.0.0.1:5353'), http('h', '0.0.0.0:5354'), udp('u2', '0.0.0.0:5354')));
+  assert.equal(c.listeners.length, 4);
+});
+
+test('a wildcard host conflicts with a specific host on its port and family', () => {
+  const v4 = issuesOf(cfg(http('web', '0.0.0.0:8080'), tcp('echo', '127.0.0.1:8080')));
+  assert.deepEqual(v4.map((i) => i.path), ['listeners[1].address']);
+  assert.match(v4[0].message, /127\.0\.0\.1:8080 overlaps 0\.0\.0\.0:8080 of listener "web" \(listeners\[0\]\).*every IPv4 address/);
+  // Order does not matter: the later listener is the one named.
+  assert.deepEqual(issuesOf(cfg(tcp('echo', '127.0.0.1:8080'), http('web', '0.0.0.0:8080'))).map((i) => i.path), ['listeners[1].address']);
+  // `::` is bound dual-stack: it takes the IPv4 addresses too.
+  const dual = issuesOf(cfg(tcp('any', '[::]:7000'), tcp('v4', '127.0.0.1:7000'), udp('u-any', '[::]:7001'), udp('u-any4', '0.0.0.0:7001')));
+  assert.deepEqual(dual.map((i) => i.path), ['listeners[1].address', 'listeners[3].address']);
+  assert.match(dual[0].message, /every IPv6 and IPv4 address/);
+  // A v4-mapped IPv6 address is the IPv4 address.
+  assert.deepEqual(issuesOf(cfg(tcp('a', '0.0.0.0:7000'), tcp('b', '[::ffff:127.0.0.1]:7000'))).map((i) => i.path), ['listeners[1].address']);
+  // Different families or different specific hosts do not conflict.
+  const ok = parseConfig(cfg(tcp('a', '0.0.0.0:7000'), tcp('b', '[::1]:7000'), tcp('c', '127.0.0.1:7001'), tcp('d', '127.0.0.2:7001')));
+  assert.equal(ok.listeners.length, 4);
+});
+
+test('port 0 never conflicts; host names are compared as written', () => {
+  const c = parseConfig(cfg(http('a', '127.0.0.1:0'), http('b', '127.0.0.1:0'), tcp('c', '0.0.0.0:0'), udp('d', '[::]:0'), udp('e', '127.0.0.1:0')));
+  assert.equal(c.listeners.length, 5);
+  assert.deepEqual(issuesOf(cfg(tcp('a', 'localhost:7000'), tcp('b', 'LocalHost:7000'))).map((i) => i.path), ['listeners[1].address']);
+  assert.deepEqual(issuesOf(cfg(tcp('a', '[::]:7000'), tcp('b', 'localhost:7000'))).map((i) => i.path), ['listeners[1].address']);
+  // No DNS at validation: a name next to an address is left to the bind.
+  assert.equal(parseConfig(cfg(tcp('a', 'localhost:7000'), tcp('b', '127.0.0.1:7000'))).listeners.length, 2);
+});
+
+test('unix listeners conflict on the same socket path or abstract name', () => {
+  const file = issuesOf(cfg(unix('a', './run/echo.sock'), unix('b', 'run/echo.sock')));
+  assert.deepEqual(file.map((i) => i.path), ['listeners[1].path']);
+  assert.match(file[0].message, /socket path "run\/echo\.sock" is already used by listener "a" \(listeners\[0\]\)/);
+  const abstract = issuesOf(cfg(unix('a', '@switchyard-echo'), unix('b', '@switchyard-echo')));
+  assert.deepEqual(abstract.map((i) => i.path), ['listeners[1].path']);
+  assert.match(abstract[0].message, /abstract socket name "@switchyard-echo" is already used/);
+  assert.equal(parseConfig(cfg(unix('a', '@x'), unix('b', 'x'), unix('c', '@y'))).listeners.length, 3);
+});
+
+test('switchyard check refuses a file with two listeners on one port', async () => {
+  const file = join(dir, 'dup.yaml');
+  writeFileSync(
+    file,
+    [
+      'listeners:',
+      '  - { name: web, protocol: http, address: "127.0.0.1:8080", routes: [{ handler: { type: respond } }] }',
+      '  - { name: echo, protocol: tcp, address: "127.0.0.1:8080", handler: { type: echo } }',
+      '',
+    ].join('\n'),
+  );
+  const r = await runCli(['check', file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /listeners\[1\]\.address: 127\.0\.0\.1:8080 is already used by listener "web" \(listeners\[0\]\)/);
+});
+
+test('durations longer than the longest Node timer are refused with the field path', () => {
+  const limit = 2_147_483_647;
+  const longest = parseConfig(cfg({ ...tcp('a', '127.0.0.1:0'), limits: { idleTimeout: limit } })).listeners[0];
+  assert.ok(longest.protocol === 'tcp' && longest.limits.idleTimeout === limit);
+  for (const [value, path, input] of [
+    ['600h', 'listeners[0].limits.idleTimeout', cfg({ ...tcp('a', '127.0.0.1:0'), limits: { idleTimeout: '600h' } })],
+    [limit + 1, 'listeners[0].limits.headerTimeout', cfg({ ...http('a', '127.0.0.1:0'), limits: { headerTimeout: limit + 1 } })],
+    ['1000h', 'shutdown.grace', { ...cfg(http('a', '127.0.0.1:0')), shutdown: { grace: '1000h' } }],
+    ['700h', 'upstreams.api.timeouts.total', { ...cfg(http('a', '127.0.0.1:0')), upstreams: { api: { targets: ['http://127.0.0.1:9'], timeouts: { total: '700h' } } } }],
+  ] as const) {
+    const issues = issuesOf(input);
+    assert.deepEqual(issues.map((i) => i.path), [path], JSON.stringify(value));
+    assert.match(issues[0].message, /at most 2147483647ms \(about 24\.8 days.*longest timer Node can set\)/);
+    assert.ok(issues[0].message.includes(JSON.stringify(value)), issues[0].message);
+  }
+});
