@@ -43,23 +43,35 @@ export interface HttpContext {
   addBytesSent(bytes: number): void;
 }
 
-/** An HTTP/1.1 Upgrade request (WebSocket) routed to a handler that takes upgrades. */
-export interface UpgradeContext {
-  readonly req: IncomingMessage;
-  /** The client's raw socket; the handler owns it from here (write the 101 or an error, then pipe). */
+/**
+ * An HTTP/1.1 Upgrade request (WebSocket) routed to a handler that takes its protocol. It has
+ * passed the same phases as any request (checks, route, middleware); `res` is a response bound
+ * to the raw socket, so a refusal before the switch is an ordinary reply (replyError) and is
+ * logged and counted like one. A handler that switches protocols sets `res.statusCode` to the
+ * status the client got (101, or the upstream's answer) so that logs and metrics tell the truth.
+ */
+export interface UpgradeContext extends HttpContext {
+  /** The client's raw socket; the handler owns it once it switches (writes its 101). */
   readonly socket: Socket;
-  /** Bytes the client sent after the request head. */
+  /**
+   * Bytes the client sent after the request head. They belong to the new protocol: nothing of
+   * them may be acted on (or forwarded) before the switch is agreed, or a request smuggled
+   * behind the head would pass unrouted.
+   */
   readonly head: Buffer;
-  readonly listener: string;
-  readonly route: string;
-  readonly requestId: string;
-  readonly pathRest: string;
-  readonly log: Logger;
+  /** The Upgrade protocol chosen, lower case (one of the handler's `upgrades`). */
+  readonly protocol: string;
 }
 
 export interface HttpHandler {
   handle(ctx: HttpContext): void | Promise<void>;
-  /** Takes Upgrade requests (WebSocket); routes whose handler lacks it answer 426-style refusals. */
+  /**
+   * Upgrade protocols `upgrade` takes, lower case; `['websocket']` when left out. A request
+   * asking for any other (h2c, say) is served as a plain request: a server may ignore Upgrade
+   * (RFC 9110 §7.8), and must not hand it on.
+   */
+  readonly upgrades?: readonly string[];
+  /** Takes an Upgrade request for one of `upgrades`. */
   upgrade?(ctx: UpgradeContext): void | Promise<void>;
   /** The yard is stopping: tell long-lived sessions (WebSocket, chat) to go; see Drainable. */
   drain?(): void;

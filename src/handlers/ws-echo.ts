@@ -32,6 +32,7 @@ export const wsEchoHandler: HandlerModule<WsEchoConfig> = {
       handle({ res }) {
         replyError(res, 426, 'this route takes WebSocket upgrades only', { headers: { upgrade: 'websocket', connection: 'upgrade' } });
       },
+      upgrades: ['websocket'],
       upgrade(uctx) {
         endpoint.accept(uctx, echo);
       },

@@ -21,7 +21,8 @@ export function accessLog(): Middleware {
           remote: req.socket?.remoteAddress,
           requestId: ctx.requestId || undefined,
           userAgent: req.headers['user-agent'],
-          aborted: res.writableFinished ? undefined : true,
+          // An upgraded connection (101) ends without a finished response: not an abort.
+          aborted: res.writableFinished || res.statusCode === 101 ? undefined : true,
         },
         'request',
       );

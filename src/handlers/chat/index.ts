@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { GaugeCell } from '../../observe/hot-metrics.ts';
 import type { ConnContext, HandlerModule, HttpContext, HttpHandler, ProvisionContext, StreamHandler, UpgradeContext } from '../types.ts';
@@ -67,17 +66,12 @@ class ChatRooms {
   }
 }
 
-/** An HTTP answer on a raw upgrade socket. */
-function refuseUpgrade(socket: Socket, status: number, reason: string): void {
-  const body = `${status} ${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-}
-
 class ChatHttpHandler implements HttpHandler {
   private readonly rooms: ChatRooms;
   private readonly endpoint: WsEndpoint;
   private readonly page: ChatPage | undefined;
   private readonly sessions = new Set<WsChatSession>();
+  readonly upgrades = ['websocket'];
 
   constructor(
     private readonly config: ChatConfig,
@@ -97,7 +91,7 @@ class ChatHttpHandler implements HttpHandler {
   upgrade(ctx: UpgradeContext): void {
     const rest = ctx.pathRest;
     const room = rest === '/' ? this.config.defaultRoom : rest.slice(1);
-    if (!isRoomName(room)) return refuseUpgrade(ctx.socket, 400, 'bad room name: 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit');
+    if (!isRoomName(room)) return replyError(ctx.res, 400, 'bad room name: 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit', { close: true });
     this.endpoint.accept(ctx, (peer) => {
       const s = new WsChatSession(peer, room, this.rooms.sessionOptions, (gone, leaving) => {
         this.sessions.delete(gone);

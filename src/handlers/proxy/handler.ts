@@ -41,6 +41,11 @@ export class ProxyHandler implements HttpHandler {
   private readonly maxPending: number;
   private readonly rewriteFrom: RegExp | undefined;
   readonly upgrade: ((ctx: UpgradeContext) => void) | undefined;
+  /**
+   * WebSocket only: any other Upgrade (h2c above all) is served as a plain request and its
+   * Upgrade header dropped, never handed to a backend that might switch protocols behind our back.
+   */
+  readonly upgrades: readonly string[];
 
   constructor(
     group: UpstreamGroup,
@@ -57,6 +62,7 @@ export class ProxyHandler implements HttpHandler {
     this.policy = { host: config.host, trustForwarded: config.trustForwarded, via: config.via };
     this.maxPending = group.config.breaker === false ? Infinity : group.config.breaker.maxPending;
     this.rewriteFrom = config.rewrite ? new RegExp(config.rewrite.from, 'g') : undefined;
+    this.upgrades = config.websocket ? ['websocket'] : [];
     this.upgrade = config.websocket ? (ctx) => proxyWebSocket(ctx, this.group, this.policy, this.upstreamPath(ctx.req.url ?? '/', ctx.pathRest)) : undefined;
   }
 

@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { performance } from 'node:perf_hooks';
@@ -8,23 +7,27 @@ import type { PickContext } from '../../upstream/balancers/types.ts';
 import type { Target } from '../../upstream/target.ts';
 import { clientIp, requestHeaders, type ForwardPolicy } from './request-headers.ts';
 import { ProxyError } from './errors.ts';
+import { replyError } from '../http/reply.ts';
 
-// Phase "upgrade" (WebSocket, or any HTTP/1.1 Upgrade): the request goes to a target over a
-// connection of its own (TCP, or TLS for https:// targets; never a pooled one, since after 101 it
-// is no longer HTTP). Steps: pick a target (none: 503) and pass the breaker; connect (refused or
-// timed out: report, try the next target, as nothing was sent); write the request head with
-// the forwarded headers plus Connection/Upgrade; read the upstream's response head (at most
-// MAX_HEAD bytes, within timeouts.firstByte). A 101 is passed to the client byte for byte and the
-// two sockets are piped both ways with backpressure; anything else is the upstream's refusal,
-// relayed as it is, and both sides are closed. Either side closing or failing closes the other;
-// errors on either socket are handled, so nothing here can take the process down.
+// Phase "upgrade" (WebSocket: the only protocol a proxy route takes, see handler.ts): the request
+// goes to a target over a connection of its own (TCP, or TLS for https:// targets; never a pooled
+// one, since after 101 it is no longer HTTP). Steps: pick a target (none: 503) and pass the
+// breaker; connect (refused or timed out: report, try the next target, as nothing was sent);
+// write the request head alone, with the forwarded headers plus Connection/Upgrade naming only
+// the agreed protocol; read the upstream's response head (at most MAX_HEAD bytes, within
+// timeouts.firstByte). A 101 is passed to the client byte for byte, then what the client sent
+// after its head, then the two sockets are piped both ways with backpressure. Anything else is
+// the upstream's refusal, relayed as it is, and both sides are closed: the client's bytes after
+// its head never reach the upstream unless it agreed to switch, so no request can be smuggled
+// behind an upgrade. Either side closing or failing closes the other; errors on either socket
+// are handled, so nothing here can take the process down.
 
 const MAX_HEAD = 16 * 1024;
 
-function refuse(socket: Socket, status: number, reason: string, extra = ''): void {
-  if (socket.destroyed) return;
-  const body = `${status} ${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`);
+/** Our own refusal (no target, breaker, connect failure), through the upgrade's response. */
+function refuse(ctx: UpgradeContext, status: number, reason: string, headers?: Record<string, string>): void {
+  if (ctx.socket.destroyed) return;
+  replyError(ctx.res, status, reason, { close: true, headers });
 }
 
 function pickContext(ctx: UpgradeContext): PickContext {
@@ -48,20 +51,18 @@ function pickContext(ctx: UpgradeContext): PickContext {
 
 export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy: ForwardPolicy, path: string): void {
   const client = ctx.socket;
-  const upgrade = ctx.req.headers.upgrade;
-  if (!upgrade) return refuse(client, 400, 'upgrade header missing');
   const pick = pickContext(ctx);
   const first = group.pick(pick);
   if (!first) {
     group.rejected('no-target');
-    return refuse(client, 503, new ProxyError('NO_TARGET').reason);
+    return refuse(ctx, 503, new ProxyError('NO_TARGET').reason);
   }
   let ticket: { release(outcome: 'success' | 'failure'): void } | undefined;
   if (group.breaker) {
     const a = group.breaker.admit();
     if (!a.ok) {
       group.rejected(a.reason === 'open' ? 'breaker-open' : 'max-requests');
-      return refuse(client, 503, new ProxyError(a.reason === 'open' ? 'BREAKER_OPEN' : 'MAX_REQUESTS').reason, `retry-after: ${Math.max(1, Math.ceil(a.retryAfterMs / 1000))}\r\n`);
+      return refuse(ctx, 503, new ProxyError(a.reason === 'open' ? 'BREAKER_OPEN' : 'MAX_REQUESTS').reason, { 'retry-after': String(Math.max(1, Math.ceil(a.retryAfterMs / 1000))) });
     }
     ticket = a;
   }
@@ -117,13 +118,13 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         ctx.log.debug({ err, upstream: group.name, target: target.id }, 'proxy: websocket upstream connect failed');
         settle('failure');
         const e = err instanceof ProxyError ? err : new ProxyError((err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'UPSTREAM_REFUSED' : 'UPSTREAM_CONNECT_FAILED', { sent: false, cause: err });
-        return refuse(client, e.status, e.reason);
+        return refuse(ctx, e.status, e.reason);
       }
       if (phase === 'head') {
         report('failure');
         settle('failure');
         const e = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_RESET', { cause: err });
-        return refuse(client, e.status, e.reason);
+        return refuse(ctx, e.status, e.reason);
       }
       client.destroy();
     };
@@ -149,9 +150,8 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         head += `${base[i]}: ${base[i + 1]}\r\n`;
       }
       if (!hasHost) head += `host: ${target.id}\r\n`;
-      head += `connection: Upgrade\r\nupgrade: ${upgrade}\r\n\r\n`;
+      head += `connection: Upgrade\r\nupgrade: ${ctx.protocol}\r\n\r\n`;
       up.write(head);
-      if (ctx.head.length > 0) up.write(ctx.head);
 
       let buffered: Buffer[] = [];
       let size = 0;
@@ -174,10 +174,14 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         settle(status >= 500 ? 'failure' : 'success');
         phase = 'open';
         up.pause();
+        ctx.res.statusCode = status;
         // The head (and any frames right behind it) go to the client as they came.
         client.write(all);
-        if (status === 101) splice(client, up, timeouts.idle);
-        else relayRefusal(client, up, all, end + 4);
+        if (status === 101) {
+          // Only now has the upstream agreed to the new protocol: the client's bytes may follow.
+          if (ctx.head.length > 0) up.write(ctx.head);
+          splice(client, up, timeouts.idle);
+        } else relayRefusal(client, up, all, end + 4);
       };
       up.on('data', onHead);
     });

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { HttpLimits } from '../../handlers/types.ts';
+import type { Socket } from 'node:net';
+import type { HttpLimits, UpgradeContext } from '../../handlers/types.ts';
 import type { MiddlewareContext } from '../../middleware/index.ts';
 
 /** The one per-request context (a class, so every request has the same shape for V8). */
@@ -19,5 +20,24 @@ export class RequestContext implements MiddlewareContext {
 
   addBytesSent(bytes: number): void {
     this.onSendfileBytes(bytes);
+  }
+}
+
+/** An upgrade request's context: a request's, plus the raw socket, what followed the head, and the protocol. */
+export class UpgradeRequestContext extends RequestContext implements UpgradeContext {
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    listener: string,
+    route: string,
+    pathRest: string,
+    limits: HttpLimits,
+    log: Logger,
+    onSendfileBytes: (bytes: number) => void,
+    readonly socket: Socket,
+    readonly head: Buffer,
+    readonly protocol: string,
+  ) {
+    super(req, res, listener, route, pathRest, limits, log, onSendfileBytes);
   }
 }

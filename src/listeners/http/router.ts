@@ -55,7 +55,9 @@ export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): Compiled
       config: route,
       methods,
       matchHost: compileHost(route.match.host),
-      matchMethod: methods === undefined ? () => true : (m) => methods.includes(m) || (m === 'HEAD' && methods.includes('GET')),
+      // TRACE echoes the request back, cookies and all (cross-site tracing): a route takes it only
+      // when it names it.
+      matchMethod: methods === undefined ? (m) => m !== 'TRACE' : (m) => methods.includes(m) || (m === 'HEAD' && methods.includes('GET')),
       matchPath,
     };
   });

@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpListenerConfig } from '../../config/schema.ts';
@@ -7,26 +7,41 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, newRequestId, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
+import { buildMiddleware, compose, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
-import { compileRoutes, hostOf, normalisePath, type CompiledRoute } from './router.ts';
-import { RequestContext } from './context.ts';
+import { compileRoutes, hostOf, type CompiledRoute } from './router.ts';
+import { RequestContext, UpgradeRequestContext } from './context.ts';
+import { checkRequest } from './request-target.ts';
+import { admitPipelined, whenPipelineIdle } from './pipeline.ts';
+import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
+import { refuseRaw } from './refusal.ts';
 import type { BoundAddress, Listener } from '../types.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
-//   accept (connection limits, byte metering) -> parse (Node: header size and time limits)
-//   -> route (normalise path, match host/method/path) -> admit (declared body size)
-//   -> middleware -> handler -> finish (metrics).
+//   accept (connection limits, byte metering) -> parse (Node: framing, header size and time
+//   limits) -> pipeline (at most maxPipelinedRequests of a connection at once, pipeline.ts)
+//   -> check (version, Host, target, request-target.ts) -> route (match host/method/path)
+//   -> admit (declared body size; only then 100 Continue) -> middleware -> handler
+//   -> finish (metrics with the status sent).
+// Upgrade requests take the same phases with a response bound to the raw socket (upgrade.ts);
+// CONNECT gets 501.
 // Limits are Node's own where Node has them (maxHeaderSize -> 431, headersTimeout and
 // requestTimeout -> 408) and ours where it does not (body size -> 413).
 
 interface RouteEntry {
   route: CompiledRoute<HttpHandler>;
   run: (ctx: MiddlewareContext) => void | Promise<void>;
+  /** The same middleware chain, ending in the handler's `upgrade`. */
+  runUpgrade: (ctx: UpgradeRequestContext) => void | Promise<void>;
   stats: RouteStats;
 }
+
+const WEBSOCKET_ONLY = ['websocket'];
+
+/** Allow for a 405 on a route that takes any method but TRACE (which no route takes unless it names it). */
+const ANY_METHOD_ALLOW = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 
 /** Metric children of one route, looked up once instead of hashing labels on every request. */
@@ -69,6 +84,7 @@ export class HttpListener implements Listener {
   private readonly server: Server;
   private readonly routes: RouteEntry[];
   private readonly sockets = new Set<Socket>();
+  private readonly reparsed = new WeakSet<Socket>();
   private readonly meter: ByteMeter;
   private readonly unrouted: RouteStats;
   private readonly connections: CounterCell;
@@ -85,7 +101,13 @@ export class HttpListener implements Listener {
     this.routes = compiled.map((route) => {
       const chain = buildMiddleware(config.middleware, route.config.middleware, options.accessLogDefault, shared);
       const handler = route.handler;
-      return { route, run: compose(chain, (ctx) => handler.handle(ctx)), stats: new RouteStats(metrics, config.name, route.name) };
+      const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
+      return {
+        route,
+        run: compose(chain, (ctx) => handler.handle(ctx)),
+        runUpgrade: upgrade,
+        stats: new RouteStats(metrics, config.name, route.name),
+      };
     });
     this.unrouted = new RouteStats(metrics, config.name, '-');
     this.connections = metrics.totalConnections.labels(config.name);
@@ -102,10 +124,15 @@ export class HttpListener implements Listener {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(l.headerTimeout, l.requestTimeout || l.headerTimeout) / 4))),
     });
     this.server.maxConnections = l.maxConnections;
+    // A client that half-closes after its request (`printf ... | nc -N`) still gets its
+    // answers, as from nginx; node:http's default would abort requests still in hand.
+    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
     this.server.setTimeout(l.idleTimeout);
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
+    this.server.on('connect', (req: IncomingMessage, socket: Socket) => this.onConnect(req, socket));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
   }
@@ -151,6 +178,8 @@ export class HttpListener implements Listener {
   }
 
   private onConnection(socket: Socket): void {
+    // An upgrade request served as a plain one comes back through here (upgrade.ts).
+    if (this.reparsed.has(socket)) return;
     this.sockets.add(socket);
     this.connections.inc();
     this.active.inc();
@@ -172,12 +201,49 @@ export class HttpListener implements Listener {
       const rest = r.matchPath(path);
       if (rest === undefined) continue;
       if (r.matchMethod(method)) return { entry, rest };
-      allow = [...(allow ?? []), ...(r.methods ?? [])];
+      allow = [...(allow ?? []), ...(r.methods ?? ANY_METHOD_ALLOW)];
     }
     return allow ? { allow: [...new Set(allow)] } : undefined;
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * The phases every request and every upgrade shares before middleware: check (request line,
+   * Host, target), route (404/405), admit (declared body size). Returns the route, or undefined
+   * when `res` has been answered.
+   */
+  private admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    checked = checkRequest(req, this.options.config.mergeSlashes),
+    found = 'status' in checked ? undefined : this.match(req, checked.path),
+  ): { entry: RouteEntry; rest: string } | undefined {
+    if ('status' in checked) {
+      replyError(res, checked.status, checked.reason, { close: true });
+      return undefined;
+    }
+    if (checked.close) res.shouldKeepAlive = false;
+    if (!found) {
+      replyError(res, 404, 'not found');
+      return undefined;
+    }
+    if ('allow' in found) {
+      replyError(res, 405, 'method not allowed', { headers: { allow: found.allow.join(', ') } });
+      return undefined;
+    }
+    const maxBody = this.options.config.limits.maxBodySize;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > maxBody) {
+      replyError(res, 413, `request body larger than ${maxBody} bytes`, { close: true });
+      return undefined;
+    }
+    return found;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+    admitPipelined(req.socket, res, this.options.config.limits.maxPipelinedRequests, () => this.serve(req, res, expectsContinue));
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
     const started = process.hrtime.bigint();
     let stats = this.unrouted;
     res.once('close', () => {
@@ -186,20 +252,14 @@ export class HttpListener implements Listener {
     });
     if (this.draining) res.shouldKeepAlive = false;
 
-    const path = normalisePath(req.url ?? '');
-    if (path === undefined) return replyError(res, 400, 'bad request path', { close: true });
-    const found = this.match(req, path);
-    if (!found) return replyError(res, 404, 'not found');
-    if ('allow' in found) return replyError(res, 405, 'method not allowed', { headers: { allow: found.allow.join(', ') } });
-
+    const found = this.admit(req, res);
+    if (!found) return;
     const { entry, rest } = found;
     stats = entry.stats;
-    const limits = this.options.config.limits;
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limits.maxBodySize) {
-      return replyError(res, 413, `request body larger than ${limits.maxBodySize} bytes`, { close: true });
-    }
-    const ctx = new RequestContext(req, res, this.name, entry.route.name, rest, limits, this.options.log, this.addSent);
+    // 100 Continue only once the request is known to be acceptable: a body over the limit is
+    // refused (413 above) before the client sends it.
+    if (expectsContinue) res.writeContinue();
+    const ctx = new RequestContext(req, res, this.name, entry.route.name, rest, this.options.config.limits, this.options.log, this.addSent);
     try {
       const pending = entry.run(ctx);
       if (pending) pending.catch((err: unknown) => this.onHandlerError(ctx, err));
@@ -210,38 +270,64 @@ export class HttpListener implements Listener {
 
   private readonly addSent = (n: number): void => this.meter.addSent(n);
 
-  /** Upgrade requests (WebSocket) go through the same routing; the handler then owns the socket. */
+  /**
+   * Upgrade requests take the same phases as any request: check, route, admit, middleware,
+   * handler, log and metrics with the status the client got. Only a route whose handler takes
+   * the asked protocol sees an upgrade; any other is served as a plain request. Nothing the
+   * client sent after the head is read here: it is the handler's to pass on after the switch.
+   */
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const refuse = (status: number, reason: string) => {
-      const body = `${status} ${reason}\n`;
-      this.unrouted.record(status, process.hrtime.bigint());
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-    };
     socket.on('error', () => socket.destroy());
-    if (this.draining) return refuse(503, 'shutting down');
-    const path = normalisePath(req.url ?? '');
-    if (path === undefined) return refuse(400, 'bad request path');
-    const found = this.match(req, path);
-    if (!found || 'allow' in found) return refuse(404, 'not found');
-    const { entry, rest } = found;
-    const handler = entry.route.handler;
-    if (!handler.upgrade) return refuse(400, 'this route does not take upgrades');
-    const incoming = req.headers['x-request-id'];
-    const requestId = typeof incoming === 'string' && /^[A-Za-z0-9._:@\-]{1,128}$/.test(incoming) ? incoming : newRequestId();
+    // An upgrade pipelined behind requests still being answered waits for them: its answer
+    // (and whatever protocol follows) must not overtake theirs.
+    whenPipelineIdle(socket, () => this.upgradeOrServe(req, socket, head));
+  }
+
+  private upgradeOrServe(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (socket.destroyed) return;
+    const checked = checkRequest(req, this.options.config.mergeSlashes);
+    const found = 'status' in checked ? undefined : this.match(req, checked.path);
+    const handler = found && 'entry' in found ? found.entry.route.handler : undefined;
+    const protocol = handler?.upgrade ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
+    // Refusals of the check and route phases, too, are the plain path's to give.
+    if (protocol === undefined) return reparseAsPlain(this.server, req, socket, head, this.reparsed);
+
     const started = process.hrtime.bigint();
-    socket.once('close', () => entry.stats.record(101, started));
-    try {
-      const pending = handler.upgrade({ req, socket, head, listener: this.name, route: entry.route.name, requestId, pathRest: rest, log: this.options.log });
-      if (pending) {
-        pending.catch((err: unknown) => {
-          this.options.log.error({ err, listener: this.name, route: entry.route.name }, 'upgrade handler failed');
-          socket.destroy();
-        });
-      }
-    } catch (err) {
-      this.options.log.error({ err, listener: this.name, route: entry.route.name }, 'upgrade handler failed');
-      socket.destroy();
+    const res = responseOnSocket(req, socket);
+    let stats = this.unrouted;
+    res.once('close', () => stats.record(res.statusCode, started));
+    if (this.draining) return replyError(res, 503, 'shutting down');
+    const admitted = this.admit(req, res, checked, found);
+    if (!admitted) return;
+    const { entry, rest } = admitted;
+    stats = entry.stats;
+    // A WebSocket handshake has no body. Bytes after an upgrade request's head are the new
+    // protocol's, so a body declared there could only be read one way by us and another by
+    // whoever we pass them to.
+    if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')) {
+      return replyError(res, 400, 'an upgrade request carries no body', { close: true });
     }
+    const ctx = new UpgradeRequestContext(req, res, this.name, entry.route.name, rest, this.options.config.limits, this.options.log, this.addSent, socket, head, protocol);
+    const failed = (err: unknown) => {
+      this.options.log.error({ err, listener: this.name, route: entry.route.name, requestId: ctx.requestId }, 'upgrade handler failed');
+      if (!res.headersSent && res.statusCode !== 101) replyError(res, 500, 'internal error', { close: true });
+      else socket.destroy();
+    };
+    try {
+      const pending = entry.runUpgrade(ctx);
+      if (pending) pending.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  /** CONNECT asks for a tunnel, which a gateway in front of its own routes does not open. */
+  private onConnect(req: IncomingMessage, socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    const started = process.hrtime.bigint();
+    const res = responseOnSocket(req, socket);
+    res.once('close', () => this.unrouted.record(res.statusCode, started));
+    replyError(res, 501, 'CONNECT is not supported: this is not a forward proxy', { close: true });
   }
 
   private onHandlerError(ctx: RequestContext, err: unknown): void {
@@ -263,11 +349,7 @@ export class HttpListener implements Listener {
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const reason = STATUS_CODES[status] ?? 'Bad Request';
-    const body = `${status} ${reason.toLowerCase()}\n`;
     this.unrouted.record(status, process.hrtime.bigint());
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-    // A client that does not read its error reply must not hold the socket open.
-    socket.setTimeout(5000, () => socket.destroy());
+    refuseRaw(socket, status);
   }
 }

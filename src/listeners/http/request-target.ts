@@ -1,0 +1,90 @@
+import type { IncomingMessage } from 'node:http';
+import { normalisePath } from './router.ts';
+
+// Phase "check": what node:http's parser lets through but a gateway must not, before anything
+// routes on the request. Node (llhttp) already refuses the framing attacks (CL+TE, duplicate
+// Content-Length, bare LF, obs-fold, bad chunk sizes); what is left is the meaning of the
+// request line and Host:
+//   - a protocol version other than HTTP/1.x (RFC 9112 §2.3: 505);
+//   - more than one Host, or a Host outside the URI grammar (RFC 9112 §3.2: 400), since routing
+//     on one value and forwarding another is how host-gated routes are bypassed;
+//   - absolute-form targets (RFC 9112 §3.2.2): accepted, and their authority replaces Host, so
+//     the request is routed and forwarded as the origin-form one it stands for;
+//   - runs of slashes merged before routing (as nginx), so `/admin//x` cannot miss `/admin/*`;
+//   - Transfer-Encoding on HTTP/1.0 (RFC 9112 §6.1): served, then the connection is closed.
+// The request is normalised in place (req.url, Host in headers and rawHeaders), so every later
+// phase, the proxy's forwarded request included, sees one consistent request.
+
+/** A refusal of this phase: the status and a one-line reason for the client. */
+export interface TargetRefusal {
+  readonly status: number;
+  readonly reason: string;
+}
+
+/** The checked request: the path to route on, and whether the connection must close after it. */
+export interface CheckedTarget {
+  readonly path: string;
+  readonly close: boolean;
+}
+
+// uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP-literal in brackets, or a reg-name of
+// unreserved characters, percent escapes and sub-delims (which also covers IPv4 addresses).
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]{0,5})?$/;
+
+/** True when `value` is a valid Host header value (`host[:port]`). */
+export function validHost(value: string): boolean {
+  return HOST.test(value);
+}
+
+const ABSOLUTE = /^https?:\/\//i;
+
+/**
+ * Checks `req` and normalises it in place; returns the path to route on, or why it is refused.
+ * `mergeSlashes` merges runs of `/` in the path (req.url included).
+ */
+export function checkRequest(req: IncomingMessage, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
+  if (req.httpVersionMajor !== 1) return { status: 505, reason: 'HTTP version not supported' };
+
+  const raw = req.rawHeaders;
+  let hostAt = -1;
+  for (let i = 0; i < raw.length; i += 2) {
+    // Cheap test first: only names of length 4 can be Host.
+    if (raw[i].length !== 4 || raw[i].toLowerCase() !== 'host') continue;
+    if (hostAt !== -1) return { status: 400, reason: 'more than one Host header' };
+    hostAt = i;
+  }
+  if (hostAt !== -1 && !HOST.test(raw[hostAt + 1])) return { status: 400, reason: 'bad Host header' };
+
+  let url = req.url ?? '';
+  if (url.charCodeAt(0) !== 47 /* / */ && ABSOLUTE.test(url)) {
+    const afterScheme = url.indexOf('//') + 2;
+    let end = afterScheme;
+    while (end < url.length && url[end] !== '/' && url[end] !== '?' && url[end] !== '#') end++;
+    const authority = url.slice(afterScheme, end);
+    // userinfo (`user@host`) is deprecated and a known way to confuse parsers (RFC 9110 §4.2.4).
+    if (authority === '' || !HOST.test(authority)) return { status: 400, reason: 'bad authority in the request target' };
+    const rest = url.slice(end);
+    url = rest === '' || rest[0] === '?' ? `/${rest}` : rest;
+    // The target's authority wins over Host (RFC 9112 §3.2.2).
+    if (hostAt === -1) raw.push('Host', authority);
+    else raw[hostAt + 1] = authority;
+    req.headers.host = authority;
+    req.url = url;
+  }
+
+  if (mergeSlashes && url.includes('//')) {
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path.includes('//')) {
+      url = path.replace(/\/{2,}/g, '/') + (q === -1 ? '' : url.slice(q));
+      req.url = url;
+    }
+  }
+
+  const path = normalisePath(url);
+  if (path === undefined) return { status: 400, reason: 'bad request path' };
+  // HTTP/1.0 has no chunked coding: a body framed by Transfer-Encoding there is one a server
+  // in front of us may have read differently, so nothing more is read from this connection.
+  const close = req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
+  return { path, close };
+}
