@@ -530,9 +530,12 @@ describe('state: redis in the config', { timeout: 60_000 }, () => {
       keyPrefix: 'switchyard:',
       presenceTtl: 15_000,
       connectTimeout: 5_000,
+      maxHistoryBytes: 64 * 1024 * 1024,
     });
     assert.equal((stateSchema.parse({ backend: 'redis', url: 'rediss://u:p@h:1/2', presenceTtl: '2s' }) as RedisStateConfig).presenceTtl, 2000);
-    assert.deepEqual(stateSchema.parse(undefined), { backend: 'memory', maxIdleRooms: 1000 });
+    assert.deepEqual(stateSchema.parse(undefined), { backend: 'memory', maxIdleRooms: 1000, maxHistoryBytes: 64 * 1024 * 1024 });
+    assert.deepEqual(stateSchema.parse({ backend: 'memory' }), stateSchema.parse(undefined), 'the default is what an empty memory section means');
+    assert.equal((stateSchema.parse({ backend: 'redis', url: 'redis://h:1', maxHistoryBytes: '1MiB' }) as RedisStateConfig).maxHistoryBytes, 1024 * 1024);
     const issues = (v: unknown) => {
       const r = stateSchema.safeParse(v);
       assert.equal(r.success, false);
@@ -542,6 +545,7 @@ describe('state: redis in the config', { timeout: 60_000 }, () => {
     assert.match(issues({ backend: 'redis', url: 'redis://h:notaport' }), /url: expected a redis:\/\/ or rediss:\/\/ URL \(host, numeric port/);
     assert.match(issues({ backend: 'redis', url: 'redis://h:1', presenceTtl: '500ms' }), /presenceTtl: presenceTtl must be at least 1s/);
     assert.match(issues({ backend: 'etcd' }), /expected backend one of: memory, redis/);
+    assert.match(issues({ backend: 'memory', maxHistoryBytes: 'lots' }), /maxHistoryBytes: expected a size like/);
     assert.match(issues({ backend: 'redis', url: 'redis://h:1', extra: 1 }), /extra/);
   });
 

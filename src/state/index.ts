@@ -11,7 +11,7 @@ export { MemoryRoomStore } from './memory.ts';
 export async function openSharedState(config: StateConfig, log: Logger): Promise<SharedState> {
   switch (config.backend) {
     case 'memory':
-      return { rooms: new MemoryRoomStore({ maxIdleRooms: config.maxIdleRooms }) };
+      return { rooms: new MemoryRoomStore({ maxIdleRooms: config.maxIdleRooms, maxHistoryBytes: config.maxHistoryBytes }) };
     case 'redis': {
       // Loaded only when asked for, so that a yard on the memory backend never loads ioredis.
       const { RedisRoomStore } = await import('./redis.ts');
