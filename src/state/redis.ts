@@ -1,18 +1,32 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisStateConfig } from './config.ts';
+import { maxRoomHistoryBytes, type RedisStateConfig } from './config.ts';
 import type { ClaimLostListener, LeaveReason, PublishOptions, RoomEvent, RoomEventInput, RoomListener, RoomStore } from './types.ts';
 
 // Chat rooms shared by every daemon on one Redis.
 //
 // Keys of room R (P = keyPrefix; {R} is a hash tag, so one room's keys share a cluster slot and
-// every script below touches a single slot):
+// every script below but publish's history budget touches a single slot):
 //   P room:{R}:seq      string  INCR'd for every event: the room's sequence
-//   P room:{R}:history  list    stamped message JSON, newest first, LTRIM'd to historyLimit
+//   P room:{R}:history  list    stamped message JSON, newest first, trimmed to historyLimit
+//                               and to the history budget (below)
 //   P room:{R}:nicks    zset    nick -> expiry (ms, Redis clock)
 //   P room:{R}:owners   hash    nick -> owner (the session id)
 // Channel of room R: P room:R, carrying the stamped event JSON.
+// Bookkeeping of the history budget, one of each for all rooms:
+//   P history:bytes     string  bytes reckoned for every room's history together
+//   P history:rooms     zset    room -> when its history was last written (ms): who is trimmed first
+//   P history:sizes     hash    room -> bytes reckoned for its history
+//
+// History budget: the publish script that keeps a message also keeps the count, in the same
+// script, so the bound holds atomically across daemons. The reckoning (next to
+// REDIS_ENTRY_OVERHEAD) errs on the side of Redis's real memory for these keys. One room holds at
+// most maxHistoryBytes/16 (else its oldest messages go); all rooms together at most
+// maxHistoryBytes (else the room written least recently loses its oldest messages, then the
+// next). That script reaches the keys of the room it trims by name, beyond the keys it declares:
+// fine on one Redis (with replicas), not on Redis Cluster, which this store does not speak
+// anyway (one ioredis connection, not a Cluster client).
 //
 // Every change is one Lua script, so it is atomic across daemons, and every script reads the
 // time from Redis (TIME), so expiry and `ts` follow one clock whatever the daemons' clocks say.
@@ -33,22 +47,27 @@ import type { ClaimLostListener, LeaveReason, PublishOptions, RoomEvent, RoomEve
 // connectTimeout. The connections reconnect forever with a capped backoff; meanwhile the handlers
 // get errors, local sessions stay up, and the refresh takes the claims back when Redis returns.
 
+// The history budget's reckoning, set so that it is not below what MEMORY USAGE reports for the
+// history lists and the bookkeeping (measured on Redis 7.0 with 20 to 4000-byte messages, 1 to 50
+// per room): a message costs its JSON bytes, a quarter more for the allocator's rounding of the
+// list's nodes (jemalloc's size classes waste at most a quarter), and REDIS_ENTRY_OVERHEAD; a room
+// holding history costs REDIS_ROOM_OVERHEAD (its key, list, and entries in the bookkeeping) plus
+// the bytes of its history key's name and twice its name (the zset member and the hash field).
+export const REDIS_ENTRY_OVERHEAD = 16;
+export const REDIS_ROOM_OVERHEAD = 320;
+
 const LUA_PRELUDE = `
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Stamps body (the event's JSON without seq and ts), keeps it in the history when asked, and
--- publishes it. The seq and ts go first so that the rest of the JSON is the caller's own bytes.
-local function stamp(seq_key, history_key, channel, body, keep, now)
+-- Stamps body (the event's JSON without seq and ts) and publishes it; returns seq and the JSON.
+-- The seq and ts go first so that the rest of the JSON is the caller's own bytes.
+local function stamp(seq_key, channel, body, now)
   local seq = redis.call('INCR', seq_key)
   local json = '{"seq":' .. string.format('%d', seq) .. ',"ts":' .. string.format('%d', now) .. ',' .. string.sub(body, 2)
-  if keep > 0 then
-    redis.call('LPUSH', history_key, json)
-    redis.call('LTRIM', history_key, 0, keep - 1)
-  end
   redis.call('PUBLISH', channel, json)
-  return seq
+  return seq, json
 end
 local function presence_event(kind, room, nick, reason)
   local body = '{"type":"' .. kind .. '","room":' .. cjson.encode(room) .. ',"nick":' .. cjson.encode(nick)
@@ -57,10 +76,86 @@ local function presence_event(kind, room, nick, reason)
 end
 `;
 
-/** KEYS seq, history. ARGV channel, body, keep (0 unless a message kept in history). Returns {seq, ts}. */
+/** The history budget (see "History budget" above and the reckoning next to REDIS_ENTRY_OVERHEAD). */
+const LUA_HISTORY = `
+local ENTRY_OVERHEAD = ${REDIS_ENTRY_OVERHEAD}
+local ROOM_OVERHEAD = ${REDIS_ROOM_OVERHEAD}
+local function entry_cost(json)
+  return #json + math.floor(#json / 4) + ENTRY_OVERHEAD
+end
+local function history_key(prefix, room)
+  return prefix .. 'room:{' .. room .. '}:history'
+end
+-- Drops the oldest kept message of room. A room left with none (or whose list vanished, say
+-- deleted by hand) leaves the bookkeeping with whatever it was still reckoned to hold, so the
+-- total heals from any drift. False when there was nothing to drop.
+local function drop_oldest(total_key, rooms_key, sizes_key, hkey, room)
+  local old = redis.call('RPOP', hkey)
+  if old then
+    local cost = entry_cost(old)
+    redis.call('HINCRBY', sizes_key, room, -cost)
+    redis.call('DECRBY', total_key, cost)
+  end
+  if not old or redis.call('LLEN', hkey) == 0 then
+    local left = tonumber(redis.call('HGET', sizes_key, room) or '0')
+    redis.call('HDEL', sizes_key, room)
+    redis.call('ZREM', rooms_key, room)
+    redis.call('DECRBY', total_key, left)
+  end
+  return old
+end
+-- Keeps json in room's history (newest first), then trims: the room to keep messages and to
+-- room_cap bytes, then every room together to budget bytes, the oldest messages of the room
+-- written least recently first. Each message is pushed once and popped at most once.
+local function keep_history(hkey, total_key, rooms_key, sizes_key, room, json, keep, budget, room_cap, prefix, now)
+  local cost = entry_cost(json)
+  local room_cost = ROOM_OVERHEAD + #hkey + 2 * #room
+  -- Could never fit: not kept (the history shows a gap in seq) rather than emptying the room.
+  if cost + room_cost > room_cap then return end
+  if not redis.call('HGET', sizes_key, room) then
+    -- First message of the room under this bookkeeping; a list written before it (an older
+    -- Switchyard) is counted now, once.
+    local held = room_cost
+    for _, e in ipairs(redis.call('LRANGE', hkey, 0, -1)) do held = held + entry_cost(e) end
+    redis.call('HSET', sizes_key, room, held)
+    redis.call('INCRBY', total_key, held)
+  end
+  redis.call('LPUSH', hkey, json)
+  local size = redis.call('HINCRBY', sizes_key, room, cost)
+  redis.call('INCRBY', total_key, cost)
+  redis.call('ZADD', rooms_key, now, room)
+  while size > room_cap or redis.call('LLEN', hkey) > keep do
+    if not drop_oldest(total_key, rooms_key, sizes_key, hkey, room) then break end
+    size = tonumber(redis.call('HGET', sizes_key, room) or '0')
+  end
+  local total = tonumber(redis.call('GET', total_key) or '0')
+  while total > budget do
+    -- Rooms written in the same millisecond tie; then another room goes before this one.
+    local first = redis.call('ZRANGE', rooms_key, 0, 1)
+    local oldest = first[1]
+    if oldest == room and first[2] then oldest = first[2] end
+    if not oldest then
+      -- Bytes reckoned without any room to hold them: drift (keys deleted by hand).
+      redis.call('SET', total_key, 0)
+      break
+    end
+    drop_oldest(total_key, rooms_key, sizes_key, history_key(prefix, oldest), oldest)
+    total = tonumber(redis.call('GET', total_key) or '0')
+  end
+end
+`;
+
+/**
+ * KEYS seq, history, history bytes, history rooms, history sizes. ARGV channel, body, keep (0
+ * unless a message kept in history), room, budget, room cap, key prefix. Returns {seq, ts}.
+ */
 const PUBLISH = `
 local now = now_ms()
-local seq = stamp(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), now)
+local seq, json = stamp(KEYS[1], ARGV[1], ARGV[2], now)
+local keep = tonumber(ARGV[3])
+if keep > 0 then
+  keep_history(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[4], json, keep, tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], now)
+end
 return {seq, now}
 `;
 
@@ -77,7 +172,7 @@ local holder = redis.call('HGET', KEYS[4], nick)
 if holder ~= owner then
   if score and tonumber(score) > now then return 0 end
   if score and holder then
-    stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), 0, now)
+    stamp(KEYS[1], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), now)
   end
 end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), nick)
@@ -121,11 +216,11 @@ for i = 4, #ARGV, 2 do
     out[#out + 1] = 2
   else
     if holder and holder ~= owner and score then
-      stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), 0, now)
+      stamp(KEYS[1], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), now)
     end
     redis.call('ZADD', KEYS[3], expiry, nick)
     redis.call('HSET', KEYS[4], nick, owner)
-    stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('join', ARGV[2], nick, nil), 0, now)
+    stamp(KEYS[1], ARGV[1], presence_event('join', ARGV[2], nick, nil), now)
     out[#out + 1] = 1
   end
 end
@@ -142,7 +237,7 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', string.format('%d', no
 for _, nick in ipairs(gone) do
   redis.call('ZREM', KEYS[3], nick)
   redis.call('HDEL', KEYS[4], nick)
-  stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), 0, now)
+  stamp(KEYS[1], ARGV[1], presence_event('leave', ARGV[2], nick, 'expired'), now)
 end
 return #gone
 `;
@@ -160,7 +255,7 @@ for i = 4, #ARGV, 2 do
   if redis.call('HGET', KEYS[4], nick) == owner then
     redis.call('ZREM', KEYS[3], nick)
     redis.call('HDEL', KEYS[4], nick)
-    stamp(KEYS[1], KEYS[2], ARGV[1], presence_event('leave', ARGV[2], nick, ARGV[3]), 0, now)
+    stamp(KEYS[1], ARGV[1], presence_event('leave', ARGV[2], nick, ARGV[3]), now)
     n = n + 1
   end
 end
@@ -190,7 +285,7 @@ class Script {
 }
 
 const scripts = {
-  publish: new Script('publish', PUBLISH),
+  publish: new Script('publish', LUA_HISTORY + PUBLISH),
   claim: new Script('claim', CLAIM),
   release: new Script('release', RELEASE),
   members: new Script('members', MEMBERS),
@@ -313,6 +408,11 @@ export class RedisRoomStore implements RoomStore {
     return [`${base}:seq`, `${base}:history`, `${base}:nicks`, `${base}:owners`];
   }
 
+  /** The history budget's bookkeeping: total bytes, rooms by last write, bytes per room. */
+  private historyKeys(): [bytes: string, rooms: string, sizes: string] {
+    return [`${this.prefix}history:bytes`, `${this.prefix}history:rooms`, `${this.prefix}history:sizes`];
+  }
+
   private channel(room: string): string {
     return `${this.prefix}room:${room}`;
   }
@@ -360,9 +460,14 @@ export class RedisRoomStore implements RoomStore {
   async publish(input: RoomEventInput, options: PublishOptions): Promise<RoomEvent> {
     // A seq or ts the caller left in would come after ours in the JSON and win when parsed.
     const { seq: _seq, ts: _ts, ...rest } = input as RoomEventInput & { seq?: unknown; ts?: unknown };
-    const keep = input.type === 'message' && options.historyLimit > 0 ? Math.floor(options.historyLimit) : 0;
+    const keep = input.type === 'message' && options.historyLimit >= 1 ? Math.floor(options.historyLimit) : 0;
     const [seqKey, historyKey] = this.keys(input.room);
-    const [seq, ts] = (await scripts.publish.run(this.cmd, [seqKey, historyKey], [this.channel(input.room), JSON.stringify(rest), keep])) as [number, number];
+    const budget = this.config.maxHistoryBytes;
+    const [seq, ts] = (await scripts.publish.run(
+      this.cmd,
+      [seqKey, historyKey, ...this.historyKeys()],
+      [this.channel(input.room), JSON.stringify(rest), keep, input.room, budget, maxRoomHistoryBytes(budget), this.prefix],
+    )) as [number, number];
     return { ...rest, seq, ts } as RoomEvent;
   }
 
