@@ -1,4 +1,5 @@
-// Codecs and framing. Only length-prefixed frames so far (frame.ts, docs/frames.md).
+// Codecs, framing and limits: length-prefixed frames (frame.ts, docs/frames.md) and the token
+// bucket every rate limit runs on (token-bucket.ts).
 
 export {
   FRAME_HEADER_SIZE,
@@ -15,3 +16,11 @@ export {
   type ReadFramesOptions,
 } from './frame.ts';
 export { drained } from './drained.ts';
+export {
+  TokenBucket,
+  tokenBucketPolicy,
+  tokenBucketSchema,
+  type TokenBucketConfig,
+  type TokenBucketInput,
+  type TokenBucketPolicy,
+} from './token-bucket.ts';
