@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { z } from 'zod';
 import { serve, compose, registerHandler, handlerModule, type Yard, type MiddlewareContext } from '../src/index.ts';
-import { MemoryRateLimitStore, rateLimit, rateLimitSchema, bucketPolicy } from '../src/middleware/rate-limit.ts';
+import { MemoryRateLimitStore, rateLimit, rateLimitSchema } from '../src/middleware/rate-limit.ts';
+import { tokenBucketPolicy } from '../src/protocol/token-bucket.ts';
 
 // Token-bucket rate limiting: the bucket itself against an injected clock (no timing asserted),
 // and the middleware in front of a real handler on a real yard.
@@ -53,7 +54,7 @@ test('schema: defaults, durations and clear errors', () => {
   const c = rateLimitSchema.parse({ rate: 10 });
   assert.equal(c.per, 1000);
   assert.equal(c.key, 'client-ip');
-  assert.equal(bucketPolicy(c).burst, 10);
+  assert.equal(tokenBucketPolicy(c).burst, 10);
   assert.equal(rateLimitSchema.parse({ rate: 5, per: '1m', burst: 2, key: { header: 'X-Api-Key' } }).per, 60_000);
   assert.equal(rateLimitSchema.safeParse({ rate: 0 }).success, false);
   assert.equal(rateLimitSchema.safeParse({ rate: 1, key: 'cookie' }).success, false);

@@ -1,29 +1,22 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
-import { duration } from '../config/units.ts';
 import { replyError } from '../handlers/http/reply.ts';
+import { TokenBucket, tokenBucketPolicy, tokenBucketSchema, type TokenBucketPolicy } from '../protocol/token-bucket.ts';
 import type { Middleware, MiddlewareContext } from './types.ts';
 
-// Rate limiting as a token bucket per key (client IP, a header's value, or the route). A bucket
-// holds up to `burst` tokens and refills at `rate` tokens per `per`; a request takes one token or
-// gets 429 with `Retry-After`. Every answer, allowed or not, carries the RateLimit-Limit,
-// -Remaining and -Reset headers of draft-ietf-httpapi-ratelimit-headers.
+// Rate limiting as a token bucket per key (client IP, a header's value, or the route). The bucket
+// and its `{ rate, per, burst }` are protocol/token-bucket.ts's, shared with the WebSocket and
+// chat limits; this adds the key and the store. A request takes one token or gets 429 with
+// `Retry-After`. Every answer, allowed or not, carries the RateLimit-Limit, -Remaining and -Reset
+// headers of draft-ietf-httpapi-ratelimit-headers.
 //
 // The buckets live behind `RateLimitStore` so that a shared store (Redis) can replace the
 // in-memory one. The in-memory store is bounded: a client rotating addresses cannot grow it
 // past `maxKeys`; the least recently used bucket goes first. A bucket that has refilled to full
 // carries no information (a new bucket is full too), so evicting idle ones changes nothing.
 
-export const rateLimitSchema = z.strictObject({
-  /** Tokens added per `per`: the sustained rate. */
-  rate: z.number().positive(),
-  /** The period `rate` is counted over. */
-  per: duration()
-    .pipe(z.number().int().min(1, 'per must be at least 1ms'))
-    .default(1000),
-  /** Bucket size: requests allowed at once after a quiet spell (default: `rate`, at least 1). */
-  burst: z.number().int().min(1).optional(),
+export const rateLimitSchema = tokenBucketSchema.extend({
   /** What a bucket belongs to: the client's IP, a request header's value, or the whole route. */
   key: z
     .union([z.enum(['client-ip', 'route']), z.strictObject({ header: z.string().min(1) })])
@@ -51,25 +44,12 @@ export interface RateLimitStore {
   take(key: string, now: number): TakeResult | Promise<TakeResult>;
 }
 
-export interface BucketPolicy {
-  /** Bucket size. */
-  readonly burst: number;
-  /** Tokens per millisecond. */
-  readonly refillPerMs: number;
-}
-
-interface Bucket {
-  tokens: number;
-  /** When `tokens` was last brought up to date. */
-  at: number;
-}
-
 /** Token buckets in a Map kept in least-recently-used order, at most `maxKeys` of them. */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(
-    private readonly policy: BucketPolicy,
+    private readonly policy: TokenBucketPolicy,
     private readonly maxKeys = 100_000,
   ) {}
 
@@ -79,39 +59,27 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   take(key: string, now: number): TakeResult {
-    const { burst, refillPerMs } = this.policy;
     let bucket = this.buckets.get(key);
     if (bucket) {
       // Re-inserted so that Map order stays least recently used first.
       this.buckets.delete(key);
-      const elapsed = now - bucket.at;
-      if (elapsed > 0) {
-        bucket.tokens = Math.min(burst, bucket.tokens + elapsed * refillPerMs);
-        bucket.at = now;
-      }
     } else {
-      bucket = { tokens: burst, at: now };
+      bucket = new TokenBucket(this.policy, now);
       this.evict(now);
     }
     this.buckets.set(key, bucket);
-    const allowed = bucket.tokens >= 1;
-    if (allowed) bucket.tokens -= 1;
-    const remaining = Math.floor(bucket.tokens);
-    const resetMs = Math.ceil((burst - bucket.tokens) / refillPerMs);
-    const retryAfterMs = bucket.tokens >= 1 ? 0 : Math.ceil((1 - bucket.tokens) / refillPerMs);
-    return { allowed, remaining, resetMs, retryAfterMs };
+    const allowed = bucket.take(now);
+    return { allowed, remaining: bucket.remaining(now), resetMs: bucket.fullInMs(now), retryAfterMs: bucket.waitMs(now) };
   }
 
   /** Makes room for one more bucket: full (idle) buckets at the old end first, then the oldest. */
   private evict(now: number): void {
     if (this.buckets.size < this.maxKeys) return;
-    const { burst, refillPerMs } = this.policy;
     // A few idle buckets at the least recently used end are dropped together, so that a steady
     // stream of new keys does not pay one eviction per request.
     let dropped = 0;
     for (const [key, b] of this.buckets) {
-      const full = b.tokens + (now - b.at) * refillPerMs >= burst;
-      if (dropped > 0 && (!full || dropped >= 64)) break;
+      if (dropped > 0 && (!b.isFull(now) || dropped >= 64)) break;
       this.buckets.delete(key);
       dropped++;
     }
@@ -125,16 +93,10 @@ export interface RateLimitOptions {
   now?: () => number;
 }
 
-/** The bucket policy a config describes. */
-export function bucketPolicy(config: RateLimitConfig): BucketPolicy {
-  const burst = config.burst ?? Math.max(1, Math.floor(config.rate));
-  return { burst, refillPerMs: config.rate / config.per };
-}
-
 /** A rate-limit middleware. `config` may be raw (it is validated) or already parsed. */
 export function rateLimit(input: RateLimitInput | RateLimitConfig, options: RateLimitOptions = {}): Middleware {
   const config = rateLimitSchema.parse(input);
-  const policy = bucketPolicy(config);
+  const policy = tokenBucketPolicy(config);
   const store = options.store ?? new MemoryRateLimitStore(policy, config.maxKeys);
   const now = options.now ?? (() => performance.now());
   const keyOf = keyFunction(config.key);
