@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import { serve, FrameDecoder, type Yard } from '../src/index.ts';
+import { chatSchema } from '../src/handlers/chat/config.ts';
 import { repoRoot } from './helpers/daemon.ts';
 import { run } from './helpers/net.ts';
 import { WAIT_MS, cleanup, Inbox, wsClient, joined, greeted, until, type Msg } from './helpers/chat.ts';
@@ -401,7 +402,7 @@ test('slow readers are cut off; a reading member gets every message; memory stay
 });
 
 test('a TCP client over its rate limit is read more slowly, not dropped and not disconnected', { timeout: 20_000 }, async () => {
-  const { web, tcp } = await start({}, { rateLimit: { messages: 5, per: '1m' } });
+  const { web, tcp } = await start({}, { rateLimit: { rate: 5, per: '1m' } });
   const watcher = await joined(web, 'watcher');
   const t = await greeted(tcp);
   // The greeting's join was not a request; these 8 lines are: 5 go through at once, the rest
@@ -416,11 +417,24 @@ test('a TCP client over its rate limit is read more slowly, not dropped and not 
   assert.ok(!t.lines.items.some((l) => l.startsWith('! ')), 'no error for being fast');
 
   // A limit that refills quickly: a burst of 100 all arrives, in order.
-  const quick = await start({}, { rateLimit: { messages: 10, per: '50ms' } });
+  const quick = await start({}, { rateLimit: { rate: 10, per: '50ms' } });
   const w2 = await joined(quick.web, 'w2');
   const t2 = await greeted(quick.tcp);
   t2.socket.write(Array.from({ length: 100 }, (_, i) => `burst ${i}\n`).join(''));
   for (let i = 0; i < 100; i++) assert.equal((await w2.type('message')).text, `burst ${i}`);
+});
+
+test('rateLimit config: the shared { rate, per, burst } (default 200 a second), false, and the old { messages, per } refused naming rate', () => {
+  assert.deepEqual(chatSchema.parse({ type: 'chat' }).rateLimit, { rate: 200, per: 1000 });
+  assert.deepEqual(chatSchema.parse({ type: 'chat', rateLimit: { rate: 2, per: '1m', burst: 10 } }).rateLimit, { rate: 2, per: 60_000, burst: 10 });
+  assert.equal(chatSchema.parse({ type: 'chat', rateLimit: false }).rateLimit, false);
+  const old = chatSchema.safeParse({ type: 'chat', rateLimit: { messages: 5, per: '1s' } });
+  assert.equal(old.success, false);
+  assert.deepEqual(old.error.issues.map((i) => i.path.join('.')), ['rateLimit.messages']);
+  assert.match(old.error.issues[0].message, /`messages` is now `rate`/);
+  // A half-right object gets its field named, not a bare "Invalid input".
+  const bad = chatSchema.safeParse({ type: 'chat', rateLimit: { rate: -1 } });
+  assert.deepEqual(bad.error?.issues.map((i) => i.path.join('.')), ['rateLimit.rate']);
 });
 
 test('a WebSocket peer that stops answering pings is dropped and the room hears it leave', { timeout: 20_000 }, async () => {

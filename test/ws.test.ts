@@ -332,7 +332,7 @@ test('a peer that never answers pings is terminated; a ws client (which answers)
 });
 
 test('over the message rate the client is closed with 1008 after exactly the burst', { timeout: 10_000 }, async () => {
-  const { port } = await start({ rateLimit: { messages: 5, per: '1m' } });
+  const { port } = await start({ rateLimit: { rate: 5, per: '1m' } });
   const ws = await open(port);
   let got = 0;
   ws.on('message', () => got++);
@@ -436,11 +436,14 @@ test('bad websocket options are config errors that name the field', async () => 
     [{ slowConsumer: 'explode' }, 'websocket.slowConsumer'],
     [{ maxMesageSize: '1KiB' }, 'websocket.maxMesageSize'],
     [{ maxMessageSize: 'lots' }, 'websocket.maxMessageSize'],
-    [{ rateLimit: { messages: 0, per: '1s' } }, 'websocket.rateLimit.messages'],
+    [{ rateLimit: { rate: 0, per: '1s' } }, 'websocket.rateLimit.rate'],
     [{ pingInterval: 'often' }, 'websocket.pingInterval'],
     [{ origins: ['example.com'] }, 'websocket.origins[0]'],
-    [{ rateLimit: { messages: 5 } }, 'websocket.rateLimit.per'],
+    [{ rateLimit: { rate: 5, per: '0ms' } }, 'websocket.rateLimit.per'],
+    [{ rateLimit: { rate: 5, burst: 0.5 } }, 'websocket.rateLimit.burst'],
+    [{ rateLimit: { rate: 5, brust: 10 } }, 'websocket.rateLimit.brust'],
     [{ rateLimit: 'lots' }, 'websocket.rateLimit'],
+    [{ rateLimit: { messages: 5, per: '1s' } }, 'websocket.rateLimit.messages'],
     [{ deflate: { level: 11 } }, 'websocket.deflate.level'],
     [{ deflate: { treshold: '1KiB' } }, 'websocket.deflate.treshold'],
     [{ deflate: 'yes' }, 'websocket.deflate'],
@@ -460,7 +463,7 @@ test('websocket options: defaults as documented', () => {
     maxMessageSize: 1024 * 1024,
     sendQueueLimit: 1024 * 1024,
     slowConsumer: 'close',
-    rateLimit: { messages: 200, per: 1000 },
+    rateLimit: { rate: 200, per: 1000 },
     pingInterval: 30_000,
     pongTimeout: 10_000,
     maxConnections: 10_000,
@@ -468,4 +471,14 @@ test('websocket options: defaults as documented', () => {
     closeTimeout: 5_000,
   });
   assert.deepEqual(websocketOptionsSchema.parse({ deflate: true }).deflate, { threshold: 1024, concurrency: 4, level: 1 });
+});
+
+test('websocket.rateLimit is the shared { rate, per, burst }; the old { messages, per } is refused naming its replacement', () => {
+  assert.deepEqual(websocketOptionsSchema.parse({ rateLimit: { rate: 0.5, per: '1s', burst: 3 } }).rateLimit, { rate: 0.5, per: 1000, burst: 3 });
+  assert.deepEqual(websocketOptionsSchema.parse({ rateLimit: { rate: 20 } }).rateLimit, { rate: 20, per: 1000 });
+  assert.equal(websocketOptionsSchema.parse({ rateLimit: false }).rateLimit, false);
+  const old = websocketOptionsSchema.safeParse({ rateLimit: { messages: 50, per: '1s' } });
+  assert.equal(old.success, false);
+  assert.deepEqual(old.error.issues.map((i) => i.path.join('.')), ['rateLimit.messages']);
+  assert.match(old.error.issues[0].message, /`messages` is now `rate`/);
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { duration, size } from '../../config/units.ts';
-import { websocketOptionsSchema } from '../ws/options.ts';
+import { size } from '../../config/units.ts';
+import { connectionRateLimit, websocketOptionsSchema } from '../ws/options.ts';
 import { ROOM_RE } from './protocol.ts';
 
 // The `chat` handler's config (docs/chat.md has the table). One schema for both kinds: on an
@@ -20,18 +20,10 @@ export const chatSchema = z
     /** tcp/unix with `framing: frames`: largest frame accepted from a client; larger gets FRAME_TOO_LARGE and the connection ends. */
     maxFrameSize: size().pipe(z.number().int().min(64).max(16 * 1024 * 1024)).default(64 * 1024),
     /**
-     * tcp/unix only: requests (lines or frames) a client may make per `per`, also the burst; over
-     * it the connection is simply not read for a while (TCP slows the client down). false: no limit.
+     * tcp/unix only: requests (lines or frames) a client may make, `{ rate, per, burst }`; over it
+     * the connection is simply not read for a while (TCP slows the client down). false: no limit.
      */
-    rateLimit: z
-      .union([
-        z.literal(false),
-        z.strictObject({
-          messages: z.number().int().min(1),
-          per: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')),
-        }),
-      ])
-      .default(() => ({ messages: 200, per: 1000 })),
+    rateLimit: connectionRateLimit(),
     /** tcp/unix only: bytes that may wait unread toward one client; a client over it is disconnected. */
     sendQueueLimit: size().pipe(z.number().int().min(1024)).default(1024 * 1024),
     /** http only: GET and HEAD serve the chat web page (`/chat/`, `/chat/<room>`, `/chat/_/<asset>`); false answers them 404. */

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TokenBucket, tokenBucketPolicy, type TokenBucketConfig } from '../../protocol/token-bucket.ts';
 import type { Outbound } from './hub.ts';
 import type { ChatError } from './protocol.ts';
 import { ChatSession, type SessionOptions, type SessionSink, type Welcome } from './session.ts';
@@ -16,20 +17,13 @@ import { ChatSession, type SessionOptions, type SessionSink, type Welcome } from
 // never disconnected for it. A half-close (`printf 'hi\n' | nc -N`) is honoured: what was sent
 // is carried out, then the connection ends.
 
-export interface StreamRateLimit {
-  /** Requests per `per`; also the burst. */
-  messages: number;
-  /** Milliseconds. */
-  per: number;
-}
-
 export interface StreamSessionOptions extends SessionOptions {
   /** Where a connection starts (lines) or where a join without a room goes (frames). */
   defaultRoom: string;
   /** Bytes waiting toward one client before it is cut off. */
   sendQueueLimit: number;
   /** Requests a client may make, or false for no limit. */
-  rateLimit: StreamRateLimit | false;
+  rateLimit: TokenBucketConfig | false;
   /** Called when a client is cut off for not reading (metrics). */
   onSlow: () => void;
 }
@@ -41,6 +35,8 @@ export type Unit = Buffer | (() => void);
 const PAUSE_AT = 64;
 /** After our end, how long a client that never closes its side keeps the socket. */
 const LINGER_MS = 5000;
+/** The longest delay setTimeout honours; longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export abstract class StreamChatSession implements SessionSink {
   readonly session: ChatSession;
@@ -50,8 +46,7 @@ export abstract class StreamChatSession implements SessionSink {
   private inputDone = false;
   private units: Unit[] = [];
   private next = 0;
-  private tokens: number;
-  private refilledAt = Date.now();
+  private readonly bucket: TokenBucket | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
   /** Bytes written (corked) in this tick; 0 when not corked. */
   private tickBytes = 0;
@@ -63,7 +58,7 @@ export abstract class StreamChatSession implements SessionSink {
     onGone: (s: StreamChatSession, leaving: Promise<void>) => void,
   ) {
     socket.allowHalfOpen = true;
-    this.tokens = options.rateLimit ? options.rateLimit.messages : 0;
+    this.bucket = options.rateLimit ? new TokenBucket(tokenBucketPolicy(options.rateLimit), Date.now()) : undefined;
     this.session = new ChatSession(this, options);
     this.session.onDrained(() => this.pump());
     socket.on('data', (chunk: Buffer) => {
@@ -137,21 +132,17 @@ export abstract class StreamChatSession implements SessionSink {
 
   /** Takes a token of the rate limit; without one, arms the timer that pumps again when there is. */
   private take(): boolean {
-    const limit = this.options.rateLimit;
-    if (!limit) return true;
+    const bucket = this.bucket;
+    if (bucket === undefined) return true;
     const now = Date.now();
-    const rate = limit.messages / limit.per;
-    this.tokens = Math.min(limit.messages, this.tokens + (now - this.refilledAt) * rate);
-    this.refilledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return true;
-    }
+    if (bucket.take(now)) return true;
     if (!this.refillTimer) {
+      // A timer that fires early (or a clock that moved) only means another wait. A slow
+      // fractional rate can mean a wait past what setTimeout takes (it would fire at once).
       this.refillTimer = setTimeout(() => {
         this.refillTimer = undefined;
         this.pump();
-      }, Math.ceil((1 - this.tokens) / rate));
+      }, Math.min(bucket.waitMs(now), MAX_TIMER_MS));
     }
     return false;
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type ServerOptions } from 'ws';
 import type { Metrics } from '../../observe/metrics.ts';
 import type { CounterCell, GaugeCell, HotCounter } from '../../observe/hot-metrics.ts';
+import { TokenBucket, tokenBucketPolicy, type TokenBucketPolicy } from '../../protocol/token-bucket.ts';
 import type { UpgradeContext } from '../types.ts';
 import type { WebSocketOptions } from './options.ts';
 import type { WsPeer } from './peer.ts';
@@ -59,9 +60,8 @@ function terminate(ws: WebSocket): void {
 class Shared {
   readonly queueLimit: number;
   readonly dropSlow: boolean;
-  readonly bucketSize: number;
-  /** Tokens per millisecond; 0 when there is no rate limit. */
-  readonly ratePerMs: number;
+  /** The message rate every peer's bucket runs on; undefined when there is no rate limit. */
+  readonly ratePolicy: TokenBucketPolicy | undefined;
   readonly slowCloseGrace: number;
   readonly messagesIn: CounterCell;
   readonly messagesOut: CounterCell;
@@ -77,8 +77,7 @@ class Shared {
   ) {
     this.queueLimit = options.sendQueueLimit;
     this.dropSlow = options.slowConsumer === 'drop';
-    this.bucketSize = options.rateLimit ? options.rateLimit.messages : 0;
-    this.ratePerMs = options.rateLimit ? options.rateLimit.messages / options.rateLimit.per : 0;
+    this.ratePolicy = options.rateLimit ? tokenBucketPolicy(options.rateLimit) : undefined;
     this.slowCloseGrace = Math.min(options.closeTimeout, SLOW_CLOSE_GRACE);
     const m = ctx.metrics;
     this.connections = m.gauge('switchyard_ws_connections', 'WebSocket connections open now, by listener.', ['listener']).labels(ctx.listener);
@@ -122,8 +121,7 @@ class Peer implements WsPeer {
   awaitingPong = false;
   /** The code this side closed with, for the closed_total label (the client may never answer). */
   private closedWith = 0;
-  private tokens: number;
-  private refilledAt: number;
+  private readonly bucket: TokenBucket | undefined;
   private messageFn: (data: Buffer, isBinary: boolean) => void = noMessage;
   private closeFn: ((code: number, reason: string) => void) | undefined;
   private slowTimer: NodeJS.Timeout | undefined;
@@ -139,8 +137,7 @@ class Peer implements WsPeer {
     private readonly shared: Shared,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
-    this.tokens = shared.bucketSize;
-    this.refilledAt = Date.now();
+    this.bucket = shared.ratePolicy && new TokenBucket(shared.ratePolicy, Date.now());
     ws.on('message', this.onWsMessage);
     ws.on('pong', this.onWsPong);
     ws.on('error', this.onWsError);
@@ -226,17 +223,9 @@ class Peer implements WsPeer {
     if (this.ws.readyState !== 1) return;
     const shared = this.shared;
     shared.messagesIn.inc();
-    if (shared.ratePerMs > 0) {
-      const now = Date.now();
-      let tokens = this.tokens + (now - this.refilledAt) * shared.ratePerMs;
-      if (tokens > shared.bucketSize) tokens = shared.bucketSize;
-      this.refilledAt = now;
-      if (tokens < 1) {
-        this.tokens = tokens;
-        this.close(1008, 'message rate over limit');
-        return;
-      }
-      this.tokens = tokens - 1;
+    if (this.bucket !== undefined && !this.bucket.take(Date.now())) {
+      this.close(1008, 'message rate over limit');
+      return;
     }
     try {
       this.messageFn(data, isBinary);

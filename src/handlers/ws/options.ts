@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration, size } from '../../config/units.ts';
+import { tokenBucketSchema, type TokenBucketConfig } from '../../protocol/token-bucket.ts';
 
 // The limits every WebSocket endpoint runs under, as a handler's `websocket:` config block.
 // Defaults are safe for a public endpoint: 1 MiB messages, 1 MiB queued toward each client,
@@ -20,13 +21,6 @@ const deflateSchema = z.strictObject({
   level: z.number().int().min(0).max(9).default(1),
 });
 
-const rateLimitSchema = z.strictObject({
-  /** Messages a connection may send per `per`; also the burst it may send at once. */
-  messages: z.number().int().min(1),
-  /** The window `messages` refills over, e.g. `1s`. */
-  per: duration().pipe(z.number().min(1, 'expected a duration of at least 1ms')),
-});
-
 /**
  * `false`, or an object for `schema` (`true` meaning the object's defaults when `trueMeansDefaults`).
  * A zod union would answer a half-right object with a bare "Invalid input"; this names the field.
@@ -44,6 +38,31 @@ function falseOr<T extends z.ZodType>(schema: T, expected: string, trueMeansDefa
     for (const issue of parsed.error.issues) ctx.addIssue(issue as never);
     return z.NEVER;
   });
+}
+
+/**
+ * The shape every rate limit shares (protocol/token-bucket.ts). These per-connection limits were
+ * `{ messages, per }` before; a config still saying `messages` is told what to write instead of
+ * only that the key is unknown and `rate` missing.
+ */
+const connectionRateSchema = z
+  .unknown()
+  .transform((value, ctx) => {
+    if (typeof value === 'object' && value !== null && 'messages' in value) {
+      ctx.addIssue({ code: 'custom', path: ['messages'], message: '`messages` is now `rate` (per `per`; `burst` defaults to it): write e.g. { rate: 200, per: 1s }' });
+      return z.NEVER;
+    }
+    return value;
+  })
+  .pipe(tokenBucketSchema);
+
+/**
+ * A per-connection message rate limit: `{ rate, per, burst }` or false, by default 200 a second
+ * with a burst of 200. The WebSocket endpoint closes a client over it (1008); chat's TCP/unix
+ * sessions stop reading one for a while.
+ */
+export function connectionRateLimit() {
+  return falseOr(connectionRateSchema, 'false or { rate, per, burst }').default((): TokenBucketConfig => ({ rate: 200, per: 1000 }));
 }
 
 /** `http://host:port`-style origins (scheme and authority, no path) or `*` for any. */
@@ -67,10 +86,10 @@ const optionsSchema = z.strictObject({
    */
   slowConsumer: z.enum(['close', 'drop']).default('close'),
   /**
-   * Token bucket per connection: `{ messages, per }`, or false for none. A client over it is
+   * Token bucket per connection: `{ rate, per, burst }`, or false for none. A client over it is
    * closed with 1008 'message rate over limit'.
    */
-  rateLimit: falseOr(rateLimitSchema, 'false or { messages, per }').default(() => ({ messages: 200, per: 1000 })),
+  rateLimit: connectionRateLimit(),
   /** How often every open connection is pinged; 0 turns pings (and dead-peer detection) off. */
   pingInterval: duration().default(30_000),
   /** A peer that has not answered a ping within this is taken for dead and its socket destroyed. */
