@@ -59,7 +59,12 @@ export async function recorder(): Promise<Recorder> {
   return rec;
 }
 
-/** Sends `data` on a fresh connection, half-closes, and returns all that came back before the close (bounded). */
+/**
+ * Sends `data` on a fresh connection and returns all that came back before the server closed it
+ * (or `timeoutMs`). `end` half-closes after sending: node:http, like nginx, takes that as the
+ * client leaving, so only requests answered at once see their answer; the default keeps the
+ * connection open, and the last request should say `Connection: close`.
+ */
 export function exchange(port: number, data: string | Buffer, options: { timeoutMs?: number; end?: boolean } = {}): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
@@ -72,7 +77,7 @@ export function exchange(port: number, data: string | Buffer, options: { timeout
     const timer = setTimeout(finish, options.timeoutMs ?? 3000);
     socket.on('connect', () => {
       socket.write(data);
-      if (options.end ?? true) socket.end();
+      if (options.end ?? false) socket.end();
     });
     socket.on('data', (d: Buffer) => got.push(d));
     socket.on('error', finish);

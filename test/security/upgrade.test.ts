@@ -42,13 +42,15 @@ async function proxied(middleware: Record<string, unknown> = {}): Promise<{ port
   return { port: yard.address('web').port, up, yard };
 }
 
+/** A last request that closes the connection, so the exchange need not wait for a timeout. */
+const LAST = 'GET /static/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 const SMUGGLED = 'GET /admin/delete-all HTTP/1.1\r\nHost: internal.admin\r\nX-Forwarded-For: 10.0.0.1\r\nContent-Length: 0\r\n\r\n';
 
 test('a request pipelined behind Upgrade: foo is routed like any other, never passed on raw', async () => {
   const { port, up } = await proxied();
-  const raw = await exchange(port, `GET /api/innocent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n${SMUGGLED}`);
+  const raw = await exchange(port, `GET /api/innocent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n${SMUGGLED}${LAST}`);
   // The first is served as a plain request (Upgrade ignored); the second misses every route.
-  assert.deepEqual(statuses(raw), [200, 404], raw);
+  assert.deepEqual(statuses(raw), [200, 404, 200], raw);
   assert.match(raw, /ok GET \/api\/innocent/);
   const seen = up.bytes();
   assert.doesNotMatch(seen, /delete-all|internal\.admin|10\.0\.0\.1/i, seen);
@@ -104,7 +106,7 @@ test('a chunked body behind Upgrade: foo is framed and forwarded as a body, not 
   const { port, up } = await proxied();
   const raw = await exchange(
     port,
-    `POST /api/upload HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\nTransfer-Encoding: chunked\r\n\r\n${(SMUGGLED.length).toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`,
+    `POST /api/upload HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: foo\r\nTransfer-Encoding: chunked\r\n\r\n${(SMUGGLED.length).toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`,
   );
   assert.deepEqual(statuses(raw), [200], raw);
   assert.deepEqual(up.requests.map((r) => `${r.method} ${r.url}`), ['POST /api/upload'], 'one request upstream: the smuggled one stayed body');
@@ -125,7 +127,7 @@ test('h2c: curl --http2 gets HTTP/1.1 from a static route, and no h2c Upgrade go
 test('upgrades pass the middleware: the listener rate limit answers h2c and WebSocket upgrades 429, and metrics count the 429s', async () => {
   const { port, yard } = await proxied({ rateLimit: { rate: 5, per: '1h' } });
   const h2c = await Promise.all(
-    Array.from({ length: 20 }, () => exchange(port, 'GET /static/a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n')),
+    Array.from({ length: 20 }, () => exchange(port, 'GET /static/a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n')),
   );
   const ws = await Promise.all(
     Array.from({ length: 20 }, () =>

@@ -1,4 +1,4 @@
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type ServerOptions } from 'ws';
@@ -6,6 +6,7 @@ import type { Metrics } from '../../observe/metrics.ts';
 import type { CounterCell, GaugeCell, HotCounter } from '../../observe/hot-metrics.ts';
 import { TokenBucket, tokenBucketPolicy, type TokenBucketPolicy } from '../../protocol/token-bucket.ts';
 import type { UpgradeContext } from '../types.ts';
+import { replyError } from '../http/reply.ts';
 import type { WebSocketOptions } from './options.ts';
 import type { WsPeer } from './peer.ts';
 
@@ -259,11 +260,16 @@ class Peer implements WsPeer {
   };
 }
 
+/** Headers of the 101 that ws writes itself; middleware's own (x-request-id, CORS) are added. */
+const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'content-length', 'content-type', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions']);
+
 export class WsEndpoint {
   private readonly shared: Shared;
   private readonly server: WebSocketServer;
   private readonly origins: Set<string> | undefined;
   private draining = false;
+  /** The upgrade inside handleUpgrade now (its events fire synchronously within the call). */
+  private handshaking: UpgradeContext | undefined;
   private closed = false;
   private pingTimer: NodeJS.Timeout | undefined;
   private roundStartedAt = 0;
@@ -285,6 +291,26 @@ export class WsEndpoint {
         : false,
     };
     this.server = new WebSocketServer(serverOptions);
+    // ws validates the handshake itself; its refusals and the 101's extra headers go through
+    // the upgrade's response, so they are logged and counted with their real status and carry
+    // what middleware set (x-request-id, CORS). Both events fire inside handleUpgrade's call.
+    this.server.on('wsClientError', (err: Error) => {
+      const ctx = this.handshaking;
+      if (!ctx) return;
+      const version = /Sec-WebSocket-Version/.test(err.message);
+      replyError(ctx.res, err.message === 'Invalid HTTP method' ? 405 : 400, err.message.toLowerCase(), {
+        close: true,
+        headers: version ? { 'sec-websocket-version': '13, 8' } : undefined,
+      });
+    });
+    this.server.on('headers', (headers: string[]) => {
+      const ctx = this.handshaking;
+      if (!ctx) return;
+      for (const [name, value] of Object.entries(ctx.res.getHeaders())) {
+        if (value === undefined || HANDSHAKE_HEADERS.has(name)) continue;
+        for (const v of Array.isArray(value) ? value : [value]) headers.push(`${name}: ${v}`);
+      }
+    });
     if (options.pingInterval > 0) this.schedulePing(options.pingInterval);
   }
 
@@ -295,27 +321,36 @@ export class WsEndpoint {
 
   /** Checks origin/capacity/draining, completes the handshake (or answers 403/503/400 and closes the socket) and hands the peer over. */
   accept(ctx: UpgradeContext, onPeer: (peer: WsPeer, req: IncomingMessage) => void): void {
-    const { req, socket } = ctx;
-    if (this.draining) return refuse(socket, 503, 'server shutting down');
+    const { req, socket, res } = ctx;
+    if (this.draining) return replyError(res, 503, 'server shutting down', { close: true });
     if (this.origins) {
       const origin = req.headers.origin;
-      if (origin === undefined || !this.origins.has(origin)) return refuse(socket, 403, 'origin not allowed');
+      if (origin === undefined || !this.origins.has(origin)) return replyError(res, 403, 'origin not allowed', { close: true });
     }
     const shared = this.shared;
-    if (shared.peers.size >= this.options.maxConnections) return refuse(socket, 503, 'too many websocket connections');
+    if (shared.peers.size >= this.options.maxConnections) return replyError(res, 503, 'too many websocket connections', { close: true });
     // The HTTP server's idle timeout stays armed on an upgraded socket with nobody listening for
     // it, refreshed on every read and write. Pings are this endpoint's liveness check instead.
     socket.setTimeout(0);
-    this.server.handleUpgrade(req, socket, ctx.head, (ws) => {
-      const peer = new Peer(ws, socket, shared);
-      shared.peers.add(peer);
-      shared.connections.inc();
-      try {
-        onPeer(peer, req);
-      } catch (err) {
-        shared.handlerFailed(peer, err);
-      }
-    });
+    this.handshaking = ctx;
+    try {
+      this.server.handleUpgrade(req, socket, ctx.head, (ws) => this.opened(ws, ctx, onPeer));
+    } finally {
+      this.handshaking = undefined;
+    }
+  }
+
+  private opened(ws: WebSocket, ctx: UpgradeContext, onPeer: (peer: WsPeer, req: IncomingMessage) => void): void {
+    const shared = this.shared;
+    ctx.res.statusCode = 101;
+    const peer = new Peer(ws, ctx.socket, shared);
+    shared.peers.add(peer);
+    shared.connections.inc();
+    try {
+      onPeer(peer, ctx.req);
+    } catch (err) {
+      shared.handlerFailed(peer, err);
+    }
   }
 
   /** Stop begins: refuse new upgrades (503) and close every open peer with 1001 'server shutting down'. */
@@ -371,10 +406,4 @@ export class WsEndpoint {
     // Rounds start pingInterval apart, or back to back when pongTimeout is the longer of the two.
     this.schedulePing(Math.max(0, this.roundStartedAt + this.options.pingInterval - Date.now()));
   };
-}
-
-/** An HTTP answer on the raw upgrade socket, before any handshake. */
-function refuse(socket: Socket, status: number, reason: string): void {
-  const body = `${status} ${reason}\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

@@ -1,25 +1,53 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
-// Pipelined requests of one connection, handled at most `depth` at a time.
+// Pipelined requests of one connection, handled at most `depth` at a time, and read no further
+// ahead than that.
 //
 // node:http parses every request in the bytes it has read and hands each to the server at once;
 // it pauses reading only when responses already waiting to be written pass the socket's
-// high-water mark, and it checks that between requests, not within one read. A client that
-// pipelines thousands of requests and never reads therefore has thousands of handlers run, each
-// response held in memory behind the first (20 such clients took a static server past 1 GB, a
-// proxy past 2.7 GB). Responses must leave in order anyway, so handling more than a few ahead
-// buys nothing: past `depth`, requests wait here (a parked request costs only the objects node
-// has already made) and the socket is not read until the connection catches up. Memory per
-// connection is then bounded by `depth` responses plus one read's worth of parked requests.
+// high-water mark, and it checks that between reads, not within one. A client that pipelines
+// thousands of requests and never reads therefore has thousands of handlers run, each response
+// held in memory behind the first (20 such clients took a static server past 1 GB, a proxy past
+// 2.7 GB); and even with handlers held back, node makes a request and a response object (about
+// 2 KB) for each of the thousand-odd tiny requests one 64 KB read can hold, before anyone can
+// say stop.
+//
+// So: responses must leave in order anyway, and handling more than a few ahead buys nothing.
+// Past `depth`, requests wait here and the connection stops being read. Reads are handed to
+// node's parser in slices of READ_SLICE bytes, and no further slice while the connection is
+// held, so at most one slice's worth of requests is ever parsed ahead: the rest of a read waits
+// as bytes in the socket's buffer. Memory per connection is bounded by `depth` responses plus
+// one slice of parked requests, however many the client sends.
+
+/** Bytes of a read given to the parser at a time: a few dozen requests at most, a whole ordinary head. */
+const READ_SLICE = 4096;
 
 const kPipeline = Symbol('switchyard.pipeline');
+const kSliced = Symbol('switchyard.sliced-reads');
 
-type PipelinedSocket = Socket & { [kPipeline]?: ConnectionPipeline };
+
+/**
+ * `_paused` is node:http's own flag for "this connection is not to be read": with it set, the
+ * socket stays paused when a request body is read or a finished response dumps its request
+ * (both call socket.resume(), which would otherwise undo a plain pause at once). node:http
+ * clears it itself whenever its queued responses are small (socketOnDrain), so the pipeline
+ * also pauses again on every 'resume' while requests are parked.
+ */
+type PipelinedSocket = Socket & {
+  [kPipeline]?: ConnectionPipeline;
+  _paused?: boolean;
+  [kSliced]?: SlicedReads;
+};
+type PipelinedResponse = ServerResponse & { [kPipeline]?: ConnectionPipeline };
+
+function onResponseClose(this: PipelinedResponse): void {
+  this[kPipeline]?.done(this);
+}
 
 class ConnectionPipeline {
-  /** Requests being handled: started, response not yet closed. */
-  active = 0;
+  /** Responses of requests being handled: started, not yet closed. */
+  private readonly open = new Set<ServerResponse>();
   private readonly waiting: (() => void)[] = [];
   private idle: (() => void)[] = [];
   private held = false;
@@ -31,40 +59,65 @@ class ConnectionPipeline {
     socket.once('close', () => {
       this.waiting.length = 0;
       this.idle.length = 0;
+      // node:http closes only the response writing to the socket; those queued behind it would
+      // never hear that their client is gone, and a handler waiting on one (a proxied body
+      // paused for backpressure) would hold it, and with it every request of the connection,
+      // for good. They are closed as node closes its own, once it has.
+      setImmediate(() => {
+        for (const res of this.open) {
+          if (res.destroyed && res.listenerCount('close') === 0) continue;
+          res.destroyed = true;
+          res.emit('close');
+        }
+      });
+    });
+    socket.on('resume', () => {
+      if (this.waiting.length > 0) this.hold();
     });
   }
 
+  /** Stops reading the connection (node:http's way: the flag it checks, then pause). */
+  private hold(): void {
+    const s = this.socket as PipelinedSocket;
+    this.held = true;
+    s._paused = true;
+    s.pause();
+  }
+
   admit(res: ServerResponse, run: () => void): void {
-    if (this.active < this.depth && this.waiting.length === 0) return this.start(res, run);
+    if (this.socket.destroyed) return;
+    if (this.open.size < this.depth && this.waiting.length === 0) return this.start(res, run);
     this.waiting.push(() => this.start(res, run));
-    if (!this.held) {
-      this.held = true;
-      this.socket.pause();
-    }
+    // Checked on every parked request, not once: node:http unpauses on its own when the socket
+    // drains, and a request parked after that must stop reading again.
+    if (!(this.socket as PipelinedSocket)._paused) this.hold();
   }
 
   /** Calls `fn` once every request read so far is answered (at once if none is pending). */
   whenIdle(fn: () => void): void {
-    if (this.active === 0 && this.waiting.length === 0) return fn();
+    if (this.open.size === 0 && this.waiting.length === 0) return fn();
     this.idle.push(fn);
   }
 
-  private start(res: ServerResponse, run: () => void): void {
-    this.active++;
-    res.once('close', this.done);
+  private start(res: PipelinedResponse, run: () => void): void {
+    this.open.add(res);
+    res[kPipeline] = this;
+    res.once('close', onResponseClose);
     run();
   }
 
-  private readonly done = (): void => {
-    this.active--;
+  done(res: ServerResponse): void {
+    if (!this.open.delete(res)) return;
     const next = this.waiting.shift();
     if (next) return next();
     if (this.held) {
       this.held = false;
-      if (!this.socket.destroyed) this.socket.resume();
+      const s = this.socket as PipelinedSocket;
+      s._paused = false;
+      if (!s.destroyed) s.resume();
     }
-    if (this.active === 0 && this.idle.length > 0) for (const fn of this.idle.splice(0)) fn();
-  };
+    if (this.open.size === 0 && this.idle.length > 0) for (const fn of this.idle.splice(0)) fn();
+  }
 }
 
 function pipelineOf(socket: Socket, depth: number): ConnectionPipeline {
@@ -82,4 +135,64 @@ export function whenPipelineIdle(socket: Socket, fn: () => void): void {
   const p = (socket as PipelinedSocket)[kPipeline];
   if (p) p.whenIdle(fn);
   else fn();
+}
+
+/** What the slicing reader keeps per socket: node's own reader, and the unparsed rest of a read. */
+interface SlicedReads {
+  readonly parse: (chunk: Buffer) => void;
+  readonly feed: (chunk: Buffer) => void;
+  /** The part of the current read not yet given to the parser (see takeUnparsed). */
+  rest: Buffer | undefined;
+}
+
+/**
+ * Puts the parser of a connection node:http has just set up behind a reader that hands it each
+ * read in slices, and none while the connection is held (`_paused`, node's own rule for its
+ * reader). Call from the server's 'connection' event, after node's own listener has run.
+ */
+export function sliceReads(socket: Socket): void {
+  const s = socket as PipelinedSocket;
+  // node:http's reader is the only 'data' listener at this point.
+  const [parse] = socket.listeners('data') as ((chunk: Buffer) => void)[];
+  if (!parse || s[kSliced]) return;
+  const sliced: SlicedReads = {
+    parse,
+    rest: undefined,
+    feed(chunk: Buffer): void {
+      let at = 0;
+      while (at < chunk.length) {
+        if (s._paused || s[kSliced] !== sliced || !s.writable) {
+          // Held (or given up): the rest waits as bytes, read again when the socket resumes.
+          if (s[kSliced] === sliced && !s.destroyed) s.unshift(chunk.subarray(at));
+          return;
+        }
+        const end = Math.min(at + READ_SLICE, chunk.length);
+        sliced.rest = end < chunk.length ? chunk.subarray(end) : undefined;
+        parse(chunk.subarray(at, end));
+        at = end;
+        if (sliced.rest === undefined) return; // taken by an upgrade (takeUnparsed)
+      }
+    },
+  };
+  s[kSliced] = sliced;
+  socket.removeListener('data', parse);
+  // Adding a 'data' listener makes node:http read in JavaScript instead of straight from the
+  // handle into its parser: what lets the rest of a read wait.
+  socket.on('data', sliced.feed);
+}
+
+/**
+ * An upgrade took the connection from the HTTP parser in the middle of a read: detaches the
+ * slicing reader and returns the part of that read the parser never saw (it follows the upgrade
+ * request's head), or an empty buffer.
+ */
+export function takeUnparsed(socket: Socket): Buffer {
+  const s = socket as PipelinedSocket;
+  const sliced = s[kSliced];
+  if (!sliced) return Buffer.alloc(0);
+  s[kSliced] = undefined;
+  socket.removeListener('data', sliced.feed);
+  const rest = sliced.rest ?? Buffer.alloc(0);
+  sliced.rest = undefined;
+  return rest;
 }

@@ -14,7 +14,7 @@ import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-me
 import { compileRoutes, hostOf, type CompiledRoute } from './router.ts';
 import { RequestContext, UpgradeRequestContext } from './context.ts';
 import { checkRequest } from './request-target.ts';
-import { admitPipelined, whenPipelineIdle } from './pipeline.ts';
+import { admitPipelined, sliceReads, takeUnparsed, whenPipelineIdle } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
 import type { BoundAddress, Listener } from '../types.ts';
@@ -124,9 +124,6 @@ export class HttpListener implements Listener {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(l.headerTimeout, l.requestTimeout || l.headerTimeout) / 4))),
     });
     this.server.maxConnections = l.maxConnections;
-    // A client that half-closes after its request (`printf ... | nc -N`) still gets its
-    // answers, as from nginx; node:http's default would abort requests still in hand.
-    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
     this.server.setTimeout(l.idleTimeout);
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
@@ -178,6 +175,7 @@ export class HttpListener implements Listener {
   }
 
   private onConnection(socket: Socket): void {
+    sliceReads(socket);
     // An upgrade request served as a plain one comes back through here (upgrade.ts).
     if (this.reparsed.has(socket)) return;
     this.sockets.add(socket);
@@ -276,7 +274,9 @@ export class HttpListener implements Listener {
    * the asked protocol sees an upgrade; any other is served as a plain request. Nothing the
    * client sent after the head is read here: it is the handler's to pass on after the switch.
    */
-  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  private onUpgrade(req: IncomingMessage, socket: Socket, parsedHead: Buffer): void {
+    const unparsed = takeUnparsed(socket);
+    const head = unparsed.length === 0 ? parsedHead : Buffer.concat([parsedHead, unparsed]);
     socket.on('error', () => socket.destroy());
     // An upgrade pipelined behind requests still being answered waits for them: its answer
     // (and whatever protocol follows) must not overtake theirs.
