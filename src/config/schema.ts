@@ -45,8 +45,8 @@ const httpLimitsSchema = z.strictObject({
   /**
    * Pipelined requests of one connection handled at once. Their responses must leave in order, so
    * more would only queue up responses in memory for a client that may never read them; the
-   * connection is not read further until one finishes. A client more than 16 times this many
-   * requests ahead of its answers is disconnected.
+   * connection is not read further until one finishes (and what it has read is parsed 4 KB at a
+   * time, so no more than a few dozen requests wait parsed).
    */
   maxPipelinedRequests: z.number().int().min(1).max(1024).default(8),
 });
