@@ -1,4 +1,4 @@
-import { test, after, before } from 'node:test';
+import { test, after, afterEach, before, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -20,6 +20,7 @@ const WATCH_MS = 3_000;
 
 let daemon: Daemon | undefined;
 let upstream: Server;
+let configFile: string;
 const body = Buffer.alloc(100 * 1024, 0x61);
 
 before(async () => {
@@ -43,13 +44,19 @@ before(async () => {
     upstreams: { api: { targets: [`http://127.0.0.1:${(upstream.address() as { port: number }).port}`] } },
     logging: { level: 'warn' },
   };
-  const file = join(dir, 'yard.json');
-  writeFileSync(file, JSON.stringify(config));
-  daemon = await startDaemon([file]);
+  configFile = join(dir, 'yard.json');
+  writeFileSync(configFile, JSON.stringify(config));
+});
+
+// A daemon per test: memory a former test made the heap grow to would hide growth in the next.
+beforeEach(async () => {
+  daemon = await startDaemon([configFile]);
+});
+afterEach(async () => {
+  await killDaemon(daemon);
 });
 
 after(async () => {
-  await killDaemon(daemon);
   upstream.closeAllConnections();
   upstream.close();
 });

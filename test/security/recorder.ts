@@ -15,6 +15,8 @@ export interface Recorder {
   /** Request lines and Host of the requests node:http parsed (upgrades included). */
   readonly requests: { method: string; url: string; host: string | undefined; headers: IncomingMessage['headers'] }[];
   acceptUpgrades: boolean;
+  /** Bytes of the new protocol that arrived before this upstream answered 101. */
+  bytesBeforeSwitch: number;
   close(): void;
 }
 
@@ -39,9 +41,18 @@ export async function recorder(): Promise<Recorder> {
       socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 8\r\nconnection: close\r\n\r\nrefused\n');
       return;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\n\r\n`);
-    if (head.length > 0) socket.write(head);
-    socket.on('data', (d: Buffer) => socket.write(d));
+    // The 101 goes out a little later, so that bytes sent before it was agreed show up here.
+    let switched = false;
+    rec.bytesBeforeSwitch += head.length;
+    socket.on('data', (d: Buffer) => {
+      if (!switched) rec.bytesBeforeSwitch += d.length;
+      socket.write(d);
+    });
+    setTimeout(() => {
+      switched = true;
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\n\r\n`);
+      if (head.length > 0) socket.write(head);
+    }, 50);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
@@ -51,6 +62,7 @@ export async function recorder(): Promise<Recorder> {
     bytes: () => Buffer.concat(chunks).toString('latin1'),
     requests: [],
     acceptUpgrades: false,
+    bytesBeforeSwitch: 0,
     close() {
       for (const s of sockets) s.destroy();
       server.close();
