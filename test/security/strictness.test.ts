@@ -146,3 +146,29 @@ test('switchyard check refuses two listeners on one port before serve would fail
   assert.notEqual(r.code, 0);
   assert.match(r.stderr + r.stdout, /listeners\[1\]\.address/);
 });
+
+test('framing the parser refuses (docs/security.md): 400 and nothing reaches a handler', async () => {
+  const before = up.requests.length;
+  const cases: Record<string, string> = {
+    'CL and TE': 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'two Content-Length': 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd',
+    'signed Content-Length': 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\nabcd',
+    xchunked: 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n',
+    'chunked, identity': 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n',
+    'space before colon': 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n',
+    'bare LF': 'GET /ngx/a HTTP/1.1\nHost: x\n\n',
+    'bare CR': 'GET /ngx/a HTTP/1.1\rHost: x\r\n\r\n',
+    'obs-fold': 'GET /ngx/a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n',
+    NUL: 'GET /ngx/a HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n',
+    'bad chunk size': 'POST /ngx/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
+    'unknown method': 'FOO /ngx/a HTTP/1.1\r\nHost: x\r\n\r\n',
+    'HTTP/1.1 without Host': 'GET /ngx/a HTTP/1.1\r\n\r\n',
+  };
+  for (const [name, bytes] of Object.entries(cases)) {
+    const raw = await exchange(port, bytes, { timeoutMs: 1000 });
+    assert.deepEqual(statuses(raw), [400], `${name}: ${raw}`);
+  }
+  const expect = await exchange(port, 'GET /ngx/a HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nConnection: close\r\n\r\n');
+  assert.deepEqual(statuses(expect), [417], expect);
+  assert.equal(up.requests.length, before, 'nothing was forwarded');
+});
