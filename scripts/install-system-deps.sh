@@ -8,10 +8,11 @@
 #   redis-server          the real Redis the multi-node chat tests start on a free port
 #   chromium              headless browser for the chat page test (driven by playwright-core)
 #   openssl               self-signed certificates for the wss:// and https:// client tests
+#   pebble                the ACME test server the automatic-certificate tests start (test/tls-acme.test.ts)
 # Safe to run again; needs root (or sudo).
 set -euo pipefail
 
-packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl)
+packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
