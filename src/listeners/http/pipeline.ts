@@ -161,9 +161,20 @@ export function sliceReads(socket: Socket): void {
     feed(chunk: Buffer): void {
       let at = 0;
       while (at < chunk.length) {
-        if (s._paused || s[kSliced] !== sliced || !s.writable) {
-          // Held (or given up): the rest waits as bytes, read again when the socket resumes.
-          if (s[kSliced] === sliced && !s.destroyed) s.unshift(chunk.subarray(at));
+        // Nothing more can be answered (a refusal or a `Connection: close` response has ended
+        // the socket): the rest of the read is dropped. Put back, it would come straight back
+        // here from a flowing socket, over and over, until the stack overflowed.
+        if (!s.writable || s.destroyed) return;
+        if (s[kSliced] !== sliced) {
+          // Another reader has the connection now: the rest is its to read.
+          s.unshift(chunk.subarray(at));
+          return;
+        }
+        if (s._paused) {
+          // Held: the rest waits as bytes, read again when the socket resumes. Paused first, so
+          // that the unshift cannot hand the bytes back to this reader at once.
+          s.pause();
+          s.unshift(chunk.subarray(at));
           return;
         }
         const end = Math.min(at + READ_SLICE, chunk.length);
