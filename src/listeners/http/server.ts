@@ -67,8 +67,8 @@ class RouteStats {
   }
 }
 
-/** Node keeps the response a socket is writing as `_httpMessage`; it is not in the typings. */
-type SocketWithMessage = Socket & { _httpMessage?: ServerResponse | null };
+/** Node keeps the response a socket is writing as `_httpMessage`, and its parser (with the request being read) as `parser`; neither is in the typings. */
+type SocketWithMessage = Socket & { _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
 
 export interface HttpListenerOptions {
   config: HttpListenerConfig;
@@ -85,6 +85,8 @@ export class HttpListener implements Listener {
   private readonly routes: RouteEntry[];
   private readonly sockets = new Set<Socket>();
   private readonly reparsed = new WeakSet<Socket>();
+  /** Connections whose parser has failed and been answered (onClientError). */
+  private readonly refused = new WeakSet<Socket>();
   private readonly meter: ByteMeter;
   private readonly unrouted: RouteStats;
   private readonly connections: CounterCell;
@@ -343,13 +345,29 @@ export class HttpListener implements Listener {
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    const pending = (socket as SocketWithMessage)._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || (pending && pending.headersSent)) {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
+    // The parser stays failed: every later read of the connection fails again. One answer.
+    if (this.refused.has(socket)) return;
+    this.refused.add(socket);
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    this.unrouted.record(status, process.hrtime.bigint());
-    refuseRaw(socket, status);
+    const refuse = () => {
+      const pending = (socket as SocketWithMessage)._httpMessage;
+      if (!socket.writable || (pending && pending.headersSent)) {
+        socket.destroy();
+        return;
+      }
+      this.unrouted.record(status, process.hrtime.bigint());
+      refuseRaw(socket, status);
+    };
+    // Failed inside a request's body: the refusal is that request's answer.
+    const current = (socket as SocketWithMessage).parser?.incoming;
+    if (current && !current.complete) return refuse();
+    // Failed in the head of a request pipelined behind others: those are answered first, in
+    // order, and the refusal (or, after `Connection: close`, nothing: RFC 9112 §9.6) follows
+    // them, as nginx does. Written at once, it would overtake and cut off their answers.
+    whenPipelineIdle(socket, () => (err.code === 'HPE_CLOSED_CONNECTION' ? socket.end() : refuse()));
   }
 }
