@@ -1,13 +1,16 @@
 import type { IncomingMessage } from 'node:http';
-import { normalisePath } from './router.ts';
+import { lenientPath, normalisePath } from './router.ts';
 
 // Phase "check": what node:http's parser lets through but a gateway must not, before anything
-// routes on the request. Node (llhttp) already refuses the framing attacks (CL+TE, duplicate
+// routes on the request (more header fields than node keeps: 431). Node (llhttp) already refuses the framing attacks (CL+TE, duplicate
 // Content-Length, bare LF, obs-fold, bad chunk sizes); what is left is the meaning of the
 // request line and Host:
 //   - a protocol version other than HTTP/1.x (RFC 9112 §2.3: 505);
-//   - more than one Host, or a Host outside the URI grammar (RFC 9112 §3.2: 400), since routing
-//     on one value and forwarding another is how host-gated routes are bypassed;
+//   - no Host on HTTP/1.1, more than one Host, or a Host outside the URI grammar (RFC 9112
+//     §3.2: 400), since routing on one value and forwarding another is how host-gated routes
+//     are bypassed (node:http's own check of a missing Host is off: it skips upgrades);
+//   - a fragment (`#`): not part of any request-target form (RFC 9112 §3.2), and an upstream
+//     that cuts it off reads `/admin#/x` as `/admin`;
 //   - absolute-form targets (RFC 9112 §3.2.2): accepted, and their authority replaces Host, so
 //     the request is routed and forwarded as the origin-form one it stands for;
 //   - runs of slashes merged before routing (as nginx), so `/admin//x` cannot miss `/admin/*`;
@@ -24,6 +27,8 @@ export interface TargetRefusal {
 /** The checked request: the path to route on, and whether the connection must close after it. */
 export interface CheckedTarget {
   readonly path: string;
+  /** The path as a lenient upstream reads it, when that differs (router.ts, lenientPath). */
+  readonly lenient: string | undefined;
   readonly close: boolean;
 }
 
@@ -39,6 +44,15 @@ export function validHost(value: string): boolean {
 const ABSOLUTE = /^https?:\/\//i;
 
 /**
+ * Header fields a request may carry. node:http keeps only the first `maxHeadersCount` of them and
+ * drops the rest without a word, while its parser has framed the request by all of them: a
+ * Content-Length or Transfer-Encoding past the cut frames the body yet is missing from
+ * req.headers, where the size and upgrade checks look. The server keeps one more than this, so
+ * a request with more is known, and refused (431), instead of cut.
+ */
+export const MAX_HEADER_FIELDS = 2000;
+
+/**
  * Checks `req` and normalises it in place; returns the path to route on, or why it is refused.
  * `mergeSlashes` merges runs of `/` in the path (req.url included).
  */
@@ -46,6 +60,7 @@ export function checkRequest(req: IncomingMessage, mergeSlashes: boolean): Check
   if (req.httpVersionMajor !== 1) return { status: 505, reason: 'HTTP version not supported' };
 
   const raw = req.rawHeaders;
+  if (raw.length > 2 * MAX_HEADER_FIELDS) return { status: 431, reason: `more than ${MAX_HEADER_FIELDS} header fields` };
   let hostAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     // Cheap test first: only names of length 4 can be Host.
@@ -56,6 +71,8 @@ export function checkRequest(req: IncomingMessage, mergeSlashes: boolean): Check
   if (hostAt !== -1 && !HOST.test(raw[hostAt + 1])) return { status: 400, reason: 'bad Host header' };
 
   let url = req.url ?? '';
+  if (url.includes('#')) return { status: 400, reason: 'a fragment in the request target' };
+
   if (url.charCodeAt(0) !== 47 /* / */ && ABSOLUTE.test(url)) {
     const afterScheme = url.indexOf('//') + 2;
     let end = afterScheme;
@@ -81,10 +98,15 @@ export function checkRequest(req: IncomingMessage, mergeSlashes: boolean): Check
     }
   }
 
+  // An absolute-form target has given the request its Host by now.
+  if (req.headers.host === undefined && req.httpVersionMinor === 1) return { status: 400, reason: 'no Host header' };
+
   const path = normalisePath(url);
   if (path === undefined) return { status: 400, reason: 'bad request path' };
+  const lenient = lenientPath(path, mergeSlashes);
+  if (lenient === '') return { status: 400, reason: 'bad request path' };
   // HTTP/1.0 has no chunked coding: a body framed by Transfer-Encoding there is one a server
   // in front of us may have read differently, so nothing more is read from this connection.
   const close = req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
-  return { path, close };
+  return { path, lenient, close };
 }

@@ -4,6 +4,12 @@ import type { RouteConfig } from '../../config/schema.ts';
 // path with only RFC 3986 "unreserved" escapes decoded (%41 -> A), so `/%61dmin` cannot slip
 // past a route for `/admin`, while reserved escapes such as %2F stay encoded for the handler to
 // judge. Dot segments are refused before matching: no route ever sees `/a/../b`.
+//
+// Upstreams do not all read a path the same way: nginx decodes %2F before matching its
+// locations, WHATWG URL parsers (Node's `new URL`) take `\` for `/`, Servlet containers drop
+// `;` path parameters (and take `..;` for `..`). A path holding any of these also has a lenient
+// reading (lenientPath); the listener refuses a request whose two readings pick different routes,
+// so `/api/%2fadmin/x` cannot miss a rule for `/api/admin/*` that its upstream would have hit.
 
 export interface CompiledRoute<H> {
   readonly name: string;
@@ -81,10 +87,30 @@ export function normalisePath(url: string): string | undefined {
   return path;
 }
 
+const SEPARATOR_LIKE = /%2f|%5c|\\|;/i;
+
+/**
+ * `path` (normalised) as an upstream that decodes %2F and %5C, takes `\` for `/` and drops `;`
+ * path parameters would read it, runs of `/` merged when `mergeSlashes`; undefined when the path
+ * holds none of these, or `''` when that reading holds dot segments (the caller answers 400).
+ */
+export function lenientPath(path: string, mergeSlashes: boolean): string | undefined {
+  if (!SEPARATOR_LIKE.test(path)) return undefined;
+  let p = path.replace(/%2f|%5c|\\/gi, '/').replace(/;[^/]*/g, '');
+  if (mergeSlashes) p = p.replace(/\/{2,}/g, '/');
+  return /\/\.\.?(\/|$)/.test(p) ? '' : p;
+}
+
+/**
+ * The host of a Host value, lower case, without port and without the trailing dot of a fully
+ * qualified name (`Admin.Example.:80` -> `admin.example`): DNS, nginx and most upstreams take
+ * `admin.example.` for `admin.example`, so a route for the one must match the other.
+ */
 export function hostOf(header: string | undefined): string {
   if (!header) return '';
   const h = header.toLowerCase();
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
   const colon = h.indexOf(':');
-  return colon === -1 ? h : h.slice(0, colon);
+  const name = colon === -1 ? h : h.slice(0, colon);
+  return name.endsWith('.') ? name.slice(0, -1) : name;
 }

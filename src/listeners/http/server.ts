@@ -13,7 +13,7 @@ import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
 import { compileRoutes, hostOf, type CompiledRoute } from './router.ts';
 import { RequestContext, UpgradeRequestContext } from './context.ts';
-import { checkRequest } from './request-target.ts';
+import { checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
 import { admitPipelined, sliceReads, takeUnparsed, whenPipelineIdle } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
@@ -121,11 +121,16 @@ export class HttpListener implements Listener {
       headersTimeout: l.headerTimeout,
       requestTimeout: l.requestTimeout,
       keepAliveTimeout: l.keepAliveTimeout,
+      // A missing Host is the check phase's to refuse (request-target.ts), upgrades included:
+      // node's own check skips them and answers without a reason.
+      requireHostHeader: false,
       // How often Node checks the two timeouts above; its default (30 s) would let a slow
       // client hold a connection for up to 30 s past its deadline.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(l.headerTimeout, l.requestTimeout || l.headerTimeout) / 4))),
     });
     this.server.maxConnections = l.maxConnections;
+    // One past the limit, so that a request over it is refused, not silently cut (request-target.ts).
+    this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
     this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
     this.server.setTimeout(l.idleTimeout);
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
@@ -207,6 +212,21 @@ export class HttpListener implements Listener {
   }
 
   /**
+   * Phase "route" for a checked request. A path with a lenient reading (%2F, `\`, `;`: see
+   * router.ts) must pick the same route both ways; if not, it is refused rather than served by
+   * a route its upstream would not have chosen.
+   */
+  private route(req: IncomingMessage, checked: CheckedTarget): ReturnType<HttpListener['match']> | TargetRefusal {
+    const found = this.match(req, checked.path);
+    if (checked.lenient === undefined) return found;
+    const other = this.match(req, checked.lenient);
+    const a = found && 'entry' in found ? found.entry : undefined;
+    const b = other && 'entry' in other ? other.entry : undefined;
+    if (a !== b) return { status: 400, reason: 'an encoded slash, backslash or ";" in the path changes which route it takes' };
+    return found;
+  }
+
+  /**
    * The phases every request and every upgrade shares before middleware: check (request line,
    * Host, target), route (404/405), admit (declared body size). Returns the route, or undefined
    * when `res` has been answered.
@@ -215,10 +235,14 @@ export class HttpListener implements Listener {
     req: IncomingMessage,
     res: ServerResponse,
     checked = checkRequest(req, this.options.config.mergeSlashes),
-    found = 'status' in checked ? undefined : this.match(req, checked.path),
+    found = 'status' in checked ? undefined : this.route(req, checked),
   ): { entry: RouteEntry; rest: string } | undefined {
     if ('status' in checked) {
       replyError(res, checked.status, checked.reason, { close: true });
+      return undefined;
+    }
+    if (found && 'status' in found) {
+      replyError(res, found.status, found.reason, { close: true });
       return undefined;
     }
     if (checked.close) res.shouldKeepAlive = false;
@@ -288,9 +312,10 @@ export class HttpListener implements Listener {
   private upgradeOrServe(req: IncomingMessage, socket: Socket, head: Buffer): void {
     if (socket.destroyed) return;
     const checked = checkRequest(req, this.options.config.mergeSlashes);
-    const found = 'status' in checked ? undefined : this.match(req, checked.path);
+    const found = 'status' in checked ? undefined : this.route(req, checked);
     const handler = found && 'entry' in found ? found.entry.route.handler : undefined;
-    const protocol = handler?.upgrade ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
+    // An Upgrade in an HTTP/1.0 request is ignored (RFC 9110 §7.8): it is served as a plain one.
+    const protocol = handler?.upgrade && req.httpVersionMinor === 1 ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
     // Refusals of the check and route phases, too, are the plain path's to give.
     if (protocol === undefined) return reparseAsPlain(this.server, req, socket, head, this.reparsed);
 
@@ -370,4 +395,5 @@ export class HttpListener implements Listener {
     // them, as nginx does. Written at once, it would overtake and cut off their answers.
     whenPipelineIdle(socket, () => (err.code === 'HPE_CLOSED_CONNECTION' ? socket.end() : refuse()));
   }
+
 }
