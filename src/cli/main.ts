@@ -11,6 +11,7 @@ import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } fr
 import { parseIpcUrl } from './ipc/url.ts';
 import { parseSize } from './ipc/bench.ts';
 import { addConnectCommand } from './connect.ts';
+import { caCommand } from './ca.ts';
 
 // argv -> commands. Wiring only: each command lives in its own file. Exit codes: 0 ok,
 // 1 cannot start or failed, 2 bad config or bad usage.
@@ -118,6 +119,13 @@ export function buildProgram(): Command {
     .action(async (url: ReturnType<typeof parseIpcUrl>, messages: string[]) => ipcSendCommand(url, messages));
 
   addConnectCommand(program);
+
+  program
+    .command('ca')
+    .description('the local development CA (tls: { issuer: internal }): where its root certificate is and how to trust it; made on first use')
+    .option('--pem', 'print only the root certificate (PEM)')
+    .option('--data-dir <dir>', 'data folder (default: $SWITCHYARD_DATA_DIR, else $XDG_DATA_HOME/switchyard, else ~/.local/share/switchyard)')
+    .action(async (opts: { pem?: boolean; dataDir?: string }) => caCommand(opts));
 
   const handlerHelp = handlerModules()
     .map((m) => `  ${m.type.padEnd(10)} ${kindsOf(m).join(', ').padEnd(22)} ${m.summary}`)
