@@ -14,7 +14,7 @@ import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-me
 import { compileRoutes, hostOf, type CompiledRoute } from './router.ts';
 import { RequestContext, UpgradeRequestContext } from './context.ts';
 import { checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
-import { admitPipelined, sliceReads, takeUnparsed, whenPipelineIdle } from './pipeline.ts';
+import { pipelineOf, sliceReads, takeUnparsed, whenPipelineIdle, type ConnectionPipeline } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
 import type { BoundAddress, Listener } from '../types.ts';
@@ -264,15 +264,18 @@ export class HttpListener implements Listener {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
-    admitPipelined(req.socket, res, this.options.config.limits.maxPipelinedRequests, () => this.serve(req, res, expectsContinue));
+    const pipeline = pipelineOf(req.socket, this.options.config.limits.maxPipelinedRequests);
+    if (pipeline.admit(res)) this.serve(req, res, expectsContinue, pipeline);
+    else pipeline.park(res, () => this.serve(req, res, expectsContinue, pipeline));
   }
 
-  private serve(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  private serve(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, pipeline: ConnectionPipeline): void {
     const started = process.hrtime.bigint();
     let stats = this.unrouted;
     res.once('close', () => {
       this.meter.flush(req.socket);
       stats.record(res.statusCode, started);
+      pipeline.done(res);
     });
     if (this.draining) res.shouldKeepAlive = false;
 
