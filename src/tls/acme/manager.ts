@@ -150,19 +150,22 @@ export class CertificateManager {
   /** Looks at every set that is due by the clock; resolves when done. One run at a time. */
   runDue(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    this.running ??= (async () => {
-      try {
-        const now = this.clock.now();
-        for (const entry of [...this.entries.values()]) {
-          if (this.closed) break;
-          if (entry.dueAt <= now) await this.check(entry);
-        }
-      } finally {
-        this.running = undefined;
-        this.schedule();
-      }
-    })();
-    return this.running;
+    if (this.running) return this.running;
+    // .finally() runs after this assignment even when nothing is due (no await in the run).
+    const run = this.checkDue().finally(() => {
+      if (this.running === run) this.running = undefined;
+      this.schedule();
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async checkDue(): Promise<void> {
+    const now = this.clock.now();
+    for (const entry of [...this.entries.values()]) {
+      if (this.closed) break;
+      if (entry.dueAt <= now) await this.check(entry);
+    }
   }
 
   private schedule(): void {
