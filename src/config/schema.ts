@@ -8,6 +8,7 @@ import { findBindConflicts } from './bind-conflicts.ts';
 import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
 import { stateSchema } from '../state/config.ts';
+import { tlsConfigSchema } from '../tls/config.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -145,6 +146,8 @@ const httpListenerSchema = () =>
      * `/admin/*` and reach a backend that merges them itself. `false` keeps paths as sent.
      */
     mergeSlashes: z.boolean().default(true),
+    /** HTTPS: certificates from files or the local CA (docs/tls.md). */
+    tls: tlsConfigSchema.optional(),
     middleware: middlewareSchema.default({}),
     routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
   });
@@ -155,6 +158,8 @@ const tcpListenerSchema = () =>
     protocol: z.literal('tcp'),
     address: address(),
     limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
+    /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
+    tls: tlsConfigSchema.optional(),
     handler: handlerSchema(),
   });
 
@@ -170,6 +175,8 @@ const unixListenerSchema = () =>
       .regex(/^0?[0-7]{3}$/, 'expected octal permission bits like "0600"')
       .default('0600'),
     limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
+    /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
+    tls: tlsConfigSchema.optional(),
     handler: handlerSchema(),
   });
 

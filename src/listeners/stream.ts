@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { StreamLimitsConfig } from '../config/schema.ts';
 import type { ConnContext, ListenerSummary, StreamHandler } from '../handlers/types.ts';
@@ -6,6 +7,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import { ByteMeter } from '../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell } from '../observe/hot-metrics.ts';
 import type { BoundAddress, Listener } from './types.ts';
+import { watchHandshakes, type ListenerTls } from './tls.ts';
 
 // The connection-oriented front end shared by tcp and unix listeners: a net.Server that counts
 // and limits connections, closes idle ones and hands each socket to the handler. A socket error
@@ -18,6 +20,8 @@ export interface StreamListenerOptions {
   limits: StreamLimitsConfig;
   metrics: Metrics;
   log: Logger;
+  /** TLS in front of the handler (the yard builds the certificates from `tls:`). */
+  tls?: ListenerTls;
 }
 
 export abstract class StreamListener implements Listener {
@@ -35,7 +39,13 @@ export abstract class StreamListener implements Listener {
     this.meter = new ByteMeter(options.name, options.metrics.totalBytesSent, options.metrics.totalBytesReceived);
     this.connections = options.metrics.totalConnections.labels(options.name);
     this.active = options.metrics.activeConnections.labels(options.name);
-    this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    const tls = options.tls;
+    if (tls) {
+      // The handler is handed the TLS socket once its handshake is done: a clear stream like any other.
+      const server = createTlsServer({ ...tls.store.serverOptions(), noDelay: true }, (socket) => this.onConnection(socket));
+      watchHandshakes(server, tls, options.name, options.metrics, options.log);
+      this.server = server;
+    } else this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server.maxConnections = options.limits.maxConnections;
   }
 
@@ -57,6 +67,7 @@ export abstract class StreamListener implements Listener {
   }
 
   destroy(): void {
+    this.options.tls?.store.close();
     for (const s of this.sockets) s.destroy();
   }
 

@@ -20,8 +20,11 @@ export class TcpListener extends StreamListener {
   summary(): ListenerSummary {
     const a = this.address() as { host: string; port: number };
     const hp = formatHostPort(a);
-    const nc = `nc ${a.host} ${a.port}`;
+    const tls = this.options.tls;
+    const nc = tls
+      ? `openssl s_client -quiet -connect ${hp}${tls.rootCertFile ? ` -CAfile ${tls.rootCertFile}` : ''}`
+      : `nc ${a.host} ${a.port}`;
     const tryIt = this.options.handlerType === 'file-tcp' ? `printf 'hello.txt\\n' | ${nc}` : nc;
-    return { name: this.name, protocol: 'tcp', url: `tcp://${hp}`, handlers: [this.options.handlerType], tryIt };
+    return { name: this.name, protocol: 'tcp', url: `${tls ? 'tls' : 'tcp'}://${hp}`, handlers: [this.options.handlerType], tryIt };
   }
 }

@@ -16,6 +16,13 @@ export class Metrics {
 
   readonly totalBytesReceived = new HotCounter(this.registry, 'switchyard_total_bytes_received', 'Bytes read from clients, by listener.', ['listener']);
 
+  readonly tlsHandshakeFailures = new HotCounter(
+    this.registry,
+    'switchyard_tls_handshake_failures_total',
+    'TLS handshakes that failed, by listener and reason (the OpenSSL or Node error code).',
+    ['listener', 'reason'],
+  );
+
   readonly totalRequests = new HotCounter(
     this.registry,
     'switchyard_total_requests',

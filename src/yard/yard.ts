@@ -11,6 +11,8 @@ import type { BoundAddress, Listener } from '../listeners/types.ts';
 import { Metrics } from '../observe/metrics.ts';
 import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
+import type { ListenerTls } from '../listeners/tls.ts';
+import { InternalCA, createCertificateStore, isTlsConfigError, tlsErrorPath, type TlsConfig, type TlsEvent } from '../tls/index.ts';
 import { UpstreamGroup } from '../upstream/group.ts';
 import { openSharedState } from '../state/index.ts';
 import type { SharedState } from '../state/types.ts';
@@ -30,6 +32,8 @@ export interface YardOptions {
   logLevel?: Config['logging']['level'];
   /** Metrics registry; a fresh one per yard by default. */
   metrics?: Metrics;
+  /** Where the local CA lives (`tls: { issuer: internal }`); default: see defaultDataDir in src/tls. */
+  dataDir?: string;
 }
 
 interface Closable {
@@ -51,6 +55,8 @@ export class Yard implements YardView {
   private readonly groups = new Map<string, UpstreamGroup>();
   private stopping: Promise<StopResult> | undefined;
   private shared: SharedState | undefined;
+  /** The local CA, opened by the first listener that asks for it and shared by the rest. */
+  private localCa: Promise<InternalCA> | undefined;
 
   private constructor(
     readonly config: Config,
@@ -214,6 +220,29 @@ export class Yard implements YardView {
     }
   }
 
+  /**
+   * A listener's certificates from its `tls:` block: files checked up front, or a leaf of the
+   * yard's one local CA. Problems are provision errors naming the field.
+   */
+  private async certificates(config: TlsConfig, at: string, listener: string, alpn: string[] | undefined): Promise<ListenerTls> {
+    try {
+      const ca = config.issuer === 'internal' ? await (this.localCa ??= InternalCA.open({ dataDir: this.options.dataDir })) : undefined;
+      const store = await createCertificateStore(config, {
+        baseDir: this.options.baseDir,
+        alpn,
+        ca,
+        onEvent: (event: TlsEvent) => {
+          const failed = event.type === 'reload-failed' || event.type === 'renew-failed' || event.type === 'watch-failed';
+          this.log[failed ? 'warn' : 'info']({ listener, tls: event.type, err: 'error' in event ? event.error.message : undefined }, `tls: ${event.type}`);
+        },
+      });
+      return { store, rootCertFile: ca?.rootCertFile };
+    } catch (err) {
+      const path = isTlsConfigError(err) ? `${at}.${tlsErrorPath(err)}` : `${at}.tls`;
+      throw new ProvisionError(path, 'tls', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+
   private async build(l: ListenerConfig, i: number): Promise<Listener> {
     const at = `listeners[${i}]`;
     const common = { metrics: this.metrics, log: this.log };
@@ -221,12 +250,14 @@ export class Yard implements YardView {
       case 'http': {
         const handlers: HttpHandler[] = [];
         for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name));
-        return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog });
+        const tls = l.tls ? await this.certificates(l.tls, at, l.name, ['http/1.1']) : undefined;
+        return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog, tls });
       }
       case 'tcp':
       case 'unix': {
         const handler = await this.provision<StreamHandler>(l.handler, 'stream', `${at}.handler`, l.name);
-        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler, limits: l.limits };
+        const tls = l.tls ? await this.certificates(l.tls, at, l.name, undefined) : undefined;
+        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler, limits: l.limits, tls };
         return l.protocol === 'tcp'
           ? new TcpListener(opts, l.address)
           : new UnixListener(opts, l.path, parseInt(l.mode, 8), this.options.baseDir ?? process.cwd());

@@ -1,3 +1,4 @@
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ import { checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal
 import { pipelineOf, sliceReads, takeUnparsed, whenPipelineIdle, type ConnectionPipeline } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
+import { watchHandshakes, type ListenerTls } from '../tls.ts';
 import type { BoundAddress, Listener } from '../types.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
@@ -76,6 +78,8 @@ export interface HttpListenerOptions {
   metrics: Metrics;
   log: Logger;
   accessLogDefault: boolean;
+  /** HTTPS: the listener's certificates (the yard builds them from `tls:`). */
+  tls?: ListenerTls;
 }
 
 export class HttpListener implements Listener {
@@ -85,6 +89,7 @@ export class HttpListener implements Listener {
   private readonly routes: RouteEntry[];
   private readonly sockets = new Set<Socket>();
   private readonly reparsed = new WeakSet<Socket>();
+  private readonly connectionEvent: 'connection' | 'secureConnection';
   /** Connections whose parser has failed and been answered (onClientError). */
   private readonly refused = new WeakSet<Socket>();
   private readonly meter: ByteMeter;
@@ -116,7 +121,7 @@ export class HttpListener implements Listener {
     this.active = metrics.activeConnections.labels(config.name);
 
     const l = config.limits;
-    this.server = createServer({
+    const httpOptions = {
       maxHeaderSize: l.maxHeaderSize,
       headersTimeout: l.headerTimeout,
       requestTimeout: l.requestTimeout,
@@ -127,13 +132,21 @@ export class HttpListener implements Listener {
       // How often Node checks the two timeouts above; its default (30 s) would let a slow
       // client hold a connection for up to 30 s past its deadline.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(l.headerTimeout, l.requestTimeout || l.headerTimeout) / 4))),
-    });
+    };
+    const tls = options.tls;
+    if (tls) {
+      const server = createHttpsServer({ ...tls.store.serverOptions(), ...httpOptions });
+      watchHandshakes(server, tls, config.name, metrics, options.log);
+      this.server = server;
+    } else this.server = createServer(httpOptions);
+    // node:http's own reader is set up on the TLS socket once the handshake is done.
+    this.connectionEvent = tls ? 'secureConnection' : 'connection';
     this.server.maxConnections = l.maxConnections;
     // One past the limit, so that a request over it is refused, not silently cut (request-target.ts).
     this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
     this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
     this.server.setTimeout(l.idleTimeout);
-    this.server.on('connection', (socket: Socket) => this.onConnection(socket));
+    this.server.on(this.connectionEvent, (socket: Socket) => this.onConnection(socket));
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => this.onConnect(req, socket));
@@ -152,14 +165,15 @@ export class HttpListener implements Listener {
 
   summary(): ListenerSummary {
     const a = this.address() as { host: string; port: number };
-    const url = `http://${formatHostPort(a)}/`;
+    const tls = this.options.tls;
+    const url = `${tls ? 'https' : 'http'}://${formatHostPort(a)}/`;
     return {
       name: this.name,
       protocol: 'http',
       url,
       handlers: this.options.config.routes.map((r) => r.handler.type),
       // The first route with a concrete path (not a pattern) is something that answers.
-      tryIt: `curl -i ${url}${(this.options.config.routes.find((r) => !r.match.path.includes('*'))?.match.path ?? '/').slice(1)}`,
+      tryIt: `curl -i ${tls?.rootCertFile ? `--cacert ${tls.rootCertFile} ` : ''}${url}${(this.options.config.routes.find((r) => !r.match.path.includes('*'))?.match.path ?? '/').slice(1)}`,
     };
   }
 
@@ -177,6 +191,7 @@ export class HttpListener implements Listener {
   }
 
   destroy(): void {
+    this.options.tls?.store.close();
     this.server.closeAllConnections();
     for (const s of this.sockets) s.destroy();
   }
@@ -320,7 +335,7 @@ export class HttpListener implements Listener {
     // An Upgrade in an HTTP/1.0 request is ignored (RFC 9110 §7.8): it is served as a plain one.
     const protocol = handler?.upgrade && req.httpVersionMinor === 1 ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
     // Refusals of the check and route phases, too, are the plain path's to give.
-    if (protocol === undefined) return reparseAsPlain(this.server, req, socket, head, this.reparsed);
+    if (protocol === undefined) return reparseAsPlain(this.server, this.connectionEvent, req, socket, head, this.reparsed);
 
     const started = process.hrtime.bigint();
     const res = responseOnSocket(req, socket);

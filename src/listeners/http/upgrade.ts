@@ -62,12 +62,19 @@ function plainHead(req: IncomingMessage): string {
 
 /**
  * Serves an upgrade request as a plain one: `socket` goes back to `server` as if it had just
- * connected, with the rebuilt head and `rest` (what followed the head) in front of its next read.
+ * connected (`connectionEvent`: where node:http sets up its reader, 'secureConnection' on TLS), with the rebuilt head and `rest` (what followed the head) in front of its next read.
  * `reparsed` remembers such sockets so the listener does not count them as new connections.
  */
-export function reparseAsPlain(server: Server, req: IncomingMessage, socket: Socket, rest: Buffer, reparsed: WeakSet<Socket>): void {
+export function reparseAsPlain(
+  server: Server,
+  connectionEvent: 'connection' | 'secureConnection',
+  req: IncomingMessage,
+  socket: Socket,
+  rest: Buffer,
+  reparsed: WeakSet<Socket>,
+): void {
   const head = Buffer.from(plainHead(req), 'latin1');
   socket.unshift(rest.length > 0 ? Buffer.concat([head, rest]) : head);
   reparsed.add(socket);
-  server.emit('connection', socket);
+  server.emit(connectionEvent, socket);
 }
