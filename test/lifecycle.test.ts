@@ -17,13 +17,23 @@ after(async () => {
   for (const d of daemons) await killDaemon(d);
 });
 
-const ALL_PORTS_FREE = { SWITCHYARD_LISTEN: 'web=127.0.0.1:0,echo-tcp=127.0.0.1:0,echo-udp=127.0.0.1:0,files-tcp=127.0.0.1:0,chat-tcp=127.0.0.1:0,admin=127.0.0.1:0' };
+const ALL_PORTS_FREE = {
+  SWITCHYARD_LISTEN: 'web=127.0.0.1:0,secure=127.0.0.1:0,echo-tcp=127.0.0.1:0,echo-udp=127.0.0.1:0,files-tcp=127.0.0.1:0,chat-tcp=127.0.0.1:0,admin=127.0.0.1:0',
+  // The local CA of the https listener goes here, not into the user's data folder.
+  SWITCHYARD_DATA_DIR: join(dir, 'data'),
+};
 
 test('the embedded default runs every listener it advertises', async () => {
   const d = await startDaemon(['--log-level', 'warn'], { env: ALL_PORTS_FREE, cwd: dir });
   daemons.push(d);
-  assert.deepEqual([...d.urls.keys()], ['web', 'echo-tcp', 'echo-udp', 'files-tcp', 'chat-tcp', 'admin']);
+  assert.deepEqual([...d.urls.keys()], ['web', 'secure', 'echo-tcp', 'echo-udp', 'files-tcp', 'chat-tcp', 'admin']);
   assert.match(d.stdout(), /try: curl -i http:\/\/127\.0\.0\.1:\d+\//);
+  // The https listener's banner line works as printed (the local CA's root as --cacert).
+  const secureLine = /^ {2}secure .*try: (curl .*)$/m.exec(d.stdout())?.[1];
+  assert.ok(secureLine?.includes(`--cacert ${join(dir, 'data')}`), d.stdout());
+  const secure = await run('bash', ['-c', secureLine!]);
+  assert.equal(secure.code, 0, secure.stderr);
+  assert.match(secure.stdout, /^HTTP\/1\.1 200/);
   assert.match(d.stdout(), /try: printf 'hello\.txt\\n' \| nc 127\.0\.0\.1 \d+/);
 
   const web = `http://127.0.0.1:${d.port('web')}`;

@@ -24,21 +24,20 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
   const root = publicRoot(cwd);
   // A site of one's own in ./public keeps `/`; the welcome page then lives at /welcome.
   const welcomePath = existsSync(resolve(root, 'index.html')) ? '/welcome' : '/';
+  const routes = [
+    { name: 'welcome', match: { path: welcomePath, method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
+    { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
+    { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },
+    // Chat rooms: the page at /chat/ and WebSocket at /chat/<room> (docs/chat.md).
+    { name: 'chat', match: { path: '/chat/*' }, handler: { type: 'chat' } },
+    { name: 'files', match: { path: '/*' }, handler: { type: 'static', root, listing: true } },
+  ];
   return {
     listeners: [
-      {
-        name: 'web',
-        protocol: 'http',
-        address: '127.0.0.1:8080',
-        routes: [
-          { name: 'welcome', match: { path: welcomePath, method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
-          { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
-          { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },
-          // Chat rooms: the page at /chat/ and WebSocket at /chat/<room> (docs/chat.md).
-          { name: 'chat', match: { path: '/chat/*' }, handler: { type: 'chat' } },
-          { name: 'files', match: { path: '/*' }, handler: { type: 'static', root, listing: true } },
-        ],
-      },
+      { name: 'web', protocol: 'http', address: '127.0.0.1:8080', routes },
+      // The same site over HTTPS, with a certificate from the local development CA (made on
+      // first start in the data folder; `switchyard ca` says how to trust its root).
+      { name: 'secure', protocol: 'http', address: '127.0.0.1:8443', tls: { issuer: 'internal' }, routes },
       { name: 'echo-tcp', protocol: 'tcp', address: '127.0.0.1:7000', handler: { type: 'echo' } },
       { name: 'echo-udp', protocol: 'udp', address: '127.0.0.1:7001', handler: { type: 'echo' } },
       { name: 'files-tcp', protocol: 'tcp', address: '127.0.0.1:7002', handler: { type: 'file-tcp', root } },
