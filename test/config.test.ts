@@ -96,7 +96,7 @@ test('the embedded default config is valid', () => {
   const c = parseConfig(defaultConfig());
   assert.deepEqual(
     c.listeners.map((l) => l.name),
-    ['web', 'echo-tcp', 'echo-udp', 'files-tcp', 'chat-tcp', 'admin'],
+    ['web', 'secure', 'echo-tcp', 'echo-udp', 'files-tcp', 'chat-tcp', 'admin'],
   );
 });
 

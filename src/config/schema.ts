@@ -8,7 +8,7 @@ import { findBindConflicts } from './bind-conflicts.ts';
 import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
 import { stateSchema } from '../state/config.ts';
-import { tlsConfigSchema } from '../tls/config.ts';
+import { listenerTlsSchema } from './tls.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -146,8 +146,8 @@ const httpListenerSchema = () =>
      * `/admin/*` and reach a backend that merges them itself. `false` keeps paths as sent.
      */
     mergeSlashes: z.boolean().default(true),
-    /** HTTPS: certificates from files or the local CA (docs/tls.md). */
-    tls: tlsConfigSchema.optional(),
+    /** HTTPS: certificates from files, the local CA or ACME (docs/tls.md). */
+    tls: listenerTlsSchema().optional(),
     middleware: middlewareSchema.default({}),
     routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
   });
@@ -159,7 +159,7 @@ const tcpListenerSchema = () =>
     address: address(),
     limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
     /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
-    tls: tlsConfigSchema.optional(),
+    tls: listenerTlsSchema().optional(),
     handler: handlerSchema(),
   });
 
@@ -176,7 +176,7 @@ const unixListenerSchema = () =>
       .default('0600'),
     limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
     /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
-    tls: tlsConfigSchema.optional(),
+    tls: listenerTlsSchema().optional(),
     handler: handlerSchema(),
   });
 

@@ -42,7 +42,7 @@ export abstract class StreamListener implements Listener {
     const tls = options.tls;
     if (tls) {
       // The handler is handed the TLS socket once its handshake is done: a clear stream like any other.
-      const server = createTlsServer({ ...tls.store.serverOptions(), noDelay: true }, (socket) => this.onConnection(socket));
+      const server = createTlsServer({ ...tls.source.serverOptions(), noDelay: true }, (socket) => this.onConnection(socket));
       watchHandshakes(server, tls, options.name, options.metrics, options.log);
       this.server = server;
     } else this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
@@ -67,7 +67,7 @@ export abstract class StreamListener implements Listener {
   }
 
   destroy(): void {
-    this.options.tls?.store.close();
+    this.options.tls?.source.close();
     for (const s of this.sockets) s.destroy();
   }
 

@@ -16,6 +16,13 @@ export class Metrics {
 
   readonly totalBytesReceived = new HotCounter(this.registry, 'switchyard_total_bytes_received', 'Bytes read from clients, by listener.', ['listener']);
 
+  readonly acmeEvents = new HotCounter(
+    this.registry,
+    'switchyard_acme_certificates_total',
+    'ACME certificate events by listener: loaded (from storage), issued, renewed, failed (an order that did not succeed).',
+    ['listener', 'event'],
+  );
+
   readonly tlsHandshakeFailures = new HotCounter(
     this.registry,
     'switchyard_tls_handshake_failures_total',

@@ -12,7 +12,10 @@ import { Metrics } from '../observe/metrics.ts';
 import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
 import type { ListenerTls } from '../listeners/tls.ts';
-import { InternalCA, createCertificateStore, isTlsConfigError, tlsErrorPath, type TlsConfig, type TlsEvent } from '../tls/index.ts';
+import { InternalCA, createCertificateStore, defaultDataDir, isTlsConfigError, tlsErrorPath, type TlsEvent } from '../tls/index.ts';
+import { CertificateManager, Http01Challenges, TlsAlpnChallenges, createAcme, openAcmeStorage, peekTlsAlpn01, type AcmeStorage } from '../tls/acme/index.ts';
+import { AcmeTlsSource } from '../tls/acme/listener-source.ts';
+import { isAcmeTls, type AcmeListenerTls, type ListenerTlsConfig } from '../config/tls.ts';
 import { UpstreamGroup } from '../upstream/group.ts';
 import { openSharedState } from '../state/index.ts';
 import type { SharedState } from '../state/types.ts';
@@ -57,6 +60,12 @@ export class Yard implements YardView {
   private shared: SharedState | undefined;
   /** The local CA, opened by the first listener that asks for it and shared by the rest. */
   private localCa: Promise<InternalCA> | undefined;
+  /** ACME: whether any listener orders certificates; the storage, responders and managers. */
+  private readonly acmeInUse: boolean;
+  private acmeStorage: Promise<AcmeStorage> | undefined;
+  private readonly http01 = new Http01Challenges();
+  private readonly tlsAlpn01 = new TlsAlpnChallenges();
+  private readonly acmeManagers: CertificateManager[] = [];
 
   private constructor(
     readonly config: Config,
@@ -64,6 +73,7 @@ export class Yard implements YardView {
   ) {
     this.metrics = options.metrics ?? new Metrics();
     this.log = options.logger ?? createLogger(options.logLevel ?? config.logging.level);
+    this.acmeInUse = config.listeners.some((l) => l.protocol !== 'udp' && l.tls !== undefined && isAcmeTls(l.tls));
   }
 
   /** Provisions and binds everything in `config`. */
@@ -85,6 +95,8 @@ export class Yard implements YardView {
       for (const [i, l] of config.listeners.entries()) yard.listenerList.push(await yard.build(l, i));
       for (const l of yard.listenerList) await l.start();
       for (const g of yard.groups.values()) g.start();
+      // Orders validate against the listeners, so they begin once every listener is up.
+      for (const m of yard.acmeManagers) void m.start();
     } catch (err) {
       for (const l of yard.listenerList) {
         try {
@@ -96,6 +108,7 @@ export class Yard implements YardView {
       }
       await yard.closeHandlers();
       await yard.closeGroups();
+      await yard.closeAcme();
       await yard.closeState();
       throw err;
     }
@@ -152,8 +165,20 @@ export class Yard implements YardView {
     for (const l of this.listenerList) l.destroy();
     await this.closeHandlers();
     await this.closeGroups();
+    await this.closeAcme();
     await this.closeState();
     return { cutOff };
+  }
+
+  private async closeAcme(): Promise<void> {
+    for (const m of this.acmeManagers.splice(0)) await m.close();
+    const storage = this.acmeStorage;
+    this.acmeStorage = undefined;
+    try {
+      await (await storage)?.close();
+    } catch (err) {
+      this.log.error({ err }, 'acme storage cleanup failed');
+    }
   }
 
   private async closeState(): Promise<void> {
@@ -221,10 +246,13 @@ export class Yard implements YardView {
   }
 
   /**
-   * A listener's certificates from its `tls:` block: files checked up front, or a leaf of the
-   * yard's one local CA. Problems are provision errors naming the field.
+   * A listener's certificates from its `tls:` block: files checked up front, a leaf of the
+   * yard's one local CA, or certificates ordered over ACME. Problems are provision errors naming
+   * the field.
    */
-  private async certificates(config: TlsConfig, at: string, listener: string, alpn: string[] | undefined): Promise<ListenerTls> {
+  private async certificates(config: ListenerTlsConfig, at: string, l: ListenerConfig, alpn: string[] | undefined): Promise<ListenerTls> {
+    const listener = l.name;
+    if (isAcmeTls(config)) return this.acmeCertificates(config, at, l, alpn);
     try {
       const ca = config.issuer === 'internal' ? await (this.localCa ??= InternalCA.open({ dataDir: this.options.dataDir })) : undefined;
       const store = await createCertificateStore(config, {
@@ -236,10 +264,49 @@ export class Yard implements YardView {
           this.log[failed ? 'warn' : 'info']({ listener, tls: event.type, err: 'error' in event ? event.error.message : undefined }, `tls: ${event.type}`);
         },
       });
-      return { store, rootCertFile: ca?.rootCertFile };
+      return { source: store, rootCertFile: ca?.rootCertFile };
     } catch (err) {
       const path = isTlsConfigError(err) ? `${at}.${tlsErrorPath(err)}` : `${at}.tls`;
       throw new ProvisionError(path, 'tls', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+
+  /**
+   * ACME: one storage and one pair of challenge responders per yard (every http listener answers
+   * HTTP-01, every ACME TLS listener TLS-ALPN-01); one renewal manager per listener, started once
+   * every listener is up, since validation connects to them.
+   */
+  private async acmeCertificates(config: AcmeListenerTls, at: string, l: ListenerConfig, alpn: string[] | undefined): Promise<ListenerTls> {
+    const names = config.names ?? (l.protocol === 'http' ? routeHostNames(l) : []);
+    if (names.length === 0) {
+      throw new ProvisionError(`${at}.tls.names`, 'tls', 'give the names to order certificates for (or match.host on this listener\'s routes)');
+    }
+    try {
+      this.acmeStorage ??= openAcmeStorage(this.config.state, this.options.dataDir ?? defaultDataDir());
+      const acme = await createAcme(config, { storage: await this.acmeStorage, http01: this.http01, tlsAlpn01: this.tlsAlpn01 });
+      acme.manager.add(names);
+      const listener = l.name;
+      const count = this.metrics.acmeEvents;
+      for (const type of ['loaded', 'issued', 'renewed'] as const) {
+        acme.manager.on(type, (e) => {
+          count.labels(listener, type).inc();
+          this.log.info({ listener, names: e.names, notAfter: e.notAfter }, `tls: certificate ${type}`);
+        });
+      }
+      acme.manager.on('failed', (e) => {
+        count.labels(listener, 'failed').inc();
+        this.log.warn({ listener, names: e.names, err: e.error.message, failures: e.failures, retryInMs: e.retryInMs, serving: e.serving !== undefined }, 'tls: certificate order failed');
+      });
+      this.acmeManagers.push(acme.manager);
+      const source = new AcmeTlsSource({ manager: acme.manager, alpn, minVersion: config.minVersion, maxVersion: config.maxVersion, ciphers: config.ciphers });
+      const tlsAlpn01 = this.tlsAlpn01;
+      return {
+        source,
+        alpnChallenges: config.challenges.includes('tls-alpn-01') ? (socket) => peekTlsAlpn01(socket, tlsAlpn01) : undefined,
+      };
+    } catch (err) {
+      if (err instanceof ProvisionError) throw err;
+      throw new ProvisionError(`${at}.tls`, 'tls', err instanceof Error ? err.message : String(err), { cause: err });
     }
   }
 
@@ -250,13 +317,13 @@ export class Yard implements YardView {
       case 'http': {
         const handlers: HttpHandler[] = [];
         for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name));
-        const tls = l.tls ? await this.certificates(l.tls, at, l.name, ['http/1.1']) : undefined;
-        return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog, tls });
+        const tls = l.tls ? await this.certificates(l.tls, at, l, ['http/1.1']) : undefined;
+        return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
       }
       case 'tcp':
       case 'unix': {
         const handler = await this.provision<StreamHandler>(l.handler, 'stream', `${at}.handler`, l.name);
-        const tls = l.tls ? await this.certificates(l.tls, at, l.name, undefined) : undefined;
+        const tls = l.tls ? await this.certificates(l.tls, at, l, undefined) : undefined;
         const opts = { ...common, name: l.name, handlerType: l.handler.type, handler, limits: l.limits, tls };
         return l.protocol === 'tcp'
           ? new TcpListener(opts, l.address)
@@ -268,6 +335,13 @@ export class Yard implements YardView {
       }
     }
   }
+}
+
+/** The exact host names an http listener's routes match (wildcards cannot be ordered over HTTP-01/TLS-ALPN-01). */
+function routeHostNames(l: ListenerConfig): string[] {
+  if (l.protocol !== 'http') return [];
+  const names = l.routes.flatMap((r) => (r.match.host === undefined ? [] : Array.isArray(r.match.host) ? r.match.host : [r.match.host]));
+  return [...new Set(names.map((n) => n.toLowerCase()).filter((n) => !n.includes('*')))];
 }
 
 /**

@@ -19,6 +19,7 @@ import { pipelineOf, sliceReads, takeUnparsed, whenPipelineIdle, type Connection
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
 import { watchHandshakes, type ListenerTls } from '../tls.ts';
+import { answerHttp01, HTTP01_PREFIX, type Http01Responder } from '../../tls/acme/http01.ts';
 import type { BoundAddress, Listener } from '../types.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
@@ -80,6 +81,8 @@ export interface HttpListenerOptions {
   accessLogDefault: boolean;
   /** HTTPS: the listener's certificates (the yard builds them from `tls:`). */
   tls?: ListenerTls;
+  /** ACME HTTP-01: the yard's pending challenges, answered before routing when any listener orders certificates. */
+  http01?: Http01Responder;
 }
 
 export class HttpListener implements Listener {
@@ -135,7 +138,7 @@ export class HttpListener implements Listener {
     };
     const tls = options.tls;
     if (tls) {
-      const server = createHttpsServer({ ...tls.store.serverOptions(), ...httpOptions });
+      const server = createHttpsServer({ ...tls.source.serverOptions(), ...httpOptions });
       watchHandshakes(server, tls, config.name, metrics, options.log);
       this.server = server;
     } else this.server = createServer(httpOptions);
@@ -191,7 +194,7 @@ export class HttpListener implements Listener {
   }
 
   destroy(): void {
-    this.options.tls?.store.close();
+    this.options.tls?.source.close();
     this.server.closeAllConnections();
     for (const s of this.sockets) s.destroy();
   }
@@ -293,6 +296,8 @@ export class HttpListener implements Listener {
       pipeline.done(res);
     });
     if (this.draining) res.shouldKeepAlive = false;
+    // A CA validating an order reaches us before any route (and any redirect to HTTPS) could.
+    if (this.options.http01 && req.url?.startsWith(HTTP01_PREFIX) && answerHttp01(this.options.http01, req, res)) return;
 
     const found = this.admit(req, res);
     if (!found) return;
