@@ -232,16 +232,18 @@ export function configSchema() {
         seen.set(l.name, i);
         const kind = KIND_OF_PROTOCOL[l.protocol];
         const check = (h: { type: string }, path: (string | number)[]) => {
+          const mod = handlerModule(h.type);
           const ref = (h as { upstream?: unknown }).upstream;
-          if (typeof ref === 'string' && !Object.hasOwn(config.upstreams, ref)) {
+          const refs = mod?.upstreamRefs ? mod.upstreamRefs(h) : typeof ref === 'string' ? [{ path: ['upstream'], name: ref }] : [];
+          for (const r of refs) {
+            if (Object.hasOwn(config.upstreams, r.name)) continue;
             const known = Object.keys(config.upstreams);
             ctx.addIssue({
               code: 'custom',
-              path: [...path, 'upstream'],
-              message: `no upstream named "${ref}" (${known.length ? `upstreams: ${known.join(', ')}` : 'the config has no upstreams section'})`,
+              path: [...path, ...r.path],
+              message: `no upstream named "${r.name}" (${known.length ? `upstreams: ${known.join(', ')}` : 'the config has no upstreams section'})`,
             });
           }
-          const mod = handlerModule(h.type);
           if (mod && !kindsOf(mod).includes(kind)) {
             ctx.addIssue({
               code: 'custom',

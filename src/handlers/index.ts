@@ -8,6 +8,7 @@ import { fileTcpHandler } from './file-tcp.ts';
 import { upstreamsHandler } from './upstreams.ts';
 import { proxyHandler } from './proxy/index.ts';
 import { tcpProxyHandler } from './tcp-proxy.ts';
+import { sniProxyHandler } from './sni-proxy.ts';
 import { udpProxyHandler } from './udp-proxy.ts';
 import { frameEchoHandler } from './frame-echo.ts';
 import { wsEchoHandler } from './ws-echo.ts';
@@ -17,9 +18,9 @@ export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler };
+export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler };
 
-const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler];
+const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {

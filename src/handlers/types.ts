@@ -151,6 +151,11 @@ export interface HandlerModule<C extends { type: string } = { type: string }> {
   /** One line for `switchyard --help` and docs. */
   readonly summary: string;
   readonly schema: z.ZodType<C, unknown>;
+  /**
+   * The upstream groups the config names, with the path of each reference inside the handler's
+   * config, so that `check` can report a missing one; default: the `upstream` field, if any.
+   */
+  readonly upstreamRefs?: (config: C) => { path: (string | number)[]; name: string }[];
   readonly http?: Factory<C, HttpHandler>;
   readonly stream?: Factory<C, StreamHandler>;
   readonly datagram?: Factory<C, DatagramHandler>;

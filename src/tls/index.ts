@@ -37,6 +37,7 @@ export {
   type InternalCaOptions,
 } from './ca.ts';
 export { defaultDataDir } from './data-dir.ts';
+export { readClientHello, MAX_CLIENT_HELLO, type ClientHelloInfo } from './client-hello.ts';
 export {
   tlsConfigSchema,
   certificateFilesSchema,

@@ -17,7 +17,7 @@ export { AcmeIssuer, type AcmeIssuerOptions, type CertificateSource } from './is
 export { CertificateManager, type AcmeEvents, type CertificateEvent, type CertificateManagerOptions } from './manager.ts';
 export { Http01Challenges, answerHttp01, http01Token, HTTP01_PREFIX, type Http01Responder } from './http01.ts';
 export { TlsAlpnChallenges, answerTlsAlpn01, peekTlsAlpn01, tlsAlpn01Context, ACME_TLS_ALPN, type TlsAlpnResponder } from './tls-alpn01.ts';
-export { readClientHello, type ClientHelloInfo } from './client-hello.ts';
+export { readClientHello, type ClientHelloInfo } from '../client-hello.ts';
 export { FileAcmeStorage } from './file-storage.ts';
 export type { AcmeStorage, Release } from './storage.ts';
 export type { IssuedCertificate } from './certificate.ts';

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
-import { MAX_CLIENT_HELLO, readClientHello, type ClientHelloInfo } from './client-hello.ts';
+import { MAX_CLIENT_HELLO, readClientHello, type ClientHelloInfo } from '../client-hello.ts';
 
 // TLS-ALPN-01 (RFC 8737): the CA opens TLS to <name>:443 offering only the ALPN protocol
 // acme-tls/1 and expects a self-signed certificate for <name> carrying the acmeIdentifier

@@ -1,6 +1,7 @@
 // Reads the server name and the ALPN protocols from the first bytes of a TLS connection (the
 // ClientHello, RFC 8446 section 4.1.2), without consuming them: Node chooses the certificate
-// (SNICallback) before it sees ALPN, so a listener that must answer TLS-ALPN-01 peeks first.
+// (SNICallback) before it sees ALPN, so a listener that must answer TLS-ALPN-01 peeks first; and a
+// tcp listener that routes TLS by name without terminating it (sni-proxy) reads no more than this.
 
 export interface ClientHelloInfo {
   servername: string | undefined;
