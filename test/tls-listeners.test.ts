@@ -228,3 +228,24 @@ test('over TLS too, an Upgrade the route does not take is served as a plain requ
   assert.match(raw, /"url": "\/first"/);
   assert.match(raw, /"url": "\/second"/);
 });
+
+test('the local CA issues for the host names the routes serve when tls.names is not given', async () => {
+  const y = await yard([
+    {
+      name: 'web',
+      protocol: 'http',
+      address: '127.0.0.1:0',
+      tls: { issuer: 'internal' },
+      routes: [
+        { match: { host: 'shop.test' }, handler: { type: 'respond', body: 'shop\n' } },
+        { match: { host: '*.apps.test' }, handler: { type: 'respond', body: 'apps\n' } },
+      ],
+    },
+  ]);
+  const port = y.address('web').port;
+  const root = join(dataDir, 'pki', 'local', 'root.crt');
+  for (const [host, body] of [['shop.test', 'shop\n'], ['one.apps.test', 'apps\n']]) {
+    const r = await run('curl', ['-s', '--cacert', root, '--resolve', `${host}:${port}:127.0.0.1`, `https://${host}:${port}/`]);
+    assert.equal(r.stdout, body, `${host}: ${r.stderr}`);
+  }
+});

@@ -255,7 +255,9 @@ export class Yard implements YardView {
     if (isAcmeTls(config)) return this.acmeCertificates(config, at, l, alpn);
     try {
       const ca = config.issuer === 'internal' ? await (this.localCa ??= InternalCA.open({ dataDir: this.options.dataDir })) : undefined;
-      const store = await createCertificateStore(config, {
+      // The local CA issues for the names the routes serve when none are given (wildcards too).
+      const names = config.issuer === 'internal' && config.names === undefined ? routeHostNames(l, true) : config.names;
+      const store = await createCertificateStore({ ...config, names }, {
         baseDir: this.options.baseDir,
         alpn,
         ca,
@@ -337,11 +339,14 @@ export class Yard implements YardView {
   }
 }
 
-/** The exact host names an http listener's routes match (wildcards cannot be ordered over HTTP-01/TLS-ALPN-01). */
-function routeHostNames(l: ListenerConfig): string[] {
+/**
+ * The host names an http listener's routes match: exact ones only by default (wildcards cannot be
+ * ordered over HTTP-01/TLS-ALPN-01), `*.example.com` ones too with `wildcards` (the local CA).
+ */
+function routeHostNames(l: ListenerConfig, wildcards = false): string[] {
   if (l.protocol !== 'http') return [];
   const names = l.routes.flatMap((r) => (r.match.host === undefined ? [] : Array.isArray(r.match.host) ? r.match.host : [r.match.host]));
-  return [...new Set(names.map((n) => n.toLowerCase()).filter((n) => !n.includes('*')))];
+  return [...new Set(names.map((n) => n.toLowerCase()).filter((n) => wildcards || !n.includes('*')))];
 }
 
 /**
