@@ -329,6 +329,23 @@ function parseEvent(json: string): RoomEvent | undefined {
   return v as RoomEvent;
 }
 
+/**
+ * How every connection of the daemon to the shared Redis behaves: no command waits longer than
+ * connectTimeout, nothing is queued or resent while it is away (callers fail fast and retry on
+ * their own terms), and once `connected()` it reconnects forever with a capped backoff.
+ */
+export function redisClientOptions(config: RedisStateConfig, connected: () => boolean): RedisOptions {
+  return {
+    lazyConnect: true,
+    connectTimeout: config.connectTimeout,
+    commandTimeout: config.connectTimeout,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times) => (connected() ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
+  };
+}
+
 export class RedisRoomStore implements RoomStore {
   readonly backend = 'redis';
   private readonly log: Logger;
@@ -371,16 +388,8 @@ export class RedisRoomStore implements RoomStore {
     const where = redactRedisUrl(config.url);
     const deadline = Date.now() + config.connectTimeout;
     let connected = false;
-    const options: RedisOptions = {
-      lazyConnect: true,
-      connectTimeout: config.connectTimeout,
-      commandTimeout: config.connectTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Startup retries in connectWithin(), against its deadline; once up, reconnect forever.
-      retryStrategy: (times) => (connected ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
-    };
+    // Startup retries in connectWithin(), against its deadline; once up, reconnect forever.
+    const options = redisClientOptions(config, () => connected);
     let cmd: Redis;
     let sub: Redis;
     try {

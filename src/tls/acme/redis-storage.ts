@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { RedisStateConfig } from '../../state/index.ts';
-import { redactRedisUrl } from '../../state/redis.ts';
+import { redactRedisUrl, redisClientOptions } from '../../state/redis.ts';
 import { checkStorageName, type AcmeStorage, type Release } from './storage.ts';
 
 // ACME storage in Redis, for daemons that share `state.backend: redis`. Keys (P = keyPrefix):
@@ -30,17 +30,8 @@ export class RedisAcmeStorage implements AcmeStorage {
   static async connect(config: RedisStateConfig): Promise<RedisAcmeStorage> {
     const where = redactRedisUrl(config.url);
     let connected = false;
-    const client = new Redis(config.url, {
-      lazyConnect: true,
-      connectTimeout: config.connectTimeout,
-      commandTimeout: config.connectTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      connectionName: 'switchyard-acme',
-      // Once up, reconnect forever (an order fails meanwhile and is retried with backoff).
-      retryStrategy: (times) => (connected ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
-    });
+    // Once up, it reconnects forever (an order fails meanwhile and is retried with backoff).
+    const client = new Redis(config.url, { ...redisClientOptions(config, () => connected), connectionName: 'switchyard-acme' });
     let last = 'no answer';
     client.on('error', (err: Error) => (last = err.message));
     try {
