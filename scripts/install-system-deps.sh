@@ -9,10 +9,11 @@
 #   chromium              headless browser for the chat page test (driven by playwright-core)
 #   openssl               self-signed certificates for the wss:// and https:// client tests
 #   pebble                the ACME test server the automatic-certificate tests start (test/tls-acme.test.ts)
+#   caddy                 the third peer of the TLS benchmark (bench/tls.ts; Debian's 2.6, run by the harness, its service unused)
 # Safe to run again; needs root (or sudo).
 set -euo pipefail
 
-packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble)
+packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble caddy)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
