@@ -8,6 +8,7 @@ import { coreCount } from './lib/cpu.ts';
 import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
 import { runStatic } from './static.ts';
+import { runTls, TLS_IDS } from './tls.ts';
 import { runWs, WS_IDS } from './ws.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
@@ -26,6 +27,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'WebSocket echo (1 connection, 100 in flight) and fan-out (1 sender, 100 receivers): Switchyard ws-echo/chat vs bare ws, uWS, socket.io',
     servers: WS_IDS,
     run: runWs,
+  },
+  tls: {
+    description: 'TLS: new connections/s (full handshakes) and 4 KiB static over TLS keep-alive: Switchyard vs nginx vs Caddy',
+    servers: TLS_IDS,
+    run: runTls,
   },
 };
 
