@@ -113,6 +113,33 @@ function handlerSchema() {
   });
 }
 
+const oneOrMore = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+const FINGERPRINT = /^(?:[0-9A-Fa-f]{64}|(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2})$/;
+
+/**
+ * The connection's client certificate (tls.clientAuth on the listener; docs/tls.md). Every field
+ * given must match. With subject, fingerprint, uri or dns, only a verified certificate matches;
+ * `verified: true` alone matches any verified one; `verified: false`, a request without one
+ * (none sent, or one that did not verify in clientAuth mode `request`).
+ */
+const clientCertMatchSchema = z
+  .strictObject({
+    /** The subject in RFC 2253 form, most specific first, exactly: `CN=alice,O=Example`. */
+    subject: oneOrMore().optional(),
+    /** SHA-256 of the certificate: 64 hex digits, with or without colons, any case. */
+    fingerprint: z.union([z.string().regex(FINGERPRINT, 'expected a SHA-256 fingerprint (64 hex digits, colons allowed)'), z.array(z.string().regex(FINGERPRINT, 'expected a SHA-256 fingerprint (64 hex digits, colons allowed)')).min(1)]).optional(),
+    /** A URI subjectAltName (e.g. a SPIFFE ID) the certificate carries. */
+    uri: oneOrMore().optional(),
+    /** A DNS subjectAltName the certificate carries (exact, case-insensitive). */
+    dns: oneOrMore().optional(),
+    verified: z.boolean().optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.verified === false && (m.subject ?? m.fingerprint ?? m.uri ?? m.dns) !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['verified'], message: 'subject, fingerprint, uri and dns match only verified certificates; verified: false cannot go with them' });
+    }
+  });
+
 const matchSchema = z.strictObject({
   /** Host header to match (without port); `*.example.com` matches one or more labels. */
   host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
@@ -123,6 +150,8 @@ const matchSchema = z.strictObject({
    * glob where `*` matches within one segment and `**` across segments (`/img/*.png`).
    */
   path: z.string().startsWith('/', 'a path pattern starts with "/"').default('/*'),
+  /** The client certificate (mTLS): subject, fingerprint, SANs, verified. */
+  clientCert: clientCertMatchSchema.optional(),
 });
 
 const routeSchema = () =>

@@ -19,6 +19,9 @@ import { DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_TICKET_KEY_ROTATION_MS } from './se
 //     sessionTickets: true
 //     ticketKeyRotation: 1h
 //     reload: { watch: true, debounce: 250ms }
+//     clientAuth:                      # client certificates (mTLS)
+//       ca: ./certs/clients-ca.pem     #   PEM file(s) of the CAs client certificates chain to
+//       mode: require                  #   or request (asked for, requests go on without)
 //
 // Certificates and an issuer may be combined: files win for the names they have, and the first
 // file (or the one marked default) is what clients without SNI get. ACME adds its own `issuer`
@@ -36,6 +39,16 @@ export const certificateFilesSchema = z
     passphrase: z.string().min(1).optional(),
     /** Served to clients without SNI or with an unknown name (default: the first listed). */
     default: z.boolean().optional(),
+  })
+  .strict();
+
+/** Client certificates (mTLS): docs/tls.md, "Client certificates (mTLS)". */
+export const clientAuthSchema = z
+  .object({
+    /** PEM file(s) of the CAs (roots or intermediates) a client certificate must chain to. */
+    ca: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(100)]),
+    /** `require`: no valid certificate, no handshake. `request`: asked for; requests go on without one, marked unverified. */
+    mode: z.enum(['require', 'request']).default('require'),
   })
   .strict();
 
@@ -60,6 +73,7 @@ export const tlsConfigSchema = z
       })
       .strict()
       .default({ watch: true, debounce: DEFAULT_RELOAD_DEBOUNCE_MS }),
+    clientAuth: clientAuthSchema.optional(),
   })
   .strict()
   .superRefine((tls, ctx) => {
@@ -119,12 +133,16 @@ export async function createCertificateStore(config: TlsConfig, options: CreateS
     debounceMs: config.reload.debounce,
     onEvent: options.onEvent,
     now: options.now,
+    clientAuth: config.clientAuth
+      ? { ca: (Array.isArray(config.clientAuth.ca) ? config.clientAuth.ca : [config.clientAuth.ca]).map(at), mode: config.clientAuth.mode }
+      : undefined,
   });
 }
 
 /** `tls.certificates[1].key` (relative to the listener) for an error from createCertificateStore. */
 export function tlsErrorPath(err: { entry?: number; field?: string }): string {
   if (err.field === 'dataDir') return 'tls.issuer';
+  if (err.field === 'ca') return 'tls.clientAuth.ca';
   if (err.entry === undefined) return 'tls';
   return `tls.certificates[${err.entry}]${err.field ? `.${err.field}` : ''}`;
 }

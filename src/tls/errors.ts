@@ -26,7 +26,8 @@ export type TlsErrorCode =
   /** The local CA's folder or files cannot be used (see the message). */
   | 'SWITCHYARD_TLS_CA';
 
-export type TlsField = 'cert' | 'key' | 'passphrase' | 'dataDir';
+/** `ca`: a file of `clientAuth.ca` (the CAs client certificates are checked against). */
+export type TlsField = 'cert' | 'key' | 'passphrase' | 'dataDir' | 'ca';
 
 export class TlsConfigError extends Error {
   /** Which entry of a store's `certificates` list it was about (0-based), when it was one. */

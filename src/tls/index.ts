@@ -37,10 +37,21 @@ export {
   type InternalCaOptions,
 } from './ca.ts';
 export { defaultDataDir } from './data-dir.ts';
+export {
+  clientCertificate,
+  describeClientCertificate,
+  loadClientCa,
+  normalizeFingerprint,
+  parseSubjectAltName,
+  type ClientAuthMode,
+  type ClientAuthOptions,
+  type ClientCertificate,
+} from './client-cert.ts';
 export { readClientHello, MAX_CLIENT_HELLO, type ClientHelloInfo } from './client-hello.ts';
 export {
   tlsConfigSchema,
   certificateFilesSchema,
+  clientAuthSchema,
   createCertificateStore,
   tlsErrorPath,
   type TlsConfig,

@@ -5,6 +5,7 @@ import { normalizeName, wildcardOf } from './names.ts';
 import { contextSecurityOptions, DEFAULT_TICKET_KEY_ROTATION_MS, newTicketKeys, type TlsSecurityOptions } from './security.ts';
 import { watchFiles, type FileWatch } from './watch.ts';
 import { leafRenewalTime, type InternalCA } from './ca.ts';
+import { loadClientCa, type ClientAuthOptions } from './client-cert.ts';
 
 // The certificates of one listener. A handshake picks one by SNI: an exact name first, then a
 // `*.` wildcard one label deep, then the default (clients without SNI, or asking for a name no
@@ -46,6 +47,11 @@ export interface CertificateStoreOptions extends TlsSecurityOptions {
   now?: () => number;
   /** Refuse key files readable by group/others (default true). */
   checkKeyPermissions?: boolean;
+  /**
+   * Client certificates (mTLS): asked for in every handshake and checked against these CA files,
+   * which are re-read with the certificate files (docs/tls.md, "Client certificates").
+   */
+  clientAuth?: ClientAuthOptions;
 }
 
 /** What a certificate in the store is, for logs and status pages. */
@@ -64,7 +70,7 @@ export interface CertificateInfo {
 export type TlsEvent =
   /** A changed pair was read and now serves new handshakes. */
   | { type: 'reloaded'; certificate: CertificateInfo }
-  /** A changed pair is unusable; the old one keeps serving. */
+  /** A changed pair is unusable; the old one keeps serving. `entry` -1: the clientAuth.ca files (the old CAs stay). */
   | { type: 'reload-failed'; entry: number; error: TlsConfigError }
   /** The internal CA's leaf was replaced before it expired. */
   | { type: 'renewed'; certificate: CertificateInfo }
@@ -118,6 +124,8 @@ export class CertificateStore {
   private renewTimer?: NodeJS.Timeout;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** The CAs client certificates are checked against (clientAuth), as PEM blocks. */
+  private clientCa: string[] | undefined;
 
   /** The SNICallback for tls.createServer / https.createServer / http2.createSecureServer. */
   readonly SNICallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
@@ -135,6 +143,7 @@ export class CertificateStore {
    */
   static async create(options: CertificateStoreOptions): Promise<CertificateStore> {
     const store = new CertificateStore(options);
+    if (options.clientAuth) store.clientCa = await loadClientCa(options.clientAuth.ca);
     const entries: Entry[] = [];
     for (const [index, files] of (options.certificates ?? []).entries()) {
       entries.push(store.entry(await store.load(files, index), 'file', files, index));
@@ -154,6 +163,7 @@ export class CertificateStore {
       ...this.defaultContextOptions(),
       SNICallback: this.SNICallback,
       ALPNProtocols: this.options.alpn,
+      ...(this.options.clientAuth ? { requestCert: true, rejectUnauthorized: this.options.clientAuth.mode === 'require' } : {}),
     };
   }
 
@@ -223,7 +233,7 @@ export class CertificateStore {
 
   private defaultContextOptions(): tls.SecureContextOptions {
     const pair = this.state.fallback.pair;
-    return { ...this.security, cert: pair.certPem, key: pair.keyPem, passphrase: pair.passphrase, ticketKeys: this.ticketKeys };
+    return { ...this.security, cert: pair.certPem, key: pair.keyPem, passphrase: pair.passphrase, ticketKeys: this.ticketKeys, ca: this.clientCa };
   }
 
   private async load(files: CertificateSource, index: number): Promise<KeyPair> {
@@ -236,13 +246,14 @@ export class CertificateStore {
   }
 
   private entry(pair: KeyPair, source: 'file' | 'internal', files?: CertificateSource, index?: number): Entry {
-    const context = tls.createSecureContext({ ...this.security, cert: pair.certPem, key: pair.keyPem, passphrase: pair.passphrase });
+    // Every context carries the client CAs: after SNI the handshake verifies with the chosen one's.
+    const context = tls.createSecureContext({ ...this.security, cert: pair.certPem, key: pair.keyPem, passphrase: pair.passphrase, ca: this.clientCa });
     return { source, index, files, pair, context };
   }
 
   private start(): void {
     const o = this.options;
-    const files = (o.certificates ?? []).flatMap((c) => [c.cert, c.key]);
+    const files = [...(o.certificates ?? []).flatMap((c) => [c.cert, c.key]), ...(o.clientAuth?.ca ?? [])];
     if ((o.watch ?? true) && files.length > 0) {
       this.watcher = watchFiles(
         files,
@@ -261,8 +272,24 @@ export class CertificateStore {
   private async reloadNow(): Promise<ReloadResult> {
     const result: ReloadResult = { reloaded: [], failed: [] };
     if (this.closed) return result;
-    const entries = [...this.state.entries];
+    let entries = [...this.state.entries];
     let changed = false;
+    let caChanged = false;
+    if (this.options.clientAuth) {
+      try {
+        const ca = await loadClientCa(this.options.clientAuth.ca);
+        if (ca.join('\n') !== this.clientCa?.join('\n')) {
+          this.clientCa = ca;
+          // New CAs: every context is rebuilt with them (certificates unchanged).
+          entries = entries.map((e) => this.entry(e.pair, e.source, e.files, e.index));
+          changed = caChanged = true;
+        }
+      } catch (err) {
+        const error = err instanceof TlsConfigError ? err : new TlsConfigError('SWITCHYARD_TLS_FILE_UNREADABLE', (err as Error).message, undefined, 'ca', { cause: err });
+        result.failed.push(error);
+        this.emit({ type: 'reload-failed', entry: -1, error });
+      }
+    }
     for (const [i, old] of entries.entries()) {
       if (old.source !== 'file' || !old.files || old.index === undefined) continue;
       let pair: KeyPair;
@@ -283,6 +310,9 @@ export class CertificateStore {
     if (changed && !this.closed) {
       this.swap(entries);
       for (const certificate of result.reloaded) this.emit({ type: 'reloaded', certificate });
+      // A resumed session is not verified again: sessions from before a CA change (a client CA
+      // removed) must not resume, so their tickets go with the old key.
+      if (caChanged && this.options.sessionTickets !== false) this.rotateTicketKeys();
     }
     return result;
   }

@@ -167,3 +167,19 @@ export function waitFor<T>(what: string, check: () => T | undefined, timeoutMs =
     tick();
   });
 }
+
+/**
+ * A client certificate signed by `ca` (EC P-256, 2 days, extendedKeyUsage clientAuth) with the
+ * subject `subj` (openssl's `/O=.../CN=...` form) and URI/DNS subjectAltNames; key file 0600.
+ */
+export async function makeClientCert(dir: string, ca: Files, base: string, options: { subj: string; uris?: string[]; dns?: string[] }): Promise<Files> {
+  const files = { cert: join(dir, `${base}.crt`), key: join(dir, `${base}.key`) };
+  const csr = join(dir, `${base}.csr`);
+  const ext = join(dir, `${base}.ext`);
+  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.key, '-out', csr, '-subj', options.subj]);
+  const san = [...(options.uris ?? []).map((u) => `URI:${u}`), ...(options.dns ?? []).map((d) => `DNS:${d}`)].join(',');
+  await writeFile(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n${san ? `subjectAltName=${san}\n` : ''}`);
+  await openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-extfile', ext, '-out', files.cert]);
+  await chmod(files.key, 0o600);
+  return files;
+}

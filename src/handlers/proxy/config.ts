@@ -43,6 +43,13 @@ export const proxySchema = z.strictObject({
    * its address.
    */
   trustForwarded: z.boolean().default(false),
+  /**
+   * X-Forwarded-Client-Cert upstream (Envoy's header; the listener's tls.clientAuth gives the
+   * certificate): `sanitize` (default) removes the client's and sends none; `sanitize-set`
+   * removes the client's and sends ours for a verified certificate; `forward` passes the client's
+   * on a connection with a verified certificate only; `append-forward` does that and appends ours.
+   */
+  forwardClientCert: z.enum(['sanitize', 'sanitize-set', 'forward', 'append-forward']).default('sanitize'),
   /** Proxy WebSocket upgrades on this route (to the same upstream group). */
   websocket: z.boolean().default(true),
   /** The Via entry added to requests and responses (RFC 9110 §7.6.3). */

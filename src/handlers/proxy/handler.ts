@@ -59,7 +59,7 @@ export class ProxyHandler implements HttpHandler {
       via: config.via,
       totalTimeout: group.config.timeouts.total,
     };
-    this.policy = { host: config.host, trustForwarded: config.trustForwarded, via: config.via };
+    this.policy = { host: config.host, trustForwarded: config.trustForwarded, via: config.via, forwardClientCert: config.forwardClientCert };
     this.maxPending = group.config.breaker === false ? Infinity : group.config.breaker.maxPending;
     this.rewriteFrom = config.rewrite ? new RegExp(config.rewrite.from, 'g') : undefined;
     this.upgrades = config.websocket ? ['websocket'] : [];

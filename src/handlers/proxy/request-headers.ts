@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { newTraceparent, validTraceparent } from './trace.ts';
+import { clientCertificate, type ClientCertificate } from '../../tls/client-cert.ts';
 
 // Phase "upstream request headers": the client's headers as they go upstream, built once per
 // request (retries reuse them) straight from req.rawHeaders into the flat [name, value, ...]
@@ -9,7 +10,21 @@ import { newTraceparent, validTraceparent } from './trace.ts';
 // Transfer-Encoding, Upgrade; the WebSocket path writes its own Connection/Upgrade) and Expect
 // (Node's server has answered 100-continue already; undici refuses it). Replaced or appended:
 // Host (policy), X-Forwarded-For/-Proto/-Host and Forwarded (replaced unless trusted), Via,
-// traceparent/tracestate, x-request-id.
+// traceparent/tracestate, x-request-id, X-Forwarded-Client-Cert (policy, below; never passed
+// through by default).
+//
+// X-Forwarded-Client-Cert (XFCC) is Envoy's header for the client certificate of the connection
+// (tls.clientAuth on the listener): one element per hop, `,`-separated, each
+// `Hash=<sha256 hex>;Subject="<RFC 2253>";URI=<uri>;DNS=<name>` (URI and DNS once per SAN). The
+// policy (`forwardClientCert`) follows Envoy's forward_client_cert_details:
+//   sanitize        the client's XFCC is removed and none is sent (the default);
+//   sanitize-set    the client's is removed; ours is sent for a verified client certificate;
+//   forward         the client's passes as it came, only on a connection with a verified
+//                   client certificate (a proxy in front of us, authenticated by it); else removed;
+//   append-forward  as forward, with ours appended.
+// A certificate that did not verify (clientAuth mode `request`) is never described upstream.
+
+export type ForwardClientCert = 'sanitize' | 'sanitize-set' | 'forward' | 'append-forward';
 
 export interface ForwardPolicy {
   /** `preserve`, `upstream` (left out: the HTTP client sends the target's host:port) or a fixed host. */
@@ -17,6 +32,42 @@ export interface ForwardPolicy {
   readonly trustForwarded: boolean;
   /** The Via entry, e.g. `1.1 switchyard`. */
   readonly via: string;
+  /** What happens to X-Forwarded-Client-Cert (above); `sanitize` when left out. */
+  readonly forwardClientCert?: ForwardClientCert;
+}
+
+/** A SAN value as an XFCC value: quoted (with `"` and `\` escaped) when it holds `,;="`, `\` or white space. */
+function xfccValue(v: string): string {
+  return /[,;="\\\s]/.test(v) ? `"${v.replace(/["\\]/g, '\\$&')}"` : v;
+}
+
+/**
+ * One XFCC element for `cert`, in Envoy's format: `Hash=<sha256 hex>;Subject="<RFC 2253>"` then
+ * `;URI=<uri>` and `;DNS=<name>` for each such subjectAltName. The subject is quoted as it is
+ * (RFC 2253 has escaped its `"`, `\` and `,` already), as Envoy does.
+ */
+export function xfccElement(cert: ClientCertificate): string {
+  let out = `Hash=${cert.fingerprint256};Subject="${cert.subject}"`;
+  for (const u of cert.uris) out += `;URI=${xfccValue(u)}`;
+  for (const d of cert.dns) out += `;DNS=${xfccValue(d)}`;
+  return out;
+}
+
+/** The XFCC to send upstream for a request on `req`'s connection (undefined: none). */
+function forwardedClientCert(req: IncomingMessage, policy: ForwardClientCert, sent: string | undefined): string | undefined {
+  if (policy === 'sanitize') return undefined;
+  const cert = clientCertificate(req.socket);
+  const verified = cert?.verified === true ? cert : undefined;
+  if (!verified) return undefined;
+  const ours = xfccElement(verified);
+  switch (policy) {
+    case 'sanitize-set':
+      return ours;
+    case 'forward':
+      return sent;
+    case 'append-forward':
+      return sent === undefined ? ours : `${sent},${ours}`;
+  }
 }
 
 /** The client's address as a plain IP (`::ffff:1.2.3.4` -> `1.2.3.4`). */
@@ -37,8 +88,8 @@ function quoted(v: string): string {
 }
 
 /** Lengths of the header names this phase removes or rewrites. */
-const SPECIAL = new Uint8Array(18);
-for (const n of ['te', 'via', 'host', 'expect', 'trailer', 'upgrade', 'forwarded', 'connection', 'keep-alive', 'tracestate', 'traceparent', 'x-request-id', 'x-forwarded-for', 'x-forwarded-host', 'transfer-encoding', 'x-forwarded-proto']) {
+const SPECIAL = new Uint8Array(24);
+for (const n of ['x-forwarded-client-cert', 'te', 'via', 'host', 'expect', 'trailer', 'upgrade', 'forwarded', 'connection', 'keep-alive', 'tracestate', 'traceparent', 'x-request-id', 'x-forwarded-for', 'x-forwarded-host', 'transfer-encoding', 'x-forwarded-proto']) {
   SPECIAL[n.length] = 1;
 }
 
@@ -72,6 +123,7 @@ export function requestHeaders(req: IncomingMessage, requestId: string, policy: 
   let via: string | undefined;
   let traceparent: string | undefined;
   let tracestate: string | undefined;
+  let xfcc: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
@@ -121,6 +173,10 @@ export function requestHeaders(req: IncomingMessage, requestId: string, policy: 
       case 'tracestate':
         tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
         continue;
+      case 'x-forwarded-client-cert':
+        // Never passed on as it came unless the policy trusts it (forwardedClientCert below).
+        xfcc = xfcc === undefined ? value : `${xfcc},${value}`;
+        continue;
       default:
         if (lower.startsWith('proxy-')) continue;
         out.push(name, value);
@@ -148,5 +204,7 @@ export function requestHeaders(req: IncomingMessage, requestId: string, policy: 
     if (tracestate !== undefined) out.push('tracestate', tracestate);
   } else out.push('traceparent', newTraceparent());
   if (requestId !== '') out.push('x-request-id', requestId);
+  const clientCert = forwardedClientCert(req, policy.forwardClientCert ?? 'sanitize', xfcc);
+  if (clientCert !== undefined) out.push('x-forwarded-client-cert', clientCert);
   return out;
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Socket } from 'node:net';
 import type { HttpLimits, UpgradeContext } from '../../handlers/types.ts';
 import type { MiddlewareContext } from '../../middleware/index.ts';
+import { clientCertificate, type ClientCertificate } from '../../tls/client-cert.ts';
 
 /** The one per-request context (a class, so every request has the same shape for V8). */
 export class RequestContext implements MiddlewareContext {
@@ -20,6 +21,14 @@ export class RequestContext implements MiddlewareContext {
 
   addBytesSent(bytes: number): void {
     this.onSendfileBytes(bytes);
+  }
+
+  /**
+   * The client certificate of this request's connection (tls.clientAuth): subject, SANs,
+   * fingerprint, serial and whether it verified; undefined without one. Read once per connection.
+   */
+  get clientCert(): ClientCertificate | undefined {
+    return clientCertificate(this.req.socket);
   }
 }
 

@@ -1,4 +1,6 @@
+import type { Socket } from 'node:net';
 import type { RouteConfig } from '../../config/schema.ts';
+import { clientCertificate, normalizeFingerprint } from '../../tls/client-cert.ts';
 
 // Route matching: host, method and path, first match wins in config order. Matching runs on the
 // path with only RFC 3986 "unreserved" escapes decoded (%41 -> A), so `/%61dmin` cannot slip
@@ -18,6 +20,8 @@ export interface CompiledRoute<H> {
   readonly config: RouteConfig;
   matchHost(host: string): boolean;
   matchMethod(method: string): boolean;
+  /** The connection's client certificate against `match.clientCert` (always true without it). */
+  matchClient(socket: Socket): boolean;
   /** Returns the path below the route prefix (see HttpContext.pathRest), or undefined for no match. */
   matchPath(path: string): string | undefined;
   readonly methods: readonly string[] | undefined;
@@ -50,6 +54,32 @@ function compileHost(host: string | string[] | undefined): (host: string) => boo
     patterns.some((p) => (p.startsWith('*.') ? actual.endsWith(p.slice(1)) && actual.length > p.length - 1 : actual === p));
 }
 
+const list = (v: string | string[] | undefined): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
+
+/**
+ * `match.clientCert`: every field given must match the connection's certificate. Identity fields
+ * (subject, fingerprint, uri, dns) and `verified: true` (the default) need a verified one, so a
+ * self-made certificate with the right subject never passes; `verified: false` matches requests
+ * without a verified certificate.
+ */
+export function compileClientCert(m: RouteConfig['match']['clientCert']): (socket: Socket) => boolean {
+  if (m === undefined) return () => true;
+  if (m.verified === false) return (socket) => clientCertificate(socket)?.verified !== true;
+  const subjects = list(m.subject);
+  const fingerprints = list(m.fingerprint)?.map(normalizeFingerprint);
+  const uris = list(m.uri);
+  const dns = list(m.dns)?.map((d) => d.toLowerCase());
+  return (socket) => {
+    const c = clientCertificate(socket);
+    if (!c || !c.verified) return false;
+    if (subjects && !subjects.includes(c.subject)) return false;
+    if (fingerprints && !fingerprints.includes(c.fingerprint256)) return false;
+    if (uris && !c.uris.some((u) => uris.includes(u))) return false;
+    if (dns && !c.dns.some((d) => dns.includes(d.toLowerCase()))) return false;
+    return true;
+  };
+}
+
 export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): CompiledRoute<H>[] {
   return routes.map((route, index) => {
     const methods = route.match.method === undefined ? undefined : (Array.isArray(route.match.method) ? route.match.method : [route.match.method]).map((m) => m.toUpperCase());
@@ -61,6 +91,7 @@ export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): Compiled
       config: route,
       methods,
       matchHost: compileHost(route.match.host),
+      matchClient: compileClientCert(route.match.clientCert),
       // TRACE echoes the request back, cookies and all (cross-site tracing): a route takes it only
       // when it names it.
       matchMethod: methods === undefined ? (m) => m !== 'TRACE' : (m) => methods.includes(m) || (m === 'HEAD' && methods.includes('GET')),

@@ -220,7 +220,7 @@ export class HttpListener implements Listener {
     let allow: string[] | undefined;
     for (const entry of this.routes) {
       const r = entry.route;
-      if (!r.matchHost(host)) continue;
+      if (!r.matchHost(host) || !r.matchClient(req.socket)) continue;
       const rest = r.matchPath(path);
       if (rest === undefined) continue;
       if (r.matchMethod(method)) return { entry, rest };
