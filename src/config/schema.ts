@@ -179,6 +179,39 @@ const httpListenerSchema = () =>
     tls: listenerTlsSchema().optional(),
     middleware: middlewareSchema.default({}),
     routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
+    /**
+     * Plain http listeners: answer every request with a redirect to the same URL on https
+     * (308 by default), except ACME HTTP-01 challenge paths, which are routed as usual.
+     */
+    redirectToHttps: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          /** Port of the https URL (default 443, left out of the URL). */
+          port: z.number().int().min(1).max(65535).optional(),
+          status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]).default(308),
+        }),
+      ])
+      .optional(),
+    /** HTTPS listeners: Strict-Transport-Security on every response; `true`: max-age one year. */
+    hsts: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          /** Seconds (as in the header itself); default one year. */
+          maxAge: z.number().int().min(0).default(31_536_000),
+          includeSubDomains: z.boolean().default(false),
+          preload: z.boolean().default(false),
+        }),
+      ])
+      .optional(),
+  })
+  .superRefine((l, ctx) => {
+    if (l.redirectToHttps && l.tls) ctx.addIssue({ code: 'custom', path: ['redirectToHttps'], message: 'redirects plain http to https; this listener is https already (tls is set)' });
+    if (l.hsts && !l.tls) ctx.addIssue({ code: 'custom', path: ['hsts'], message: 'HSTS is sent on https only (browsers ignore it over plain http); set tls on this listener' });
+    if (typeof l.hsts === 'object' && l.hsts.preload && (!l.hsts.includeSubDomains || l.hsts.maxAge < 31_536_000)) {
+      ctx.addIssue({ code: 'custom', path: ['hsts', 'preload'], message: 'preload lists require includeSubDomains and a maxAge of at least 31536000 (one year)' });
+    }
   });
 
 const tcpListenerSchema = () =>

@@ -7,6 +7,7 @@ import type { Middleware } from './types.ts';
 
 export { compose, type Middleware, type MiddlewareContext, type Next } from './types.ts';
 export { newRequestId } from './request-id.ts';
+export { hsts, hstsValue, redirectToHttps, HSTS_DEFAULTS, type HstsOptions, type RedirectOptions } from './https.ts';
 export { rateLimit, rateLimitSchema, MemoryRateLimitStore, type RateLimitStore, type RateLimitConfig } from './rate-limit.ts';
 
 const CORS_DEFAULTS: CorsConfig = {

@@ -8,7 +8,7 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
+import { buildMiddleware, compose, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
@@ -101,6 +101,8 @@ export class HttpListener implements Listener {
   private readonly active: GaugeCell;
   private draining = false;
   private bound: BoundAddress | undefined;
+  /** `hsts:` (https listeners): the Strict-Transport-Security value every response gets. */
+  private readonly hsts: string | undefined;
 
   constructor(private readonly options: HttpListenerOptions) {
     const { config, handlers, metrics } = options;
@@ -120,6 +122,7 @@ export class HttpListener implements Listener {
       };
     });
     this.unrouted = new RouteStats(metrics, config.name, '-');
+    this.hsts = config.hsts && options.tls ? hstsValue(config.hsts) : undefined;
     this.connections = metrics.totalConnections.labels(config.name);
     this.active = metrics.activeConnections.labels(config.name);
 
@@ -296,10 +299,15 @@ export class HttpListener implements Listener {
       pipeline.done(res);
     });
     if (this.draining) res.shouldKeepAlive = false;
+    if (this.hsts) res.setHeader('strict-transport-security', this.hsts);
     // A CA validating an order reaches us before any route (and any redirect to HTTPS) could.
     if (this.options.http01 && req.url?.startsWith(HTTP01_PREFIX) && answerHttp01(this.options.http01, req, res)) return;
 
-    const found = this.admit(req, res);
+    // redirectToHttps: a checked request goes to https, ACME HTTP-01 paths excepted (routed).
+    const redirect = this.options.config.redirectToHttps;
+    const checked = checkRequest(req, this.options.config.mergeSlashes);
+    if (redirect && !('status' in checked) && redirectToHttps(req, res, redirect === true ? { status: 308 } : redirect)) return;
+    const found = this.admit(req, res, checked);
     if (!found) return;
     const { entry, rest } = found;
     stats = entry.stats;
@@ -338,7 +346,8 @@ export class HttpListener implements Listener {
     const found = 'status' in checked ? undefined : this.route(req, checked);
     const handler = found && 'entry' in found ? found.entry.route.handler : undefined;
     // An Upgrade in an HTTP/1.0 request is ignored (RFC 9110 §7.8): it is served as a plain one.
-    const protocol = handler?.upgrade && req.httpVersionMinor === 1 ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
+    // With redirectToHttps every upgrade is served as a plain request: redirected (or an ACME path).
+    const protocol = handler?.upgrade && req.httpVersionMinor === 1 && !this.options.config.redirectToHttps ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
     // Refusals of the check and route phases, too, are the plain path's to give.
     if (protocol === undefined) return reparseAsPlain(this.server, this.connectionEvent, req, socket, head, this.reparsed);
 
