@@ -13,10 +13,14 @@ import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
 import type { ListenerTls } from '../listeners/tls.ts';
 import { InternalCA, createCertificateStore, defaultDataDir, isTlsConfigError, tlsErrorPath, type TlsEvent } from '../tls/index.ts';
-import { CertificateManager, Http01Challenges, TlsAlpnChallenges, createAcme, openAcmeStorage, peekTlsAlpn01, type AcmeStorage } from '../tls/acme/index.ts';
+// The ACME client (acme-client, axios, node-forge) is loaded only when a listener orders certificates.
+import type { CertificateManager, AcmeStorage } from '../tls/acme/index.ts';
+import { Http01Challenges } from '../tls/acme/http01.ts';
+import { TlsAlpnChallenges, peekTlsAlpn01 } from '../tls/acme/tls-alpn01.ts';
 import { AcmeTlsSource } from '../tls/acme/listener-source.ts';
 import { isAcmeTls, type AcmeListenerTls, type ListenerTlsConfig } from '../config/tls.ts';
 import { UpstreamGroup } from '../upstream/group.ts';
+import { UpstreamTlsError } from '../upstream/tls.ts';
 import { openSharedState } from '../state/index.ts';
 import type { SharedState } from '../state/types.ts';
 
@@ -87,9 +91,13 @@ export class Yard implements YardView {
       }
       for (const [name, u] of Object.entries(config.upstreams)) {
         try {
-          yard.groups.set(name, new UpstreamGroup(name, u, { metrics: yard.metrics, log: yard.log }));
+          const group = new UpstreamGroup(name, u, { metrics: yard.metrics, log: yard.log, baseDir: options.baseDir });
+          yard.groups.set(name, group);
+          // Files of its `tls:` block (CA, client certificate), read and checked before any use.
+          await group.prepare();
         } catch (err) {
-          throw new ProvisionError(`upstreams.${name}`, 'upstream', err instanceof Error ? err.message : String(err), { cause: err });
+          const at = err instanceof UpstreamTlsError ? `upstreams.${name}.${err.field}` : `upstreams.${name}`;
+          throw new ProvisionError(at, 'upstream', err instanceof Error ? err.message : String(err), { cause: err });
         }
       }
       for (const [i, l] of config.listeners.entries()) yard.listenerList.push(await yard.build(l, i));
@@ -284,6 +292,7 @@ export class Yard implements YardView {
       throw new ProvisionError(`${at}.tls.names`, 'tls', 'give the names to order certificates for (or match.host on this listener\'s routes)');
     }
     try {
+      const { createAcme, openAcmeStorage } = await import('../tls/acme/index.ts');
       this.acmeStorage ??= openAcmeStorage(this.config.state, this.options.dataDir ?? defaultDataDir());
       const acme = await createAcme(config, { storage: await this.acmeStorage, http01: this.http01, tlsAlpn01: this.tlsAlpn01 });
       acme.manager.add(names);
