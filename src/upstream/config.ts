@@ -1,14 +1,17 @@
 import { z } from 'zod';
 import { duration, size } from '../config/units.ts';
 import { parseTargetAddress } from './target.ts';
+import { upstreamTlsSchema } from './tls.ts';
 
 // The `upstreams:` section: named groups of backends with how to balance, check, break, retry
 // and time out. Every option has a default; every object is strict.
 
+const TARGET_FORMS = 'expected "http://host:port", "https://host:port", "tls://host:port" or "host:port"';
+
 const targetSchema = z.union([
-  z.string().refine((v) => parseTargetAddress(v) !== undefined, { message: 'expected "http://host:port", "https://host:port" or "host:port"' }),
+  z.string().refine((v) => parseTargetAddress(v) !== undefined, { message: TARGET_FORMS }),
   z.strictObject({
-    url: z.string().refine((v) => parseTargetAddress(v) !== undefined, { message: 'expected "http://host:port", "https://host:port" or "host:port"' }),
+    url: z.string().refine((v) => parseTargetAddress(v) !== undefined, { message: TARGET_FORMS }),
     /** Relative share of traffic for weighted policies. */
     weight: z.number().int().min(1).max(1000).default(1),
   }),
@@ -111,6 +114,8 @@ export const upstreamSchema = z
     retry: retrySchema.prefault({}),
     timeouts: timeoutsSchema.prefault({}),
     pool: poolSchema.prefault({}),
+    /** How to speak TLS to https:// and tls:// targets (src/upstream/tls.ts, docs/tls.md). */
+    tls: upstreamTlsSchema.optional(),
   })
   .superRefine((u, ctx) => {
     if (u.balance === 'round-robin') {
@@ -119,6 +124,10 @@ export const upstreamSchema = z
           ctx.addIssue({ code: 'custom', path: ['targets', i, 'weight'], message: 'balance round-robin ignores weights; use balance: weighted-round-robin (or another weighted policy)' });
         }
       });
+    }
+    const addresses = u.targets.map((t) => parseTargetAddress(typeof t === 'string' ? t : t.url));
+    if (u.tls !== undefined && !addresses.some((a) => a?.protocol === 'https:' || a?.protocol === 'tls:')) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls applies to https:// and tls:// targets, and this group has none' });
     }
     if (u.balance === 'consistent-hash' && (u.hash.key === 'header' || u.hash.key === 'cookie') && !u.hash.name) {
       ctx.addIssue({ code: 'custom', path: ['hash', 'name'], message: `hash key "${u.hash.key}" needs a name` });

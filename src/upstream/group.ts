@@ -1,4 +1,5 @@
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.ts';
 import type { CounterCell, HistogramCell } from '../observe/hot-metrics.ts';
@@ -10,6 +11,7 @@ import { CircuitBreaker, type BreakerState } from './breaker.ts';
 import { RetryBudget } from './retry-budget.ts';
 import { OutlierDetector } from './health/outlier.ts';
 import { ActiveHealthChecker } from './health/active.ts';
+import { UpstreamTls } from './tls.ts';
 
 // A named group of backends and everything that decides where a request goes and whether it may:
 // the balancer, active health checks, passive outlier detection, the circuit breaker, the retry
@@ -29,6 +31,9 @@ interface TargetStats {
   ejections: CounterCell;
 }
 
+/** Before prepare() (a group built in code and used at once): Node's defaults. */
+const NO_TLS = UpstreamTls.none();
+
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 export interface UpstreamGroupOptions {
@@ -36,6 +41,8 @@ export interface UpstreamGroupOptions {
   log: Logger;
   /** Randomness for the balancers that use it (p2c); seedable in tests. */
   random?: Random;
+  /** Relative paths of the `tls:` block are resolved against this (the config file's folder). */
+  baseDir?: string;
 }
 
 export class UpstreamGroup {
@@ -47,6 +54,8 @@ export class UpstreamGroup {
   private readonly balancer: Balancer;
   private readonly outlier: OutlierDetector | undefined;
   private readonly health: ActiveHealthChecker | undefined;
+  /** TLS to https:// and tls:// targets; Node's defaults until prepare() has loaded the `tls:` block. */
+  private tlsClient: UpstreamTls | undefined;
   private readonly pools = new Map<Target, Pool>();
   private readonly stats = new Map<Target, TargetStats>();
   private readonly retries: CounterCell;
@@ -68,7 +77,7 @@ export class UpstreamGroup {
       if (!a) throw new Error(`upstream "${name}": bad target address ${address}`);
       return new Target(a.id, a.host, a.port, a.protocol, a.origin, weight, i);
     });
-    this.kind = this.targets.every((t) => t.protocol !== undefined) ? 'http' : 'l4';
+    this.kind = this.targets.every((t) => t.protocol === 'http:' || t.protocol === 'https:') ? 'http' : 'l4';
     this.balancer = createBalancer(config.balance, config.hash, this.targets, options.random);
 
     const m = options.metrics;
@@ -126,7 +135,27 @@ export class UpstreamGroup {
         : new ActiveHealthChecker(config.health, this.targets, this.kind === 'http' ? 'http' : 'tcp', {
             onChange: (t, healthy) => options.log.warn({ upstream: name, target: t.id, healthy }, 'target health changed'),
             log: options.log,
+            tlsOptions: (t) => this.tlsOptions(t),
           });
+  }
+
+  /**
+   * Loads what the group needs from files (the `tls:` block's CA, client certificate and key)
+   * before it is used. Throws UpstreamTlsError naming the field (`tls.ca`, `tls.key`...).
+   */
+  async prepare(): Promise<void> {
+    if (this.tlsClient) return;
+    const client = await UpstreamTls.load(this.config.tls, this.options.baseDir);
+    if (this.pools.size > 0) throw new Error(`upstream "${this.name}": prepare() after first use`);
+    this.tlsClient = client;
+    if (client.insecure) {
+      this.options.log.warn({ upstream: this.name }, 'upstream tls.insecure: the certificates of this group\'s targets are not verified');
+    }
+  }
+
+  /** Options for tls.connect to a TLS target (https:// or tls://): the group's context, SNI and verification. */
+  tlsOptions(t: Target): ConnectionOptions {
+    return (this.tlsClient ?? NO_TLS).options(t);
   }
 
   /** A target for this request or connection, skipping `tried`; undefined when none is available. */
@@ -143,12 +172,21 @@ export class UpstreamGroup {
     let p = this.pools.get(t);
     if (!p) {
       const c = this.config;
+      let connect: buildConnector.BuildOptions | buildConnector.connector = { timeout: c.timeouts.connect };
+      if (t.protocol === 'https:') {
+        // The group's TLS options, and its name for the target whatever the request's Host is
+        // (undici would otherwise take SNI and the verified name from the Host header).
+        const tlsOptions = this.tlsOptions(t);
+        const base = buildConnector({ ...tlsOptions, timeout: c.timeouts.connect } as buildConnector.BuildOptions);
+        const servername = tlsOptions.servername;
+        connect = (opts, callback) => base({ ...opts, servername }, callback);
+      }
       p = new Pool(t.origin, {
         connections: c.pool.connections,
         pipelining: c.pool.pipelining,
         keepAliveTimeout: c.pool.keepAlive,
         keepAliveMaxTimeout: Math.max(c.pool.keepAlive, 1000),
-        connect: { timeout: c.timeouts.connect },
+        connect,
         headersTimeout: c.timeouts.firstByte,
         bodyTimeout: c.timeouts.idle,
       });

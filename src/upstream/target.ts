@@ -2,13 +2,15 @@
 // health checks set `healthy`; outlier detection sets `ejectedUntil`. Everything here is plain
 // data on purpose: the hot path reads it without calls.
 
+export type TargetProtocol = 'http:' | 'https:' | 'tls:' | undefined;
+
 export interface TargetAddress {
   /** `127.0.0.1:9001` (IPv6: `[::1]:9001`): the id used in logs, metrics and /upstreams. */
   readonly id: string;
   readonly host: string;
   readonly port: number;
-  /** `http:` or `https:` for HTTP groups; undefined for a bare host:port (L4 groups). */
-  readonly protocol: 'http:' | 'https:' | undefined;
+  /** `http:` or `https:` for HTTP groups; `tls:` (TLS to the target) or undefined (plain TCP) for L4 groups. */
+  readonly protocol: TargetProtocol;
   /** Origin for the HTTP client, e.g. `http://127.0.0.1:9001`. */
   readonly origin: string;
 }
@@ -27,12 +29,17 @@ export class Target implements TargetAddress {
     readonly id: string,
     readonly host: string,
     readonly port: number,
-    readonly protocol: 'http:' | 'https:' | undefined,
+    readonly protocol: TargetProtocol,
     readonly origin: string,
     readonly weight: number,
     /** Position in the group's target list (stable; balancers may index by it). */
     readonly index: number,
   ) {}
+
+  /** The connection to it is TLS (https:// or tls://). */
+  get tls(): boolean {
+    return this.protocol === 'https:' || this.protocol === 'tls:';
+  }
 
   /** Usable now: healthy and not ejected. */
   available(now: number): boolean {
@@ -40,13 +47,13 @@ export class Target implements TargetAddress {
   }
 }
 
-/** Parses `http://host:port`, `https://host:port` or `host:port`. */
+/** Parses `http://host:port`, `https://host:port`, `tls://host:port` or `host:port`. */
 export function parseTargetAddress(input: string): TargetAddress | undefined {
-  let protocol: 'http:' | 'https:' | undefined;
+  let protocol: TargetProtocol;
   let rest = input;
-  const m = /^(https?):\/\/(.*)$/i.exec(input);
+  const m = /^(https?|tls):\/\/(.*)$/i.exec(input);
   if (m) {
-    protocol = m[1].toLowerCase() === 'https' ? 'https:' : 'http:';
+    protocol = `${m[1].toLowerCase()}:` as TargetProtocol;
     rest = m[2].replace(/\/$/, '');
   }
   const hp = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(rest) ?? /^([^:/\s[\]]+):(\d{1,5})$/.exec(rest);
@@ -55,12 +62,12 @@ export function parseTargetAddress(input: string): TargetAddress | undefined {
   if (hp) {
     host = hp[1];
     port = Number(hp[2]);
-  } else if (protocol && /^[^:/\s[\]]+$/.test(rest)) {
+  } else if ((protocol === 'http:' || protocol === 'https:') && /^[^:/\s[\]]+$/.test(rest)) {
     host = rest;
     port = protocol === 'https:' ? 443 : 80;
   } else return undefined;
   if (port < 1 || port > 65535) return undefined;
   const hostPart = host.includes(':') ? `[${host}]` : host;
   const id = `${hostPart}:${port}`;
-  return { id, host, port, protocol, origin: `${protocol ?? 'http:'}//${id}` };
+  return { id, host, port, protocol, origin: `${protocol === 'https:' ? 'https:' : 'http:'}//${id}` };
 }

@@ -3,6 +3,8 @@
 // branch on `code`, never on a message). The retry phase reads `retryable` and `sent`; the reply
 // phase reads `status` and `reason` (the one-line body the client sees).
 
+import { describeTlsError, isTlsError } from '../../upstream/tls.ts';
+
 export type ProxyErrorSource = 'upstream' | 'downstream' | 'internal';
 
 interface Kind {
@@ -18,8 +20,14 @@ interface Kind {
 const KINDS = {
   /** The target refused the TCP connection (ECONNREFUSED): nothing was sent. */
   UPSTREAM_REFUSED: { where: 'upstream', status: 502, retryable: true, reason: 'upstream refused connection' },
-  /** Connecting failed otherwise (unreachable, DNS, TLS handshake): nothing was sent. */
+  /** Connecting failed otherwise (unreachable, DNS): nothing was sent. */
   UPSTREAM_CONNECT_FAILED: { where: 'upstream', status: 502, retryable: true, reason: 'upstream connection failed' },
+  /**
+   * The TLS handshake with the target failed: its certificate did not verify against the group's
+   * `tls:` block (untrusted, expired, wrong name), or it refused ours. Retryable like a connect
+   * failure when it happened before the request was sent (another target may have a good one).
+   */
+  UPSTREAM_TLS: { where: 'upstream', status: 502, retryable: true, reason: 'upstream TLS handshake failed' },
   /** The connection was not made within timeouts.connect: nothing was sent. */
   UPSTREAM_CONNECT_TIMEOUT: { where: 'upstream', status: 504, retryable: true, reason: 'upstream connect timed out' },
   /** The connection broke (reset, closed) before the response was complete. */
@@ -95,12 +103,15 @@ const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABOR
  */
 export function classify(err: unknown, sent: boolean): ProxyError {
   if (err instanceof ProxyError) return err;
+  // A TLS 1.3 server refuses a client certificate after the client's handshake is done, so its
+  // alert may come once the request is on its way: `sent` says which.
+  if (isTlsError(err)) return new ProxyError('UPSTREAM_TLS', { sent, cause: err, detail: describeTlsError(err) });
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
     if (!sent) {
       if (code === 'ECONNREFUSED') return new ProxyError('UPSTREAM_REFUSED', { sent: false, cause: err });
       if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return new ProxyError('UPSTREAM_CONNECT_TIMEOUT', { sent: false, cause: err });
-      if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+      if (CONNECT_CODES.has(code) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
         return new ProxyError('UPSTREAM_CONNECT_FAILED', { sent: false, cause: err });
       }
     }

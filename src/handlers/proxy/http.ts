@@ -152,7 +152,9 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     const perTry = this.route.retry.perTryTimeout;
     if (perTry > 0) this.tryTimer = setTimeout(onTryTimeout, perTry, this, this.tries);
     // A Buffer body is replayed as it is; a stream is read once (and then not resendable).
-    const options = { path: this.upstreamPath, method: this.method, headers: this.headers, body: this.body as Buffer | null };
+    // servername: one per target, not one per Host header (undici would reconnect whenever it
+    // changed); the group's connector sends the SNI and verifies the name of its `tls:` block.
+    const options = { path: this.upstreamPath, method: this.method, headers: this.headers, body: this.body as Buffer | null, servername: target.host };
     this.route.group.pool(target).dispatch(options, this);
   }
 

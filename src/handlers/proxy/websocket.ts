@@ -1,4 +1,4 @@
-import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { UpgradeContext } from '../types.ts';
@@ -6,7 +6,8 @@ import type { UpstreamGroup } from '../../upstream/group.ts';
 import type { PickContext } from '../../upstream/balancers/types.ts';
 import type { Target } from '../../upstream/target.ts';
 import { clientIp, requestHeaders, type ForwardPolicy } from './request-headers.ts';
-import { ProxyError } from './errors.ts';
+import { ProxyError, classify } from './errors.ts';
+import { isTlsError } from '../../upstream/tls.ts';
 import { replyError } from '../http/reply.ts';
 
 // Phase "upgrade" (WebSocket: the only protocol a proxy route takes, see handler.ts): the request
@@ -89,7 +90,7 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
     const started = performance.now();
     const tls = target.protocol === 'https:';
     const up = tls
-      ? connectTls({ host: target.host, port: target.port, servername: isIP(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'] })
+      ? connectTls({ ...group.tlsOptions(target), host: target.host, port: target.port, ALPNProtocols: ['http/1.1'] })
       : connectTcp({ host: target.host, port: target.port, noDelay: true });
     upstream = up;
     target.inFlight++;
@@ -109,6 +110,8 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
       if (client.destroyed) return;
       if (phase === 'connect') {
         report('connect-failure');
+        const e = err instanceof ProxyError ? err : connectError(err);
+        group.errored(target, e.kind.toLowerCase());
         const next = tried.size < maxTries ? (group.pick(pick, tried) ?? undefined) : undefined;
         if (next && group.budget.tryRetry()) {
           group.retried();
@@ -117,13 +120,14 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         }
         ctx.log.debug({ err, upstream: group.name, target: target.id }, 'proxy: websocket upstream connect failed');
         settle('failure');
-        const e = err instanceof ProxyError ? err : new ProxyError((err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'UPSTREAM_REFUSED' : 'UPSTREAM_CONNECT_FAILED', { sent: false, cause: err });
         return refuse(ctx, e.status, e.reason);
       }
       if (phase === 'head') {
         report('failure');
         settle('failure');
-        const e = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_RESET', { cause: err });
+        // A TLS 1.3 upstream refuses our client certificate (or its absence) only after our side of the handshake.
+        const e = err instanceof ProxyError ? err : isTlsError(err) ? classify(err, true) : new ProxyError('UPSTREAM_RESET', { cause: err });
+        group.errored(target, e.kind.toLowerCase());
         return refuse(ctx, e.status, e.reason);
       }
       client.destroy();
@@ -187,6 +191,12 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
     });
   };
   attempt(first);
+}
+
+/** A failed connect (TCP or TLS handshake; nothing was sent) as a ProxyError. */
+function connectError(err: Error): ProxyError {
+  const e = classify(err, false);
+  return e.kind === 'UPSTREAM_ERROR' ? new ProxyError('UPSTREAM_CONNECT_FAILED', { sent: false, cause: err }) : e;
 }
 
 /** Pipes the two sockets both ways until either side is done; an abrupt end of one destroys the other. */

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
+import { describeTlsError, isTlsError } from '../tls.ts';
 import type { HealthConfig } from '../config.ts';
 import type { Target } from '../target.ts';
 
@@ -8,10 +10,19 @@ import type { Target } from '../target.ts';
 // the status is expected) or, for L4 groups, one TCP connect. `rise` consecutive successes make
 // an unhealthy target healthy, `fall` consecutive failures make a healthy one unhealthy. Each
 // check has its own connection (no agent), so nothing is pooled or leaked between rounds.
+// TLS targets (https://, tls://) are checked with the group's TLS options, like the traffic: an
+// https check is a GET over TLS, a tls:// check passes when the handshake (verification
+// included) completes.
 
 export interface ActiveHealthOptions {
   onChange?: (t: Target, healthy: boolean) => void;
   log?: { warn(obj: object, msg: string): void };
+  /** TLS options for a TLS target (the group's `tls:` block); Node's defaults when left out. */
+  tlsOptions?: (t: Target) => ConnectionOptions;
+}
+
+function failure(err: NodeJS.ErrnoException): Result {
+  return { ok: false, reason: isTlsError(err) ? describeTlsError(err) : (err.code ?? err.message) };
 }
 
 interface Result {
@@ -120,7 +131,8 @@ export class ActiveHealthChecker {
 
   private probeTcp(t: Target): Promise<Result> {
     return new Promise<Result>((resolve) => {
-      const socket = net.connect({ host: t.host, port: t.port });
+      const secure = t.protocol === 'tls:';
+      const socket = secure ? tls.connect({ ...this.options.tlsOptions?.(t), host: t.host, port: t.port }) : net.connect({ host: t.host, port: t.port });
       const finish = (r: Result) => {
         clearTimeout(timer);
         this.aborts.delete(abort);
@@ -130,8 +142,8 @@ export class ActiveHealthChecker {
       const abort = () => finish({ ok: false, reason: 'stopped' });
       const timer = setTimeout(() => finish({ ok: false, reason: `connect timeout after ${this.config.timeout} ms` }), this.config.timeout);
       this.aborts.add(abort);
-      socket.once('connect', () => finish({ ok: true }));
-      socket.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: err.code ?? err.message }));
+      socket.once(secure ? 'secureConnect' : 'connect', () => finish({ ok: true }));
+      socket.once('error', (err: NodeJS.ErrnoException) => finish(failure(err)));
     });
   }
 
@@ -153,6 +165,7 @@ export class ActiveHealthChecker {
       const timer = setTimeout(() => finish(verdict ?? { ok: false, reason: `no answer within ${this.config.timeout} ms` }), this.config.timeout);
       this.aborts.add(abort);
       const req = client.request({
+        ...(t.protocol === 'https:' ? this.options.tlsOptions?.(t) : undefined),
         host: t.host,
         port: t.port,
         method: 'GET',
@@ -160,7 +173,7 @@ export class ActiveHealthChecker {
         agent: false,
         headers: { host: t.id, 'user-agent': 'switchyard-health-check', connection: 'close' },
       });
-      req.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: err.code ?? err.message }));
+      req.once('error', (err: NodeJS.ErrnoException) => finish(failure(err)));
       req.once('response', (res) => {
         const status = res.statusCode ?? 0;
         const ok = this.expected(status);
