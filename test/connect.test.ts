@@ -4,6 +4,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createTlsServer } from 'node:tls';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -404,5 +405,75 @@ describe('switchyard connect', { concurrency: 4 }, () => {
     assert.match(misuse.stderr, /--json applies to http\(s\) URLs only/);
     const badWait = await connect(`udp://127.0.0.1:${ports.udp}`, ['--wait', 'soon']);
     assert.equal(badWait.code, 2);
+  });
+});
+
+// ---- tls:// (raw TLS streams) -----------------------------------------------------------------
+
+describe('switchyard connect tls://', () => {
+  let tlsPort: number;
+  let alpnPort: number;
+
+  before(async () => {
+    // An echo over TLS with the self-signed certificate (SAN IP:127.0.0.1 and localhost).
+    tlsPort = await listen(
+      createTlsServer({ cert, key }, (s) => {
+        s.on('error', () => s.destroy());
+        s.pipe(s);
+      }),
+    );
+    // Says which ALPN protocol and SNI it saw, then ends.
+    alpnPort = await listen(
+      createTlsServer({ cert, key, ALPNProtocols: ['x-one', 'x-two'] }, (s) => {
+        s.on('error', () => s.destroy());
+        s.end(`alpn=${s.alpnProtocol} sni=${(s as unknown as { servername?: string }).servername}\n`);
+      }),
+    );
+  });
+
+  test('--ca and --insecure echo through TLS; neither is a TLS error naming the URL (exit 1)', async () => {
+    const url = `tls://127.0.0.1:${tlsPort}`;
+    const ca = await connect(url, ['--ca', join(dir, 'cert.pem'), '--wait', '300ms'], 'over tls\n');
+    assert.equal(ca.code, 0, ca.stderr);
+    assert.equal(ca.stdout, 'over tls\n');
+    const insecure = await connect(url, ['--insecure', '--wait', '300ms'], 'anyway\n');
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.equal(insecure.stdout, 'anyway\n');
+    const neither = await connect(url, [], 'x\n');
+    assert.equal(neither.code, 1);
+    assert.equal(neither.stdout, '');
+    assert.match(neither.stderr, new RegExp(`^switchyard connect: cannot connect to tls://127\\.0\\.0\\.1:${tlsPort}: TLS: the server's certificate is self-signed .*--ca FILE.*--insecure\\n$`));
+  });
+
+  test('--servername: the SNI sent and the name verified; a name the certificate lacks is refused', async () => {
+    const ok = await connect(`tls://127.0.0.1:${alpnPort}`, ['--ca', join(dir, 'cert.pem'), '--servername', 'localhost', '--alpn', 'x-two,x-three']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, 'alpn=x-two sni=localhost\n');
+    const wrong = await connect(`tls://127.0.0.1:${alpnPort}`, ['--ca', join(dir, 'cert.pem'), '--servername', 'elsewhere.test']);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^switchyard connect: cannot connect to tls:\/\/127\.0\.0\.1:\d+: TLS: the server's certificate does not name this host .*elsewhere\.test/);
+    const misuse = await connect(`tcp://127.0.0.1:${tlsPort}`, ['--servername', 'localhost']);
+    assert.equal(misuse.code, 2);
+    assert.match(misuse.stderr, /--servername applies to tls URLs only/);
+  });
+
+  test('a yard tcp listener with tls: { issuer: internal }, trusted with --ca of the root the yard made', async () => {
+    const dataDir = join(dir, 'data');
+    const y = await serve(
+      { listeners: [{ name: 'secure-echo', protocol: 'tcp', address: '127.0.0.1:0', handler: { type: 'echo' }, tls: { issuer: 'internal' } }] },
+      { logLevel: 'silent', dataDir },
+    );
+    try {
+      const url = `tls://127.0.0.1:${y.address('secure-echo').port}`;
+      const root = join(dataDir, 'pki', 'local', 'root.crt');
+      const r = await runCli(['connect', url, '--ca', root, '--wait', '300ms'], { input: 'from the local CA\n', env: { SWITCHYARD_DATA_DIR: dataDir }, timeoutMs: 30_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'from the local CA\n');
+      const untrusted = await runCli(['connect', url, '--wait', '300ms'], { input: 'x\n', timeoutMs: 30_000 });
+      assert.equal(untrusted.code, 1);
+      assert.match(untrusted.stderr, /cannot connect to tls:\/\/127\.0\.0\.1:\d+: TLS: /);
+    } finally {
+      await y.stop(100);
+    }
   });
 });

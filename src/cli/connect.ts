@@ -12,6 +12,7 @@ import {
   DEFAULT_CLIENT_MAX_FRAME,
   connectFrames,
   connectTcp,
+  connectTlsStream,
   connectUnix,
   connectWs,
   describeNetError,
@@ -39,6 +40,8 @@ export interface ConnectOptions {
   header: string[];
   insecure?: boolean;
   ca?: string;
+  servername?: string;
+  alpn?: string;
   origin?: string;
   maxFrameSize: number;
 }
@@ -70,8 +73,8 @@ function urlArg(v: string): ConnectUrl {
 export function addConnectCommand(program: Command): void {
   program
     .command('connect')
-    .description('talk to a server by hand or from a script: tcp, udp, unix, ws(s), frame+tcp/unix, http(s) (docs/connect.md)')
-    .argument('<url>', 'tcp://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path', urlArg)
+    .description('talk to a server by hand or from a script: tcp, tls, udp, unix, ws(s), frame+tcp/unix, http(s) (docs/connect.md)')
+    .argument('<url>', 'tcp://host:port, tls://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path', urlArg)
     .addOption(new Option('--wait <duration>', 'after stdin ends, how long to wait for replies since the last message (udp, ws, frames) or byte (tcp, unix)').argParser(durationArg).default(1000, '1s'))
     .addOption(new Option('--connect-timeout <duration>', 'give up connecting (TCP, TLS, WebSocket handshake) after this long').argParser(durationArg).default(10_000, '10s'))
     .option('--raw', 'print binary messages (ws, udp, frames) as they are instead of <binary N bytes>')
@@ -82,8 +85,10 @@ export function addConnectCommand(program: Command): void {
     .option('--data-file <path>', 'http: stream this file as the request body')
     .option('-H, --header <header>', 'http, ws: extra request header "Name: value" (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--origin <origin>', 'ws: the Origin header of the handshake')
-    .option('--insecure', 'https, wss: do not verify the server\'s certificate')
-    .option('--ca <file>', 'https, wss: trust the CA certificate(s) in this PEM file')
+    .option('--insecure', 'https, wss, tls: do not verify the server\'s certificate')
+    .option('--ca <file>', 'https, wss, tls: trust the CA certificate(s) in this PEM file')
+    .option('--servername <name>', 'tls: SNI and the name the certificate is verified against (default: the URL\'s host)')
+    .option('--alpn <protocols>', 'tls: ALPN protocols to offer, comma-separated (e.g. h2,http/1.1)')
     .action(async (url: ConnectUrl, opts: ConnectOptions) => connectCommand(url, opts));
 }
 
@@ -117,6 +122,19 @@ function run(url: ConnectUrl, opts: ConnectOptions): Promise<number> {
   switch (url.scheme) {
     case 'tcp':
       return streamSession(url.href, () => connectTcp(url, { connectTimeout: opts.connectTimeout }), opts);
+    case 'tls':
+      return streamSession(
+        url.href,
+        () =>
+          connectTlsStream(url, {
+            connectTimeout: opts.connectTimeout,
+            insecure: opts.insecure,
+            ca: readCa(opts),
+            servername: opts.servername,
+            alpn: opts.alpn?.split(',').map((p) => p.trim()).filter((p) => p !== ''),
+          }),
+        opts,
+      );
     case 'unix':
       return streamSession(url.href, () => connectUnix(url.path, { connectTimeout: opts.connectTimeout }), opts);
     case 'udp':
@@ -138,7 +156,7 @@ function run(url: ConnectUrl, opts: ConnectOptions): Promise<number> {
 function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
   const web = url.scheme === 'http' || url.scheme === 'https';
   const ws = url.scheme === 'ws' || url.scheme === 'wss';
-  const tls = url.scheme === 'https' || url.scheme === 'wss';
+  const tls = url.scheme === 'https' || url.scheme === 'wss' || url.scheme === 'tls';
   const wrong = (flag: string, schemes: string) => new ConnectUsageError(`${flag} applies to ${schemes} URLs only, not ${url.scheme}:`);
   if (!web) {
     for (const [flag, set] of [['-X/--method', opts.method], ['-d/--data', opts.data], ['--json', opts.json], ['--data-file', opts.dataFile]] as const) {
@@ -147,8 +165,10 @@ function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
   }
   if (!web && !ws && opts.header.length > 0) throw wrong('-H/--header', 'http(s) and ws(s)');
   if (!ws && opts.origin !== undefined) throw wrong('--origin', 'ws(s)');
-  if (!tls && opts.insecure) throw wrong('--insecure', 'https and wss');
-  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https and wss');
+  if (!tls && opts.insecure) throw wrong('--insecure', 'https, wss and tls');
+  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https, wss and tls');
+  if (url.scheme !== 'tls' && opts.servername !== undefined) throw wrong('--servername', 'tls');
+  if (url.scheme !== 'tls' && opts.alpn !== undefined) throw wrong('--alpn', 'tls');
   const bodies = [opts.data, opts.json, opts.dataFile].filter((b) => b !== undefined).length;
   if (bodies > 1) throw new ConnectUsageError('give one body: -d/--data, --json or --data-file');
 }

@@ -5,6 +5,7 @@ export { parseConnectUrl, socketPath, CONNECT_SCHEMES, type ConnectUrl, type Hos
 export { ConnectError, ConnectionLostError, ConnectUsageError, describeNetError, formatDuration } from './errors.ts';
 export { DEFAULT_CONNECT_TIMEOUT, type StreamConnectOptions } from './stream.ts';
 export { connectTcp } from './tcp.ts';
+export { connectTlsStream, type TlsConnectOptions } from './tls.ts';
 export { connectUnix } from './unix.ts';
 export { openUdp, type UdpClient, type UdpClientOptions } from './udp.ts';
 export { connectFrames, DEFAULT_CLIENT_MAX_FRAME, type FrameClient, type FrameClientOptions } from './frame.ts';

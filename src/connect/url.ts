@@ -4,7 +4,7 @@ import { ConnectUsageError } from './errors.ts';
 // IPv6 literals are written `tcp://[::1]:7000`); unix paths are taken as written, relative ones
 // included, and `@name` is Linux's abstract namespace.
 
-export type HostScheme = 'tcp' | 'udp' | 'frame+tcp';
+export type HostScheme = 'tcp' | 'tls' | 'udp' | 'frame+tcp';
 export type PathScheme = 'unix' | 'frame+unix';
 export type WebScheme = 'ws' | 'wss' | 'http' | 'https';
 
@@ -13,7 +13,7 @@ export type ConnectUrl =
   | { scheme: PathScheme; path: string; href: string }
   | { scheme: WebScheme; url: URL; href: string };
 
-export const CONNECT_SCHEMES = ['tcp', 'udp', 'unix', 'ws', 'wss', 'frame+tcp', 'frame+unix', 'http', 'https'] as const;
+export const CONNECT_SCHEMES = ['tcp', 'tls', 'udp', 'unix', 'ws', 'wss', 'frame+tcp', 'frame+unix', 'http', 'https'] as const;
 
 export function parseConnectUrl(input: string): ConnectUrl {
   const m = /^([a-z][a-z0-9+.-]*):/i.exec(input);
@@ -29,6 +29,7 @@ export function parseConnectUrl(input: string): ConnectUrl {
       return { scheme, path, href: `${scheme}:${path}` };
     }
     case 'tcp':
+    case 'tls':
     case 'udp':
     case 'frame+tcp': {
       const url = parse(input);
