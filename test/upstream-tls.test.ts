@@ -259,10 +259,17 @@ async function tlsEcho(cert: Files, opts: { requireClient?: boolean } = {}): Pro
     },
   );
   server.on('tlsClientError', () => {});
+  // Raw connections too: one whose handshake never finished would hold server.close() forever.
+  const raw = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    raw.add(s);
+    s.once('close', () => raw.delete(s));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   closers.push(() => {
     for (const s of sockets) s.destroy();
+    for (const s of raw) s.destroy();
     return new Promise((r) => server.close(r));
   });
   return { port: (server.address() as net.AddressInfo).port, server, peers };
