@@ -16,7 +16,7 @@ import {
   type RowSummary,
 } from './lib/measure.ts';
 import { commandExists, pickPort, runCaptured, startServer, type RunningServer } from './lib/proc.ts';
-import { nginxTempPaths, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { nginxMainContext, nginxTempPaths, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
@@ -79,17 +79,7 @@ interface Sample {
 function upstreamConf(dir: string, port: number, temps: readonly string[]): string {
   return `# Written by bench/proxy.ts: the upstream every proxy forwards to. One process, no logs,
 # every request answered from memory with the same ${BODY.length}-byte body.
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log ${dir}/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
+${nginxMainContext(dir)}
 http {
     access_log off;
     tcp_nodelay on;
@@ -149,17 +139,7 @@ const switchyard: Peer = {
 
 function nginxProxyConf(dir: string, port: number, upstreamPort: number, connections: number, temps: readonly string[]): string {
   return `# Written by bench/proxy.ts: one worker process, no access log, keep-alive to the upstream.
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log ${dir}/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
+${nginxMainContext(dir)}
 http {
     access_log off;
     tcp_nodelay on;

@@ -19,7 +19,7 @@ import {
   type RowSummary,
 } from './lib/measure.ts';
 import type { RunningServer } from './lib/proc.ts';
-import { nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { nginxMainContext, nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatBytes, formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
@@ -110,17 +110,7 @@ const switchyard: Peer = {
 
 function nginxConf(dir: string, www: string, port: number, temps: readonly string[]): string {
   return `# Written by bench/static.ts; one worker process, sendfile, no access log.
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log ${dir}/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
+${nginxMainContext(dir)}
 http {
     access_log off;
     sendfile on;

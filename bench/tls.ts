@@ -18,7 +18,7 @@ import {
   type RunSample,
 } from './lib/measure.ts';
 import { commandExists, describeExit, runCaptured, type RunningServer } from './lib/proc.ts';
-import { nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { nginxMainContext, nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import { httpsGet, probeTls, runHandshakes, type Negotiated } from './lib/tls-load.ts';
@@ -129,17 +129,7 @@ const switchyard: Peer = {
 
 function nginxConf(dir: string, env: Env, port: number, temps: readonly string[]): string {
   return `# Written by bench/tls.ts; one worker process, no access log, no session cache or tickets.
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log ${dir}/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
+${nginxMainContext(dir)}
 http {
     access_log off;
     sendfile on;

@@ -121,6 +121,24 @@ export function findNginx(): string | undefined {
 /** nginx's temp-path directives; an nginx built without a module rejects that module's directive. */
 export const NGINX_TEMP_DIRECTIVES = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
 
+/**
+ * The main context every benchmark's nginx shares: foreground, one worker without a master, its
+ * pid, lock and error log in `dir`, 4096 connections. The caller adds the `http { }` block.
+ */
+export function nginxMainContext(dir: string): string {
+  return `daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+lock_file ${dir}/nginx.lock;
+error_log ${dir}/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+`;
+}
+
 /** `    proxy_temp_path <dir>/tmp/proxy;` lines for the given modules. */
 export function nginxTempPaths(dir: string, temps: readonly string[]): string {
   return temps.map((t) => `    ${t}_temp_path ${dir}/tmp/${t};`).join('\n');
