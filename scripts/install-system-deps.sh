@@ -10,10 +10,11 @@
 #   openssl               self-signed certificates for the wss:// and https:// client tests
 #   pebble                the ACME test server the automatic-certificate tests start (test/tls-acme.test.ts)
 #   caddy                 the third peer of the TLS benchmark (bench/tls.ts; Debian's 2.6, run by the harness, its service unused)
+#   nghttp2-client        nghttp and h2load: the HTTP/2 clients of the h2 tests and the h2 benchmark
 # Safe to run again; needs root (or sudo).
 set -euo pipefail
 
-packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble caddy)
+packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble caddy nghttp2-client)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
