@@ -1,4 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import type { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import type { Logger } from 'pino';
@@ -21,10 +23,42 @@ export interface HttpLimits {
   readonly maxBodySize: number;
 }
 
+/**
+ * A request as handlers see it, whichever HTTP version carried it: node:http's IncomingMessage
+ * (HTTP/1.x) or node:http2's compatibility request (HTTP/2, `httpVersion` '2.0'). Both are a
+ * Readable of the body with `method`, `url` and lower-case `headers`; code that needs one of
+ * them in particular (the raw socket of HTTP/1.1, the stream of HTTP/2) narrows with instanceof.
+ */
+export type HttpRequest = IncomingMessage | Http2ServerRequest;
+
+/**
+ * A response as handlers write it: what node:http's ServerResponse and node:http2's
+ * compatibility response have in common (both are Writables of the body). HTTP/1.1-only
+ * things (`shouldKeepAlive`, the socket a sendfile writes to) are reached by narrowing to
+ * ServerResponse; on HTTP/2 connection-specific headers (Connection, Keep-Alive,
+ * Transfer-Encoding, Upgrade) are refused by node and must not be set.
+ */
+export interface HttpResponse extends Writable {
+  statusCode: number;
+  readonly headersSent: boolean;
+  readonly req: HttpRequest;
+  setHeader(name: string, value: number | string | readonly string[]): unknown;
+  getHeader(name: string): number | string | string[] | undefined;
+  getHeaders(): OutgoingHttpHeaders;
+  hasHeader(name: string): boolean;
+  removeHeader(name: string): void;
+  appendHeader(name: string, value: string | string[]): unknown;
+  writeHead(statusCode: number, headers?: OutgoingHttpHeaders): this;
+  /** Trailers sent after the body (HTTP/1.1 only with chunked encoding; gRPC's status lives here). */
+  addTrailers(headers: OutgoingHttpHeaders): void;
+  /** A 103 Early Hints interim response. */
+  writeEarlyHints(hints: Record<string, string | string[]>): void;
+}
+
 /** One HTTP request's context: created by the listener, passed through middleware into the handler. */
 export interface HttpContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: HttpRequest;
+  readonly res: HttpResponse;
   /** Listener name, from the config. */
   readonly listener: string;
   /** Route name (the config's `name`, or its index and pattern), for logs and metrics. */
@@ -51,6 +85,8 @@ export interface HttpContext {
  * status the client got (101, or the upstream's answer) so that logs and metrics tell the truth.
  */
 export interface UpgradeContext extends HttpContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   /** The client's raw socket; the handler owns it once it switches (writes its 101). */
   readonly socket: Socket;
   /**

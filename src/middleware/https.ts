@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import type { HttpRequest, HttpResponse } from '../handlers/types.ts';
 import { HTTP01_PREFIX } from '../tls/acme/http01.ts';
 import type { Middleware } from './types.ts';
 
@@ -59,12 +60,12 @@ function hostWithoutPort(host: string): string {
  * to redirect to. A request with a body is answered without reading it, and the connection is
  * closed after the answer instead of reading and discarding what could be a large body.
  */
-export function redirectToHttps(req: IncomingMessage, res: ServerResponse, options: RedirectOptions): boolean {
+export function redirectToHttps(req: HttpRequest, res: HttpResponse, options: RedirectOptions): boolean {
   const url = req.url ?? '/';
   if (url.startsWith(HTTP01_PREFIX)) return false;
   const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-  const close = hasBody ? { connection: 'close' } : undefined;
-  if (hasBody) res.shouldKeepAlive = false;
+  const close = hasBody && res instanceof ServerResponse ? { connection: 'close' } : undefined;
+  if (hasBody && res instanceof ServerResponse) res.shouldKeepAlive = false;
   const host = req.headers.host;
   if (!host) {
     const body = '400 no Host header to redirect to https with\n';

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { HttpRequest } from '../types.ts';
 
 /** The request body was larger than the listener allows: answer 413. */
 export class BodyTooLargeError extends Error {
@@ -25,7 +25,7 @@ export class BodyAbortedError extends Error {
  * reading anything, and a chunked body is cut off as soon as it passes the limit, so memory never
  * exceeds the limit.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: HttpRequest, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(new BodyTooLargeError(limit));
   return new Promise((resolve, reject) => {

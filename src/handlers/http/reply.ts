@@ -1,10 +1,11 @@
-import type { ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import type { HttpResponse } from '../types.ts';
 
 // Small, uniform error and text replies. Every refusal the daemon makes goes through here, so a
 // client always gets a status, a one-line reason and no surprises (no body on HEAD or 304).
 
 export function replyText(
-  res: ServerResponse,
+  res: HttpResponse,
   status: number,
   body: string,
   headers: Record<string, string | number | string[]> = {},
@@ -19,16 +20,19 @@ export function replyText(
 }
 
 /** A plain-text error: `404 not found\n`. `close` asks for the connection to be closed after it. */
-export function replyError(res: ServerResponse, status: number, reason: string, options: { close?: boolean; headers?: Record<string, string | number | string[]> } = {}): void {
+export function replyError(res: HttpResponse, status: number, reason: string, options: { close?: boolean; headers?: Record<string, string | number | string[]> } = {}): void {
   const headers = { ...options.headers };
   if (options.close) {
-    headers.connection = 'close';
-    res.shouldKeepAlive = false;
+    // HTTP/2 has no Connection header (node refuses it): its streams end, the connection stays.
+    if (res instanceof ServerResponse) {
+      headers.connection = 'close';
+      res.shouldKeepAlive = false;
+    }
   }
   replyText(res, status, `${status} ${reason}\n`, headers);
 }
 
-export function replyJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+export function replyJson(res: HttpResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const buf = Buffer.from(JSON.stringify(value, null, 2) + '\n');
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': buf.length, ...headers });
   res.end(res.req?.method === 'HEAD' ? undefined : buf);

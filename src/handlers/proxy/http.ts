@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpRequest, HttpResponse } from '../types.ts';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { UpstreamGroup } from '../../upstream/group.ts';
@@ -6,7 +6,7 @@ import type { PickContext } from '../../upstream/balancers/types.ts';
 import type { Target } from '../../upstream/target.ts';
 import { replyError } from '../http/reply.ts';
 import { ProxyError, classify } from './errors.ts';
-import { responseHeaders } from './response-headers.ts';
+import { responseHeaders, writeResponseHead } from './response-headers.ts';
 import { retryTarget, type RetryPolicy } from './retry.ts';
 
 // Phase "exchange": one request's tries against the upstream group, and its response streamed
@@ -50,7 +50,7 @@ const DONE = 2;
 const DISCARD_LIMIT = 64 * 1024;
 
 const kExchange = Symbol('switchyard.proxy.exchange');
-type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
+type TaggedResponse = HttpResponse & { [kExchange]?: Exchange };
 
 function onResponseClose(this: TaggedResponse): void {
   this[kExchange]?.clientClosed();
@@ -100,8 +100,8 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
 
   constructor(
     private readonly route: ProxyRoute,
-    readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    readonly req: HttpRequest,
+    private readonly res: HttpResponse,
     readonly clientIp: string,
   ) {}
 
@@ -228,7 +228,7 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       }
     }
     try {
-      this.res.writeHead(status, responseHeaders(rawHeaders, this.route.via));
+      writeResponseHead(this.res, status, responseHeaders(rawHeaders, this.route.via));
     } catch (err) {
       // Node refused a header of the upstream's (invalid characters): undici aborts the try
       // with this error and onError answers 502.
@@ -289,7 +289,7 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       return;
     }
     // The client went away first (its socket closed while the body was being sent upstream).
-    const socket = this.res.socket;
+    const socket = this.req.socket;
     const clientGone = this.res.destroyed || (socket !== null && socket.destroyed);
     const e = clientGone ? new ProxyError('DOWNSTREAM_ABORTED', { cause: err }) : classify(err, sent);
     if (wasInTry) {

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { HttpRequest } from '../types.ts';
 import type { TLSSocket } from 'node:tls';
 import { newTraceparent, validTraceparent } from './trace.ts';
 import { clientCertificate, type ClientCertificate } from '../../tls/client-cert.ts';
@@ -54,7 +54,7 @@ export function xfccElement(cert: ClientCertificate): string {
 }
 
 /** The XFCC to send upstream for a request on `req`'s connection (undefined: none). */
-function forwardedClientCert(req: IncomingMessage, policy: ForwardClientCert, sent: string | undefined): string | undefined {
+function forwardedClientCert(req: HttpRequest, policy: ForwardClientCert, sent: string | undefined): string | undefined {
   if (policy === 'sanitize') return undefined;
   const cert = clientCertificate(req.socket);
   const verified = cert?.verified === true ? cert : undefined;
@@ -71,7 +71,7 @@ function forwardedClientCert(req: IncomingMessage, policy: ForwardClientCert, se
 }
 
 /** The client's address as a plain IP (`::ffff:1.2.3.4` -> `1.2.3.4`). */
-export function clientIp(req: IncomingMessage): string {
+export function clientIp(req: HttpRequest): string {
   const a = req.socket.remoteAddress ?? '';
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
@@ -111,7 +111,7 @@ function dropConnectionNamed(out: string[], connection: string): string[] {
  * The headers to send upstream for `req`. `host` is the Host to send (undefined: leave it to
  * the HTTP client, which uses the target's).
  */
-export function requestHeaders(req: IncomingMessage, requestId: string, policy: ForwardPolicy): string[] {
+export function requestHeaders(req: HttpRequest, requestId: string, policy: ForwardPolicy): string[] {
   const raw = req.rawHeaders;
   let out: string[] = [];
   let connection: string | undefined;

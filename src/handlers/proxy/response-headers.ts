@@ -1,3 +1,6 @@
+import { ServerResponse } from 'node:http';
+import type { HttpResponse } from '../types.ts';
+
 // Phase "downstream response headers": the upstream's raw header list (undici hands it over as
 // [name, value, ...] Buffers, unparsed) becomes the flat string list res.writeHead() takes as it
 // is. Hop-by-hop headers are removed (Connection and what it names, Keep-Alive, Proxy-*, TE,
@@ -56,4 +59,25 @@ export function responseHeaders(raw: readonly Buffer[], via: string): string[] {
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) if (!names.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
   return kept;
+}
+
+/**
+ * Writes the head of the response to the client. HTTP/1.1 takes the flat list as it is; an
+ * HTTP/2 response takes an object, where repeated names become one list (Set-Cookie stays one
+ * field per cookie) and names are lower case, as HTTP/2 requires.
+ */
+export function writeResponseHead(res: HttpResponse, status: number, flat: string[]): void {
+  if (res instanceof ServerResponse) {
+    res.writeHead(status, flat);
+    return;
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i].toLowerCase();
+    const had = headers[name];
+    if (had === undefined) headers[name] = flat[i + 1];
+    else if (Array.isArray(had)) had.push(flat[i + 1]);
+    else headers[name] = [had, flat[i + 1]];
+  }
+  res.writeHead(status, headers);
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { replyError, replyJson, replyText } from '../http/reply.ts';
-import type { HttpContext, HttpHandler } from '../types.ts';
+import { ServerResponse } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
+import type { HttpContext, HttpHandler, HttpResponse } from '../types.ts';
 import type { FsRoot } from '../fs-root.ts';
 import { canSendfile, sendFile, SendfileUnsupportedError } from '../../sys/index.ts';
 import type { BodyCache } from './body-cache.ts';
@@ -200,13 +201,17 @@ export class StaticHandler implements HttpHandler {
     const length = range.end - range.start + 1;
     const headers: Record<string, string | number> = { ...v.headers, 'content-length': length };
     if (decision.kind === 'single') headers['content-range'] = `bytes ${range.start}-${range.end}/${v.size}`;
-    writeHead(res, decision.kind === 'single' ? 206 : 200, headers);
+    const status = decision.kind === 'single' ? 206 : 200;
+    // HTTP/2: nghttp2 reads the file into DATA frames itself (no JS chunk loop, flow control
+    // honoured), the h2 counterpart of sendfile.
+    if (res instanceof Http2ServerResponse && !head && length > 0) return respondWithHandle(res, status, headers, handle, range.start, length);
+    writeHead(res, status, headers);
     if (head || length === 0) {
       res.end();
       return;
     }
     try {
-      if (this.mayUseSendfile(ctx, length)) {
+      if (res instanceof ServerResponse && this.mayUseSendfile(ctx, res, length)) {
         res.flushHeaders();
         try {
           await sendFile(res.socket!, handle.fd, range.start, length, { onBytes: (n) => ctx.addBytesSent(n) });
@@ -230,8 +235,8 @@ export class StaticHandler implements HttpHandler {
    * bytes: HTTP/1.x on a plain TCP/unix socket that this response currently owns (a pipelined
    * response queued behind another has no socket yet and streams instead).
    */
-  private mayUseSendfile(ctx: HttpContext, length: number): boolean {
-    const { req, res } = ctx;
+  private mayUseSendfile(ctx: HttpContext, res: ServerResponse, length: number): boolean {
+    const { req } = ctx;
     if (!this.options.sendfile || length < this.options.sendfileThreshold) return false;
     if (req.httpVersionMajor !== 1 || res.socket === null || res.socket !== req.socket) return false;
     return canSendfile(res.socket);
@@ -275,7 +280,7 @@ const NO_RANGE: RangeDecision = { kind: 'none' };
  * writeHead, except that our Vary joins one set earlier by middleware (CORS appends `Origin`)
  * instead of replacing it: a cache must key on both.
  */
-function writeHead(res: ServerResponse, status: number, headers: Readonly<Record<string, string | number>>): void {
+function writeHead(res: HttpResponse, status: number, headers: Readonly<Record<string, string | number>>): void {
   const vary = headers.vary;
   if (vary !== undefined && res.hasHeader('vary')) {
     res.appendHeader('vary', String(vary));
@@ -284,6 +289,28 @@ function writeHead(res: ServerResponse, status: number, headers: Readonly<Record
     return;
   }
   res.writeHead(status, headers);
+}
+
+/**
+ * Sends bytes [offset, offset + length) of an open file as an HTTP/2 response body with
+ * respondWithFD, and resolves once the stream is closed (the handle must stay open until then).
+ */
+function respondWithHandle(res: Http2ServerResponse, status: number, headers: Record<string, string | number>, handle: FileHandle, offset: number, length: number): Promise<void> {
+  const stream = res.stream;
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.closed) return resolve();
+    stream.once('close', () => resolve());
+    const vary = headers.vary;
+    const merged: Record<string, string | number | string[]> = { ...res.getHeaders() as Record<string, string | number | string[]>, ...headers, ':status': status };
+    if (vary !== undefined && res.hasHeader('vary')) merged.vary = `${String(res.getHeader('vary'))}, ${String(vary)}`;
+    // The compat response keeps the status for logs and metrics; its own head is never sent.
+    res.statusCode = status;
+    try {
+      stream.respondWithFD(handle, merged, { offset, length });
+    } catch {
+      stream.destroy();
+    }
+  });
 }
 
 function sameFile(v: Variant, st: Stats): boolean {

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpRequest, HttpResponse } from '../../handlers/types.ts';
 
 // HTTP-01 (RFC 8555 section 8.3): the CA fetches
 // http://<name>/.well-known/acme-challenge/<token> and expects the key authorization.
@@ -45,7 +45,7 @@ export function http01Token(path: string | undefined): string | undefined {
  * authorization; true when it answered. Anything else (another path, an unknown token) is left
  * to the caller, so the route table can serve the rest of /.well-known.
  */
-export function answerHttp01(responder: Http01Responder, req: IncomingMessage, res: ServerResponse): boolean {
+export function answerHttp01(responder: Http01Responder, req: HttpRequest, res: HttpResponse): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   const token = http01Token(req.url?.split('?')[0]);
   if (token === undefined) return false;
