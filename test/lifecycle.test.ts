@@ -33,7 +33,7 @@ test('the embedded default runs every listener it advertises', async () => {
   assert.ok(secureLine?.includes(`--cacert ${join(dir, 'data')}`), d.stdout());
   const secure = await run('bash', ['-c', secureLine!]);
   assert.equal(secure.code, 0, secure.stderr);
-  assert.match(secure.stdout, /^HTTP\/1\.1 200/);
+  assert.match(secure.stdout, /^HTTP\/(?:1\.1|2) 200/);
   assert.match(d.stdout(), /try: printf 'hello\.txt\\n' \| nc 127\.0\.0\.1 \d+/);
 
   const web = `http://127.0.0.1:${d.port('web')}`;

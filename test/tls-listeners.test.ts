@@ -206,7 +206,7 @@ test('the banner of an https listener on the local CA shows a curl line that wor
   assert.match(line, /--cacert /);
   const r = await run('bash', ['-c', line]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^HTTP\/1\.1 200/);
+  assert.match(r.stdout, /^HTTP\/(?:1\.1|2) 200/);
   assert.match(r.stdout, /hello/);
   await killDaemon(daemon);
 });

@@ -9,6 +9,7 @@ import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
 import { stateSchema } from '../state/config.ts';
 import { listenerTlsSchema } from './tls.ts';
+import { tokenBucketSchema } from '../protocol/token-bucket.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -51,6 +52,42 @@ const httpLimitsSchema = z.strictObject({
    */
   maxPipelinedRequests: z.number().int().min(1).max(1024).default(8),
 });
+
+/**
+ * HTTP/2 on an http listener (docs/http2.md). The routes, middleware and handlers are the same
+ * as for HTTP/1.1; these are the protocol's own settings and its defences.
+ */
+const http2Schema = z.strictObject({
+  /** HTTPS listeners: offer `h2` in ALPN, preferred to `http/1.1`. `false`: HTTP/1.1 only. */
+  enabled: z.boolean().default(true),
+  /**
+   * Plain-text listeners: HTTP/2 without TLS (h2c), both with prior knowledge (the client starts
+   * with the HTTP/2 preface) and through `Upgrade: h2c`. Off by default: browsers never speak it;
+   * gRPC clients, service meshes and `curl --http2-prior-knowledge` do.
+   */
+  h2c: z.boolean().default(false),
+  /** Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM. */
+  maxConcurrentStreams: z.number().int().min(1).max(10_000).default(128),
+  /**
+   * Per-stream flow-control window we advertise (SETTINGS_INITIAL_WINDOW_SIZE): how much of a
+   * request body a client may send before we read it.
+   */
+  initialWindowSize: size().pipe(z.number().int().min(1024).max(2 ** 31 - 1)).default(64 * 1024),
+  /** Connection-wide flow-control window we advertise: all of one connection's unread request bodies together. */
+  connectionWindowSize: size().pipe(z.number().int().min(64 * 1024).max(2 ** 31 - 1)).default(1024 * 1024),
+  /**
+   * Streams a client may reset (RST_STREAM) or have refused, as a token bucket per connection.
+   * Over it the connection gets GOAWAY ENHANCE_YOUR_CALM: the rapid-reset attack
+   * (CVE-2023-44487) opens and cancels streams faster than any work on them can be cancelled.
+   */
+  maxResets: tokenBucketSchema.default({ rate: 100, per: 1000, burst: 200 }),
+  /** PING frames a client may send, per connection; over it: GOAWAY ENHANCE_YOUR_CALM (ping flood). */
+  maxPings: tokenBucketSchema.default({ rate: 10, per: 1000, burst: 20 }),
+  /** SETTINGS frames a client may send, per connection; over it: GOAWAY ENHANCE_YOUR_CALM (settings flood). */
+  maxSettings: tokenBucketSchema.default({ rate: 10, per: 1000, burst: 20 }),
+});
+
+export type Http2Config = z.output<typeof http2Schema>;
 
 const datagramLimitsSchema = z.strictObject({
   /** Largest datagram handled; larger ones are dropped and counted. */
@@ -177,6 +214,8 @@ const httpListenerSchema = () =>
     mergeSlashes: z.boolean().default(true),
     /** HTTPS: certificates from files, the local CA or ACME (docs/tls.md). */
     tls: listenerTlsSchema().optional(),
+    /** HTTP/2: on by default over TLS (ALPN), opt-in as h2c on plain text (docs/http2.md). */
+    http2: http2Schema.default(http2Schema.parse({})),
     middleware: middlewareSchema.default({}),
     routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
     /**
@@ -208,6 +247,7 @@ const httpListenerSchema = () =>
   })
   .superRefine((l, ctx) => {
     if (l.redirectToHttps && l.tls) ctx.addIssue({ code: 'custom', path: ['redirectToHttps'], message: 'redirects plain http to https; this listener is https already (tls is set)' });
+    if (l.http2.h2c && l.tls) ctx.addIssue({ code: 'custom', path: ['http2', 'h2c'], message: 'h2c is HTTP/2 over plain text; this listener has tls, where HTTP/2 is offered through ALPN (http2.enabled)' });
     if (l.hsts && !l.tls) ctx.addIssue({ code: 'custom', path: ['hsts'], message: 'HSTS is sent on https only (browsers ignore it over plain http); set tls on this listener' });
     if (typeof l.hsts === 'object' && l.hsts.preload && (!l.hsts.includeSubDomains || l.hsts.maxAge < 31_536_000)) {
       ctx.addIssue({ code: 'custom', path: ['hsts', 'preload'], message: 'preload lists require includeSubDomains and a maxAge of at least 31536000 (one year)' });

@@ -51,6 +51,8 @@ export interface HttpResponse extends Writable {
   writeHead(statusCode: number, headers?: OutgoingHttpHeaders): this;
   /** Trailers sent after the body (HTTP/1.1 only with chunked encoding; gRPC's status lives here). */
   addTrailers(headers: OutgoingHttpHeaders): void;
+  /** A 100 Continue interim response. */
+  writeContinue(): void;
   /** A 103 Early Hints interim response. */
   writeEarlyHints(hints: Record<string, string | string[]>): void;
 }

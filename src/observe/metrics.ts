@@ -30,6 +30,13 @@ export class Metrics {
     ['listener', 'reason'],
   );
 
+  readonly http2Floods = new HotCounter(
+    this.registry,
+    'switchyard_http2_flood_closes_total',
+    'HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM for going over a flood limit, by listener and kind (resets, pings, settings).',
+    ['listener', 'kind'],
+  );
+
   readonly totalRequests = new HotCounter(
     this.registry,
     'switchyard_total_requests',

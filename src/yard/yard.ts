@@ -328,7 +328,7 @@ export class Yard implements YardView {
       case 'http': {
         const handlers: HttpHandler[] = [];
         for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name));
-        const tls = l.tls ? await this.certificates(l.tls, at, l, ['http/1.1']) : undefined;
+        const tls = l.tls ? await this.certificates(l.tls, at, l, l.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1']) : undefined;
         return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
       }
       case 'tcp':

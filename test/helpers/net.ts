@@ -29,7 +29,7 @@ export function rawExchange(port: number, data: string | Buffer, options: { time
 
 /** The status code of the first HTTP response in `raw`. */
 export function statusOf(raw: Buffer | string): number {
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw.toString('latin1'));
+  const m = /^HTTP\/(?:1\.[01]|2) (\d{3})/.exec(raw.toString('latin1'));
   return m ? Number(m[1]) : 0;
 }
 

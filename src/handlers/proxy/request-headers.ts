@@ -124,9 +124,16 @@ export function requestHeaders(req: HttpRequest, requestId: string, policy: Forw
   let traceparent: string | undefined;
   let tracestate: string | undefined;
   let xfcc: string | undefined;
+  // HTTP/2: the pseudo-header fields (:method, :path, :scheme, :authority) are the request line's;
+  // :authority is the Host the upstream gets (checked equal to a Host sent too).
+  const h2 = req.httpVersionMajor === 2;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
+    if (h2 && name.charCodeAt(0) === 58 /* : */) {
+      if (name === ':authority') host ??= value;
+      continue;
+    }
     // Most names are neither hop-by-hop nor ours: a lookup by length (and a first letter p for
     // Proxy-*) sends them straight through without lower-casing them.
     if ((name.length >= SPECIAL.length || SPECIAL[name.length] === 0) && (name.charCodeAt(0) | 0x20) !== 0x70) {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Socket } from 'node:net';
-import type { HttpLimits, UpgradeContext } from '../../handlers/types.ts';
+import type { HttpLimits, HttpRequest, HttpResponse, UpgradeContext } from '../../handlers/types.ts';
 import type { MiddlewareContext } from '../../middleware/index.ts';
 import { clientCertificate, type ClientCertificate } from '../../tls/client-cert.ts';
 
@@ -9,8 +9,8 @@ import { clientCertificate, type ClientCertificate } from '../../tls/client-cert
 export class RequestContext implements MiddlewareContext {
   requestId = '';
   constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: HttpRequest,
+    readonly res: HttpResponse,
     readonly listener: string,
     readonly route: string,
     readonly pathRest: string,
@@ -34,6 +34,8 @@ export class RequestContext implements MiddlewareContext {
 
 /** An upgrade request's context: a request's, plus the raw socket, what followed the head, and the protocol. */
 export class UpgradeRequestContext extends RequestContext implements UpgradeContext {
+  declare readonly req: IncomingMessage;
+  declare readonly res: ServerResponse;
   constructor(
     req: IncomingMessage,
     res: ServerResponse,

@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import { Http2ServerRequest } from 'node:http2';
+import type { HttpRequest } from '../../handlers/types.ts';
 import { lenientPath, normalisePath } from './router.ts';
 
 // Phase "check": what node:http's parser lets through but a gateway must not, before anything
@@ -89,24 +91,63 @@ export function checkRequest(req: IncomingMessage, mergeSlashes: boolean): Check
     req.url = url;
   }
 
-  if (mergeSlashes && url.includes('//')) {
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    if (path.includes('//')) {
-      url = path.replace(/\/{2,}/g, '/') + (q === -1 ? '' : url.slice(q));
-      req.url = url;
-    }
-  }
+  url = mergedSlashes(req, url, mergeSlashes);
 
   // An absolute-form target has given the request its Host by now.
   if (req.headers.host === undefined && req.httpVersionMinor === 1) return { status: 400, reason: 'no Host header' };
 
+  const target = routablePath(url, mergeSlashes);
+  if ('status' in target) return target;
+  // HTTP/1.0 has no chunked coding: a body framed by Transfer-Encoding there is one a server
+  // in front of us may have read differently, so nothing more is read from this connection.
+  const close = req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
+  return { path: target.path, lenient: target.lenient, close };
+}
+
+/** `url` with runs of slashes in its path merged (req.url updated) when `mergeSlashes` is on. */
+function mergedSlashes(req: HttpRequest, url: string, mergeSlashes: boolean): string {
+  if (!mergeSlashes || !url.includes('//')) return url;
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!path.includes('//')) return url;
+  const merged = path.replace(/\/{2,}/g, '/') + (q === -1 ? '' : url.slice(q));
+  req.url = merged;
+  return merged;
+}
+
+/** The path to route on and its lenient reading, or 400. */
+function routablePath(url: string, mergeSlashes: boolean): { path: string; lenient: string | undefined } | TargetRefusal {
   const path = normalisePath(url);
   if (path === undefined) return { status: 400, reason: 'bad request path' };
   const lenient = lenientPath(path, mergeSlashes);
   if (lenient === '') return { status: 400, reason: 'bad request path' };
-  // HTTP/1.0 has no chunked coding: a body framed by Transfer-Encoding there is one a server
-  // in front of us may have read differently, so nothing more is read from this connection.
-  const close = req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
-  return { path, lenient, close };
+  return { path, lenient };
+}
+
+/**
+ * The check phase for an HTTP/2 request. nghttp2 has refused what the protocol forbids (missing
+ * or repeated pseudo-headers, connection-specific fields, upper-case names); left are the same
+ * questions as on HTTP/1.1: the authority (`:authority`, else Host; both must agree, RFC 9113
+ * §8.3.1) becomes the request's Host for every later phase, the path is checked and merged as
+ * above. CONNECT (no `:path`) is the caller's to refuse.
+ */
+export function checkHttp2Request(req: Http2ServerRequest, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
+  const headers = req.headers;
+  const authority = headers[':authority'];
+  const host = headers.host;
+  if (authority !== undefined && host !== undefined && authority !== host) return { status: 400, reason: ':authority and Host differ' };
+  const name = authority ?? host;
+  if (name === undefined || !HOST.test(name)) return { status: 400, reason: name === undefined ? 'no :authority' : 'bad :authority' };
+  headers.host = name;
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 47 /* / */) return { status: url === '*' ? 405 : 400, reason: url === '*' ? 'OPTIONS * is not served' : 'bad request path' };
+  if (url.includes('#')) return { status: 400, reason: 'a fragment in the request target' };
+  const target = routablePath(mergedSlashes(req, url, mergeSlashes), mergeSlashes);
+  if ('status' in target) return target;
+  return { path: target.path, lenient: target.lenient, close: false };
+}
+
+/** The check phase for any request: HTTP/1.x or HTTP/2. */
+export function checkAnyRequest(req: HttpRequest, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
+  return req instanceof Http2ServerRequest ? checkHttp2Request(req, mergeSlashes) : checkRequest(req, mergeSlashes);
 }

@@ -1,11 +1,12 @@
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpListenerConfig } from '../../config/schema.ts';
 import { formatHostPort } from '../../config/address.ts';
 import { listenTcp } from '../bind.ts';
-import type { HttpHandler, ListenerSummary } from '../../handlers/types.ts';
+import type { HttpHandler, HttpRequest, HttpResponse, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
 import { buildMiddleware, compose, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
@@ -14,7 +15,9 @@ import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
 import { compileRoutes, hostOf, type CompiledRoute } from './router.ts';
 import { RequestContext, UpgradeRequestContext } from './context.ts';
-import { checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
+import { checkAnyRequest, checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
+import { Http2Front } from './h2.ts';
+import { sniffPreface, stream1Headers, upgradeToH2c, wantsH2c } from './h2c.ts';
 import { pipelineOf, sliceReads, takeUnparsed, whenPipelineIdle, type ConnectionPipeline } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
@@ -29,7 +32,9 @@ import type { BoundAddress, Listener } from '../types.ts';
 //   -> admit (declared body size; only then 100 Continue) -> middleware -> handler
 //   -> finish (metrics with the status sent).
 // Upgrade requests take the same phases with a response bound to the raw socket (upgrade.ts);
-// CONNECT gets 501.
+// CONNECT gets 501. HTTP/2 connections (ALPN h2 on TLS; h2c on plain text when enabled, by
+// prior knowledge or Upgrade) are sessions of h2.ts, whose requests take the same phases from
+// check on (no pipeline: HTTP/2 multiplexes, bounded by maxConcurrentStreams).
 // Limits are Node's own where Node has them (maxHeaderSize -> 431, headersTimeout and
 // requestTimeout -> 408) and ours where it does not (body size -> 413).
 
@@ -42,6 +47,7 @@ interface RouteEntry {
 }
 
 const WEBSOCKET_ONLY = ['websocket'];
+const H2C = ['h2c'];
 
 /** Allow for a 405 on a route that takes any method but TRACE (which no route takes unless it names it). */
 const ANY_METHOD_ALLOW = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -103,6 +109,8 @@ export class HttpListener implements Listener {
   private bound: BoundAddress | undefined;
   /** `hsts:` (https listeners): the Strict-Transport-Security value every response gets. */
   private readonly hsts: string | undefined;
+  /** HTTP/2 sessions, when this listener speaks it (tls with http2.enabled, or http2.h2c). */
+  private readonly h2: Http2Front | undefined;
 
   constructor(private readonly options: HttpListenerOptions) {
     const { config, handlers, metrics } = options;
@@ -152,7 +160,39 @@ export class HttpListener implements Listener {
     this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
     this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
     this.server.setTimeout(l.idleTimeout);
-    this.server.on(this.connectionEvent, (socket: Socket) => this.onConnection(socket));
+    const h2 = config.http2;
+    if (tls ? h2.enabled : h2.h2c) {
+      this.h2 = new Http2Front({
+        listener: config.name,
+        config: h2,
+        maxHeaderSize: l.maxHeaderSize,
+        idleTimeout: l.idleTimeout,
+        log: options.log,
+        onRequest: (req, res, socket, expectsContinue) => this.serve(req, res, expectsContinue, undefined, socket),
+        onFlood: (kind) => metrics.http2Floods.labels(config.name, kind).inc(),
+      });
+    }
+    // node:http's own reader of a new connection; the listener decides first which protocol gets it.
+    const http1 = this.server.listeners(this.connectionEvent) as ((socket: Socket) => void)[];
+    this.server.removeAllListeners(this.connectionEvent);
+    const toHttp1 = (socket: Socket) => {
+      for (const f of http1) f.call(this.server, socket);
+      this.onHttp1Connection(socket);
+    };
+    this.server.on(this.connectionEvent, (socket: Socket) => {
+      // An upgrade request served as a plain one comes back through here (upgrade.ts).
+      if (this.reparsed.has(socket)) return toHttp1(socket);
+      this.track(socket);
+      const front = this.h2;
+      if (!front) return toHttp1(socket);
+      if (tls) return (socket as TLSSocket).alpnProtocol === 'h2' ? front.accept(socket) : toHttp1(socket);
+      sniffPreface(socket, l.headerTimeout, (kind) => {
+        if (kind === 'h2') return front.accept(socket);
+        toHttp1(socket);
+        // The look paused the socket with its first bytes put back; node:http reads it from here.
+        socket.resume();
+      });
+    });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, true));
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => this.onConnect(req, socket));
@@ -185,6 +225,7 @@ export class HttpListener implements Listener {
 
   async stopAccepting(): Promise<void> {
     this.draining = true;
+    this.h2?.drain();
     // server.close() stops listening at once and (Node >= 19) closes idle keep-alive connections;
     // its callback waits for every connection, which the yard tracks itself through inFlight().
     // Connections in the middle of a request finish it and then close (see onRequest).
@@ -193,19 +234,24 @@ export class HttpListener implements Listener {
 
   inFlight(): number {
     if (this.draining) this.server.closeIdleConnections();
+    // HTTP/2 connections are in `sockets` too; draining sessions close once their streams end.
     return this.sockets.size;
   }
 
   destroy(): void {
     this.options.tls?.source.close();
     this.server.closeAllConnections();
+    this.h2?.destroy();
     for (const s of this.sockets) s.destroy();
   }
 
-  private onConnection(socket: Socket): void {
+  /** HTTP/1.x on a connection node:http has just taken. */
+  private onHttp1Connection(socket: Socket): void {
     sliceReads(socket);
-    // An upgrade request served as a plain one comes back through here (upgrade.ts).
-    if (this.reparsed.has(socket)) return;
+  }
+
+  /** Counts a new connection, whichever protocol it speaks. */
+  private track(socket: Socket): void {
     this.sockets.add(socket);
     this.connections.inc();
     this.active.inc();
@@ -217,7 +263,7 @@ export class HttpListener implements Listener {
     });
   }
 
-  private match(req: IncomingMessage, path: string): { entry: RouteEntry; rest: string } | { allow: string[] } | undefined {
+  private match(req: HttpRequest, path: string): { entry: RouteEntry; rest: string } | { allow: string[] } | undefined {
     const host = hostOf(req.headers.host);
     const method = req.method ?? 'GET';
     let allow: string[] | undefined;
@@ -237,7 +283,7 @@ export class HttpListener implements Listener {
    * router.ts) must pick the same route both ways; if not, it is refused rather than served by
    * a route its upstream would not have chosen.
    */
-  private route(req: IncomingMessage, checked: CheckedTarget): ReturnType<HttpListener['match']> | TargetRefusal {
+  private route(req: HttpRequest, checked: CheckedTarget): ReturnType<HttpListener['match']> | TargetRefusal {
     const found = this.match(req, checked.path);
     if (checked.lenient === undefined) return found;
     const other = this.match(req, checked.lenient);
@@ -253,9 +299,9 @@ export class HttpListener implements Listener {
    * when `res` has been answered.
    */
   private admit(
-    req: IncomingMessage,
-    res: ServerResponse,
-    checked = checkRequest(req, this.options.config.mergeSlashes),
+    req: HttpRequest,
+    res: HttpResponse,
+    checked = checkAnyRequest(req, this.options.config.mergeSlashes),
     found = 'status' in checked ? undefined : this.route(req, checked),
   ): { entry: RouteEntry; rest: string } | undefined {
     if ('status' in checked) {
@@ -266,7 +312,7 @@ export class HttpListener implements Listener {
       replyError(res, found.status, found.reason, { close: true });
       return undefined;
     }
-    if (checked.close) res.shouldKeepAlive = false;
+    if (checked.close && res instanceof ServerResponse) res.shouldKeepAlive = false;
     if (!found) {
       replyError(res, 404, 'not found');
       return undefined;
@@ -286,26 +332,30 @@ export class HttpListener implements Listener {
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
     const pipeline = pipelineOf(req.socket, this.options.config.limits.maxPipelinedRequests);
-    if (pipeline.admit(res)) this.serve(req, res, expectsContinue, pipeline);
-    else pipeline.park(res, () => this.serve(req, res, expectsContinue, pipeline));
+    if (pipeline.admit(res)) this.serve(req, res, expectsContinue, pipeline, req.socket);
+    else pipeline.park(res, () => this.serve(req, res, expectsContinue, pipeline, req.socket));
   }
 
-  private serve(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, pipeline: ConnectionPipeline): void {
+  /**
+   * A request's phases from check on, for HTTP/1.x (`res` a ServerResponse, `pipeline` its
+   * connection's) and HTTP/2 alike. `socket` is the connection's own socket (bytes are counted on it).
+   */
+  private serve(req: HttpRequest, res: HttpResponse, expectsContinue: boolean, pipeline: ConnectionPipeline | undefined, socket: Socket): void {
     const started = process.hrtime.bigint();
     let stats = this.unrouted;
     res.once('close', () => {
-      this.meter.flush(req.socket);
+      this.meter.flush(socket);
       stats.record(res.statusCode, started);
-      pipeline.done(res);
+      if (pipeline) pipeline.done(res as ServerResponse);
     });
-    if (this.draining) res.shouldKeepAlive = false;
+    if (this.draining && res instanceof ServerResponse) res.shouldKeepAlive = false;
     if (this.hsts) res.setHeader('strict-transport-security', this.hsts);
     // A CA validating an order reaches us before any route (and any redirect to HTTPS) could.
     if (this.options.http01 && req.url?.startsWith(HTTP01_PREFIX) && answerHttp01(this.options.http01, req, res)) return;
 
     // redirectToHttps: a checked request goes to https, ACME HTTP-01 paths excepted (routed).
     const redirect = this.options.config.redirectToHttps;
-    const checked = checkRequest(req, this.options.config.mergeSlashes);
+    const checked = checkAnyRequest(req, this.options.config.mergeSlashes);
     if (redirect && !('status' in checked) && redirectToHttps(req, res, redirect === true ? { status: 308 } : redirect)) return;
     const found = this.admit(req, res, checked);
     if (!found) return;
@@ -342,6 +392,12 @@ export class HttpListener implements Listener {
 
   private upgradeOrServe(req: IncomingMessage, socket: Socket, head: Buffer): void {
     if (socket.destroyed) return;
+    // h2c by Upgrade: the request becomes stream 1 of an HTTP/2 connection and is routed there.
+    if (this.h2 && !this.draining && req.httpVersionMinor === 1 && chooseProtocol(req.headers.upgrade, H2C) && wantsH2c(req)) {
+      const headers = stream1Headers(req);
+      const front = this.h2;
+      if (headers) return upgradeToH2c(socket, head, headers, this.options.config.limits.headerTimeout, (s) => front.accept(s));
+    }
     const checked = checkRequest(req, this.options.config.mergeSlashes);
     const found = 'status' in checked ? undefined : this.route(req, checked);
     const handler = found && 'entry' in found ? found.entry.route.handler : undefined;
