@@ -1,18 +1,19 @@
 import { connect, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { duration } from '../config/units.ts';
 import type { UpstreamGroup } from '../upstream/group.ts';
-import type { PickContext } from '../upstream/balancers/types.ts';
+import { addressPick } from '../upstream/admission.ts';
 import type { Target } from '../upstream/target.ts';
 import { describeTlsError, isTlsError } from '../upstream/tls.ts';
 import type { ConnContext, HandlerModule, StreamHandler } from './types.ts';
 
 // L4 proxy: each client connection gets one connection to a target of an upstream group, and
-// bytes are piped both ways. Connecting: the group's balancer picks a target (health checks and
-// outlier ejection decide which are eligible); a refused or timed-out connect is reported and the
-// next target tried, which is always safe as nothing was sent yet. Meanwhile early client bytes
+// bytes are piped both ways. Connecting: the group admits the connection (its balancer picks a
+// target among those health checks and outlier ejection leave eligible; the pending cap and the
+// circuit breaker hold as for HTTP); a refused or timed-out connect is reported and another
+// target tried within retry.attempts and the retry budget, which is always safe as nothing was
+// sent yet. Meanwhile early client bytes
 // are held up to EARLY_LIMIT, then the client is paused (no unbounded buffer). Connected: pipe in
 // both directions (backpressure both ways), half-close forwarded (a client FIN becomes our FIN
 // upstream and the reply still flows back, and the other way round), no bytes either way for the
@@ -42,8 +43,6 @@ class ConnectTimeoutError extends Error {
   }
 }
 
-const noValue = (): undefined => undefined;
-
 /** Closes a socket with a reset (TCP), so the peer sees an abort rather than an end. */
 function abort(s: Socket): void {
   if (s.destroyed) return;
@@ -58,14 +57,12 @@ function abort(s: Socket): void {
 class TcpProxyHandler implements StreamHandler {
   /** Upstream sockets open now (connecting or connected), destroyed by close(). */
   private readonly upstreams = new Set<Socket>();
-  private readonly maxTries: number;
   private readonly idle: number;
 
   constructor(
     private readonly group: UpstreamGroup,
     private readonly connectTimeout: number,
   ) {
-    this.maxTries = 1 + group.config.retry.attempts;
     this.idle = group.config.timeouts.idle;
   }
 
@@ -73,8 +70,19 @@ class TcpProxyHandler implements StreamHandler {
     // A client FIN must not make Node end our side: the reply may still be coming.
     client.allowHalfOpen = true;
     const group = this.group;
-    const pickCtx: PickContext = { clientIp: client.remoteAddress ?? '', path: '', header: noValue, cookie: noValue };
-    const tried = new Set<Target>();
+    // The group's admission (upstream/admission.ts): a target, the pending cap while connecting,
+    // the breaker (whose maxRequests caps the group's connections, Envoy's max_connections).
+    const adm = group.admit(addressPick(client.remoteAddress ?? ''));
+    if (!adm.ok) {
+      ctx.log.debug({ listener: ctx.listener, upstream: group.name, reason: adm.reason }, 'tcp-proxy: refused by the upstream group');
+      ctx.countRequest(adm.reason.replace('-', '_'));
+      client.destroy();
+      return;
+    }
+    // The connection is one call for the breaker: its outcome is known at connect, and it stays
+    // admitted (in flight) until the client's side closes.
+    let outcome: 'success' | 'failure' = 'success';
+    client.once('close', () => adm.end(outcome));
     let early: Buffer[] = [];
     let earlyBytes = 0;
     let pending: Socket | undefined;
@@ -89,18 +97,9 @@ class TcpProxyHandler implements StreamHandler {
     const onEarlyClose = () => pending?.destroy();
     client.once('close', onEarlyClose);
 
-    const attempt = () => {
+    const attempt = (target: Target) => {
       if (client.destroyed) return;
-      const target = tried.size < this.maxTries ? group.pick(pickCtx, tried) : undefined;
-      if (!target) {
-        ctx.log.debug({ listener: ctx.listener, upstream: group.name, tried: [...tried].map((t) => t.id) }, 'tcp-proxy: no target available');
-        ctx.countRequest(tried.size === 0 ? 'no_target' : 'connect_failed');
-        client.destroy();
-        return;
-      }
-      if (tried.size > 0) group.retried();
-      tried.add(target);
-      const started = performance.now();
+      adm.begin(target);
       const secure = target.protocol === 'tls:';
       const upstream: Socket = secure
         ? connectTls({ ...group.tlsOptions(target), host: target.host, port: target.port })
@@ -112,23 +111,30 @@ class TcpProxyHandler implements StreamHandler {
       }
       pending = upstream;
       this.upstreams.add(upstream);
-      target.inFlight++;
       const timer = setTimeout(() => upstream.destroy(new ConnectTimeoutError(target, this.connectTimeout)), this.connectTimeout);
-      // One socket, one 'close': inFlight goes back down exactly once, whatever happened.
+      // One socket, one 'close': the try stops being in flight exactly once, whatever happened
+      // (a later try is never on the same target: a refused connect is not retried there).
       upstream.once('close', () => {
         clearTimeout(timer);
-        target.inFlight--;
+        if (adm.target === target) adm.finishTry();
         this.upstreams.delete(upstream);
       });
       const onConnectError = (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         pending = undefined;
-        group.report(target, 'connect-failure', (performance.now() - started) / 1000);
+        adm.report('connect-failure');
+        adm.finishTry();
         const tls = isTlsError(err);
         if (tls) group.errored(target, 'upstream_tls');
         ctx.log.debug({ err, listener: ctx.listener, upstream: group.name, target: target.id, reason: tls ? describeTlsError(err) : err.code }, 'tcp-proxy: connect failed');
         upstream.destroy();
-        attempt();
+        if (client.destroyed) return;
+        const next = adm.retry(false);
+        if (next) return attempt(next);
+        ctx.log.debug({ listener: ctx.listener, upstream: group.name, tries: adm.tries }, 'tcp-proxy: no target could be connected to');
+        ctx.countRequest('connect_failed');
+        outcome = 'failure';
+        client.destroy();
       };
       upstream.once('error', onConnectError);
       upstream.once(secure ? 'secureConnect' : 'connect', () => {
@@ -136,7 +142,8 @@ class TcpProxyHandler implements StreamHandler {
         pending = undefined;
         upstream.off('error', onConnectError);
         client.off('close', onEarlyClose);
-        group.report(target, 'success', (performance.now() - started) / 1000);
+        adm.connected();
+        adm.report('success');
         ctx.countRequest('ok');
         if (client.destroyed) {
           upstream.destroy();
@@ -148,7 +155,7 @@ class TcpProxyHandler implements StreamHandler {
         this.splice(client, upstream);
       });
     };
-    attempt();
+    attempt(adm.target);
   }
 
   /** Pipes the two sockets together until both sides have ended, or either fails. */

@@ -44,7 +44,10 @@ const healthSchema = z.strictObject({
 const outlierSchema = z.strictObject({
   /** Consecutive 5xx answers or connect failures that eject a target. */
   consecutiveFailures: z.number().int().min(1).default(5),
-  /** Ejection time is baseEjectionTime x times ejected, capped at maxEjectionTime. */
+  /**
+   * Ejection time is baseEjectionTime x times ejected, capped at maxEjectionTime; the count goes
+   * down by one for each baseEjectionTime the target spends back in service.
+   */
   baseEjectionTime: duration().default(30_000),
   maxEjectionTime: duration().default(300_000),
   /** Never eject more than this share of the group's targets (at least one stays). */
@@ -62,7 +65,10 @@ const breakerSchema = z.strictObject({
   openFor: duration().default(10_000),
   /** Requests let through at once while half-open. */
   halfOpenRequests: z.number().int().min(1).default(1),
-  /** Envoy-style caps: requests in flight to the group, and requests waiting for a connection. */
+  /**
+   * Envoy-style caps: calls in flight to the group (HTTP requests, streams, WebSockets, tcp-proxy
+   * connections, udp-proxy sessions), and tries waiting for a connection.
+   */
   maxRequests: z.number().int().min(1).default(1024),
   maxPending: z.number().int().min(0).default(1024),
 });

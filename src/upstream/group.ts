@@ -12,18 +12,22 @@ import { RetryBudget } from './retry-budget.ts';
 import { OutlierDetector } from './health/outlier.ts';
 import { ActiveHealthChecker } from './health/active.ts';
 import { UpstreamTls } from './tls.ts';
+import { Admission, type AdmissionOwner, type Refusal, type Rejection, type TryOutcome } from './admission.ts';
+
+export type { Rejection, TryOutcome } from './admission.ts';
 
 // A named group of backends and everything that decides where a request goes and whether it may:
 // the balancer, active health checks, passive outlier detection, the circuit breaker, the retry
 // budget, and one connection pool per target for the life of the config (never one per request).
-// Handlers (proxy, tcp-proxy, udp-proxy) ask it for a target, report how each try went, and
-// it keeps the per-target metrics and the live state shown at GET /upstreams.
+// Every proxy (HTTP/1.1 and HTTP/2, gRPC, WebSocket, tcp, udp) goes through admit() for each
+// call and the Admission it returns for each try (admission.ts: the one admission contract);
+// the group keeps the per-target metrics and the live state shown at GET /upstreams.
 
-export type TryOutcome = 'success' | 'connect-failure' | 'failure';
 const OUTCOMES: readonly TryOutcome[] = ['success', 'connect-failure', 'failure'];
 
-/** Why a request was answered without reaching any target. */
-export type Rejection = 'no-target' | 'breaker-open' | 'max-requests' | 'max-pending' | 'retry-budget';
+const NO_TARGET: Refusal = { ok: false, reason: 'no-target', retryAfterMs: 0 };
+/** Waiting for a connection is short-lived: a second is a fair time to come back. */
+const MAX_PENDING: Refusal = { ok: false, reason: 'max-pending', retryAfterMs: 1000 };
 
 interface TargetStats {
   outcomes: Record<TryOutcome, CounterCell>;
@@ -45,12 +49,17 @@ export interface UpstreamGroupOptions {
   baseDir?: string;
 }
 
-export class UpstreamGroup {
+export class UpstreamGroup implements AdmissionOwner {
   readonly targets: readonly Target[];
   /** `http` when the targets are http(s) URLs; `l4` for bare host:port targets. */
   readonly kind: 'http' | 'l4';
   readonly breaker: CircuitBreaker | undefined;
   readonly budget: RetryBudget;
+  /** Tries in all for one call: the first plus retry.attempts. */
+  readonly maxTries: number;
+  /** Tries waiting for a connection now, across the group (kept by Admission). */
+  waiting = 0;
+  private readonly maxPending: number;
   private readonly balancer: Balancer;
   private readonly outlier: OutlierDetector | undefined;
   private readonly health: ActiveHealthChecker | undefined;
@@ -115,6 +124,8 @@ export class UpstreamGroup {
     );
 
     this.budget = new RetryBudget(config.retry.budgetRatio, config.retry.budgetMinPerSecond);
+    this.maxTries = 1 + config.retry.attempts;
+    this.maxPending = config.breaker === false ? Infinity : config.breaker.maxPending;
     this.breaker = config.breaker === false ? undefined : new CircuitBreaker(config.breaker, Date.now, (state) => options.log.warn({ upstream: name, state }, 'circuit breaker state changed'));
     if (this.breaker) {
       const breaker = this.breaker;
@@ -195,11 +206,43 @@ export class UpstreamGroup {
     return p;
   }
 
-  /** Requests waiting for a connection across the group's pools (for the breaker's maxPending). */
-  pending(): number {
-    let n = 0;
-    for (const p of this.pools.values()) n += p.stats.pending;
-    return n;
+  /**
+   * Admits a call (a request, a stream, a connection, a session): a target picked, the pending
+   * cap and the circuit breaker passed, the call counted for the retry budget. A refusal is
+   * counted and says why; nothing of it needs releasing.
+   */
+  admit(pick: PickContext): Admission | Refusal {
+    const target = this.pick(pick);
+    if (!target) {
+      this.rejections['no-target'].inc();
+      return NO_TARGET;
+    }
+    if (this.waiting >= this.maxPending) {
+      this.rejections['max-pending'].inc();
+      return MAX_PENDING;
+    }
+    let ticket: { release(outcome: 'success' | 'failure'): void } | undefined;
+    if (this.breaker) {
+      const a = this.breaker.admit();
+      if (!a.ok) {
+        const reason = a.reason === 'open' ? 'breaker-open' : 'max-requests';
+        this.rejections[reason].inc();
+        return { ok: false, reason, retryAfterMs: a.retryAfterMs };
+      }
+      ticket = a;
+    }
+    this.budget.onRequest();
+    return new Admission(this, pick, target, ticket);
+  }
+
+  /** One more retry, if the retry budget allows it (counted either way). */
+  spendRetry(): boolean {
+    if (!this.budget.tryRetry()) {
+      this.rejections['retry-budget'].inc();
+      return false;
+    }
+    this.retries.inc();
+    return true;
   }
 
   /** How a try went: feeds outlier detection and the per-target metrics. */
@@ -219,16 +262,6 @@ export class UpstreamGroup {
     this.errorKinds.labels(this.name, t.id, kind).inc();
   }
 
-  /** Counts a retry that is being sent. */
-  retried(): void {
-    this.retries.inc();
-  }
-
-  /** Counts a request answered without reaching a target. */
-  rejected(reason: Rejection): void {
-    this.rejections[reason].inc();
-  }
-
   start(): void {
     this.health?.start();
   }
@@ -245,11 +278,13 @@ export class UpstreamGroup {
   /** The live state, as GET /upstreams shows it. */
   state(): object {
     const now = Date.now();
+    if (this.outlier) for (const t of this.targets) this.outlier.decay(t, now);
     return {
       name: this.name,
       kind: this.kind,
       balance: this.config.balance,
       breaker: this.breaker?.snapshot() ?? null,
+      waiting: this.waiting,
       retryBudget: this.budget.snapshot(),
       targets: this.targets.map((t) => {
         const s = this.stats.get(t);

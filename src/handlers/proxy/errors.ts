@@ -4,6 +4,7 @@
 // phase reads `status` and `reason` (the one-line body the client sees).
 
 import { describeTlsError, isTlsError } from '../../upstream/tls.ts';
+import type { Refusal } from '../../upstream/admission.ts';
 
 export type ProxyErrorSource = 'upstream' | 'downstream' | 'internal';
 
@@ -127,4 +128,22 @@ export function classify(err: unknown, sent: boolean): ProxyError {
     if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED') return new ProxyError('INTERNAL', { sent: false, cause: err });
   }
   return new ProxyError('UPSTREAM_ERROR', { sent, cause: err });
+}
+
+const REFUSALS = {
+  'no-target': 'NO_TARGET',
+  'breaker-open': 'BREAKER_OPEN',
+  'max-requests': 'MAX_REQUESTS',
+  'max-pending': 'MAX_PENDING',
+} as const satisfies Record<Refusal['reason'], ProxyErrorCode>;
+
+/** The group's refusal to admit a call (group.admit()), as the error the client is answered with. */
+export function refusalError(r: Refusal): ProxyError {
+  return new ProxyError(REFUSALS[r.reason]);
+}
+
+/** Retry-After for a refusal: none when no target is available (nobody knows when one will be), else at least a second. */
+export function refusalHeaders(r: Refusal): Record<string, string> | undefined {
+  if (r.reason === 'no-target') return undefined;
+  return { 'retry-after': String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) };
 }

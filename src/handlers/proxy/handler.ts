@@ -2,43 +2,27 @@ import type { HttpContext, HttpHandler, UpgradeContext } from '../types.ts';
 import type { UpstreamGroup } from '../../upstream/group.ts';
 import { readBody } from '../http/body.ts';
 import { replyError } from '../http/reply.ts';
-import { Exchange, type PendingCounter, type ProxyRoute } from './http.ts';
+import { Exchange, type ProxyRoute } from './http.ts';
 import { clientIp, requestHeaders, type ForwardPolicy } from './request-headers.ts';
 import { RetryPolicy } from './retry.ts';
-import { ProxyError } from './errors.ts';
+import { ProxyError, refusalError, refusalHeaders } from './errors.ts';
 import { proxyWebSocket } from './websocket.ts';
 import type { ProxyConfig } from './config.ts';
 
 // The proxy handler: a request passes through named phases, in this order, all reading and
 // writing the one per-request Exchange:
-//   admit    pick a target (none: 503 at once), pending cap, circuit breaker (503 + Retry-After)
+//   admit    the group's admission (upstream/admission.ts): a target, the pending cap, the
+//            circuit breaker; a refusal is a 503 (with Retry-After unless no target exists)
 //   rewrite  the upstream path (stripPrefix, rewrite) and headers (request-headers.ts)
 //   body     none / buffered in full when small enough to allow retries / streamed
 //   exchange tries against the group with retries and timeouts (http.ts, retry.ts)
 //   respond  headers (response-headers.ts) and body streamed back with backpressure
 // WebSocket upgrades take the same admit/rewrite phases and are piped (websocket.ts).
 
-/** Requests waiting for a connection, per group: shared by every route on that group. */
-const pendingByGroup = new WeakMap<UpstreamGroup, PendingCounter>();
-
-export function pendingOf(group: UpstreamGroup): PendingCounter {
-  let p = pendingByGroup.get(group);
-  if (!p) {
-    p = { n: 0 };
-    pendingByGroup.set(group, p);
-  }
-  return p;
-}
-
-function retryAfter(ms: number): Record<string, string> {
-  return { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) };
-}
-
 export class ProxyHandler implements HttpHandler {
   private readonly route: ProxyRoute;
   private readonly group: UpstreamGroup;
   private readonly policy: ForwardPolicy;
-  private readonly maxPending: number;
   private readonly rewriteFrom: RegExp | undefined;
   readonly upgrade: ((ctx: UpgradeContext) => void) | undefined;
   /**
@@ -55,12 +39,10 @@ export class ProxyHandler implements HttpHandler {
     this.route = {
       group,
       retry: new RetryPolicy(group.config.retry),
-      pending: pendingOf(group),
       via: config.via,
       totalTimeout: group.config.timeouts.total,
     };
     this.policy = { host: config.host, trustForwarded: config.trustForwarded, via: config.via, forwardClientCert: config.forwardClientCert };
-    this.maxPending = group.config.breaker === false ? Infinity : group.config.breaker.maxPending;
     this.rewriteFrom = config.rewrite ? new RegExp(config.rewrite.from, 'g') : undefined;
     this.upgrades = config.websocket ? ['websocket'] : [];
     this.upgrade = config.websocket ? (ctx) => proxyWebSocket(ctx, this.group, this.policy, this.upstreamPath(ctx.req.url ?? '/', ctx.pathRest)) : undefined;
@@ -72,25 +54,9 @@ export class ProxyHandler implements HttpHandler {
 
     // admit
     const ex = new Exchange(this.route, req, res, clientIp(req));
-    const target = group.pick(ex);
-    if (!target) {
-      group.rejected('no-target');
-      return replyError(res, 503, new ProxyError('NO_TARGET').reason);
-    }
-    if (this.route.pending.n >= this.maxPending) {
-      group.rejected('max-pending');
-      return replyError(res, 503, new ProxyError('MAX_PENDING').reason, { headers: retryAfter(1000) });
-    }
-    const breaker = group.breaker;
-    if (breaker) {
-      const admission = breaker.admit();
-      if (!admission.ok) {
-        const open = admission.reason === 'open';
-        group.rejected(open ? 'breaker-open' : 'max-requests');
-        return replyError(res, 503, new ProxyError(open ? 'BREAKER_OPEN' : 'MAX_REQUESTS').reason, { headers: retryAfter(admission.retryAfterMs) });
-      }
-      ex.ticket = admission;
-    }
+    const adm = group.admit(ex);
+    if (!adm.ok) return replyError(res, 503, refusalError(adm).reason, { headers: refusalHeaders(adm) });
+    ex.adm = adm;
 
     // rewrite
     const method = req.method ?? 'GET';
@@ -103,22 +69,22 @@ export class ProxyHandler implements HttpHandler {
     const retry = this.route.retry;
     if (declared === undefined && req.headers['transfer-encoding'] === undefined) {
       ex.resendable = retry.resendable(method, true);
-      return ex.start(target);
+      return ex.start();
     }
     const length = declared === undefined ? -1 : Number(declared);
     if (length === 0) {
       ex.resendable = retry.resendable(method, true);
-      return ex.start(target);
+      return ex.start();
     }
     if (length > 0 && length <= retry.bufferBody && retry.maxTries > 1) {
       return readBody(req, ctx.limits.maxBodySize).then(
         (body) => {
           ex.body = body;
           ex.resendable = retry.resendable(method, true);
-          ex.start(target);
+          ex.start();
         },
         (err: unknown) => {
-          ex.ticket?.release('success');
+          adm.end('success');
           throw err;
         },
       );
@@ -131,7 +97,7 @@ export class ProxyHandler implements HttpHandler {
     // A declared length was checked by the listener; a chunked body is counted as it streams.
     ex.body = length === -1 ? limited(chunks, ctx.limits.maxBodySize) : chunks;
     ex.resendable = false;
-    ex.start(target);
+    ex.start();
   }
 
   private upstreamPath(url: string, pathRest: string): string {

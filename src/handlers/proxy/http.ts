@@ -1,13 +1,13 @@
 import type { HttpRequest, HttpResponse } from '../types.ts';
-import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { UpstreamGroup } from '../../upstream/group.ts';
-import type { PickContext } from '../../upstream/balancers/types.ts';
+import type { Admission } from '../../upstream/admission.ts';
 import type { Target } from '../../upstream/target.ts';
 import { replyError } from '../http/reply.ts';
 import { ProxyError, classify } from './errors.ts';
 import { responseHeaders, writeResponseHead } from './response-headers.ts';
-import { retryTarget, type RetryPolicy } from './retry.ts';
+import type { RetryPolicy } from './retry.ts';
+import { RequestPick } from './pick.ts';
 
 // Phase "exchange": one request's tries against the upstream group, and its response streamed
 // back. One object per request is the whole per-request state (Pingora's per-request context)
@@ -23,20 +23,21 @@ import { retryTarget, type RetryPolicy } from './retry.ts';
 // calls the resume function it gave us. Upstream-side backpressure on uploads is undici's own
 // (it pipes the request body with write/drain).
 //
-// Lifecycle of a try, each counted once: target.inFlight++ when sent, -- when it ends
-// (onComplete or onError); "pending" (waiting for a connection) from sent to onConnect;
-// group.report() once with the time to the response head (or to the failure).
+// Every call goes through the group's admission contract (upstream/admission.ts): the handler
+// admits it, each try is begun, connected, reported and finished on the Admission, a failed try
+// asks it for a retry, and the end of the exchange ends the admission (the breaker's outcome).
+// "Waiting for a connection" (the breaker's maxPending) is from a try being sent to undici's
+// onConnect. Each try has its own small dispatch handler (TryHandler) so that a try that was
+// given up while still queued for a pooled connection (its per-try timeout fired) cannot be
+// confused with the retry that replaced it: when its connection finally comes, it is dropped.
 
-/** Per-upstream-group count of requests waiting for a connection (the breaker's maxPending). */
-export interface PendingCounter {
-  n: number;
-}
+/** Trailers as undici hands them to a handler: a raw list (HTTP/1.1) or a header object (HTTP/2). */
+type RawTrailers = readonly (Buffer | string)[] | Record<string, string | string[] | undefined>;
 
 /** What every exchange of one route shares: built once at provision. */
 export interface ProxyRoute {
   readonly group: UpstreamGroup;
   readonly retry: RetryPolicy;
-  readonly pending: PendingCounter;
   readonly via: string;
   /** timeouts.total in ms (0: none). */
   readonly totalTimeout: number;
@@ -68,15 +69,34 @@ function onTotalTimeout(ex: Exchange): void {
   ex.totalTimedOut();
 }
 
-export class Exchange implements Dispatcher.DispatchHandler, PickContext {
+/** undici's dispatch handler for one try: passes its events on to the exchange with the try's number. */
+class TryHandler implements Dispatcher.DispatchHandler {
+  constructor(
+    private readonly ex: Exchange,
+    private readonly n: number,
+  ) {}
+  onConnect(abort: (err?: Error) => void): void {
+    this.ex.onTryConnect(this.n, abort);
+  }
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    return this.ex.onTryHeaders(this.n, status, rawHeaders, resume);
+  }
+  onData(chunk: Buffer): boolean {
+    return this.ex.onTryData(this.n, chunk);
+  }
+  onComplete(trailers: string[] | null): void {
+    this.ex.onTryComplete(this.n, trailers as RawTrailers | null);
+  }
+  onError(err: Error): void {
+    this.ex.onTryError(this.n, err);
+  }
+}
+
+export class Exchange extends RequestPick {
   private state = ACTIVE;
-  private tries = 0;
-  private tried: Set<Target> | undefined;
-  private target!: Target;
-  private tryStarted = 0;
-  private inTry = false;
-  /** The current try has been reported to the group (once per try). */
-  private reported = false;
+  /** Set by the handler once the group admitted the request. */
+  adm!: Admission;
+  /** The current try has its connection (its request went out, so it may have reached the target). */
   private connected = false;
   private abortTry: ((err?: Error) => void) | null = null;
   /** The current try's answer is a retryable status being read and thrown away; `next` is the retry's target. */
@@ -96,81 +116,49 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
   body: Buffer | AsyncIterable<Buffer> | null = null;
   /** Safe to send again after bytes reached the upstream (see retry.ts). */
   resendable = false;
-  ticket: { release(outcome: 'success' | 'failure'): void } | undefined = undefined;
 
   constructor(
     private readonly route: ProxyRoute,
-    readonly req: HttpRequest,
+    req: HttpRequest,
     private readonly res: HttpResponse,
-    readonly clientIp: string,
-  ) {}
-
-  // PickContext, for hashing balancers.
-  get path(): string {
-    const url = this.req.url ?? '/';
-    const q = url.indexOf('?');
-    return q === -1 ? url : url.slice(0, q);
+    clientIp: string,
+  ) {
+    super(req, clientIp);
   }
 
-  header(name: string): string | undefined {
-    const v = this.req.headers[name];
-    return typeof v === 'string' ? v : v?.[0];
-  }
-
-  cookie(name: string): string | undefined {
-    const header = this.req.headers.cookie;
-    if (!header) return undefined;
-    for (const part of header.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-    }
-    return undefined;
-  }
-
-  /** Starts the first try on `target`. */
-  start(target: Target): void {
+  /** Starts the first try, on the admitted target. */
+  start(): void {
     const res = this.res as TaggedResponse;
     res[kExchange] = this;
     res.on('close', onResponseClose);
-    this.route.group.budget.onRequest();
     if (this.route.totalTimeout > 0) this.totalTimer = setTimeout(onTotalTimeout, this.route.totalTimeout, this);
-    this.send(target);
+    this.send(this.adm.target);
   }
 
   private send(target: Target): void {
-    this.target = target;
-    this.tries++;
-    this.inTry = true;
-    this.reported = false;
+    const adm = this.adm;
+    adm.begin(target);
     this.connected = false;
     this.abortTry = null;
     this.discarding = false;
     this.discarded = 0;
-    target.inFlight++;
-    this.route.pending.n++;
-    this.tryStarted = performance.now();
     const perTry = this.route.retry.perTryTimeout;
-    if (perTry > 0) this.tryTimer = setTimeout(onTryTimeout, perTry, this, this.tries);
+    if (perTry > 0) this.tryTimer = setTimeout(onTryTimeout, perTry, this, adm.tries);
     // A Buffer body is replayed as it is; a stream is read once (and then not resendable).
     // servername: one per target, not one per Host header (undici would reconnect whenever it
     // changed); the group's connector sends the SNI and verifies the name of its `tls:` block.
     const options = { path: this.upstreamPath, method: this.method, headers: this.headers, body: this.body as Buffer | null, servername: target.host };
-    this.route.group.pool(target).dispatch(options, this);
+    this.route.group.pool(target).dispatch(options, new TryHandler(this, adm.tries));
   }
 
   /** Ends the current try's bookkeeping (once per try). */
-  private endTry(): number {
-    const seconds = (performance.now() - this.tryStarted) / 1000;
-    if (!this.inTry) return seconds;
-    this.inTry = false;
-    this.target.inFlight--;
-    if (!this.connected) this.route.pending.n--;
+  private endTry(): void {
+    this.adm.finishTry();
     this.abortTry = null;
     if (this.tryTimer !== undefined) {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
     }
-    return seconds;
   }
 
   private finish(outcome: 'success' | 'failure'): void {
@@ -183,28 +171,24 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
     }
-    this.ticket?.release(outcome);
-  }
-
-  private report(outcome: 'success' | 'connect-failure' | 'failure', seconds: number): void {
-    if (this.reported) return;
-    this.reported = true;
-    this.route.group.report(this.target, outcome, seconds);
+    this.adm.end(outcome);
   }
 
   /** A retry for the current try, or undefined when none may be made (see retry.ts). */
   private retryTo(): Target | undefined {
-    if (this.tries >= this.route.retry.maxTries) return undefined;
-    const tried = (this.tried ??= new Set());
-    tried.add(this.target);
-    return retryTarget(this.route.group, this, tried);
+    return this.adm.retry();
   }
 
-  // undici handler ----------------------------------------------------------------------------
+  // undici events, per try ---------------------------------------------------------------------
 
-  onConnect(abort: (err?: Error) => void): void {
+  onTryConnect(n: number, abort: (err?: Error) => void): void {
+    if (n !== this.adm.tries) {
+      // A try given up while it waited for a connection (see tryTimedOut): a retry replaced it.
+      abort(new ProxyError('UPSTREAM_TRY_TIMEOUT'));
+      return;
+    }
     this.connected = true;
-    this.route.pending.n--;
+    this.adm.connected();
     if (this.state === DONE) {
       // The client left (or the request timed out) while this try waited for a connection.
       abort(new ProxyError('DOWNSTREAM_ABORTED'));
@@ -213,15 +197,21 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     this.abortTry = abort;
   }
 
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (status < 200) return true; // 1xx: informational, not forwarded
-    const seconds = (performance.now() - this.tryStarted) / 1000;
+  onTryHeaders(n: number, status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (n !== this.adm.tries) return false;
+    if (status < 200) {
+      // 103 Early Hints go to the client (a browser may start fetching what they link); other
+      // 1xx are hop-by-hop (100 Continue was answered by the listener itself).
+      if (status === 103 && this.state === ACTIVE && !this.res.headersSent) earlyHints(this.res, rawHeaders);
+      return true;
+    }
     if (this.state !== ACTIVE) return false;
+    const adm = this.adm;
     if (this.resendable && this.route.retry.retryableStatus(status)) {
       const next = this.retryTo();
       if (next) {
-        this.report('failure', seconds);
-        this.route.group.errored(this.target, 'http_5xx');
+        adm.report('failure');
+        this.route.group.errored(adm.target, 'http_5xx');
         this.discarding = true;
         this.next = next;
         return true;
@@ -234,8 +224,8 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       // with this error and onError answers 502.
       throw new ProxyError('UPSTREAM_PROTOCOL', { detail: (err as Error).message, cause: err });
     }
-    this.report(status >= 500 ? 'failure' : 'success', seconds);
-    if (status >= 500) this.route.group.errored(this.target, 'http_5xx');
+    adm.report(status >= 500 ? 'failure' : 'success');
+    if (status >= 500) this.route.group.errored(adm.target, 'http_5xx');
     if (this.tryTimer !== undefined) {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
@@ -246,7 +236,8 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onTryData(n: number, chunk: Buffer): boolean {
+    if (n !== this.adm.tries) return false;
     if (this.discarding) {
       this.discarded += chunk.length;
       // Past the limit: drop the connection instead (onError then sends the retry).
@@ -262,30 +253,33 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     return false;
   }
 
-  onComplete(): void {
+  onTryComplete(n: number, trailers: RawTrailers | null): void {
+    if (n !== this.adm.tries) return;
     this.endTry();
     if (this.discarding) {
       this.discarding = false;
       const next = this.next!;
       this.next = undefined;
       if (this.state !== ACTIVE) return;
-      this.route.group.retried();
       this.send(next);
       return;
     }
     if (this.state !== RESPONDING) return;
     this.finish(this.status >= 500 ? 'failure' : 'success');
+    if (trailers) addTrailers(this.res, trailers);
     this.res.end();
   }
 
-  onError(err: Error): void {
+  onTryError(n: number, err: Error): void {
+    const adm = this.adm;
+    if (n !== adm.tries) return; // a try given up earlier: its bookkeeping was done then
     const sent = this.connected;
-    const wasInTry = this.inTry;
-    const seconds = this.endTry();
+    const wasInTry = adm.trying;
+    this.endTry();
     const group = this.route.group;
     if (this.state === DONE) {
       // Cut short on our side (client gone, total timeout): the target did nothing wrong.
-      if (wasInTry) this.report('success', seconds);
+      if (wasInTry) adm.report('success');
       return;
     }
     // The client went away first (its socket closed while the body was being sent upstream).
@@ -293,8 +287,8 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     const clientGone = this.res.destroyed || (socket !== null && socket.destroyed);
     const e = clientGone ? new ProxyError('DOWNSTREAM_ABORTED', { cause: err }) : classify(err, sent);
     if (wasInTry) {
-      this.report(e.where !== 'upstream' ? 'success' : e.sent ? 'failure' : 'connect-failure', seconds);
-      if (e.where === 'upstream') group.errored(this.target, e.kind.toLowerCase());
+      adm.report(e.where !== 'upstream' ? 'success' : e.sent ? 'failure' : 'connect-failure');
+      if (e.where === 'upstream') group.errored(adm.target, e.kind.toLowerCase());
     }
     if (clientGone) {
       this.finish('success');
@@ -306,7 +300,6 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
       this.discarding = false;
       const next = this.next!;
       this.next = undefined;
-      group.retried();
       this.send(next);
       return;
     }
@@ -319,7 +312,6 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     if (e.retryable && (!e.sent || this.resendable)) {
       const next = this.retryTo();
       if (next) {
-        group.retried();
         this.send(next);
         return;
       }
@@ -353,11 +345,21 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
 
   tryTimedOut(tryNumber: number): void {
     this.tryTimer = undefined;
-    if (this.state !== ACTIVE || tryNumber !== this.tries) return;
+    const adm = this.adm;
+    if (this.state !== ACTIVE || tryNumber !== adm.tries) return;
     const e = new ProxyError('UPSTREAM_TRY_TIMEOUT');
-    // Connected: abort the try, and onError retries it like a reset. Still waiting for a
-    // connection: the try cannot be taken back from the pool's queue, so the request ends here.
-    if (this.abortTry) this.abortTry(e);
+    // Connected: abort the try, and onError retries it like a reset.
+    if (this.abortTry) {
+      this.abortTry(e);
+      return;
+    }
+    // Still queued for a pooled connection: nothing was sent, so a retry is always safe. The
+    // queued try cannot be taken back from undici, so it is given up (dropped when its
+    // connection comes) and counted, not blamed on the target: a busy pool is not a failure.
+    this.route.group.errored(adm.target, 'pool_wait_timeout');
+    this.endTry();
+    const next = this.retryTo();
+    if (next) this.send(next);
     else this.fail(e);
   }
 
@@ -365,5 +367,50 @@ export class Exchange implements Dispatcher.DispatchHandler, PickContext {
     this.totalTimer = undefined;
     if (this.state === DONE) return;
     this.fail(new ProxyError('UPSTREAM_TOTAL_TIMEOUT'));
+  }
+}
+
+/** Passes a 103's Link (and other) headers on to the client as Early Hints. */
+function earlyHints(res: HttpResponse, raw: readonly Buffer[]): void {
+  const hints: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1').toLowerCase();
+    if (name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
+    const value = raw[i + 1].toString('latin1');
+    const had = hints[name];
+    hints[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+  }
+  if (hints.link === undefined) return;
+  try {
+    res.writeEarlyHints(hints);
+  } catch {
+    // An invalid hint from the upstream is dropped: the response itself still comes.
+  }
+}
+
+/**
+ * The upstream's trailers, passed on (HTTP/1.1 sends them only with a chunked body; HTTP/2
+ * always). undici hands them over as a raw [name, value, ...] list from HTTP/1.1 upstreams and
+ * as a header object from HTTP/2 ones.
+ */
+function addTrailers(res: HttpResponse, raw: RawTrailers): void {
+  const trailers: Record<string, string> = {};
+  const add = (name: string, value: string) => {
+    if (name.startsWith(':')) return;
+    trailers[name] = trailers[name] === undefined ? value : `${trailers[name]}, ${value}`;
+  };
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) add(String(raw[i]).toLowerCase(), String(raw[i + 1]));
+  } else {
+    for (const [name, value] of Object.entries(raw)) {
+      if (value === undefined) continue;
+      add(name.toLowerCase(), Array.isArray(value) ? value.join(', ') : String(value));
+    }
+  }
+  if (Object.keys(trailers).length === 0) return;
+  try {
+    res.addTrailers(trailers);
+  } catch {
+    // A trailer Node refuses (invalid characters) is dropped rather than failing a finished body.
   }
 }

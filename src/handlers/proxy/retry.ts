@@ -1,7 +1,4 @@
 import type { RetryConfig } from '../../upstream/config.ts';
-import type { UpstreamGroup } from '../../upstream/group.ts';
-import type { PickContext } from '../../upstream/balancers/types.ts';
-import type { Target } from '../../upstream/target.ts';
 
 // Phase "retry": whether a failed try may be sent again, and where. The rules (Envoy's retry
 // policy with Pingora's "is it safe" question):
@@ -13,7 +10,7 @@ import type { Target } from '../../upstream/target.ts';
 //   - retryable failures: connect failures, resets, first-byte and per-try timeouts, and the
 //     statuses in retry.statuses (502/503/504 by default);
 //   - at most retry.attempts retries, each within the group's retry budget, each to a target not
-//     tried yet when there is one (else any available target).
+//     tried yet when there is one (else any available target): Admission.retry() decides that.
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -47,18 +44,4 @@ export class RetryPolicy {
   resendable(method: string, replayable: boolean): boolean {
     return replayable && (this.maxTries > 1) && (IDEMPOTENT.has(method) || this.bufferBody > 0);
   }
-}
-
-/**
- * The target for a retry: one not in `tried` when there is one, else any available target; undefined
- * when there is none or the group's retry budget is spent (counted as a rejection).
- */
-export function retryTarget(group: UpstreamGroup, ctx: PickContext, tried: ReadonlySet<Target>): Target | undefined {
-  const next = group.pick(ctx, tried) ?? group.pick(ctx);
-  if (!next) return undefined;
-  if (!group.budget.tryRetry()) {
-    group.rejected('retry-budget');
-    return undefined;
-  }
-  return next;
 }

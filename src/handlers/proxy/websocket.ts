@@ -1,19 +1,18 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { performance } from 'node:perf_hooks';
 import type { UpgradeContext } from '../types.ts';
 import type { UpstreamGroup } from '../../upstream/group.ts';
-import type { PickContext } from '../../upstream/balancers/types.ts';
 import type { Target } from '../../upstream/target.ts';
 import { clientIp, requestHeaders, type ForwardPolicy } from './request-headers.ts';
-import { ProxyError, classify } from './errors.ts';
+import { ProxyError, classify, refusalError, refusalHeaders } from './errors.ts';
+import { RequestPick } from './pick.ts';
 import { isTlsError } from '../../upstream/tls.ts';
 import { replyError } from '../http/reply.ts';
 
 // Phase "upgrade" (WebSocket: the only protocol a proxy route takes, see handler.ts): the request
 // goes to a target over a connection of its own (TCP, or TLS for https:// targets; never a pooled
-// one, since after 101 it is no longer HTTP). Steps: pick a target (none: 503) and pass the
-// breaker; connect (refused or timed out: report, try the next target, as nothing was sent);
+// one, since after 101 it is no longer HTTP). Steps: the group's admission (a target, the pending
+// cap while connecting, the breaker; a refusal is a 503); connect (refused or timed out: report, try the next target, as nothing was sent);
 // write the request head alone, with the forwarded headers plus Connection/Upgrade naming only
 // the agreed protocol; read the upstream's response head (at most MAX_HEAD bytes, within
 // timeouts.firstByte). A 101 is passed to the client byte for byte, then what the client sent
@@ -31,77 +30,33 @@ function refuse(ctx: UpgradeContext, status: number, reason: string, headers?: R
   replyError(ctx.res, status, reason, { close: true, headers });
 }
 
-function pickContext(ctx: UpgradeContext): PickContext {
-  const req = ctx.req;
-  return {
-    clientIp: clientIp(req),
-    path: (req.url ?? '/').split('?')[0],
-    header: (name) => {
-      const v = req.headers[name];
-      return typeof v === 'string' ? v : v?.[0];
-    },
-    cookie: (name) => {
-      for (const part of (req.headers.cookie ?? '').split(';')) {
-        const eq = part.indexOf('=');
-        if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-      }
-      return undefined;
-    },
-  };
-}
-
 export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy: ForwardPolicy, path: string): void {
   const client = ctx.socket;
-  const pick = pickContext(ctx);
-  const first = group.pick(pick);
-  if (!first) {
-    group.rejected('no-target');
-    return refuse(ctx, 503, new ProxyError('NO_TARGET').reason);
-  }
-  let ticket: { release(outcome: 'success' | 'failure'): void } | undefined;
-  if (group.breaker) {
-    const a = group.breaker.admit();
-    if (!a.ok) {
-      group.rejected(a.reason === 'open' ? 'breaker-open' : 'max-requests');
-      return refuse(ctx, 503, new ProxyError(a.reason === 'open' ? 'BREAKER_OPEN' : 'MAX_REQUESTS').reason, { 'retry-after': String(Math.max(1, Math.ceil(a.retryAfterMs / 1000))) });
-    }
-    ticket = a;
-  }
+  const adm = group.admit(new RequestPick(ctx.req, clientIp(ctx.req)));
+  if (!adm.ok) return refuse(ctx, 503, refusalError(adm).reason, refusalHeaders(adm));
   const base = requestHeaders(ctx.req, ctx.requestId, policy);
   const timeouts = group.config.timeouts;
-  const maxTries = 1 + group.config.retry.attempts;
-  const tried = new Set<Target>();
   let upstream: Socket | undefined;
-  let settled = false;
-  const settle = (outcome: 'success' | 'failure') => {
-    if (settled) return;
-    settled = true;
-    ticket?.release(outcome);
-  };
   // The client may leave at any time; whatever upstream socket exists goes with it.
   client.once('close', () => {
     upstream?.destroy();
-    settle('success');
+    adm.end('success');
   });
   client.on('error', () => client.destroy());
 
   const attempt = (target: Target): void => {
-    tried.add(target);
-    const started = performance.now();
+    // In flight from here until this upstream socket closes; waiting (maxPending) until connected.
+    adm.begin(target);
     const tls = target.protocol === 'https:';
     const up = tls
       ? connectTls({ ...group.tlsOptions(target), host: target.host, port: target.port, ALPNProtocols: ['http/1.1'] })
       : connectTcp({ host: target.host, port: target.port, noDelay: true });
     upstream = up;
-    target.inFlight++;
-    up.once('close', () => target.inFlight--);
+    up.once('close', () => {
+      if (adm.target === target) adm.finishTry();
+    });
     let phase: 'connect' | 'head' | 'open' = 'connect';
-    let reported = false;
-    const report = (outcome: 'success' | 'connect-failure' | 'failure') => {
-      if (reported) return;
-      reported = true;
-      group.report(target, outcome, (performance.now() - started) / 1000);
-    };
+    const report = (outcome: 'success' | 'connect-failure' | 'failure') => adm.report(outcome);
     const timer = setTimeout(() => up.destroy(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', { sent: false })), timeouts.connect);
 
     const onFailure = (err: Error) => {
@@ -112,19 +67,19 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         report('connect-failure');
         const e = err instanceof ProxyError ? err : connectError(err);
         group.errored(target, e.kind.toLowerCase());
-        const next = tried.size < maxTries ? (group.pick(pick, tried) ?? undefined) : undefined;
-        if (next && group.budget.tryRetry()) {
-          group.retried();
+        adm.finishTry();
+        const next = adm.retry(false);
+        if (next) {
           attempt(next);
           return;
         }
         ctx.log.debug({ err, upstream: group.name, target: target.id }, 'proxy: websocket upstream connect failed');
-        settle('failure');
+        adm.end('failure');
         return refuse(ctx, e.status, e.reason);
       }
       if (phase === 'head') {
         report('failure');
-        settle('failure');
+        adm.end('failure');
         // A TLS 1.3 upstream refuses our client certificate (or its absence) only after our side of the handshake.
         const e = err instanceof ProxyError ? err : isTlsError(err) ? classify(err, true) : new ProxyError('UPSTREAM_RESET', { cause: err });
         group.errored(target, e.kind.toLowerCase());
@@ -144,6 +99,7 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         return;
       }
       phase = 'head';
+      adm.connected();
       clearTimeout(timer);
       const headTimer = setTimeout(() => up.destroy(new ProxyError('UPSTREAM_FIRST_BYTE_TIMEOUT')), timeouts.firstByte);
       up.once('close', () => clearTimeout(headTimer));
@@ -175,7 +131,7 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
         if (!statusLine) return onFailure(new ProxyError('UPSTREAM_PROTOCOL'));
         const status = Number(statusLine[1]);
         report(status >= 500 ? 'failure' : 'success');
-        settle(status >= 500 ? 'failure' : 'success');
+        adm.end(status >= 500 ? 'failure' : 'success');
         phase = 'open';
         up.pause();
         ctx.res.statusCode = status;
@@ -190,7 +146,7 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
       up.on('data', onHead);
     });
   };
-  attempt(first);
+  attempt(adm.target);
 }
 
 /** A failed connect (TCP or TLS handshake; nothing was sent) as a ProxyError. */
