@@ -80,7 +80,7 @@ test('outlier: a group of one never ejects its only target below 100%', () => {
 
 // ---- active checks (real servers on 127.0.0.1) ----
 
-const health: HealthConfig = { path: '/health', expectStatus: [200, 399], interval: 60_000, timeout: 1_000, rise: 2, fall: 3 };
+const health: HealthConfig = { path: '/health', expectStatus: [200, 399], interval: 60_000, timeout: 1_000, rise: 2, fall: 3, grpc: false };
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {

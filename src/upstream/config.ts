@@ -6,7 +6,7 @@ import { upstreamTlsSchema } from './tls.ts';
 // The `upstreams:` section: named groups of backends with how to balance, check, break, retry
 // and time out. Every option has a default; every object is strict.
 
-const TARGET_FORMS = 'expected "http://host:port", "https://host:port", "tls://host:port" or "host:port"';
+const TARGET_FORMS = 'expected "http://host:port", "https://host:port", "h2c://host:port", "tls://host:port" or "host:port"';
 
 const targetSchema = z.union([
   z.string().refine((v) => parseTargetAddress(v) !== undefined, { message: TARGET_FORMS }),
@@ -39,6 +39,12 @@ const healthSchema = z.strictObject({
   rise: z.number().int().min(1).default(2),
   /** Consecutive failures that make a healthy target unhealthy. */
   fall: z.number().int().min(1).default(3),
+  /**
+   * Check with gRPC's health protocol instead of a GET: grpc.health.v1.Health/Check for this
+   * service ('' asks about the server as a whole) over HTTP/2; healthy when it answers SERVING.
+   * For h2c:// and https:// targets (the latter with `http2: true`).
+   */
+  grpc: z.union([z.literal(false), z.strictObject({ service: z.string().default('') })]).default(false),
 });
 
 const outlierSchema = z.strictObject({
@@ -80,6 +86,11 @@ const retrySchema = z.strictObject({
   statuses: z.array(z.number().int().min(500).max(599)).default([502, 503, 504]),
   /** A non-idempotent request is retried (after a sent body) only when its body fits this buffer. */
   bufferBody: size().default(64 * 1024),
+  /**
+   * gRPC calls: statuses of a trailers-only answer that are retried like a 502, when the call
+   * can be replayed (its request body ended within bufferBody). Names as in gRPC's docs.
+   */
+  grpcStatuses: z.array(z.enum(['CANCELLED', 'UNKNOWN', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'ABORTED', 'INTERNAL', 'UNAVAILABLE'])).default(['UNAVAILABLE']),
   /** Each try's own time limit (0: only the total timeout). */
   perTryTimeout: duration().default(0),
   /** Retry budget: retries may be at most this share of requests... */
@@ -120,6 +131,12 @@ export const upstreamSchema = z
     retry: retrySchema.prefault({}),
     timeouts: timeoutsSchema.prefault({}),
     pool: poolSchema.prefault({}),
+    /**
+     * https:// targets: offer HTTP/2 in ALPN (and use it when the target picks it), so one pooled
+     * connection carries many requests at once. h2c:// targets always speak HTTP/2; http://
+     * targets always HTTP/1.1.
+     */
+    http2: z.boolean().default(false),
     /** How to speak TLS to https:// and tls:// targets (src/upstream/tls.ts, docs/tls.md). */
     tls: upstreamTlsSchema.optional(),
   })
@@ -134,6 +151,9 @@ export const upstreamSchema = z
     const addresses = u.targets.map((t) => parseTargetAddress(typeof t === 'string' ? t : t.url));
     if (u.tls !== undefined && !addresses.some((a) => a?.protocol === 'https:' || a?.protocol === 'tls:')) {
       ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls applies to https:// and tls:// targets, and this group has none' });
+    }
+    if (u.health !== false && u.health.grpc !== false && !addresses.every((a) => a?.protocol === 'h2c:' || (a?.protocol === 'https:' && u.http2))) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'grpc'], message: 'gRPC health checks need HTTP/2 targets: h2c://host:port, or https:// with http2: true' });
     }
     if (u.balance === 'consistent-hash' && (u.hash.key === 'header' || u.hash.key === 'cookie') && !u.hash.name) {
       ctx.addIssue({ code: 'custom', path: ['hash', 'name'], message: `hash key "${u.hash.key}" needs a name` });

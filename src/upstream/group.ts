@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.ts';
 import type { CounterCell, HistogramCell } from '../observe/hot-metrics.ts';
-import { Target, parseTargetAddress } from './target.ts';
+import { Target, isHttpProtocol, parseTargetAddress } from './target.ts';
 import { targetsOf, type UpstreamConfig } from './config.ts';
 import { createBalancer } from './balancers/index.ts';
 import type { Balancer, PickContext, Random } from './balancers/types.ts';
@@ -86,7 +86,7 @@ export class UpstreamGroup implements AdmissionOwner {
       if (!a) throw new Error(`upstream "${name}": bad target address ${address}`);
       return new Target(a.id, a.host, a.port, a.protocol, a.origin, weight, i);
     });
-    this.kind = this.targets.every((t) => t.protocol === 'http:' || t.protocol === 'https:') ? 'http' : 'l4';
+    this.kind = this.targets.every((t) => isHttpProtocol(t.protocol)) ? 'http' : 'l4';
     this.balancer = createBalancer(config.balance, config.hash, this.targets, options.random);
 
     const m = options.metrics;
@@ -143,10 +143,11 @@ export class UpstreamGroup implements AdmissionOwner {
     this.health =
       config.health === false
         ? undefined
-        : new ActiveHealthChecker(config.health, this.targets, this.kind === 'http' ? 'http' : 'tcp', {
+        : new ActiveHealthChecker(config.health, this.targets, this.kind === 'http' ? (config.health.grpc !== false ? 'grpc' : 'http') : 'tcp', {
             onChange: (t, healthy) => options.log.warn({ upstream: name, target: t.id, healthy }, 'target health changed'),
             log: options.log,
             tlsOptions: (t) => this.tlsOptions(t),
+            http2: (t) => t.protocol === 'h2c:' || (t.protocol === 'https:' && config.http2),
           });
   }
 
@@ -183,12 +184,15 @@ export class UpstreamGroup implements AdmissionOwner {
     let p = this.pools.get(t);
     if (!p) {
       const c = this.config;
-      let connect: buildConnector.BuildOptions | buildConnector.connector = { timeout: c.timeouts.connect };
+      // HTTP/2 to h2c:// targets (prior knowledge) and, with http2: true, to https:// targets
+      // that pick h2 in ALPN; one connection then carries many requests at once.
+      const h2 = t.protocol === 'h2c:' || (t.protocol === 'https:' && c.http2);
+      let connect: buildConnector.BuildOptions | buildConnector.connector = { timeout: c.timeouts.connect, useH2c: t.protocol === 'h2c:' } as buildConnector.BuildOptions;
       if (t.protocol === 'https:') {
         // The group's TLS options, and its name for the target whatever the request's Host is
         // (undici would otherwise take SNI and the verified name from the Host header).
         const tlsOptions = this.tlsOptions(t);
-        const base = buildConnector({ ...tlsOptions, timeout: c.timeouts.connect } as buildConnector.BuildOptions);
+        const base = buildConnector({ ...tlsOptions, timeout: c.timeouts.connect, allowH2: h2 } as buildConnector.BuildOptions);
         const servername = tlsOptions.servername;
         connect = (opts, callback) => base({ ...opts, servername }, callback);
       }
@@ -198,6 +202,7 @@ export class UpstreamGroup implements AdmissionOwner {
         keepAliveTimeout: c.pool.keepAlive,
         keepAliveMaxTimeout: Math.max(c.pool.keepAlive, 1000),
         connect,
+        allowH2: h2,
         headersTimeout: c.timeouts.firstByte,
         bodyTimeout: c.timeouts.idle,
       });

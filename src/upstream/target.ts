@@ -2,17 +2,25 @@
 // health checks set `healthy`; outlier detection sets `ejectedUntil`. Everything here is plain
 // data on purpose: the hot path reads it without calls.
 
-export type TargetProtocol = 'http:' | 'https:' | 'tls:' | undefined;
+export type TargetProtocol = 'http:' | 'https:' | 'h2c:' | 'tls:' | undefined;
 
 export interface TargetAddress {
   /** `127.0.0.1:9001` (IPv6: `[::1]:9001`): the id used in logs, metrics and /upstreams. */
   readonly id: string;
   readonly host: string;
   readonly port: number;
-  /** `http:` or `https:` for HTTP groups; `tls:` (TLS to the target) or undefined (plain TCP) for L4 groups. */
+  /**
+   * `http:`, `https:` or `h2c:` (HTTP/2 without TLS, by prior knowledge) for HTTP groups; `tls:`
+   * (TLS to the target) or undefined (plain TCP) for L4 groups.
+   */
   readonly protocol: TargetProtocol;
   /** Origin for the HTTP client, e.g. `http://127.0.0.1:9001`. */
   readonly origin: string;
+}
+
+/** Targets an HTTP group may have (the proxy's); the rest are L4. */
+export function isHttpProtocol(p: TargetProtocol): boolean {
+  return p === 'http:' || p === 'https:' || p === 'h2c:';
 }
 
 export class Target implements TargetAddress {
@@ -47,11 +55,11 @@ export class Target implements TargetAddress {
   }
 }
 
-/** Parses `http://host:port`, `https://host:port`, `tls://host:port` or `host:port`. */
+/** Parses `http://host:port`, `https://host:port`, `h2c://host:port`, `tls://host:port` or `host:port`. */
 export function parseTargetAddress(input: string): TargetAddress | undefined {
   let protocol: TargetProtocol;
   let rest = input;
-  const m = /^(https?|tls):\/\/(.*)$/i.exec(input);
+  const m = /^(https?|h2c|tls):\/\/(.*)$/i.exec(input);
   if (m) {
     protocol = `${m[1].toLowerCase()}:` as TargetProtocol;
     rest = m[2].replace(/\/$/, '');
@@ -62,7 +70,7 @@ export function parseTargetAddress(input: string): TargetAddress | undefined {
   if (hp) {
     host = hp[1];
     port = Number(hp[2]);
-  } else if ((protocol === 'http:' || protocol === 'https:') && /^[^:/\s[\]]+$/.test(rest)) {
+  } else if ((protocol === 'http:' || protocol === 'https:' || protocol === 'h2c:') && /^[^:/\s[\]]+$/.test(rest)) {
     host = rest;
     port = protocol === 'https:' ? 443 : 80;
   } else return undefined;

@@ -7,6 +7,9 @@ import { clientIp, requestHeaders, type ForwardPolicy } from './request-headers.
 import { RetryPolicy } from './retry.ts';
 import { ProxyError, refusalError, refusalHeaders } from './errors.ts';
 import { proxyWebSocket } from './websocket.ts';
+import { GrpcMetrics, GrpcReplay, grpcCallOf, refusalMetadata, replyGrpc } from './grpc.ts';
+import { GrpcStatus } from '../../protocol/grpc/index.ts';
+import type { Metrics } from '../../observe/metrics.ts';
 import type { ProxyConfig } from './config.ts';
 
 // The proxy handler: a request passes through named phases, in this order, all reading and
@@ -34,6 +37,7 @@ export class ProxyHandler implements HttpHandler {
   constructor(
     group: UpstreamGroup,
     private readonly config: ProxyConfig,
+    metrics: Metrics,
   ) {
     this.group = group;
     this.route = {
@@ -41,6 +45,7 @@ export class ProxyHandler implements HttpHandler {
       retry: new RetryPolicy(group.config.retry),
       via: config.via,
       totalTimeout: group.config.timeouts.total,
+      grpcMetrics: new GrpcMetrics(metrics, group.name),
     };
     this.policy = { host: config.host, trustForwarded: config.trustForwarded, via: config.via, forwardClientCert: config.forwardClientCert };
     this.rewriteFrom = config.rewrite ? new RegExp(config.rewrite.from, 'g') : undefined;
@@ -54,8 +59,17 @@ export class ProxyHandler implements HttpHandler {
 
     // admit
     const ex = new Exchange(this.route, req, res, clientIp(req));
+    const ct = req.headers['content-type'];
+    if (ct !== undefined && ct.startsWith('application/grpc')) ex.grpc = grpcCallOf(req);
     const adm = group.admit(ex);
-    if (!adm.ok) return replyError(res, 503, refusalError(adm).reason, { headers: refusalHeaders(adm) });
+    if (!adm.ok) {
+      if (ex.grpc) {
+        replyGrpc(res, ex.grpc, GrpcStatus.UNAVAILABLE, refusalError(adm).reason, refusalMetadata(adm));
+        this.route.grpcMetrics.record(ex.grpc, 0);
+        return;
+      }
+      return replyError(res, 503, refusalError(adm).reason, { headers: refusalHeaders(adm) });
+    }
     ex.adm = adm;
 
     // rewrite
@@ -63,6 +77,16 @@ export class ProxyHandler implements HttpHandler {
     ex.method = method;
     ex.upstreamPath = this.upstreamPath(req.url ?? '/', ctx.pathRest);
     ex.headers = requestHeaders(req, ctx.requestId, this.policy);
+    if (ex.grpc) {
+      // gRPC: streamed (a call may be a stream either way), with a copy kept for a retry while
+      // the body stays within retry.bufferBody; gRPC-Web becomes gRPC on the way up.
+      const call = ex.grpc;
+      if (call.web) ex.headers = grpcUpstreamHeaders(ex.headers, call.contentType.format);
+      const replay = new GrpcReplay(this.route.retry.maxTries > 1 ? this.route.retry.bufferBody : 0, ctx.limits.maxBodySize);
+      ex.replay = replay;
+      ex.body = replay.stream(req.iterator({ destroyOnReturn: false }), call.text);
+      return ex.start();
+    }
 
     // body
     const declared = req.headers['content-length'];
@@ -121,4 +145,16 @@ async function* limited(chunks: AsyncIterable<Buffer>, max: number): AsyncGenera
     if (total > max) throw new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${max} bytes` });
     yield chunk;
   }
+}
+
+/** gRPC-Web request headers as gRPC wants them: its content type, te: trailers, no length (text mode changes it). */
+function grpcUpstreamHeaders(flat: string[], format: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i].toLowerCase();
+    if (name === 'content-type' || name === 'content-length' || name === 'te') continue;
+    out.push(flat[i], flat[i + 1]);
+  }
+  out.push('content-type', `application/grpc+${format}`, 'te', 'trailers');
+  return out;
 }

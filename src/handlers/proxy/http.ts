@@ -1,4 +1,5 @@
 import type { HttpRequest, HttpResponse } from '../types.ts';
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { UpstreamGroup } from '../../upstream/group.ts';
 import type { Admission } from '../../upstream/admission.ts';
@@ -8,6 +9,7 @@ import { ProxyError, classify } from './errors.ts';
 import { responseHeaders, writeResponseHead } from './response-headers.ts';
 import type { RetryPolicy } from './retry.ts';
 import { RequestPick } from './pick.ts';
+import { headStatus, replyGrpc, grpcStatusOf, trailerStatus, webData, webTrailersFrame, type GrpcCall, type GrpcMetrics, type GrpcReplay } from './grpc.ts';
 
 // Phase "exchange": one request's tries against the upstream group, and its response streamed
 // back. One object per request is the whole per-request state (Pingora's per-request context)
@@ -41,6 +43,7 @@ export interface ProxyRoute {
   readonly via: string;
   /** timeouts.total in ms (0: none). */
   readonly totalTimeout: number;
+  readonly grpcMetrics: GrpcMetrics;
 }
 
 const ACTIVE = 0;
@@ -116,6 +119,10 @@ export class Exchange extends RequestPick {
   body: Buffer | AsyncIterable<Buffer> | null = null;
   /** Safe to send again after bytes reached the upstream (see retry.ts). */
   resendable = false;
+  /** Set when the request is a gRPC (or gRPC-Web) call (grpc.ts), with the copy of its body a retry would send. */
+  grpc: GrpcCall | undefined = undefined;
+  replay: GrpcReplay | undefined = undefined;
+  private started = 0;
 
   constructor(
     private readonly route: ProxyRoute,
@@ -131,7 +138,14 @@ export class Exchange extends RequestPick {
     const res = this.res as TaggedResponse;
     res[kExchange] = this;
     res.on('close', onResponseClose);
-    if (this.route.totalTimeout > 0) this.totalTimer = setTimeout(onTotalTimeout, this.route.totalTimeout, this);
+    let total = this.route.totalTimeout;
+    if (this.grpc) {
+      this.started = performance.now();
+      // The call's deadline (grpc-timeout) when it comes before timeouts.total.
+      const deadline = this.grpc.deadline;
+      if (deadline > 0 && (total === 0 || deadline < total)) total = deadline;
+    }
+    if (total > 0) this.totalTimer = setTimeout(onTotalTimeout, total, this);
     this.send(this.adm.target);
   }
 
@@ -172,6 +186,16 @@ export class Exchange extends RequestPick {
       this.tryTimer = undefined;
     }
     this.adm.end(outcome);
+    if (this.grpc) this.route.grpcMetrics.record(this.grpc, (performance.now() - this.started) / 1000);
+  }
+
+  /** A sent request may go again: its body is held in full (or, for gRPC, it ended within the replay copy). */
+  private canResend(): boolean {
+    if (!this.replay) return this.resendable;
+    const body = this.replay.body;
+    if (body === undefined || this.route.retry.maxTries <= 1) return false;
+    this.body = body;
+    return true;
   }
 
   /** A retry for the current try, or undefined when none may be made (see retry.ts). */
@@ -207,7 +231,30 @@ export class Exchange extends RequestPick {
     }
     if (this.state !== ACTIVE) return false;
     const adm = this.adm;
-    if (this.resendable && this.route.retry.retryableStatus(status)) {
+    const call = this.grpc;
+    if (call) {
+      call.headStatus = headStatus(status, rawHeaders);
+      if (call.headStatus >= 0 && this.route.retry.retryableGrpcStatus(call.headStatus) && this.canResend()) {
+        const next = this.retryTo();
+        if (next) {
+          adm.report('failure');
+          this.route.group.errored(adm.target, 'grpc_unavailable');
+          this.discarding = true;
+          this.next = next;
+          return true;
+        }
+      }
+      if (status !== 200 && !hasGrpcStatus(rawHeaders)) {
+        // Not a gRPC answer (an error page from an HTTP/1.1 server or something in front of
+        // it): the client gets the status gRPC maps it to, and the page is dropped.
+        adm.report(status >= 500 ? 'failure' : 'success');
+        if (status >= 500) this.route.group.errored(adm.target, 'http_5xx');
+        this.finish(status >= 500 ? 'failure' : 'success');
+        replyGrpc(this.res, call, call.headStatus, `upstream answered HTTP ${status}`);
+        this.abortTry?.(new ProxyError('DOWNSTREAM_ABORTED'));
+        return false;
+      }
+    } else if (this.resendable && this.route.retry.retryableStatus(status)) {
       const next = this.retryTo();
       if (next) {
         adm.report('failure');
@@ -218,7 +265,8 @@ export class Exchange extends RequestPick {
       }
     }
     try {
-      writeResponseHead(this.res, status, responseHeaders(rawHeaders, this.route.via));
+      const head = responseHeaders(rawHeaders, this.route.via);
+      writeResponseHead(this.res, status, call?.web ? webHead(head, call) : head);
     } catch (err) {
       // Node refused a header of the upstream's (invalid characters): undici aborts the try
       // with this error and onError answers 502.
@@ -245,7 +293,7 @@ export class Exchange extends RequestPick {
       return true;
     }
     if (this.state !== RESPONDING) return false;
-    if (this.res.write(chunk)) return true;
+    if (this.res.write(this.grpc?.web ? webData(this.grpc, chunk) : chunk)) return true;
     if (!this.drainHooked) {
       this.drainHooked = true;
       this.res.on('drain', onResponseDrain);
@@ -265,7 +313,19 @@ export class Exchange extends RequestPick {
       return;
     }
     if (this.state !== RESPONDING) return;
+    const call = this.grpc;
+    if (call) {
+      const st = trailerStatus(trailers);
+      call.status = st >= 0 ? st : call.headStatus;
+    }
     this.finish(this.status >= 500 ? 'failure' : 'success');
+    if (call?.web) {
+      // gRPC-Web: the trailers are the body's last frame (none after a trailers-only answer).
+      const fields = trailerFields(trailers);
+      if (call.headStatus < 0 || Object.keys(fields).length > 0) this.res.end(webTrailersFrame(call, fields));
+      else this.res.end();
+      return;
+    }
     if (trailers) addTrailers(this.res, trailers);
     this.res.end();
   }
@@ -304,12 +364,14 @@ export class Exchange extends RequestPick {
       return;
     }
     if (this.state === RESPONDING) {
-      // The response has started: the client can only learn of the failure from a cut-off body.
+      // The response has started: the client can only learn of the failure from a cut-off
+      // body, or for gRPC from the status in the trailers.
+      if (this.grpc) return this.fail(e);
       this.finish('failure');
       this.res.destroy();
       return;
     }
-    if (e.retryable && (!e.sent || this.resendable)) {
+    if (e.retryable && (!e.sent || this.canResend())) {
       const next = this.retryTo();
       if (next) {
         this.send(next);
@@ -324,6 +386,14 @@ export class Exchange extends RequestPick {
   /** Answers the client with the error (or cuts it off when the response has started) and drops the current try. */
   private fail(e: ProxyError): void {
     const responding = this.state === RESPONDING;
+    if (this.grpc) {
+      this.grpc.status = grpcStatusOf(e);
+      this.finish(e.where === 'upstream' ? 'failure' : 'success');
+      if (this.res.destroyed || this.res.writableEnded) return void this.abortTry?.(e);
+      replyGrpc(this.res, this.grpc, this.grpc.status, e.reason);
+      this.abortTry?.(e);
+      return;
+    }
     this.finish(e.where === 'upstream' ? 'failure' : 'success');
     if (responding || this.res.headersSent) this.res.destroy();
     else if (e.status > 0) replyError(this.res, e.status, e.reason, { close: this.body !== null && !(this.body instanceof Buffer) });
@@ -335,6 +405,7 @@ export class Exchange extends RequestPick {
 
   clientClosed(): void {
     if (this.state === DONE) return;
+    if (this.grpc) this.grpc.status = 1; // CANCELLED
     this.finish('success');
     this.abortTry?.(new ProxyError('DOWNSTREAM_ABORTED'));
   }
@@ -394,23 +465,41 @@ function earlyHints(res: HttpResponse, raw: readonly Buffer[]): void {
  * as a header object from HTTP/2 ones.
  */
 function addTrailers(res: HttpResponse, raw: RawTrailers): void {
-  const trailers: Record<string, string> = {};
-  const add = (name: string, value: string) => {
-    if (name.startsWith(':')) return;
-    trailers[name] = trailers[name] === undefined ? value : `${trailers[name]}, ${value}`;
-  };
-  if (Array.isArray(raw)) {
-    for (let i = 0; i < raw.length; i += 2) add(String(raw[i]).toLowerCase(), String(raw[i + 1]));
-  } else {
-    for (const [name, value] of Object.entries(raw)) {
-      if (value === undefined) continue;
-      add(name.toLowerCase(), Array.isArray(value) ? value.join(', ') : String(value));
-    }
-  }
+  const trailers = trailerFields(raw);
   if (Object.keys(trailers).length === 0) return;
   try {
     res.addTrailers(trailers);
   } catch {
     // A trailer Node refuses (invalid characters) is dropped rather than failing a finished body.
   }
+}
+
+function hasGrpcStatus(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 11 && raw[i].toString('latin1').toLowerCase() === 'grpc-status') return true;
+  return false;
+}
+
+/** A gRPC answer head for a gRPC-Web client: its content type, and no length (the body changes size). */
+function webHead(flat: string[], call: GrpcCall): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i].toLowerCase();
+    if (name === 'content-type' || name === 'content-length') continue;
+    out.push(flat[i], flat[i + 1]);
+  }
+  out.push('content-type', call.responseType);
+  return out;
+}
+
+/** Trailers as a plain object of strings (pseudo-headers dropped). */
+function trailerFields(raw: RawTrailers | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!raw) return out;
+  const add = (name: string, value: string) => {
+    if (name.startsWith(':')) return;
+    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
+  };
+  if (Array.isArray(raw)) for (let i = 0; i < raw.length; i += 2) add(String(raw[i]).toLowerCase(), String(raw[i + 1]));
+  else for (const [k, v] of Object.entries(raw)) if (v !== undefined) add(k.toLowerCase(), Array.isArray(v) ? v.join(', ') : String(v));
+  return out;
 }

@@ -31,7 +31,7 @@ export const proxyHandler: HandlerModule<ProxyConfig> = {
   schema: proxySchema,
   http: (config, ctx) => {
     const group = ctx.upstream(config.upstream);
-    if (group.kind !== 'http') throw new Error(`proxy: upstream "${config.upstream}" has targets without http:// or https://; use tcp-proxy for L4 groups`);
-    return new ProxyHandler(group, config);
+    if (group.kind !== 'http') throw new Error(`proxy: upstream "${config.upstream}" has targets without http://, https:// or h2c://; use tcp-proxy for L4 groups`);
+    return new ProxyHandler(group, config, ctx.metrics);
   },
 };

@@ -146,6 +146,10 @@ export function requestHeaders(req: HttpRequest, requestId: string, policy: Forw
         connection = connection === undefined ? value : `${connection}, ${value}`;
         continue;
       case 'te':
+        // Hop-by-hop, but "trailers" (the client takes trailers, which gRPC needs) holds for our
+        // hop to the upstream too, since the proxy passes trailers on.
+        if (/(?:^|,)\s*trailers\s*(?:[;,]|$)/i.test(value)) out.push('te', 'trailers');
+        continue;
       case 'expect':
       case 'trailer':
       case 'upgrade':

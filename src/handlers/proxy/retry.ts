@@ -1,3 +1,4 @@
+import { GrpcStatus } from '../../protocol/grpc/index.ts';
 import type { RetryConfig } from '../../upstream/config.ts';
 
 // Phase "retry": whether a failed try may be sent again, and where. The rules (Envoy's retry
@@ -25,12 +26,19 @@ export class RetryPolicy {
   readonly perTryTimeout: number;
   /** statuses[code] === 1 when an upstream answer with that code may be retried. */
   private readonly statuses = new Uint8Array(600);
+  /** grpc[status] === 1 when a trailers-only gRPC answer with that status may be retried. */
+  private readonly grpc = new Uint8Array(17);
 
   constructor(config: RetryConfig) {
     this.maxTries = 1 + config.attempts;
     this.bufferBody = config.bufferBody;
     this.perTryTimeout = config.perTryTimeout;
     for (const s of config.statuses) this.statuses[s] = 1;
+    for (const name of config.grpcStatuses) this.grpc[GrpcStatus[name]] = 1;
+  }
+
+  retryableGrpcStatus(status: number): boolean {
+    return status >= 0 && status < 17 && this.grpc[status] === 1;
   }
 
   retryableStatus(status: number): boolean {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { describeTlsError, isTlsError } from '../tls.ts';
@@ -12,13 +13,49 @@ import type { Target } from '../target.ts';
 // check has its own connection (no agent), so nothing is pooled or leaked between rounds.
 // TLS targets (https://, tls://) are checked with the group's TLS options, like the traffic: an
 // https check is a GET over TLS, a tls:// check passes when the handshake (verification
-// included) completes.
+// included) completes. HTTP/2 targets (h2c://, https:// with http2: true) are checked over
+// HTTP/2: the GET, or in `grpc` mode grpc.health.v1.Health/Check (healthy when SERVING).
 
 export interface ActiveHealthOptions {
   onChange?: (t: Target, healthy: boolean) => void;
   log?: { warn(obj: object, msg: string): void };
   /** TLS options for a TLS target (the group's `tls:` block); Node's defaults when left out. */
   tlsOptions?: (t: Target) => ConnectionOptions;
+  /** Whether the target is spoken to over HTTP/2 (h2c://, or https:// in a group with http2: true). */
+  http2?: (t: Target) => boolean;
+}
+
+/** The most of a check's answer that is read (a health answer is a few bytes). */
+const MAX_ANSWER = 16 * 1024;
+
+/** grpc.health.v1.HealthCheckRequest { service } as a length-prefixed gRPC message. */
+function grpcHealthRequest(service: string): Buffer {
+  const name = Buffer.from(service);
+  // Field 1 (service), wire type 2: tag 0x0a, a varint length, the bytes; nothing for ''.
+  const msg = name.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a]), varint(name.length), name]);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([prefix, msg]);
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** HealthCheckResponse.status from a length-prefixed message: 1 is SERVING; 0 (UNKNOWN) when absent. */
+function grpcHealthStatus(body: Buffer): number {
+  if (body.length < 5) return -1;
+  const len = body.readUInt32BE(1);
+  const msg = body.subarray(5, 5 + len);
+  // Field 1 (status), wire type 0: tag 0x08 and a small varint.
+  for (let i = 0; i + 1 < msg.length; i++) if (msg[i] === 0x08) return msg[i + 1] & 0x7f;
+  return 0;
 }
 
 function failure(err: NodeJS.ErrnoException): Result {
@@ -49,7 +86,7 @@ export class ActiveHealthChecker {
   constructor(
     private readonly config: HealthConfig,
     private readonly targets: readonly Target[],
-    private readonly mode: 'http' | 'tcp',
+    private readonly mode: 'http' | 'grpc' | 'tcp',
     private readonly options: ActiveHealthOptions = {},
   ) {
     this.state = targets.map(() => ({ successes: 0, failures: 0, running: undefined }));
@@ -126,7 +163,60 @@ export class ActiveHealthChecker {
   }
 
   private probe(t: Target): Promise<Result> {
-    return this.mode === 'tcp' ? this.probeTcp(t) : this.probeHttp(t);
+    if (this.mode === 'tcp') return this.probeTcp(t);
+    if (this.mode === 'grpc' || this.options.http2?.(t)) return this.probeHttp2(t);
+    return this.probeHttp(t);
+  }
+
+  /** A GET (or a gRPC health Check) over an HTTP/2 session of its own. */
+  private probeHttp2(t: Target): Promise<Result> {
+    return new Promise<Result>((resolve) => {
+      const grpc = this.mode === 'grpc' && this.config.grpc !== false ? this.config.grpc : undefined;
+      let settled = false;
+      const finish = (r: Result) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.aborts.delete(abort);
+        session.destroy();
+        resolve(r);
+      };
+      const abort = () => finish({ ok: false, reason: 'stopped' });
+      const timer = setTimeout(() => finish({ ok: false, reason: `no answer within ${this.config.timeout} ms` }), this.config.timeout);
+      this.aborts.add(abort);
+      const tlsTarget = t.protocol === 'https:';
+      const session = http2.connect(`${tlsTarget ? 'https' : 'http'}://${t.id}`, tlsTarget ? { ...this.options.tlsOptions?.(t), ALPNProtocols: ['h2'] } : {});
+      session.on('error', (err: NodeJS.ErrnoException) => finish(failure(err)));
+      const headers: http2.OutgoingHttpHeaders = grpc
+        ? { ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc', te: 'trailers', 'user-agent': 'switchyard-health-check' }
+        : { ':method': 'GET', ':path': this.config.path, 'user-agent': 'switchyard-health-check' };
+      const stream = session.request(headers, { endStream: !grpc });
+      if (grpc) stream.end(grpcHealthRequest(grpc.service));
+      stream.on('error', (err: NodeJS.ErrnoException) => finish(failure(err)));
+      let status = 0;
+      let grpcStatus: string | undefined;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
+        if (!grpc) finish(this.expected(status) ? { ok: true } : { ok: false, reason: `status ${status}` });
+      });
+      stream.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > MAX_ANSWER) return finish({ ok: false, reason: 'answer too large' });
+        chunks.push(d);
+      });
+      stream.on('trailers', (h) => {
+        if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
+      });
+      stream.on('end', () => {
+        if (status !== 200) return finish({ ok: false, reason: `status ${status}` });
+        if (grpcStatus !== '0') return finish({ ok: false, reason: `grpc-status ${grpcStatus ?? 'missing'}` });
+        const serving = grpcHealthStatus(Buffer.concat(chunks));
+        finish(serving === 1 ? { ok: true } : { ok: false, reason: `health status ${serving}` });
+      });
+    });
   }
 
   private probeTcp(t: Target): Promise<Result> {
