@@ -13,14 +13,15 @@ import { udpProxyHandler } from './udp-proxy.ts';
 import { frameEchoHandler } from './frame-echo.ts';
 import { wsEchoHandler } from './ws-echo.ts';
 import { chatHandler } from './chat/index.ts';
+import { grpcHandler } from './grpc/index.ts';
 
 export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler };
+export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler };
 
-const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler];
+const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {
