@@ -44,4 +44,4 @@ export {
   type GrpcWebResponseDecoderOptions,
   type TrailerValues,
 } from './web.ts';
-export { replyGrpcStatus, replyGrpcError, grpcStatusFields, grpcTrailersOnlyHeaders, type GrpcStatusTarget } from './reply.ts';
+export { replyGrpcStatus, replyGrpcError, respondHeadersOnly, grpcStatusFields, grpcTrailersOnlyHeaders, type GrpcStatusTarget } from './reply.ts';

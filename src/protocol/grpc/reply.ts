@@ -16,6 +16,31 @@ export interface GrpcStatusTarget {
   writeHead(statusCode: number, headers?: OutgoingHttpHeaders): unknown;
   addTrailers(headers: OutgoingHttpHeaders): void;
   end(): unknown;
+  /** Headers already set on the response (x-request-id, CORS): kept in a trailers-only answer. */
+  getHeaders?(): OutgoingHttpHeaders;
+  /**
+   * node:http2's compatibility response has its stream here. A trailers-only answer must be one
+   * HEADERS frame with END_STREAM: gRPC clients (grpc-js among them) read a status from
+   * response headers only with that flag. writeHead() and end() on the compatibility response
+   * send HEADERS and then end the stream with a separate empty frame, which such a client takes
+   * for a call that ended without a status.
+   */
+  readonly stream?: { respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void };
+}
+
+/**
+ * Sends a complete response of headers only: on HTTP/2 (a response with `stream`) as a single
+ * HEADERS frame with END_STREAM, keeping headers set on the response before; on HTTP/1.1 with
+ * Content-Length 0.
+ */
+export function respondHeadersOnly(res: GrpcStatusTarget, status: number, headers: OutgoingHttpHeaders): void {
+  const stream = res.stream;
+  if (stream && typeof stream.respond === 'function') {
+    stream.respond({ ...res.getHeaders?.(), ...headers, ':status': status }, { endStream: true });
+    return;
+  }
+  res.writeHead(status, { ...headers, 'content-length': 0 });
+  res.end();
 }
 
 /** The status fields: `grpc-status` and, when there is text, `grpc-message` percent-encoded. */
@@ -49,8 +74,7 @@ export function replyGrpcStatus(
     res.end();
     return;
   }
-  res.writeHead(200, grpcTrailersOnlyHeaders(status, message, options));
-  res.end();
+  respondHeadersOnly(res, 200, grpcTrailersOnlyHeaders(status, message, options));
 }
 
 /** An error before any reply, as a trailers-only response (replyGrpcStatus under the name callers look for). */
