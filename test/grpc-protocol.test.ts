@@ -273,7 +273,13 @@ test('trailers-only reply and status trailers through a response-shaped object',
     end: () => calls.push(['end']),
   });
   replyGrpcStatus(fake(false), GrpcStatus.UNIMPLEMENTED, 'no method "x"', { contentType: 'application/grpc+proto' });
-  assert.deepEqual(calls.splice(0), [['writeHead', 200, { 'content-type': 'application/grpc+proto', 'grpc-status': '12', 'grpc-message': 'no method "x"' }], ['end']]);
+  assert.deepEqual(calls.splice(0), [['writeHead', 200, { 'content-type': 'application/grpc+proto', 'grpc-status': '12', 'grpc-message': 'no method "x"', 'content-length': 0 }], ['end']]);
+  // With an HTTP/2 stream: one respond() that ends the stream, headers set before kept.
+  replyGrpcStatus(
+    { ...fake(false), getHeaders: () => ({ 'x-request-id': 'r1' }), stream: { respond: (h: unknown, o: unknown) => calls.push(['respond', h, o]) } },
+    GrpcStatus.NOT_FOUND,
+  );
+  assert.deepEqual(calls.splice(0), [['respond', { 'x-request-id': 'r1', 'content-type': 'application/grpc', 'grpc-status': '5', ':status': 200 }, { endStream: true }]]);
   replyGrpcStatus(fake(true), GrpcStatus.OK);
   assert.deepEqual(calls.splice(0), [['addTrailers', { 'grpc-status': '0' }], ['end']]);
   assert.deepEqual(grpcTrailersOnlyHeaders(GrpcStatus.INTERNAL, 'bad\n'), { 'content-type': 'application/grpc', 'grpc-status': '13', 'grpc-message': 'bad%0A' });
