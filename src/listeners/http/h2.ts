@@ -17,16 +17,20 @@ import { MAX_HEADER_FIELDS } from './request-target.ts';
 // flow control, stream states); this file makes sessions out of the connections the listener
 // accepted and holds the limits nghttp2 leaves to its user:
 //
-//   - streams at once (SETTINGS_MAX_CONCURRENT_STREAMS; more: REFUSED_STREAM), header list
-//     size and field count, flow-control windows per stream and per connection;
-//   - floods, one token bucket per connection each: streams reset or refused (rapid reset,
+//   - streams at once (SETTINGS_MAX_CONCURRENT_STREAMS: nghttp2 refuses the extra ones with
+//     REFUSED_STREAM, or ends the connection once the client has acknowledged the limit), header
+//     list size (nghttp2 resets once acknowledged; before that, 431 here) and field count,
+//     flow-control windows per stream and per connection;
+//   - floods, one token bucket per connection each: streams the client resets (rapid reset,
 //     CVE-2023-44487: opening and cancelling streams costs the client nothing and the server a
 //     handler run each), PING and SETTINGS frames (each one makes us queue an ACK). Over a limit
-//     the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed; other connections go on.
-//     CONTINUATION floods (CVE-2024-27983) are refused by nghttp2 itself (1.61: a header block
-//     of more than 8 CONTINUATION frames ends the connection);
+//     the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed (a lingering close, so that the
+//     GOAWAY is read); other connections go on. CONTINUATION floods (CVE-2024-27983) are
+//     refused by nghttp2 itself (1.61: the 9th CONTINUATION frame of one header block ends the
+//     connection);
 //   - a stream with no progress either way for `idleTimeout` (a client that stops reading, its
-//     window at zero, holds our response in memory) is reset with CANCEL;
+//     window at zero, holds our response in memory) is reset with CANCEL; a connection with no
+//     frame either way for `idleTimeout` is closed, whatever nghttp2 still waits for on it;
 //   - drain: GOAWAY NO_ERROR, streams already open finish, new ones are refused.
 //
 // Requests come out as node's compatibility request and response, the same shape as HTTP/1.1's,
@@ -58,6 +62,8 @@ class SessionGuards {
   readonly resets: TokenBucket;
   readonly pings: TokenBucket;
   readonly settings: TokenBucket;
+  /** Streams node has handed us and not yet closed. */
+  open = 0;
   constructor(policies: Record<FloodKind, TokenBucketPolicy>, now: number) {
     this.resets = new TokenBucket(policies.resets, now);
     this.pings = new TokenBucket(policies.pings, now);
@@ -87,8 +93,9 @@ export class Http2Front {
       },
       // Header fields per request, as on HTTP/1.1 (request-target.ts); node's default is 128.
       maxHeaderListPairs: MAX_HEADER_FIELDS,
-      // Streams refused past maxConcurrentStreams, and malformed frames, before node itself ends
-      // the session; the reset bucket above usually acts first.
+      // Streams refused past maxConcurrentStreams count as invalid frames (node never hands them
+      // to us, so the reset bucket does not see them): after 100 of either node ends the
+      // session (GOAWAY INTERNAL_ERROR).
       maxSessionRejectedStreams: 100,
       maxSessionInvalidFrames: 100,
       maxOutstandingPings: 10,
@@ -96,15 +103,9 @@ export class Http2Front {
       maxSessionMemory: 16,
     });
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session));
-    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      const socket = (req.stream.session as TrackedSession | undefined)?.[kSocket];
-      if (socket) this.options.onRequest(req, res, socket, false);
-    });
+    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res, false));
     // The compat layer would answer Expect: 100-continue itself; the listener's phases decide.
-    this.server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      const socket = (req.stream.session as TrackedSession | undefined)?.[kSocket];
-      if (socket) this.options.onRequest(req, res, socket, true);
-    });
+    this.server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res, true));
     // Session-level timeout: a connection with no stream open for idleTimeout is closed.
     this.server.setTimeout(options.idleTimeout);
     this.server.on('timeout', () => {});
@@ -135,6 +136,21 @@ export class Http2Front {
     for (const s of this.sessions) s.destroy();
   }
 
+  private onRequest(req: Http2ServerRequest, res: Http2ServerResponse, expectsContinue: boolean): void {
+    const socket = (req.stream.session as TrackedSession | undefined)?.[kSocket];
+    if (!socket) return;
+    // nghttp2 holds a client to SETTINGS_MAX_HEADER_LIST_SIZE only once the client has
+    // acknowledged our SETTINGS (it then resets the stream, ENHANCE_YOUR_CALM, before anyone sees
+    // it). Requests sent before that, as curl's first one is, arrive here whatever their size.
+    if (headerListSize(req.rawHeaders) > this.options.maxHeaderSize) {
+      const body = '431 request header fields too large\n';
+      res.writeHead(431, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    this.options.onRequest(req, res, socket, expectsContinue);
+  }
+
   private onSession(session: TrackedSession): void {
     // session.socket is a proxy that refuses most socket calls; the listener keys its
     // per-connection accounting (bytes) on the connection's own socket, the one accept() was
@@ -148,7 +164,22 @@ export class Http2Front {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err: NodeJS.ErrnoException) => this.options.log.debug({ listener: this.options.listener, err: err.message, code: err.code }, 'h2 session error'));
-    session.on('timeout', () => session.close());
+    const guards = new SessionGuards(this.policies, Date.now());
+    // No frame either way for idleTimeout. Without a stream open the connection is closed now
+    // (GOAWAY, then FIN): close() alone would wait for ever on what has no stream yet, a header
+    // block nghttp2 is still waiting the rest of (HEADERS without END_HEADERS, then silence), and
+    // node never closes a connection nghttp2 has ended with a GOAWAY for a protocol error. With
+    // streams open: GOAWAY, they may finish (each stream's own idle timer resets a stalled one),
+    // and whatever is left after one more idleTimeout is closed.
+    let closing: NodeJS.Timeout | undefined;
+    session.on('timeout', () => {
+      if (guards.open === 0) return session.destroy();
+      session.close();
+      if (closing || session.destroyed) return;
+      closing = setTimeout(() => session.destroy(), this.options.idleTimeout);
+      closing.unref();
+    });
+    session.once('close', () => clearTimeout(closing));
     if (this.draining) {
       session.close();
       return;
@@ -162,7 +193,6 @@ export class Http2Front {
         // The session went away while being set up.
       }
     }
-    const guards = new SessionGuards(this.policies, Date.now());
     session.on('ping', () => {
       if (!guards.pings.take(Date.now())) this.flood(session, 'pings');
     });
@@ -170,8 +200,10 @@ export class Http2Front {
       if (!guards.settings.take(Date.now())) this.flood(session, 'settings');
     });
     session.on('stream', (stream: ServerHttp2Stream) => {
+      guards.open++;
       stream.setTimeout(this.options.idleTimeout, () => stream.close(constants.NGHTTP2_CANCEL));
       stream.once('close', () => {
+        guards.open--;
         if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !guards.resets.take(Date.now())) this.flood(session, 'resets');
       });
     });
@@ -181,7 +213,42 @@ export class Http2Front {
     if (session.destroyed) return;
     this.options.onFlood(kind);
     this.options.log.debug({ listener: this.options.listener, flood: kind }, 'h2: connection over its limit, GOAWAY ENHANCE_YOUR_CALM');
-    session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    session.destroy();
+    // One GOAWAY ENHANCE_YOUR_CALM (destroy's own), then the connection is closed. Closed at once,
+    // the kernel would answer the flood still unread with a TCP reset, and the client would lose
+    // the GOAWAY that says why: its input is read and dropped for a moment first.
+    const socket = (session as TrackedSession)[kSocket];
+    if (socket) lingerOnDestroy(socket, LINGER_MS);
+    session.destroy(new Error(`HTTP/2 ${kind} flood`), constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
+}
+
+/** How long a connection closed for a flood goes on being read (and its bytes dropped) after its GOAWAY. */
+const LINGER_MS = 1000;
+
+/**
+ * The next destroy() of `socket` (node's, once the session has written its last frames and
+ * ended the socket) becomes a lingering close: what the client still sends is read and dropped
+ * until it closes its side or `ms` pass, so that its unread bytes do not make the kernel reset
+ * the connection over the GOAWAY. Later calls (the listener's own shutdown) destroy at once.
+ */
+function lingerOnDestroy(socket: Socket, ms: number): void {
+  const destroy = socket.destroy;
+  socket.destroy = function lingering(this: Socket) {
+    socket.destroy = destroy;
+    if (socket.destroyed) return socket;
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('end', () => socket.destroy());
+    socket.on('data', () => {});
+    socket.resume();
+    return socket;
+  } as Socket['destroy'];
+}
+
+/** A header list's size as RFC 9113 §6.5.2 counts it (and node does): name and value octets plus 32 per field. */
+function headerListSize(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) n += raw[i].length + raw[i + 1].length + 32;
+  return n;
 }
