@@ -98,6 +98,17 @@ test('the embedded default config is valid', () => {
     c.listeners.map((l) => l.name),
     ['web', 'secure', 'echo-tcp', 'echo-udp', 'files-tcp', 'chat-tcp', 'admin'],
   );
+  // gRPC at its paths on both web listeners, ahead of the static catch-all; h2c on the plain one.
+  for (const name of ['web', 'secure']) {
+    const l = c.listeners.find((x) => x.name === name);
+    assert.ok(l && l.protocol === 'http');
+    const paths = l.routes.map((r) => `${r.match.path} ${r.handler.type}`);
+    const files = paths.indexOf('/* static');
+    for (const grpcRoute of ['/helloworld.Greeter/* grpc', '/grpc.health.v1.Health/* grpc']) {
+      assert.ok(paths.includes(grpcRoute) && paths.indexOf(grpcRoute) < files, `${name}: ${paths.join(', ')}`);
+    }
+    if (name === 'web') assert.equal(l.http2.h2c, true);
+  }
 });
 
 test('switchyard check: ok for a good file, exit 2 with field paths for a bad one', async () => {

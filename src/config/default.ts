@@ -5,7 +5,8 @@ import type { ConfigInput } from './schema.ts';
 
 // The embedded default: what `switchyard serve` runs without a config file. It shows each kind
 // of listener once, on loopback only, and serves ./public when the current folder has one
-// (the package's own demo files otherwise).
+// (the package's own demo files otherwise). gRPC: `switchyard connect
+// grpc://127.0.0.1:8080/helloworld.Greeter/SayHello -d '{"name":"you"}'`.
 
 /** The package's bundled demo folder. */
 export const bundledPublicDir = fileURLToPath(new URL('../../public/', import.meta.url));
@@ -30,11 +31,16 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
     { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },
     // Chat rooms: the page at /chat/ and WebSocket at /chat/<room> (docs/chat.md).
     { name: 'chat', match: { path: '/chat/*' }, handler: { type: 'chat' } },
+    // gRPC (docs/grpc.md): the seeds' Greeter and the standard health service, over HTTP/2
+    // (h2 on `secure`, h2c on `web`) and as gRPC-Web over HTTP/1.1 too.
+    { name: 'grpc-greeter', match: { path: '/helloworld.Greeter/*' }, handler: { type: 'grpc' } },
+    { name: 'grpc-health', match: { path: '/grpc.health.v1.Health/*' }, handler: { type: 'grpc' } },
     { name: 'files', match: { path: '/*' }, handler: { type: 'static', root, listing: true } },
   ];
   return {
     listeners: [
-      { name: 'web', protocol: 'http', address: '127.0.0.1:8080', routes },
+      // h2c as well as HTTP/1.1, for gRPC clients without TLS (browsers never speak h2c).
+      { name: 'web', protocol: 'http', address: '127.0.0.1:8080', http2: { h2c: true }, routes },
       // The same site over HTTPS, with a certificate from the local development CA (made on
       // first start in the data folder; `switchyard ca` says how to trust its root).
       { name: 'secure', protocol: 'http', address: '127.0.0.1:8443', tls: { issuer: 'internal' }, routes },
