@@ -16,19 +16,19 @@ import {
   type RowSummary,
 } from './lib/measure.ts';
 import { commandExists, pickPort, runCaptured, startServer, type RunningServer } from './lib/proc.ts';
-import { nginxMainContext, nginxTempPaths, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
 
 // `npm run bench -- proxy`: wrk -> proxy -> an upstream that answers every request with the same
 // 100-byte body. Proxies: Switchyard (proxy handler, resilience features on), nginx (keepalive
-// upstream), HAProxy, http-proxy, @fastify/http-proxy and a bare node:http + undici Pool proxy
+// upstream), HAProxy, Caddy, http-proxy, @fastify/http-proxy and a bare node:http + undici Pool proxy
 // (the floor for a Node.js proxy). Proxy on core 0; wrk and the upstream (its own nginx) on
 // core 1. Interleaved runs; median req/s, p99, ratio to nginx and the proxy core's CPU time per
 // request from /proc/stat.
 
-export const PROXY_IDS = ['switchyard', 'nginx', 'haproxy', 'http-proxy', 'fastify', 'undici'] as const;
+export const PROXY_IDS = ['switchyard', 'nginx', 'haproxy', 'caddy', 'http-proxy', 'fastify', 'undici'] as const;
 type PeerId = (typeof PROXY_IDS)[number];
 
 /** Issue 3's target: Switchyard req/s over nginx req/s. */
@@ -39,6 +39,8 @@ const CLIENT_BOUND = 0.95;
 
 /** The upstream's answer to every request: 100 bytes of text (no quotes, no escapes for nginx). */
 const BODY = 'switchyard-bench-upstream-body-0123456789abcdefghijklmnopqrstuvwxyz'.padEnd(100, '.');
+/** The same upstream body for bench/h2.ts's h2 -> h1 proxying. */
+export const UPSTREAM_BODY = BODY;
 
 interface Env {
   readonly ctx: BenchContext;
@@ -76,7 +78,8 @@ interface Sample {
 // ---------------------------------------------------------------------------------------------
 // The upstream
 
-function upstreamConf(dir: string, port: number, temps: readonly string[]): string {
+/** The upstream's nginx.conf (also bench/h2.ts's upstream). */
+export function upstreamConf(dir: string, port: number, temps: readonly string[]): string {
   return `# Written by bench/proxy.ts: the upstream every proxy forwards to. One process, no logs,
 # every request answered from memory with the same ${BODY.length}-byte body.
 ${nginxMainContext(dir)}
@@ -235,6 +238,30 @@ const haproxy: Peer = {
   },
 };
 
+function caddyProxyfile(dir: string, port: number, upstreamPort: number, connections: number): string {
+  return `# Written by bench/proxy.ts: admin API off, logs discarded, plain HTTP/1.1 (what wrk speaks).
+# reverse_proxy keeps connections to the upstream alive by default; its idle pool per host (32
+# by default) is raised to wrk's connection count, as nginx's keepalive is.
+${caddyGlobalOptions(dir, 'h1')}
+http://127.0.0.1:${port} {
+	reverse_proxy 127.0.0.1:${upstreamPort} {
+		transport http {
+			keepalive_idle_conns_per_host ${connections}
+		}
+	}
+}
+`;
+}
+
+const caddy: Peer = {
+  id: 'caddy',
+  label: 'Caddy',
+  prepare(env, port) {
+    const conns = Math.max(64, env.ctx.connections);
+    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyProxyfile(dir, port, env.upstreamPort, conns) });
+  },
+};
+
 /** A peer script in bench/peers run with tsx: `<script> <port> <upstream-url>`. */
 function nodePeer(id: PeerId, label: string, script: string, packages: readonly string[], describe: (versions: string) => string): Peer {
   return {
@@ -251,6 +278,7 @@ const PEERS: readonly Peer[] = [
   switchyard,
   nginx,
   haproxy,
+  caddy,
   nodePeer('http-proxy', 'http-proxy', 'http-proxy-server.ts', ['http-proxy'], (v) => `${v} on node:http, keep-alive http.Agent`),
   nodePeer('fastify', '@fastify/http-proxy', 'fastify-proxy-server.ts', ['@fastify/http-proxy', 'fastify'], (v) => v),
   nodePeer('undici', 'bare undici', 'bare-undici-proxy.ts', ['undici'], (v) => `node:http + ${v} Pool.dispatch with a raw handler, nothing else (the floor)`),
@@ -387,11 +415,13 @@ function printTable(ctx: BenchContext, peers: readonly Peer[], samples: readonly
     return { peer, ...summary, upstreamUs: upstreamUs[upstreamUs.length >> 1] ?? Number.NaN };
   });
   const ng = rows.find((r) => r.peer.id === 'nginx');
+  const cd = rows.find((r) => r.peer.id === 'caddy');
   const columns: Column[] = [
     { title: 'Proxy' },
     { title: 'req/s (median)', align: 'right' },
     { title: 'req/s per run' },
     { title: 'vs nginx', align: 'right' },
+    { title: 'vs Caddy', align: 'right' },
     { title: 'CPU µs/req', align: 'right' },
     { title: 'CPU vs nginx', align: 'right' },
     { title: 'p99 ms', align: 'right' },
@@ -406,6 +436,7 @@ function printTable(ctx: BenchContext, peers: readonly Peer[], samples: readonly
     formatRate(r.rps),
     r.perRun,
     isNginx(r) ? (Number.isFinite(r.rps) ? '1.00x' : '—') : ratio(r.rps, ng?.rps ?? Number.NaN),
+    ratio(r.rps, cd?.rps ?? Number.NaN),
     formatMicros(r.cpu),
     isNginx(r) ? (Number.isFinite(r.cpu) ? '1.00x' : '—') : ratio(r.cpu, ng?.cpu ?? Number.NaN),
     formatMs(r.p99Ms),

@@ -7,19 +7,19 @@ import { parseArgs } from 'node:util';
 import { coreCount } from './lib/cpu.ts';
 import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
-import { runStatic } from './static.ts';
+import { runStatic, STATIC_IDS } from './static.ts';
 import { runTls, TLS_IDS } from './tls.ts';
 import { runWs, WS_IDS } from './ws.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   static: {
-    description: 'static files (4 KiB, 1 MiB): Switchyard `static` vs nginx vs sirv',
-    servers: ['switchyard', 'nginx', 'sirv'],
+    description: 'static files (4 KiB, 1 MiB): Switchyard `static` vs nginx, Caddy, sirv',
+    servers: STATIC_IDS,
     run: runStatic,
   },
   proxy: {
-    description: 'HTTP proxy, 100-byte upstream body: Switchyard `proxy` vs nginx, HAProxy, http-proxy, @fastify/http-proxy, bare undici',
+    description: 'HTTP proxy, 100-byte upstream body: Switchyard `proxy` vs nginx, HAProxy, Caddy, http-proxy, @fastify/http-proxy, bare undici',
     servers: PROXY_IDS,
     run: runProxy,
   },

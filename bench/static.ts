@@ -19,16 +19,17 @@ import {
   type RowSummary,
 } from './lib/measure.ts';
 import type { RunningServer } from './lib/proc.ts';
-import { nginxMainContext, nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatBytes, formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
 
-// `npm run bench -- static`: Switchyard's static handler, nginx and sirv, side by side in one run.
+// `npm run bench -- static`: Switchyard's static handler, nginx, Caddy and sirv, side by side in one run.
 // Server on core 0, wrk on core 1; interleaved runs (run -> server -> file); median req/s, ratio
 // to nginx and the server core's CPU time per request from /proc/stat.
 
-type PeerId = 'switchyard' | 'nginx' | 'sirv';
+export const STATIC_IDS = ['switchyard', 'nginx', 'caddy', 'sirv'] as const;
+type PeerId = (typeof STATIC_IDS)[number];
 
 interface BenchFile {
   readonly name: string;
@@ -150,6 +151,25 @@ const nginx: Peer = {
   },
 };
 
+function caddyfile(dir: string, www: string, port: number): string {
+  return `# Written by bench/static.ts: admin API off, logs discarded, plain HTTP/1.1 (what wrk speaks),
+# file_server with its defaults (sendfile through Go's io.Copy, ETag and Last-Modified).
+${caddyGlobalOptions(dir, 'h1')}
+http://127.0.0.1:${port} {
+	root * ${www}
+	file_server
+}
+`;
+}
+
+const caddy: Peer = {
+  id: 'caddy',
+  label: 'Caddy',
+  prepare(env, port) {
+    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyfile(dir, env.www, port) });
+  },
+};
+
 const sirvPeer: Peer = {
   id: 'sirv',
   label: 'sirv',
@@ -177,7 +197,7 @@ const sirvPeer: Peer = {
   },
 };
 
-const PEERS: readonly Peer[] = [switchyard, nginx, sirvPeer];
+const PEERS: readonly Peer[] = [switchyard, nginx, caddy, sirvPeer];
 
 // ---------------------------------------------------------------------------------------------
 // Measurement
@@ -290,6 +310,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     }
   }
   const nginxRow = (file: BenchFile) => rows.find((r) => r.file === file && r.peer.id === 'nginx');
+  const caddyRow = (file: BenchFile) => rows.find((r) => r.file === file && r.peer.id === 'caddy');
 
   const columns: Column[] = [
     { title: 'File' },
@@ -297,6 +318,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
     { title: 'req/s (median)', align: 'right' },
     { title: 'req/s per run' },
     { title: 'vs nginx', align: 'right' },
+    { title: 'vs Caddy', align: 'right' },
     { title: 'CPU µs/req', align: 'right' },
     { title: 'CPU vs nginx', align: 'right' },
     { title: 'server core', align: 'right' },
@@ -306,12 +328,14 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
   ];
   const body = rows.map((r) => {
     const ng = nginxRow(r.file);
+    const cd = caddyRow(r.file);
     return [
       formatBytes(r.file.size),
       r.peer.label,
       formatRate(r.rps),
       r.perRun,
       r.peer.id === 'nginx' ? (Number.isFinite(r.rps) ? '1.00x' : '—') : ratio(r.rps, ng?.rps ?? Number.NaN),
+      ratio(r.rps, cd?.rps ?? Number.NaN),
       formatMicros(r.cpu),
       r.peer.id === 'nginx' ? (Number.isFinite(r.cpu) ? '1.00x' : '—') : ratio(r.cpu, ng?.cpu ?? Number.NaN),
       formatPercent(r.serverCoreBusy),

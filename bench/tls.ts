@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coreUsage, processGroupCpuSeconds, sampleCpu, totalBusySeconds } from './lib/cpu.ts';
@@ -10,7 +10,6 @@ import {
   formatMs,
   isDisturbed,
   measureWrk,
-  pinned,
   progressLine,
   ratio,
   summarizeRow,
@@ -18,10 +17,10 @@ import {
   type RunSample,
 } from './lib/measure.ts';
 import { commandExists, describeExit, runCaptured, type RunningServer } from './lib/proc.ts';
-import { nginxMainContext, nginxTempPaths, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
-import { httpsGet, probeTls, runHandshakes, type Negotiated } from './lib/tls-load.ts';
+import { httpsGet, makeCertificate, probeTls, runHandshakes, type Negotiated } from './lib/tls-load.ts';
 import type { BenchContext } from './types.ts';
 
 // `npm run bench -- tls`: TLS termination, Switchyard vs nginx vs Caddy, one core each, in one run.
@@ -75,27 +74,6 @@ interface Sample extends RunSample {
   readonly background: number;
   /** Load generator CPU (s_time processes or wrk) per handshake/request, µs. */
   readonly clientUsPerReq: number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Certificate
-
-/** A fresh self-signed EC P-256 certificate for localhost and 127.0.0.1, key mode 0600. */
-async function makeCertificate(dir: string): Promise<{ cert: string; key: string } | string> {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  const r = await runCaptured(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
-    30_000,
-  );
-  if (r.code !== 0) return `openssl req failed: ${(r.stderr || r.stdout).trim().slice(-500)}`;
-  chmodSync(key, 0o600);
-  return { cert, key };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,19 +155,7 @@ function caddyfile(env: Env, dir: string, port: number): string {
   return `# Written by bench/tls.ts: admin API off, logs discarded, HTTP/1.1 only (what wrk and
 # s_time speak; no HTTP/3 UDP listener), the benchmark's certificate, no automatic HTTPS.
 # The Caddyfile has no switch for session tickets (Caddy's JSON has); s_time never offers one.
-{
-	admin off
-	auto_https off
-	skip_install_trust
-	storage file_system ${dir}/data
-	log {
-		output discard
-	}
-	servers {
-		protocols h1
-	}
-}
-
+${caddyGlobalOptions(dir, 'h1')}
 https://127.0.0.1:${port} {
 	tls ${env.cert} ${env.key}
 	root * ${env.www}
@@ -201,23 +167,8 @@ https://127.0.0.1:${port} {
 const caddy: Peer = {
   id: 'caddy',
   label: 'Caddy',
-  async prepare(env, port) {
-    if (!commandExists('caddy')) return { ok: false, reason: 'caddy is not installed (Debian: apt-get install caddy; scripts/install-system-deps.sh)' };
-    const dir = join(env.work, 'caddy');
-    mkdirSync(join(dir, 'data'), { recursive: true });
-    const conf = join(dir, 'Caddyfile');
-    writeFileSync(conf, caddyfile(env, dir, port));
-    // Caddy writes nothing outside its folder: config and data homes point into it.
-    const cenv = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), GOMAXPROCS: '1' };
-    const args = ['run', '--config', conf, '--adapter', 'caddyfile'];
-    const check = await runCaptured('caddy', ['validate', '--config', conf, '--adapter', 'caddyfile'], 30_000, dir, cenv);
-    if (check.code !== 0) return { ok: false, reason: `\`caddy validate\` rejects ${conf}:\n${`${check.stderr}${check.stdout}`.trim().slice(-1500)}` };
-    const version = await runCaptured('caddy', ['version'], 10_000, dir, cenv).catch(() => undefined);
-    return {
-      ok: true,
-      info: `caddy ${(version?.stdout ?? '').trim() || '?'}, GOMAXPROCS=1; ${conf}`,
-      spec: { name: 'Caddy', ...pinned(env.ctx.serverCore, 'caddy', args), cwd: dir, env: cenv, logFile: join(dir, 'stdout.log'), port, startTimeoutMs: 15_000 },
-    };
+  prepare(env, port) {
+    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyfile(env, dir, port) });
   },
 };
 

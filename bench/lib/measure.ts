@@ -8,8 +8,8 @@ import { formatMicros, formatPercent, formatRate, median } from './stats.ts';
 import { runWrk, socketErrorTotal, type WrkResult } from './wrk.ts';
 
 // The measurement procedure every benchmark shares: wait for quiet cores, one warm-up and one
-// measured wrk run with /proc/stat and per-process CPU accounting around it, and the summary of
-// a row's runs (medians over the undisturbed ones, notes).
+// measured load run (wrk, h2load) with /proc/stat and per-process CPU accounting around it, and
+// the summary of a row's runs (medians over the undisturbed ones, notes).
 
 /**
  * Above this share of a core used by other processes (idle before a run, or "others" during a
@@ -60,6 +60,85 @@ export async function waitQuiet(ctx: BenchContext): Promise<number> {
   return bg.worst;
 }
 
+/** What a load generator's run gives the shared CPU accounting. */
+export interface LoadRun {
+  readonly requests: number;
+  readonly requestsPerSec: number;
+  /** CPU seconds the load generator itself used (user+system), when known. */
+  readonly clientCpuSeconds: number | undefined;
+}
+
+/** One measured load run (wrk, h2load, ...) and the CPU accounting around it. */
+export interface LoadMeasurement<R extends LoadRun> {
+  readonly rps: number;
+  readonly requests: number;
+  /** Server core busy time per completed request, µs. */
+  readonly cpuUsPerReq: number;
+  readonly serverCoreBusy: number;
+  readonly clientCoreBusy: number;
+  /**
+   * CPU used during the measurement by anything but the server, the load generator, the harness
+   * and the benchmark's own helper processes (all cores' busy time minus theirs), in cores: 0.05 =
+   * 5% of one core. Includes some kernel work.
+   */
+  readonly others: number;
+  /** CPU seconds the server's process group used during the measurement. */
+  readonly serverCpuSeconds: number;
+  /** CPU seconds the helper process groups (e.g. an upstream) used during the measurement. */
+  readonly helperCpuSeconds: number;
+  /** Reasons this measurement is suspicious (no requests, server died); callers add their own. */
+  readonly problems: string[];
+  readonly load: R;
+}
+
+export interface LoadOptions<R extends LoadRun> {
+  readonly ctx: BenchContext;
+  readonly server: RunningServer;
+  /** Process groups the benchmark started besides the server (counted as ours, not as others). */
+  readonly helperGroups?: readonly number[];
+  /** One bounded load run of `durationSec` against the server. */
+  run(durationSec: number): Promise<R>;
+}
+
+/** Warm-up run (ctx.warmupSec), then a measured one (ctx.durationSec) with CPU accounting. */
+export async function measureLoad<R extends LoadRun>(o: LoadOptions<R>): Promise<LoadMeasurement<R>> {
+  const { ctx, server } = o;
+  const helpers = o.helperGroups ?? [];
+  const helperCpu = () => helpers.reduce((sum, pgid) => sum + processGroupCpuSeconds(pgid), 0);
+  if (ctx.warmupSec > 0) await o.run(ctx.warmupSec);
+  await sleep(200); // let the warm-up's connections close before the window opens
+  const t0 = performance.now();
+  const harness0 = process.cpuUsage();
+  const server0 = processGroupCpuSeconds(server.pid);
+  const helpers0 = helperCpu();
+  const before = sampleCpu();
+  const w = await o.run(ctx.durationSec);
+  const after = sampleCpu();
+  const serverCpuSeconds = processGroupCpuSeconds(server.pid) - server0;
+  const helperCpuSeconds = helperCpu() - helpers0;
+  const harness = process.cpuUsage(harness0);
+  const wall = (performance.now() - t0) / 1000;
+  const othersCpu =
+    totalBusySeconds(before, after) - serverCpuSeconds - helperCpuSeconds - (w.clientCpuSeconds ?? 0) - (harness.user + harness.system) / 1e6;
+  const srv = coreUsage(before, after, Number(ctx.serverCore));
+  const cli = coreUsage(before, after, Number(ctx.clientCore));
+  const problems: string[] = [];
+  if (w.requests === 0) problems.push('no requests completed');
+  if (server.exitInfo) problems.push(`server ${describeExit(server.exitInfo)} during the run`);
+  return {
+    rps: w.requestsPerSec,
+    requests: w.requests,
+    cpuUsPerReq: w.requests > 0 ? (srv.busySeconds * 1e6) / w.requests : Number.NaN,
+    serverCoreBusy: srv.busyFraction,
+    clientCoreBusy: cli.busyFraction,
+    others: wall > 0 ? Math.max(0, othersCpu) / wall : 0,
+    serverCpuSeconds,
+    helperCpuSeconds,
+    problems,
+    load: w,
+  };
+}
+
 /** One measured wrk run and the CPU accounting around it. */
 export interface Measurement {
   readonly rps: number;
@@ -92,45 +171,33 @@ export interface MeasureOptions {
 
 /** Warm-up wrk run (ctx.warmupSec), then a measured one (ctx.durationSec) with CPU accounting. */
 export async function measureWrk(o: MeasureOptions): Promise<Measurement> {
-  const { ctx, server } = o;
-  const helpers = o.helperGroups ?? [];
-  const helperCpu = () => helpers.reduce((sum, pgid) => sum + processGroupCpuSeconds(pgid), 0);
+  const { ctx } = o;
   const common = { url: o.url, connections: ctx.connections, threads: 1, core: ctx.clientCore };
-  if (ctx.warmupSec > 0) await runWrk({ ...common, durationSec: ctx.warmupSec });
-  await sleep(200); // let the warm-up's connections close before the window opens
-  const t0 = performance.now();
-  const harness0 = process.cpuUsage();
-  const server0 = processGroupCpuSeconds(server.pid);
-  const helpers0 = helperCpu();
-  const before = sampleCpu();
-  const w = await runWrk({ ...common, durationSec: ctx.durationSec });
-  const after = sampleCpu();
-  const serverCpu = processGroupCpuSeconds(server.pid) - server0;
-  const helperCpuSeconds = helperCpu() - helpers0;
-  const harness = process.cpuUsage(harness0);
-  const wall = (performance.now() - t0) / 1000;
-  const othersCpu =
-    totalBusySeconds(before, after) - serverCpu - helperCpuSeconds - (w.wrkCpuSeconds ?? 0) - (harness.user + harness.system) / 1e6;
-  const srv = coreUsage(before, after, Number(ctx.serverCore));
-  const cli = coreUsage(before, after, Number(ctx.clientCore));
-
-  const problems: string[] = [];
-  if (w.requests === 0) problems.push('no requests completed');
+  const m = await measureLoad({
+    ctx,
+    server: o.server,
+    helperGroups: o.helperGroups,
+    run: async (durationSec) => {
+      const w = await runWrk({ ...common, durationSec });
+      return { ...w, clientCpuSeconds: w.wrkCpuSeconds };
+    },
+  });
+  const w = m.load;
+  const problems = [...m.problems];
   if (w.non2xx3xx > 0) problems.push(`${w.non2xx3xx} non-2xx/3xx responses`);
   if (socketErrorTotal(w) > 0) {
     const e = w.socketErrors;
     problems.push(`socket errors: connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}`);
   }
-  if (server.exitInfo) problems.push(`server ${describeExit(server.exitInfo)} during the run`);
   return {
-    rps: w.requestsPerSec,
-    requests: w.requests,
-    cpuUsPerReq: w.requests > 0 ? (srv.busySeconds * 1e6) / w.requests : Number.NaN,
-    serverCoreBusy: srv.busyFraction,
-    clientCoreBusy: cli.busyFraction,
+    rps: m.rps,
+    requests: m.requests,
+    cpuUsPerReq: m.cpuUsPerReq,
+    serverCoreBusy: m.serverCoreBusy,
+    clientCoreBusy: m.clientCoreBusy,
     p99Ms: w.latencyMs.p99 ?? Number.NaN,
-    others: wall > 0 ? Math.max(0, othersCpu) / wall : 0,
-    helperCpuSeconds,
+    others: m.others,
+    helperCpuSeconds: m.helperCpuSeconds,
     problems,
     wrk: w,
   };

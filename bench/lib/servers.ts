@@ -4,7 +4,8 @@ import { pinned, readPackageVersion } from './measure.ts';
 import { commandExists, runCaptured, type ServerSpec } from './proc.ts';
 
 // Starting the servers several benchmarks share: Switchyard's compiled build with a generated
-// config, and nginx with a generated nginx.conf (checked with `nginx -t` first).
+// config, nginx with a generated nginx.conf (checked with `nginx -t` first), Caddy with a
+// generated Caddyfile (checked with `caddy validate`), and the Node.js peers in bench/peers.
 
 /** A server ready to start, or the reason it cannot run (the benchmark reports it and goes on). */
 export type Prepared =
@@ -193,4 +194,61 @@ export async function prepareNginx(o: NginxOptions): Promise<Prepared> {
     temps = temps.filter((x) => x !== unknown[1]);
   }
   return { ok: false, reason: `\`nginx -t\` rejects the generated ${conf}:\n${lastError}` };
+}
+
+export interface CaddyOptions {
+  /** Display name and ServerSpec name, e.g. "Caddy". */
+  readonly name: string;
+  /** Its own folder: the Caddyfile, its data and config homes and its log go there. */
+  readonly dir: string;
+  readonly port: number;
+  readonly core: string;
+  /** The Caddyfile text, given the folder (for `storage file_system <dir>/data`). */
+  caddyfile(dir: string): string;
+}
+
+/**
+ * The global options block every benchmark's Caddyfile starts with: admin API off, no automatic
+ * HTTPS or trust-store install, storage and logs inside the run's folder (logs discarded: no
+ * access log is configured either), and the protocols the benchmark's clients speak (`h1`; `h1
+ * h2` for HTTP/2 over TLS; `h1 h2c` for prior-knowledge HTTP/2), so no HTTP/3 UDP listener.
+ */
+export function caddyGlobalOptions(dir: string, protocols: string): string {
+  return `{
+	admin off
+	auto_https off
+	skip_install_trust
+	storage file_system ${dir}/data
+	log {
+		output discard
+	}
+	servers {
+		protocols ${protocols}
+	}
+}
+`;
+}
+
+/**
+ * Debian's caddy with a generated `<dir>/Caddyfile` (checked with `caddy validate` first), one
+ * core's worth of Go scheduler threads (GOMAXPROCS=1, as the other servers get one process),
+ * pinned like every server, HOME and XDG homes inside its folder.
+ */
+export async function prepareCaddy(o: CaddyOptions): Promise<Prepared> {
+  if (!commandExists('caddy')) return { ok: false, reason: 'caddy is not installed (Debian: apt-get install caddy; scripts/install-system-deps.sh)' };
+  const { dir } = o;
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const conf = join(dir, 'Caddyfile');
+  writeFileSync(conf, o.caddyfile(dir));
+  // Caddy writes nothing outside its folder: config and data homes point into it.
+  const cenv = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), GOMAXPROCS: '1' };
+  const args = ['run', '--config', conf, '--adapter', 'caddyfile'];
+  const check = await runCaptured('caddy', ['validate', '--config', conf, '--adapter', 'caddyfile'], 30_000, dir, cenv);
+  if (check.code !== 0) return { ok: false, reason: `\`caddy validate\` rejects ${conf}:\n${tail(`${check.stderr}${check.stdout}`)}` };
+  const version = await runCaptured('caddy', ['version'], 10_000, dir, cenv).catch(() => undefined);
+  return {
+    ok: true,
+    info: `caddy ${(version?.stdout ?? '').trim() || '?'}, GOMAXPROCS=1; ${conf}`,
+    spec: { name: o.name, ...pinned(o.core, 'caddy', args), cwd: dir, env: cenv, logFile: join(dir, 'stdout.log'), port: o.port, startTimeoutMs: 15_000 },
+  };
 }

@@ -1,10 +1,13 @@
+import { chmodSync } from 'node:fs';
 import { request } from 'node:https';
+import { join } from 'node:path';
 import { clockTicksPerSecond, parsePidStat } from './cpu.ts';
 import { runCaptured } from './proc.ts';
 
-// TLS helpers for bench/tls.ts: the handshake load (`openssl s_time -new` processes pinned to the
-// client core), what a server negotiates (`openssl s_client`, the same OpenSSL and defaults as
-// s_time and wrk), and one bounded HTTPS GET for the content check.
+// TLS helpers for bench/tls.ts and bench/h2.ts: the benchmark certificate, the handshake load
+// (`openssl s_time -new` processes pinned to the client core), what a server negotiates
+// (`openssl s_client`, the same OpenSSL and defaults as s_time and wrk), and one bounded HTTPS
+// GET for the content check.
 
 export interface HandshakeRun {
   /** Full handshakes completed, all clients together. */
@@ -119,4 +122,22 @@ export function httpsGet(url: string, ca: string, timeoutMs = 10_000, maxBytes =
     req.once('error', reject);
     req.end();
   });
+}
+
+/** A fresh self-signed EC P-256 certificate for localhost and 127.0.0.1, key mode 0600. */
+export async function makeCertificate(dir: string): Promise<{ cert: string; key: string } | string> {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const r = await runCaptured(
+    'openssl',
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    30_000,
+  );
+  if (r.code !== 0) return `openssl req failed: ${(r.stderr || r.stdout).trim().slice(-500)}`;
+  chmodSync(key, 0o600);
+  return { cert, key };
 }
