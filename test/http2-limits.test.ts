@@ -46,8 +46,9 @@ const BIG = 3 * 1024 * 1024;
 const MAX_HEADER = 4096;
 const IDLE = 1000;
 let daemon: Daemon;
-/** Listener `h2`: the limits below; `idle`: the same with idleTimeout 1 s; `admin`: /metrics. */
+/** Listener `h2`: the limits below; `idle`: the same with idleTimeout 1 s; `wide`: maxHeaderSize 1 MiB; `admin`: /metrics. */
 let port: number;
+let widePort: number;
 let idlePort: number;
 let adminPort: number;
 
@@ -70,6 +71,7 @@ before(async () => {
     listeners: [
       { name: 'h2', protocol: 'http', address: '127.0.0.1:0', http2, limits: { maxHeaderSize: MAX_HEADER }, routes },
       { name: 'idle', protocol: 'http', address: '127.0.0.1:0', http2, limits: { maxHeaderSize: MAX_HEADER, idleTimeout: IDLE }, routes },
+      { name: 'wide', protocol: 'http', address: '127.0.0.1:0', http2, limits: { maxHeaderSize: 1024 * 1024 }, routes },
       { name: 'admin', protocol: 'http', address: '127.0.0.1:0', routes: [{ handler: { type: 'metrics' } }] },
     ],
   };
@@ -78,6 +80,7 @@ before(async () => {
   daemon = await startDaemon([file, '--log-level', 'warn'], { cwd: dir });
   port = daemon.port('h2');
   idlePort = daemon.port('idle');
+  widePort = daemon.port('wide');
   adminPort = daemon.port('admin');
 });
 
@@ -160,6 +163,17 @@ async function settled(p: number, settings: [number, number][] = []): Promise<H2
   assert.ok(await c.waitFor((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK)), 'server SETTINGS');
   await roundTrip(c, 0xee);
   return c;
+}
+
+/** A header block as HEADERS (END_STREAM) and as many CONTINUATION frames of 16 KiB as it takes. */
+function headerFrames(streamId: number, block: Buffer): Buffer {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < block.length; i += 16_384) {
+    const part = block.subarray(i, i + 16_384);
+    const last = i + 16_384 >= block.length;
+    frames.push(i === 0 ? headersFrame(streamId, part, { endHeaders: last }) : continuationFrame(streamId, part, last));
+  }
+  return Buffer.concat(frames);
 }
 
 const isRst = (id: number) => (f: Frame) => f.type === FrameType.RST_STREAM && f.streamId === id;
@@ -279,17 +293,22 @@ test('header list over maxHeaderSize, sent before the client knew the limit: 431
   assert.equal(ok.stdout, '200');
 });
 
-/** A request whose one header field is `size` octets, as HEADERS and CONTINUATION frames of 16 KiB. */
-function hugeFieldRequest(size: number): Buffer {
-  const block = requestBlock('127.0.0.1', '/', 'GET', [['x-huge', 'a'.repeat(size)]]);
-  const frames: Buffer[] = [];
-  for (let i = 0; i < block.length; i += 16_384) {
-    const part = block.subarray(i, i + 16_384);
-    const last = i + 16_384 >= block.length;
-    frames.push(i === 0 ? headersFrame(1, part, { endHeaders: last }) : continuationFrame(1, part, last));
+test('more than 2000 header fields (the four pseudo-header fields count): RST_STREAM ENHANCE_YOUR_CALM, before or after the ACK', async () => {
+  const fields = (n: number): [string, string][] => Array.from({ length: n }, (_, i) => [`x-${i}`, 'v']);
+  for (const early of [true, false]) {
+    const c = early ? await H2Client.connect(widePort) : await settled(widePort);
+    c.write(headerFrames(1, requestBlock('127.0.0.1', '/', 'GET', fields(1996))));
+    c.write(headerFrames(3, requestBlock('127.0.0.1', '/', 'GET', fields(1997))));
+    assert.equal(statusOf((await c.response(1))!), 200, '2000 fields in all are taken');
+    assert.equal(rstCode((await c.waitFor(isRst(3)))!), ErrorCode.ENHANCE_YOUR_CALM, '2001 are not');
+    c.request(5, '/');
+    assert.equal(statusOf((await c.response(5))!), 200, 'the connection goes on');
+    c.destroy();
   }
-  return Buffer.concat(frames);
-}
+});
+
+/** A request whose one header field is `size` octets. */
+const hugeFieldRequest = (size: number): Buffer => headerFrames(1, requestBlock('127.0.0.1', '/', 'GET', [['x-huge', 'a'.repeat(size)]]));
 
 test('protocol errors nghttp2 answers with a GOAWAY (a header field over 64 KiB, DATA on stream 0): the connection is closed by idleTimeout at the latest', async () => {
   for (const [what, bytes, code] of [
