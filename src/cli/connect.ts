@@ -15,19 +15,26 @@ import {
   connectTlsStream,
   connectUnix,
   connectWs,
+  callGrpc,
   describeNetError,
   formatResponseHead,
   httpRequest,
+  loadGrpcMethod,
   openUdp,
   parseConnectUrl,
+  parseJsonLine,
+  parseJsonMessages,
   type ConnectUrl,
+  type GrpcMethod,
 } from '../connect/index.ts';
 
 // `switchyard connect URL`: a client for every protocol the yard speaks (docs/connect.md).
 // stdin goes out, what arrives goes to stdout. Byte streams (tcp, unix) are piped as they are;
 // message protocols (udp, ws, frames) send one message per stdin line and print one per line.
-// Exit: 0 when the conversation ended (stdin done and replies waited for, or the server closed),
-// 1 when the connection failed or broke (one line on stderr), 2 for a bad URL or bad options.
+// gRPC makes one call: JSON requests in (-d or stdin), JSON replies out, the status on stderr.
+// Exit: 0 when the conversation ended (stdin done and replies waited for, or the server closed;
+// gRPC: status OK), 1 when the connection failed or broke (one line on stderr; gRPC: any other
+// status, named), 2 for a bad URL or bad options.
 
 export interface ConnectOptions {
   wait: number;
@@ -44,6 +51,8 @@ export interface ConnectOptions {
   alpn?: string;
   origin?: string;
   maxFrameSize: number;
+  proto: string[];
+  deadline?: number;
 }
 
 /** After our side is done, how long a graceful close may take before we cut it. */
@@ -73,22 +82,24 @@ function urlArg(v: string): ConnectUrl {
 export function addConnectCommand(program: Command): void {
   program
     .command('connect')
-    .description('talk to a server by hand or from a script: tcp, tls, udp, unix, ws(s), frame+tcp/unix, http(s) (docs/connect.md)')
-    .argument('<url>', 'tcp://host:port, tls://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path', urlArg)
+    .description('talk to a server by hand or from a script: tcp, tls, udp, unix, ws(s), frame+tcp/unix, http(s), grpc(s) (docs/connect.md)')
+    .argument('<url>', 'tcp://host:port, tls://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path, grpc(s)://host:port/package.Service/Method', urlArg)
     .addOption(new Option('--wait <duration>', 'after stdin ends, how long to wait for replies since the last message (udp, ws, frames) or byte (tcp, unix)').argParser(durationArg).default(1000, '1s'))
     .addOption(new Option('--connect-timeout <duration>', 'give up connecting (TCP, TLS, WebSocket handshake) after this long').argParser(durationArg).default(10_000, '10s'))
     .option('--raw', 'print binary messages (ws, udp, frames) as they are instead of <binary N bytes>')
     .addOption(new Option('--max-frame-size <size>', 'frames: largest frame accepted from the server').argParser(sizeArg).default(DEFAULT_CLIENT_MAX_FRAME, '16MiB'))
     .option('-X, --method <method>', 'http: request method (default GET, or POST with a body)')
-    .option('-d, --data <string>', 'http: request body (content-type application/x-www-form-urlencoded unless -H sets one)')
+    .option('-d, --data <string>', 'http: request body (content-type application/x-www-form-urlencoded unless -H sets one); grpc: the request as JSON (several, one per line, for client streaming; default: stdin)')
     .option('--json <string>', 'http: JSON request body (content-type and accept application/json)')
     .option('--data-file <path>', 'http: stream this file as the request body')
-    .option('-H, --header <header>', 'http, ws: extra request header "Name: value" (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('-H, --header <header>', 'http, ws: extra request header "Name: value"; grpc: request metadata (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--origin <origin>', 'ws: the Origin header of the handshake')
-    .option('--insecure', 'https, wss, tls: do not verify the server\'s certificate')
-    .option('--ca <file>', 'https, wss, tls: trust the CA certificate(s) in this PEM file')
+    .option('--insecure', 'https, wss, tls, grpcs: do not verify the server\'s certificate')
+    .option('--ca <file>', 'https, wss, tls, grpcs: trust the CA certificate(s) in this PEM file')
     .option('--servername <name>', 'tls: SNI and the name the certificate is verified against (default: the URL\'s host)')
     .option('--alpn <protocols>', 'tls: ALPN protocols to offer, comma-separated (e.g. h2,http/1.1)')
+    .option('--proto <file>', 'grpc: the .proto file that defines the service (repeatable; default: the built-in Greeter and Health)', (v: string, prev: string[]) => [...prev, v], [])
+    .addOption(new Option('--deadline <duration>', 'grpc: the call\'s deadline (sent as grpc-timeout); none by default').argParser(durationArg))
     .action(async (url: ConnectUrl, opts: ConnectOptions) => connectCommand(url, opts));
 }
 
@@ -149,6 +160,9 @@ function run(url: ConnectUrl, opts: ConnectOptions): Promise<number> {
     case 'http':
     case 'https':
       return httpSession(url.url, opts);
+    case 'grpc':
+    case 'grpcs':
+      return grpcSession(url, opts);
   }
 }
 
@@ -156,17 +170,21 @@ function run(url: ConnectUrl, opts: ConnectOptions): Promise<number> {
 function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
   const web = url.scheme === 'http' || url.scheme === 'https';
   const ws = url.scheme === 'ws' || url.scheme === 'wss';
-  const tls = url.scheme === 'https' || url.scheme === 'wss' || url.scheme === 'tls';
+  const rpc = url.scheme === 'grpc' || url.scheme === 'grpcs';
+  const tls = url.scheme === 'https' || url.scheme === 'wss' || url.scheme === 'tls' || url.scheme === 'grpcs';
   const wrong = (flag: string, schemes: string) => new ConnectUsageError(`${flag} applies to ${schemes} URLs only, not ${url.scheme}:`);
   if (!web) {
-    for (const [flag, set] of [['-X/--method', opts.method], ['-d/--data', opts.data], ['--json', opts.json], ['--data-file', opts.dataFile]] as const) {
+    for (const [flag, set] of [['-X/--method', opts.method], ['--json', opts.json], ['--data-file', opts.dataFile]] as const) {
       if (set !== undefined) throw wrong(flag, 'http(s)');
     }
   }
-  if (!web && !ws && opts.header.length > 0) throw wrong('-H/--header', 'http(s) and ws(s)');
+  if (!web && !rpc && opts.data !== undefined) throw wrong('-d/--data', 'http(s) and grpc(s)');
+  if (!web && !ws && !rpc && opts.header.length > 0) throw wrong('-H/--header', 'http(s), ws(s) and grpc(s)');
+  if (!rpc && (opts.proto ?? []).length > 0) throw wrong('--proto', 'grpc(s)');
+  if (!rpc && opts.deadline !== undefined) throw wrong('--deadline', 'grpc(s)');
   if (!ws && opts.origin !== undefined) throw wrong('--origin', 'ws(s)');
-  if (!tls && opts.insecure) throw wrong('--insecure', 'https, wss and tls');
-  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https, wss and tls');
+  if (!tls && opts.insecure) throw wrong('--insecure', 'https, wss, tls and grpcs');
+  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https, wss, tls and grpcs');
   if (url.scheme !== 'tls' && opts.servername !== undefined) throw wrong('--servername', 'tls');
   if (url.scheme !== 'tls' && opts.alpn !== undefined) throw wrong('--alpn', 'tls');
   const bodies = [opts.data, opts.json, opts.dataFile].filter((b) => b !== undefined).length;
@@ -447,4 +465,57 @@ async function httpSession(url: URL, opts: ConnectOptions): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+// ---- grpc(s) ---------------------------------------------------------------------------------
+
+async function grpcSession(url: Extract<ConnectUrl, { scheme: 'grpc' | 'grpcs' }>, opts: ConnectOptions): Promise<number> {
+  const method = loadGrpcMethod(opts.proto ?? [], url.service, url.method);
+  const requests = opts.data !== undefined ? listOf(parseJsonMessages(opts.data, method, '-d')) : stdinRequests(method);
+  if (opts.data === undefined) {
+    note(method.requestStream ? `${method.path}: one JSON request per line, Ctrl-D to finish` : `${method.path}: type the request as JSON, then Ctrl-D`);
+  }
+  const result = await callGrpc({
+    scheme: url.scheme,
+    host: url.host,
+    port: url.port,
+    method,
+    requests,
+    // A slow stdout holds the replies back (and with them the server) rather than queueing them.
+    onReply: (reply) => (process.stdout.write(`${JSON.stringify(reply)}\n`) ? undefined : new Promise<void>((r) => process.stdout.once('drain', r))),
+    metadata: parseHeaders(opts.header),
+    deadline: opts.deadline,
+    ca: readCa(opts),
+    insecure: opts.insecure,
+  });
+  if (result.code === 0) {
+    process.stderr.write('status: OK\n');
+    return 0;
+  }
+  process.stderr.write(`switchyard connect: ${url.href}: ${result.name} (${result.code})${result.details ? `: ${result.details}` : ''}\n`);
+  return 1;
+}
+
+async function* listOf(messages: object[]): AsyncIterable<object> {
+  yield* messages;
+}
+
+/**
+ * Requests from stdin: for a method that takes one, the whole input (one JSON object, pretty or
+ * not; nothing at all is `{}`); for a streaming one, one JSON object per line, each sent as it
+ * is read.
+ */
+async function* stdinRequests(method: GrpcMethod): AsyncIterable<object> {
+  if (!method.requestStream) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    yield* parseJsonMessages(Buffer.concat(chunks).toString('utf8'), method, 'stdin');
+    return;
+  }
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (line.trim() !== '') yield parseJsonLine(line, method, `stdin line ${n}`);
+  }
 }

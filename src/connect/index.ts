@@ -1,7 +1,7 @@
 // Small clients for every protocol the yard speaks, as `switchyard connect` uses them. Each one
 // either connects or fails with a ConnectError whose message is one line for people.
 
-export { parseConnectUrl, socketPath, CONNECT_SCHEMES, type ConnectUrl, type HostScheme, type PathScheme, type WebScheme } from './url.ts';
+export { parseConnectUrl, socketPath, CONNECT_SCHEMES, type ConnectUrl, type HostScheme, type PathScheme, type WebScheme, type GrpcScheme } from './url.ts';
 export { ConnectError, ConnectionLostError, ConnectUsageError, describeNetError, formatDuration } from './errors.ts';
 export { DEFAULT_CONNECT_TIMEOUT, type StreamConnectOptions } from './stream.ts';
 export { connectTcp } from './tcp.ts';
@@ -11,3 +11,4 @@ export { openUdp, type UdpClient, type UdpClientOptions } from './udp.ts';
 export { connectFrames, DEFAULT_CLIENT_MAX_FRAME, type FrameClient, type FrameClientOptions } from './frame.ts';
 export { connectWs, type WsConnectOptions } from './ws.ts';
 export { httpRequest, formatResponseHead, type HttpRequestOptions, type HttpResponse } from './http.ts';
+export { callGrpc, loadGrpcMethod, parseJsonLine, parseJsonMessages, builtinProtoDir, type GrpcCallOptions, type GrpcCallResult, type GrpcMethod } from './grpc.ts';
