@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { coreCount } from './lib/cpu.ts';
 import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
+import { H2_IDS, runH2 } from './h2.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
 import { runStatic, STATIC_IDS } from './static.ts';
 import { runTls, TLS_IDS } from './tls.ts';
@@ -32,6 +33,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'TLS: new connections/s (full handshakes) and 4 KiB static over TLS keep-alive: Switchyard vs nginx vs Caddy',
     servers: TLS_IDS,
     run: runTls,
+  },
+  h2: {
+    description: 'HTTP/2 over TLS, h2load -c16 -m16: 100-byte response, 4 KiB static file, h2 -> h1 proxy: Switchyard vs nginx, Caddy, bare node:http2',
+    servers: H2_IDS,
+    run: runH2,
   },
 };
 

@@ -312,20 +312,21 @@ export function targetVerdict(label: string, target: number, sy: RowSummary<RunS
 
 /**
  * One progress line per measurement: `  run 1/3  <what>  41,234 req/s  24.1 µs/req  server core
- * 99%  wrk core 60%  p99 2.10 ms  others 1%`, plus `extra` and any problems.
+ * 99%  wrk core 60%  p99 2.10 ms  others 1%`, plus `extra` and any problems; `latency` replaces
+ * the p99 part (for load generators that report none).
  */
 export function progressLine(
   s: RunSample & { readonly background: number },
   runs: number,
   what: string,
-  opts: { readonly clientCoreName?: string; readonly extra?: string } = {},
+  opts: { readonly clientCoreName?: string; readonly extra?: string; readonly latency?: string } = {},
 ): string {
   const flag = s.problems.length ? `  SUSPICIOUS: ${s.problems.join('; ')}` : '';
   return (
     `  run ${s.run}/${runs}  ${what}  ` +
     `${Math.round(s.rps).toLocaleString('en-US').padStart(8)} req/s  ` +
     `${formatMicros(s.cpuUsPerReq).padStart(6)} µs/req  server core ${formatPercent(s.serverCoreBusy).padStart(4)}  ` +
-    `${opts.clientCoreName ?? 'wrk core'} ${formatPercent(s.clientCoreBusy).padStart(4)}  p99 ${formatMs(s.p99Ms)} ms` +
+    `${opts.clientCoreName ?? 'wrk core'} ${formatPercent(s.clientCoreBusy).padStart(4)}  ${opts.latency ?? `p99 ${formatMs(s.p99Ms)} ms`}` +
     `${opts.extra ?? ''}` +
     `  others ${formatPercent(s.others)}${s.background > NOISY ? `  (background before: ${formatPercent(s.background)})` : ''}${flag}`
   );
