@@ -372,3 +372,35 @@ test('the HTTP proxy passes 103 Early Hints and trailers on, to HTTP/1.1 and HTT
   assert.equal(h2.body, 'body');
   assert.equal(h2.trailers['x-checksum'], 'abc123');
 });
+
+test('an HTTP/2 request body without Content-Length reaches the upstream whole; past maxBodySize it is a 413', async () => {
+  const up = await httpServer((req, res) => {
+    let n = 0;
+    req.on('data', (d: Buffer) => (n += d.length));
+    req.on('end', () => res.end(String(n)));
+  });
+  const y = await start({
+    listeners: [{ name: 'web', protocol: 'http', address: '127.0.0.1:0', http2: { h2c: true }, limits: { maxBodySize: 64 * 1024 }, routes: [{ match: { path: '/*' }, handler: { type: 'proxy', upstream: 'u' } }] }],
+    upstreams: { u: { targets: [`http://127.0.0.1:${up.port}`], retry: { attempts: 0 } } },
+  });
+  const session = h2connect(`http://127.0.0.1:${y.address('web').port}`);
+  closers.push(() => session.destroy());
+  const post = (size: number) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/upload' });
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (body += d));
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', reject);
+      // Written in pieces, no content-length: only END_STREAM says where the body ends.
+      for (let sent = 0; sent < size; sent += 1024) stream.write(Buffer.alloc(Math.min(1024, size - sent), 97));
+      stream.end();
+    });
+  assert.deepEqual(await post(2048), { status: 200, body: '2048' });
+  const big = await post(256 * 1024);
+  assert.equal(big.status, 413);
+  session.close();
+});

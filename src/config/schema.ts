@@ -76,7 +76,8 @@ const http2Schema = z.strictObject({
   /** Connection-wide flow-control window we advertise: all of one connection's unread request bodies together. */
   connectionWindowSize: size().pipe(z.number().int().min(64 * 1024).max(2 ** 31 - 1)).default(1024 * 1024),
   /**
-   * Streams a client may reset (RST_STREAM) or have refused, as a token bucket per connection.
+   * Streams a client may reset (RST_STREAM), as a token bucket per connection (streams refused
+   * past maxConcurrentStreams count toward node's own cap of 100 invalid frames instead).
    * Over it the connection gets GOAWAY ENHANCE_YOUR_CALM: the rapid-reset attack
    * (CVE-2023-44487) opens and cancels streams faster than any work on them can be cancelled.
    */

@@ -48,6 +48,11 @@ export interface Http2FrontOptions {
   readonly idleTimeout: number;
   readonly log: Logger;
   readonly onRequest: Http2RequestSink;
+  /**
+   * An extended CONNECT (RFC 8441) for `websocket`: the listener serves it as an HTTP/1.1
+   * upgrade over the stream (h2-websocket.ts). Without it, such a request gets 501.
+   */
+  readonly onWebSocket?: Http2RequestSink;
   /** A connection was closed for a flood (`reason`: resets, pings, settings): counted by the listener. */
   readonly onFlood: (reason: FloodKind) => void;
 }
@@ -106,6 +111,9 @@ export class Http2Front {
     this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res, false));
     // The compat layer would answer Expect: 100-continue itself; the listener's phases decide.
     this.server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res, true));
+    // CONNECT: only the extended kind for WebSocket is served; a plain CONNECT (a tunnel to
+    // host:port) is no gateway's business here: 405, as node answers it without a listener.
+    this.server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onConnect(req, res));
     // Session-level timeout: a connection with no stream open for idleTimeout is closed.
     this.server.setTimeout(options.idleTimeout);
     this.server.on('timeout', () => {});
@@ -149,6 +157,23 @@ export class Http2Front {
       return;
     }
     this.options.onRequest(req, res, socket, expectsContinue);
+  }
+
+  private onConnect(req: Http2ServerRequest, res: Http2ServerResponse): void {
+    const socket = (req.stream.session as TrackedSession | undefined)?.[kSocket];
+    if (!socket) return;
+    const protocol = req.headers[':protocol'];
+    if (protocol === undefined) {
+      res.writeHead(405, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
+      res.end();
+      return;
+    }
+    if (String(protocol).toLowerCase() !== 'websocket' || !this.options.onWebSocket || this.draining) {
+      res.writeHead(501, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`${String(protocol)} over HTTP/2 is not served here\n`);
+      return;
+    }
+    this.options.onWebSocket(req, res, socket, false);
   }
 
   private onSession(session: TrackedSession): void {

@@ -18,6 +18,7 @@ import { RequestContext, UpgradeRequestContext } from './context.ts';
 import { checkAnyRequest, checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
 import { Http2Front } from './h2.ts';
 import { sniffPreface, stream1Headers, upgradeToH2c, wantsH2c } from './h2c.ts';
+import { StreamSocket, h1UpgradeHead } from './h2-websocket.ts';
 import { pipelineOf, sliceReads, takeUnparsed, whenPipelineIdle, type ConnectionPipeline } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
@@ -169,6 +170,14 @@ export class HttpListener implements Listener {
         idleTimeout: l.idleTimeout,
         log: options.log,
         onRequest: (req, res, socket, expectsContinue) => this.serve(req, res, expectsContinue, undefined, socket),
+        onWebSocket: (req, _res, socket) => {
+          // The stream stands in for a socket carrying an HTTP/1.1 upgrade request: node:http
+          // reads it and it takes the usual upgrade phases (h2-websocket.ts).
+          const bridge = new StreamSocket(req.stream, socket) as unknown as Socket;
+          this.reparsed.add(bridge);
+          toHttp1(bridge);
+          (bridge as unknown as StreamSocket).feed(h1UpgradeHead(req.headers));
+        },
         onFlood: (kind) => metrics.http2Floods.labels(config.name, kind).inc(),
       });
     }
