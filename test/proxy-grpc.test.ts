@@ -209,8 +209,8 @@ test('all four call shapes go through the proxy, each call balanced on its own o
   assert.deepEqual(replies, ['m0', 'm1', 'm2', 'm3', 'm4']);
 
   const text = await yard.metrics.text();
-  assert.equal(metric(text, 'switchyard_grpc_calls_total', { upstream: 'u', service: 'test.Echo', method: 'Unary', status: 'OK' }), 6);
-  assert.equal(metric(text, 'switchyard_grpc_calls_total', { upstream: 'u', service: 'test.Echo', method: 'Bidi', status: 'OK' }), 1);
+  assert.equal(metric(text, 'switchyard_grpc_proxy_calls_total', { upstream: 'u', service: 'test.Echo', method: 'Unary', code: 'OK' }), 6);
+  assert.equal(metric(text, 'switchyard_grpc_proxy_calls_total', { upstream: 'u', service: 'test.Echo', method: 'Bidi', code: 'OK' }), 1);
 });
 
 test('a slow reader of a server stream holds the upstream back (backpressure through the proxy) and still gets every message', async () => {
@@ -282,7 +282,7 @@ test('grpc-timeout is the call\'s deadline: a call the upstream does not answer 
   assert.equal(r.headers[':status'], 200);
   assert.equal(String(r.headers['grpc-status'] ?? r.trailers['grpc-status']), String(grpc.status.DEADLINE_EXCEEDED));
   const text = await yard.metrics.text();
-  assert.equal(metric(text, 'switchyard_grpc_calls_total', { service: 'test.Echo', method: 'Unary', status: 'DEADLINE_EXCEEDED' }), 1);
+  assert.equal(metric(text, 'switchyard_grpc_proxy_calls_total', { service: 'test.Echo', method: 'Unary', code: 'DEADLINE_EXCEEDED' }), 1);
 });
 
 test('the proxy\'s own errors are gRPC statuses: UNAVAILABLE with no target to reach, retry pushback from an open breaker, RESOURCE_EXHAUSTED when too large', async () => {
@@ -312,7 +312,7 @@ test('a call answered UNAVAILABLE is retried on another target when it can be re
   assert.ok(a.calls >= 1, 'a was tried');
   const text = await yard.metrics.text();
   assert.ok(metric(text, 'switchyard_upstream_retries_total', { upstream: 'u' }) >= 1);
-  assert.equal(metric(text, 'switchyard_grpc_calls_total', { service: 'test.Echo', method: 'Unary', status: 'UNAVAILABLE' }), 0);
+  assert.equal(metric(text, 'switchyard_grpc_proxy_calls_total', { service: 'test.Echo', method: 'Unary', code: 'UNAVAILABLE' }), 0);
 });
 
 test('grpc.health.v1 health checks take a NOT_SERVING target out of rotation', async () => {

@@ -215,9 +215,9 @@ export class GrpcMetrics {
     metrics: Metrics,
     private readonly upstream: string,
   ) {
-    this.calls = metrics.counter('switchyard_grpc_calls_total', 'gRPC calls through the proxy, by upstream, service, method and final status.', ['upstream', 'service', 'method', 'status']);
+    this.calls = metrics.counter('switchyard_grpc_proxy_calls_total', 'gRPC calls through the proxy, by upstream, service, method and final status code name.', ['upstream', 'service', 'method', 'code']);
     this.durations = metrics.histogram(
-      'switchyard_grpc_call_duration_seconds',
+      'switchyard_grpc_proxy_call_duration_seconds',
       'gRPC calls through the proxy, from request to status, by upstream, service and method.',
       ['upstream', 'service', 'method'],
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
