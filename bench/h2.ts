@@ -288,7 +288,7 @@ async function verify(env: Env, port: number, peer: Peer): Promise<string | unde
 async function measure(env: Env, server: RunningServer, upstream: RunningServer | undefined, peer: Peer, scenario: Scenario, run: number, background: number): Promise<Sample> {
   const { ctx } = env;
   const url = `https://127.0.0.1:${server.spec.port}${PATH[scenario]}`;
-  const m = await measureLoad<H2loadResult & { clientCpuSeconds: number | undefined }>({
+  const m = await measureLoad<H2loadResult>({
     ctx,
     server,
     helperGroups: upstream ? [upstream.pid] : [],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the benchmarks need: nginx (a peer, and the proxy
-# benchmark's upstream), haproxy (a proxy peer), wrk (the load generator), util-linux (taskset).
-# Idempotent: does nothing when all tools are present.
-# Used by .ci/run (CI installs the tools but does not run benchmarks).
+# benchmark's upstream), haproxy (a proxy peer), caddy (a peer of static, proxy, tls, h2 and
+# grpc), wrk (the HTTP/1.1 load generator), nghttp2-client (h2load, the HTTP/2 and gRPC load
+# generator), util-linux (taskset). Idempotent: does nothing when all tools are present.
+# (CI installs the same tools through scripts/install-system-deps.sh but does not run benchmarks.)
 set -euo pipefail
 
 need=()
@@ -14,9 +15,11 @@ fi
 if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
   need+=(haproxy)
 fi
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "bench/install.sh: wrk, taskset, nginx and haproxy are already installed"
+  echo "bench/install.sh: wrk, taskset, nginx, haproxy, caddy and h2load are already installed"
   exit 0
 fi
 

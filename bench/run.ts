@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { coreCount } from './lib/cpu.ts';
 import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from './lib/proc.ts';
+import { GRPC_IDS, runGrpc } from './grpc.ts';
 import { H2_IDS, runH2 } from './h2.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
 import { runStatic, STATIC_IDS } from './static.ts';
@@ -39,6 +40,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     servers: H2_IDS,
     run: runH2,
   },
+  grpc: {
+    description: 'gRPC unary calls/s (@grpc/grpc-js server, h2load over h2c): direct vs through Switchyard `proxy` (h2c listener, h2c:// upstream), nginx grpc_pass, Caddy',
+    servers: GRPC_IDS,
+    run: runGrpc,
+  },
 };
 
 const SERVER_CORE = '0';
@@ -54,17 +60,17 @@ benchmarks:
 ${names}
 
 options:
-  --duration <s>     measured seconds per wrk run (default 5)
-  --warmup <s>       unmeasured wrk seconds before each measurement (default 2)
+  --duration <s>     measured seconds per load run (wrk, h2load; default 5)
+  --warmup <s>       unmeasured load seconds before each measurement (default 2)
   --runs <n>         interleaved runs, median reported (default 3)
   --quick            smoke run: 1 run of 2s, 1s warm-up
   --servers <a,b>    only these servers (e.g. nginx,sirv; each benchmark's list is above)
-  --connections <n>  wrk connections (default 64)
+  --connections <n>  wrk connections (default 64; h2 and grpc always use h2load -c16 -m16)
   --max-wait <s>     before each server's run, wait up to this long for other processes to
                      leave both cores idle (default 60, --quick 10; 0 = do not wait)
   -h, --help         this text
 
-Needs Linux, 2+ cores, wrk and taskset (and nginx for the nginx peer): bash bench/install.sh`;
+Needs Linux, 2+ cores, wrk and taskset (h2load for h2 and grpc; nginx, haproxy, caddy for their peers): bash bench/install.sh`;
 }
 
 function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {

@@ -76,6 +76,9 @@ export interface LoadMeasurement<R extends LoadRun> {
   readonly cpuUsPerReq: number;
   readonly serverCoreBusy: number;
   readonly clientCoreBusy: number;
+  /** Busy seconds of the server core and of the client core during the measurement. */
+  readonly serverCoreSeconds: number;
+  readonly clientCoreSeconds: number;
   /**
    * CPU used during the measurement by anything but the server, the load generator, the harness
    * and the benchmark's own helper processes (all cores' busy time minus theirs), in cores: 0.05 =
@@ -131,6 +134,8 @@ export async function measureLoad<R extends LoadRun>(o: LoadOptions<R>): Promise
     cpuUsPerReq: w.requests > 0 ? (srv.busySeconds * 1e6) / w.requests : Number.NaN,
     serverCoreBusy: srv.busyFraction,
     clientCoreBusy: cli.busyFraction,
+    serverCoreSeconds: srv.busySeconds,
+    clientCoreSeconds: cli.busySeconds,
     others: wall > 0 ? Math.max(0, othersCpu) / wall : 0,
     serverCpuSeconds,
     helperCpuSeconds,
