@@ -38,11 +38,13 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   h2: {
     description: 'HTTP/2 over TLS, h2load -c16 -m16: 100-byte response, 4 KiB static file, h2 -> h1 proxy: Switchyard vs nginx, Caddy, bare node:http2',
     servers: H2_IDS,
+    tools: ['h2load', 'taskset'],
     run: runH2,
   },
   grpc: {
     description: 'gRPC unary calls/s (@grpc/grpc-js server, h2load over h2c): direct vs through Switchyard `proxy` (h2c listener, h2c:// upstream), nginx grpc_pass, Caddy',
     servers: GRPC_IDS,
+    tools: ['h2load', 'taskset'],
     run: runGrpc,
   },
 };
@@ -136,7 +138,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`bench: needs at least 2 cores (server on core ${SERVER_CORE}, wrk on core ${CLIENT_CORE}); this machine has ${cores}.`);
     return 1;
   }
-  const missing = ['wrk', 'taskset'].filter((c) => !commandExists(c));
+  const missing = (bench.tools ?? ['wrk', 'taskset']).filter((c) => !commandExists(c));
   if (missing.length > 0) {
     console.error(`bench: ${missing.join(' and ')} not installed. Install the benchmark tools with: bash bench/install.sh`);
     return 1;

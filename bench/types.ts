@@ -24,5 +24,7 @@ export interface Benchmark {
   readonly description: string;
   /** Server ids accepted by --servers. */
   readonly servers: readonly string[];
+  /** Commands the preflight requires (default: wrk and taskset). */
+  readonly tools?: readonly string[];
   run(ctx: BenchContext): Promise<number>;
 }
