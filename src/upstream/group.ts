@@ -12,6 +12,7 @@ import { RetryBudget } from './retry-budget.ts';
 import { OutlierDetector } from './health/outlier.ts';
 import { ActiveHealthChecker } from './health/active.ts';
 import { UpstreamTls } from './tls.ts';
+import { Http2Dispatcher, type UpstreamDispatcher } from './h2-dispatcher.ts';
 import { Admission, type AdmissionOwner, type Refusal, type Rejection, type TryOutcome } from './admission.ts';
 
 export type { Rejection, TryOutcome } from './admission.ts';
@@ -65,7 +66,7 @@ export class UpstreamGroup implements AdmissionOwner {
   private readonly health: ActiveHealthChecker | undefined;
   /** TLS to https:// and tls:// targets; Node's defaults until prepare() has loaded the `tls:` block. */
   private tlsClient: UpstreamTls | undefined;
-  private readonly pools = new Map<Target, Pool>();
+  private readonly pools = new Map<Target, UpstreamDispatcher>();
   private readonly stats = new Map<Target, TargetStats>();
   private readonly retries: CounterCell;
   private readonly errorKinds: ReturnType<Metrics['counter']>;
@@ -179,34 +180,49 @@ export class UpstreamGroup implements AdmissionOwner {
     return t;
   }
 
-  /** The connection pool of a target (HTTP groups), created on first use and kept. */
-  pool(t: Target): Pool {
+  /**
+   * The connection pool of a target (HTTP groups), created on first use and kept: undici's for
+   * HTTP/1.1 targets, node:http2 sessions for HTTP/2 ones (h2-dispatcher.ts), one contract.
+   */
+  pool(t: Target): UpstreamDispatcher {
     let p = this.pools.get(t);
     if (!p) {
       const c = this.config;
-      // HTTP/2 to h2c:// targets (prior knowledge) and, with http2: true, to https:// targets
-      // that pick h2 in ALPN; one connection then carries many requests at once.
-      const h2 = t.protocol === 'h2c:' || (t.protocol === 'https:' && c.http2);
-      let connect: buildConnector.BuildOptions | buildConnector.connector = { timeout: c.timeouts.connect, useH2c: t.protocol === 'h2c:' } as buildConnector.BuildOptions;
+      if (t.protocol === 'h2c:' || (t.protocol === 'https:' && c.http2)) {
+        p = new Http2Dispatcher({
+          protocol: t.protocol === 'h2c:' ? 'http:' : 'https:',
+          host: t.host,
+          port: t.port,
+          id: t.id,
+          tls: t.protocol === 'https:' ? this.tlsOptions(t) : undefined,
+          connectTimeout: c.timeouts.connect,
+          headersTimeout: c.timeouts.firstByte,
+          bodyTimeout: c.timeouts.idle,
+          maxSessions: c.pool.connections,
+        });
+        this.pools.set(t, p);
+        return p;
+      }
+      let connect: buildConnector.BuildOptions | buildConnector.connector = { timeout: c.timeouts.connect };
       if (t.protocol === 'https:') {
         // The group's TLS options, and its name for the target whatever the request's Host is
         // (undici would otherwise take SNI and the verified name from the Host header).
         const tlsOptions = this.tlsOptions(t);
-        const base = buildConnector({ ...tlsOptions, timeout: c.timeouts.connect, allowH2: h2 } as buildConnector.BuildOptions);
+        const base = buildConnector({ ...tlsOptions, timeout: c.timeouts.connect } as buildConnector.BuildOptions);
         const servername = tlsOptions.servername;
         connect = (opts, callback) => base({ ...opts, servername }, callback);
       }
-      p = new Pool(t.origin, {
+      const pool = new Pool(t.origin, {
         connections: c.pool.connections,
         pipelining: c.pool.pipelining,
         keepAliveTimeout: c.pool.keepAlive,
         keepAliveMaxTimeout: Math.max(c.pool.keepAlive, 1000),
         connect,
-        allowH2: h2,
         headersTimeout: c.timeouts.firstByte,
         bodyTimeout: c.timeouts.idle,
       });
-      this.pools.set(t, p);
+      this.pools.set(t, pool);
+      return pool;
     }
     return p;
   }

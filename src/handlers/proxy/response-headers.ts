@@ -2,7 +2,7 @@ import { ServerResponse } from 'node:http';
 import type { HttpResponse } from '../types.ts';
 
 // Phase "downstream response headers": the upstream's raw header list (undici hands it over as
-// [name, value, ...] Buffers, unparsed) becomes the flat string list res.writeHead() takes as it
+// [name, value, ...] Buffers, unparsed; the HTTP/2 pools as strings) becomes the flat string list res.writeHead() takes as it
 // is. Hop-by-hop headers are removed (Connection and what it names, Keep-Alive, Proxy-*, TE,
 // Trailer, Transfer-Encoding, Upgrade: Node frames the body for the client itself) and our hop
 // is added to Via. One pass, strings made once, no header object.
@@ -12,20 +12,24 @@ interface Latin1Buffer extends Buffer {
   latin1Slice(start: number, end: number): string;
 }
 
-const latin1 = (b: Buffer): string => (b as Latin1Buffer).latin1Slice(0, b.length);
+/** A header name or value as undici gives it (a Buffer from HTTP/1.1) or as node:http2 does (a string). */
+type RawField = Buffer | string;
+
+const latin1 = (b: RawField): string => (typeof b === 'string' ? b : (b as Latin1Buffer).latin1Slice(0, b.length));
+const firstByte = (b: RawField): number => (typeof b === 'string' ? b.charCodeAt(0) : b[0]);
 
 /** Lengths of the header names this phase removes or rewrites (plus anything starting with p, for Proxy-*). */
 const SPECIAL = new Uint8Array(18);
 for (const n of ['te', 'via', 'trailer', 'upgrade', 'connection', 'keep-alive', 'transfer-encoding']) SPECIAL[n.length] = 1;
 
-export function responseHeaders(raw: readonly Buffer[], via: string): string[] {
+export function responseHeaders(raw: readonly RawField[], via: string): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   let upstreamVia: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const nb = raw[i];
     const name = latin1(nb);
-    if ((nb.length >= SPECIAL.length || SPECIAL[nb.length] === 0) && (nb[0] | 0x20) !== 0x70) {
+    if ((nb.length >= SPECIAL.length || SPECIAL[nb.length] === 0) && (firstByte(nb) | 0x20) !== 0x70) {
       out.push(name, latin1(raw[i + 1]));
       continue;
     }
