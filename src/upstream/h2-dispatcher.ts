@@ -228,57 +228,106 @@ export class Http2Dispatcher implements UpstreamDispatcher {
   }
 }
 
+/**
+ * A request body that can push itself into a writable with backpressure (the proxy's gRPC body
+ * does): cheaper than reading it as an async iterable, which costs promises per chunk.
+ */
+export interface PipeableBody extends AsyncIterable<Buffer> {
+  pipeTo(sink: BodySink, onError: (err: Error) => void): void;
+}
+
+/** What a PipeableBody writes into (an HTTP/2 stream has it). */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  once(event: 'drain' | 'close', listener: () => void): unknown;
+  readonly destroyed: boolean;
+}
+
+function isPipeable(body: unknown): body is PipeableBody {
+  return typeof (body as PipeableBody).pipeTo === 'function';
+}
+
+const kExchange = Symbol('switchyard.h2.exchange');
+type TaggedStream = ClientHttp2Stream & { [kExchange]: StreamExchange };
+
+// The stream's listeners are these module functions (the exchange found through the stream), not
+// closures: a proxied call should not cost eight function allocations for its listeners.
+function onStreamClose(this: TaggedStream): void {
+  this[kExchange].closed();
+}
+function onStreamError(this: TaggedStream, err: NodeJS.ErrnoException): void {
+  this[kExchange].fail(err.code === 'ERR_HTTP2_STREAM_ERROR' ? new CodedError(err.message, 'ECONNRESET', { cause: err }) : err);
+}
+function onStreamInformation(this: TaggedStream, h: IncomingHttpHeaders): void {
+  // 1xx: 103 Early Hints and the like.
+  const ex = this[kExchange];
+  if (!ex.done) ex.handler.onHeaders?.(Number(h[':status']), rawOf(h) as unknown as Buffer[], noop, '');
+}
+function onStreamResponse(this: TaggedStream, h: IncomingHttpHeaders): void {
+  this[kExchange].response(h);
+}
+function onStreamData(this: TaggedStream, chunk: Buffer): void {
+  const ex = this[kExchange];
+  if (ex.done) return;
+  if (ex.handler.onData?.(chunk) === false) this.pause();
+}
+function onStreamTrailers(this: TaggedStream, t: IncomingHttpHeaders): void {
+  this[kExchange].trailers = t;
+}
+function onStreamEnd(this: TaggedStream): void {
+  const ex = this[kExchange];
+  if (ex.done || !ex.responded) return;
+  ex.done = true;
+  ex.handler.onComplete?.(ex.trailers as unknown as string[] | null);
+}
+function onStreamTimeout(this: TaggedStream): void {
+  const ex = this[kExchange];
+  ex.fail(new CodedError(ex.responded ? 'no response body bytes within timeouts.idle' : 'no response head within timeouts.firstByte', ex.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT'));
+}
+
 /** One request on one stream, reported to an undici-style handler. */
 class StreamExchange {
-  private done = false;
-  private responded = false;
-  private trailers: IncomingHttpHeaders | null = null;
+  done = false;
+  responded = false;
+  trailers: IncomingHttpHeaders | null = null;
+  private readonly abort = (err?: Error): void => this.fail(err ?? new CodedError('aborted', 'UND_ERR_ABORTED'));
+  private readonly resume = (): void => {
+    this.stream.resume();
+  };
 
   constructor(
     private readonly options: Http2DispatcherOptions,
     private readonly stream: ClientHttp2Stream,
-    private readonly handler: Dispatcher.DispatchHandler,
+    readonly handler: Dispatcher.DispatchHandler,
     private readonly onClose: () => void,
   ) {}
 
   begin(body: Buffer | AsyncIterable<Buffer> | null, endStream: boolean): void {
-    const { stream, handler } = this;
-    stream.once('close', () => this.closed());
-    stream.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code === 'ERR_HTTP2_STREAM_ERROR' ? new CodedError(err.message, 'ECONNRESET', { cause: err }) : err));
-    stream.on('headers', (h: IncomingHttpHeaders) => {
-      // 1xx: 103 Early Hints and the like.
-      if (!this.done) handler.onHeaders?.(Number(h[':status']), rawOf(h) as unknown as Buffer[], noop, '');
-    });
-    stream.on('response', (h: IncomingHttpHeaders) => this.response(h));
-    stream.on('data', (chunk: Buffer) => {
-      if (this.done) return;
-      if (handler.onData?.(chunk) === false) stream.pause();
-    });
-    stream.on('trailers', (t: IncomingHttpHeaders) => {
-      this.trailers = t;
-    });
-    stream.on('end', () => {
-      if (this.done || !this.responded) return;
-      this.done = true;
-      handler.onComplete?.(this.trailers as unknown as string[] | null);
-    });
-    stream.on('timeout', () => this.fail(new CodedError(this.responded ? 'no response body bytes within timeouts.idle' : 'no response head within timeouts.firstByte', this.responded ? 'UND_ERR_BODY_TIMEOUT' : 'UND_ERR_HEADERS_TIMEOUT')));
+    const stream = this.stream as TaggedStream;
+    stream[kExchange] = this;
+    stream.once('close', onStreamClose);
+    stream.on('error', onStreamError);
+    stream.on('headers', onStreamInformation);
+    stream.on('response', onStreamResponse);
+    stream.on('data', onStreamData);
+    stream.on('trailers', onStreamTrailers);
+    stream.on('end', onStreamEnd);
+    stream.on('timeout', onStreamTimeout);
     if (this.options.headersTimeout > 0) stream.setTimeout(this.options.headersTimeout);
-    handler.onConnect?.((err?: Error) => this.fail(err ?? new CodedError('aborted', 'UND_ERR_ABORTED')));
+    this.handler.onConnect?.(this.abort);
     if (this.done || endStream) return;
     if (Buffer.isBuffer(body)) stream.end(body);
+    else if (body && isPipeable(body)) body.pipeTo(stream, this.abort);
     else if (body) void this.pump(body);
     else stream.end();
   }
 
-  private response(h: IncomingHttpHeaders): void {
+  response(h: IncomingHttpHeaders): void {
     if (this.done) return;
     this.responded = true;
     this.stream.setTimeout(this.options.bodyTimeout);
-    const resume = (): void => {
-      this.stream.resume();
-    };
-    if (this.handler.onHeaders?.(Number(h[':status']), rawOf(h) as unknown as Buffer[], resume, '') === false) this.stream.pause();
+    if (this.handler.onHeaders?.(Number(h[':status']), rawOf(h) as unknown as Buffer[], this.resume, '') === false) this.stream.pause();
   }
 
   /** The request body from the client, with backpressure both ways. */
@@ -306,14 +355,14 @@ class StreamExchange {
     }
   }
 
-  private fail(err: Error): void {
+  fail(err: Error): void {
     if (this.done) return;
     this.done = true;
     if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
     this.handler.onError?.(err);
   }
 
-  private closed(): void {
+  closed(): void {
     this.onClose();
     if (this.done) return;
     // Closed without an end or an error we saw: reset by the target, or its session went away.

@@ -16,6 +16,7 @@ import {
 import type { HttpRequest, HttpResponse } from '../types.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import type { Refusal } from '../../upstream/admission.ts';
+import type { BodySink, PipeableBody } from '../../upstream/h2-dispatcher.ts';
 
 // gRPC through the proxy (Envoy's reason to exist): a request whose Content-Type is
 // application/grpc* is one call, balanced on its own over the group's long-lived HTTP/2
@@ -149,14 +150,17 @@ export function trailerStatus(trailers: readonly (Buffer | string)[] | Record<st
 /**
  * The request body of a gRPC call as it is streamed upstream, keeping a copy while it is small
  * enough (retry.bufferBody) so a call refused with UNAVAILABLE can be sent again; gRPC-Web text
- * is decoded from base64 on the way.
+ * is decoded from base64 on the way. An HTTP/2 pool has it push itself into the upstream stream
+ * (pipeTo: events, with backpressure); undici reads it as an async iterable.
  */
-export class GrpcReplay {
+export class GrpcReplay implements PipeableBody {
   private copy: Buffer[] | null = [];
   private size = 0;
   private ended = false;
 
   constructor(
+    private readonly req: HttpRequest,
+    private readonly text: boolean,
     private readonly limit: number,
     private readonly maxBody: number,
   ) {}
@@ -166,8 +170,60 @@ export class GrpcReplay {
     return this.ended && this.copy ? Buffer.concat(this.copy, this.size) : undefined;
   }
 
-  async *stream(chunks: AsyncIterable<Buffer>, text: boolean): AsyncGenerator<Buffer> {
-    const decoder = text ? new Base64StreamDecoder() : undefined;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return this.stream(this.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>);
+  }
+
+  pipeTo(sink: BodySink, onError: (err: Error) => void): void {
+    const req = this.req;
+    const decoder = this.text ? new Base64StreamDecoder() : undefined;
+    let total = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onFail);
+    };
+    const onFail = (err: Error) => {
+      cleanup();
+      onError(err instanceof ProxyError ? err : new ProxyError('DOWNSTREAM_BODY', { cause: err }));
+    };
+    const onData = (raw: Buffer) => {
+      let chunk: Buffer;
+      try {
+        chunk = decoder ? decoder.push(raw) : raw;
+      } catch (err) {
+        return onFail(err as Error);
+      }
+      total += chunk.length;
+      if (total > this.maxBody) return onFail(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${this.maxBody} bytes` }));
+      this.keep(chunk);
+      if (chunk.length > 0 && !sink.write(chunk)) {
+        req.pause();
+        sink.once('drain', () => req.resume());
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      if (decoder) {
+        let rest: Buffer;
+        try {
+          rest = decoder.end();
+        } catch (err) {
+          return onFail(err as Error);
+        }
+        this.keep(rest);
+        if (rest.length > 0 && !sink.destroyed) sink.write(rest);
+      }
+      this.ended = true;
+      if (!sink.destroyed) sink.end();
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onFail);
+  }
+
+  private async *stream(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    const decoder = this.text ? new Base64StreamDecoder() : undefined;
     let total = 0;
     for await (const raw of chunks) {
       const chunk = decoder ? decoder.push(raw) : raw;

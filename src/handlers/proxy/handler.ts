@@ -83,9 +83,9 @@ export class ProxyHandler implements HttpHandler {
       // the body stays within retry.bufferBody; gRPC-Web becomes gRPC on the way up.
       const call = ex.grpc;
       if (call.web) ex.headers = grpcUpstreamHeaders(ex.headers, call.contentType.format);
-      const replay = new GrpcReplay(this.route.retry.maxTries > 1 ? this.route.retry.bufferBody : 0, ctx.limits.maxBodySize);
+      const replay = new GrpcReplay(req, call.text, this.route.retry.maxTries > 1 ? this.route.retry.bufferBody : 0, ctx.limits.maxBodySize);
       ex.replay = replay;
-      ex.body = replay.stream(req.iterator({ destroyOnReturn: false }), call.text);
+      ex.body = replay;
       return ex.start();
     }
 
