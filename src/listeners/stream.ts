@@ -1,12 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
-import type { StreamLimitsConfig } from '../config/schema.ts';
+import type { ListenerConfig, StreamLimitsConfig } from '../config/schema.ts';
 import type { ConnContext, ListenerSummary, StreamHandler } from '../handlers/types.ts';
+import { Generation } from './generation.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { ByteMeter } from '../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell } from '../observe/hot-metrics.ts';
-import type { BoundAddress, Listener } from './types.ts';
+import type { BoundAddress, Listener, ListenerHandlers } from './types.ts';
 import { watchHandshakes, type ListenerTls } from './tls.ts';
 
 // The connection-oriented front end shared by tcp and unix listeners: a net.Server that counts
@@ -33,8 +34,9 @@ export abstract class StreamListener implements Listener {
   private readonly meter: ByteMeter;
   private readonly connections: CounterCell;
   private readonly active: GaugeCell;
+  private gen = new Generation();
 
-  constructor(protected readonly options: StreamListenerOptions) {
+  constructor(protected options: StreamListenerOptions) {
     this.name = options.name;
     this.meter = new ByteMeter(options.name, options.metrics.totalBytesSent, options.metrics.totalBytesReceived);
     this.connections = options.metrics.totalConnections.labels(options.name);
@@ -71,9 +73,24 @@ export abstract class StreamListener implements Listener {
     for (const s of this.sockets) s.destroy();
   }
 
+  /**
+   * A reload's handler and limits for this listener, on the same socket: new connections get
+   * them; connections already open stay with the old handler until they close.
+   */
+  reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void> {
+    if ((config.protocol !== 'tcp' && config.protocol !== 'unix') || Array.isArray(handlers)) throw new Error(`listener "${this.name}": not a ${this.protocol} config`);
+    const old = this.gen;
+    this.gen = new Generation();
+    this.options = { ...this.options, handler: handlers as StreamHandler, handlerType: config.handler.type, limits: config.limits };
+    this.server.maxConnections = config.limits.maxConnections;
+    return old.retire();
+  }
+
   private onConnection(socket: Socket): void {
     const { metrics, log, limits, handler } = this.options;
     const name = this.name;
+    const gen = this.gen;
+    gen.enter();
     this.sockets.add(socket);
     this.connections.inc();
     this.active.inc();
@@ -87,6 +104,7 @@ export abstract class StreamListener implements Listener {
       this.sockets.delete(socket);
       this.active.dec();
       this.meter.flush(socket);
+      gen.leave();
     });
     const requests = metrics.totalRequests;
     const route = this.options.handlerType;

@@ -1,4 +1,8 @@
-import type { ListenerSummary } from '../handlers/types.ts';
+import type { DatagramHandler, HttpHandler, ListenerSummary, StreamHandler } from '../handlers/types.ts';
+import type { ListenerConfig } from '../config/schema.ts';
+
+/** The handlers a reload provisions for a listener it keeps: its routes' (http), or its one handler. */
+export type ListenerHandlers = HttpHandler[] | StreamHandler | DatagramHandler;
 
 /** A bound listener's address: host and port, or a unix socket path (`@name` for abstract). */
 export type BoundAddress = { host: string; port: number } | { path: string };
@@ -17,6 +21,12 @@ export interface Listener {
   stopAccepting(): Promise<void>;
   inFlight(): number;
   destroy(): void;
+  /**
+   * A reload that keeps this listener (same protocol, address, TLS and HTTP/2 settings: the yard
+   * decides) gives it its new config and handlers: new requests and connections get them at once,
+   * on the same listening socket. Resolves when nothing uses the previous handlers any more.
+   */
+  reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void>;
 }
 
 /** A listener could not bind. The message names the listener, the address and the cause. */

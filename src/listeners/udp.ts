@@ -1,15 +1,18 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import type { UdpListenerConfig } from '../config/schema.ts';
+import type { ListenerConfig, UdpListenerConfig } from '../config/schema.ts';
 import { formatHostPort, parseHostPort } from '../config/address.ts';
 import type { DatagramContext, DatagramHandler, ListenerSummary } from '../handlers/types.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import { ListenError, listenErrorReason, type BoundAddress, type Listener } from './types.ts';
+import { ListenError, listenErrorReason, type BoundAddress, type Listener, type ListenerHandlers } from './types.ts';
 
 // The datagram front end. UDP has no connections and no flow control, so the limits are per
 // datagram: oversize ones are dropped and counted, and replies are dropped (and counted) rather
 // than queued without bound when the kernel send queue is backed up.
+
+/** After a reload, how long the old handler of a udp listener is kept for late replies. */
+const UDP_RELEASE_MS = 2000;
 
 /** Replies queued in libuv beyond this are dropped: a flood must not grow memory. */
 const MAX_SEND_QUEUE = 1024;
@@ -27,8 +30,19 @@ export class UdpListener implements Listener {
   private socket: Socket | undefined;
   private bound: BoundAddress | undefined;
 
-  constructor(private readonly options: UdpListenerOptions) {
+  constructor(private options: UdpListenerOptions) {
     this.name = options.config.name;
+  }
+
+  /**
+   * A reload's handler and limits, on the same socket: datagrams from now on go to the new
+   * handler. UDP has no connections to wait for: the old handler is released after a short
+   * while (replies to datagrams it just forwarded may still come back through it).
+   */
+  reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void> {
+    if (config.protocol !== 'udp' || Array.isArray(handlers)) throw new Error(`listener "${this.name}": not a udp config`);
+    this.options = { ...this.options, config, handler: handlers as DatagramHandler };
+    return new Promise((resolve) => setTimeout(resolve, UDP_RELEASE_MS).unref());
   }
 
   start(): Promise<void> {
@@ -37,7 +51,7 @@ export class UdpListener implements Listener {
     if (!hp) return Promise.reject(new ListenError(this.name, where, 'not a host:port address'));
     const socket = createSocket({ type: isIPv6(hp.host) ? 'udp6' : 'udp4' });
     this.socket = socket;
-    const { metrics, log, handler, config } = this.options;
+    const { metrics, log, config } = this.options;
     const name = this.name;
     const route = config.handler.type;
     const sent = metrics.totalBytesSent.labels(name);
@@ -45,7 +59,7 @@ export class UdpListener implements Listener {
     const ok = metrics.totalRequests.labels(name, route, 'ok');
     const tooLarge = metrics.totalRequests.labels(name, route, 'too_large');
     const dropped = metrics.totalRequests.labels(name, route, 'reply_dropped');
-    const max = config.limits.maxDatagramSize;
+    const max = (): number => this.options.config.limits.maxDatagramSize;
     const ctx: DatagramContext = {
       listener: name,
       log,
@@ -69,13 +83,13 @@ export class UdpListener implements Listener {
         socket.on('error', (err) => log.error({ err, listener: name }, 'udp socket error'));
         socket.on('message', (msg, rinfo) => {
           received.inc(msg.length);
-          if (msg.length > max) {
+          if (msg.length > max()) {
             tooLarge.inc();
             return;
           }
           ok.inc();
           try {
-            handler.handle(msg, rinfo, ctx);
+            this.options.handler.handle(msg, rinfo, ctx);
           } catch (err) {
             log.error({ err, listener: name }, 'datagram handler failed');
           }

@@ -283,6 +283,21 @@ export class UpstreamGroup implements AdmissionOwner {
     this.errorKinds.labels(this.name, t.id, kind).inc();
   }
 
+  /**
+   * A reload replaced `old` by this group: targets that are in both start from what `old` knew of
+   * them (health, ejection and its count), so a changed config does not send traffic back to a
+   * target known to be down.
+   */
+  inheritHealth(old: UpstreamGroup): void {
+    for (const t of this.targets) {
+      const before = old.targets.find((o) => o.id === t.id);
+      if (!before) continue;
+      t.healthy = before.healthy;
+      t.ejectedUntil = before.ejectedUntil;
+      t.ejections = before.ejections;
+    }
+  }
+
   start(): void {
     this.health?.start();
   }

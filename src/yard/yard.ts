@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isDeepStrictEqual } from 'node:util';
 import type { Config, ListenerConfig } from '../config/schema.ts';
 import { parseConfig } from '../config/load.ts';
 import { handlerModule } from '../handlers/registry.ts';
@@ -7,7 +8,7 @@ import { HttpListener } from '../listeners/http/server.ts';
 import { TcpListener } from '../listeners/tcp.ts';
 import { UnixListener } from '../listeners/unix.ts';
 import { UdpListener } from '../listeners/udp.ts';
-import type { BoundAddress, Listener } from '../listeners/types.ts';
+import type { BoundAddress, Listener, ListenerHandlers } from '../listeners/types.ts';
 import { Metrics } from '../observe/metrics.ts';
 import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
@@ -54,12 +55,25 @@ export interface StopResult {
   cutOff: number;
 }
 
+/** What a reload did: what changed, or why nothing did (the running config is then untouched). */
+export type ReloadResult = { ok: true; changed: string[] } | { ok: false; error: string };
+
 export class Yard implements YardView {
   readonly metrics: Metrics;
   readonly log: Logger;
-  private readonly listenerList: Listener[] = [];
-  private readonly handlers: Closable[] = [];
-  private readonly groups = new Map<string, UpstreamGroup>();
+  private current: Config;
+  private listenerList: Listener[] = [];
+  /** The handlers of each listener, as provisioned for the running config. */
+  private handlerSets = new Map<string, Closable[]>();
+  /** Handlers a reload replaced, kept until nothing uses them (then closed); closed by stop() at the latest. */
+  private readonly retiring = new Set<Closable[]>();
+  /** Listeners a reload removed, draining (their in-flight work counts until they are destroyed). */
+  private readonly leaving = new Set<Listener>();
+  /** Upstream groups a reload replaced, closed once the handlers that used them are. */
+  private readonly retiringGroups = new Set<UpstreamGroup>();
+  private groups = new Map<string, UpstreamGroup>();
+  /** One reload at a time: the next waits for this one. */
+  private reloadChain: Promise<unknown> = Promise.resolve();
   private stopping: Promise<StopResult> | undefined;
   private shared: SharedState | undefined;
   /** The local CA, opened by the first listener that asks for it and shared by the rest. */
@@ -72,12 +86,18 @@ export class Yard implements YardView {
   private readonly acmeManagers: CertificateManager[] = [];
 
   private constructor(
-    readonly config: Config,
+    config: Config,
     private readonly options: YardOptions,
   ) {
+    this.current = config;
     this.metrics = options.metrics ?? new Metrics();
     this.log = options.logger ?? createLogger(options.logLevel ?? config.logging.level);
     this.acmeInUse = config.listeners.some((l) => l.protocol !== 'udp' && l.tls !== undefined && isAcmeTls(l.tls));
+  }
+
+  /** The running config (a reload replaces it). */
+  get config(): Config {
+    return this.current;
   }
 
   /** Provisions and binds everything in `config`. */
@@ -100,7 +120,11 @@ export class Yard implements YardView {
           throw new ProvisionError(at, 'upstream', err instanceof Error ? err.message : String(err), { cause: err });
         }
       }
-      for (const [i, l] of config.listeners.entries()) yard.listenerList.push(await yard.build(l, i));
+      for (const [i, l] of config.listeners.entries()) {
+        const set: Closable[] = [];
+        yard.handlerSets.set(l.name, set);
+        yard.listenerList.push(await yard.build(l, i, set, yard.groups));
+      }
       for (const l of yard.listenerList) await l.start();
       for (const g of yard.groups.values()) g.start();
       // Orders validate against the listeners, so they begin once every listener is up.
@@ -144,9 +168,19 @@ export class Yard implements YardView {
     return [...this.groups.values()];
   }
 
-  /** Connections (or requests) still in flight across every listener. */
+  /** Connections (or requests) still in flight across every listener (those a reload removed included). */
   inFlight(): number {
-    return this.listenerList.reduce((n, l) => n + l.inFlight(), 0);
+    let n = this.listenerList.reduce((sum, l) => sum + l.inFlight(), 0);
+    for (const l of this.leaving) n += l.inFlight();
+    return n;
+  }
+
+  /** Every handler the yard holds: the running config's and those a reload is retiring. */
+  private allHandlers(): Closable[] {
+    const out: Closable[] = [];
+    for (const set of this.handlerSets.values()) out.push(...set);
+    for (const set of this.retiring) out.push(...set);
+    return out;
   }
 
   /** Graceful stop; calling it again returns the same promise. */
@@ -157,7 +191,7 @@ export class Yard implements YardView {
 
   private async drain(grace: number): Promise<StopResult> {
     for (const l of this.listenerList) await l.stopAccepting();
-    for (const h of this.handlers) {
+    for (const h of this.allHandlers()) {
       try {
         h.drain?.();
       } catch (err) {
@@ -171,6 +205,8 @@ export class Yard implements YardView {
     const cutOff = this.inFlight();
     if (cutOff > 0) this.log.warn({ cutOff, graceMs: grace }, 'grace period over: closing connections still open');
     for (const l of this.listenerList) l.destroy();
+    for (const l of this.leaving) l.destroy();
+    this.leaving.clear();
     await this.closeHandlers();
     await this.closeGroups();
     await this.closeAcme();
@@ -200,7 +236,7 @@ export class Yard implements YardView {
   }
 
   private async closeGroups(): Promise<void> {
-    for (const g of this.groups.values()) {
+    for (const g of [...this.groups.values(), ...this.retiringGroups]) {
       try {
         await g.close();
       } catch (err) {
@@ -208,16 +244,182 @@ export class Yard implements YardView {
       }
     }
     this.groups.clear();
+    this.retiringGroups.clear();
   }
 
   private async closeHandlers(): Promise<void> {
-    for (const h of this.handlers.splice(0)) {
-      try {
-        await h.close?.();
-      } catch (err) {
-        this.log.error({ err }, 'handler cleanup failed');
-      }
+    const all = this.allHandlers();
+    this.handlerSets.clear();
+    this.retiring.clear();
+    await closeAll(all, this.log);
+  }
+
+  /**
+   * Loads a new config into the running daemon, as `check` would validate it: listeners whose
+   * binding (protocol, address or path, TLS, HTTP/2 settings, header size limit) is unchanged
+   * keep their sockets and take the new routes, middleware, handlers and limits at once, while
+   * requests and connections already in progress finish on the handlers they started with (which
+   * are closed once nothing uses them); new listeners bind, removed ones stop accepting and
+   * drain; upstream groups whose config is unchanged carry over with their pools and health
+   * state (a changed group starts from its predecessor's health and ejections); the shared
+   * state (chat rooms) stays. Anything that fails before the switch (a handler that cannot be
+   * provisioned, a port that cannot be bound) leaves the running config untouched and is
+   * returned as the error. One reload at a time; a second waits for the first.
+   */
+  reload(next: Config): Promise<ReloadResult> {
+    const run = this.reloadChain.then(() => this.applyReload(next));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyReload(next: Config): Promise<ReloadResult> {
+    if (this.stopping) return { ok: false, error: 'the daemon is stopping' };
+    const prev = this.current;
+    if (!isDeepStrictEqual(prev.state, next.state)) return { ok: false, error: 'state: the shared state backend cannot change on a reload; restart the daemon for that' };
+    const changed: string[] = [];
+    const groups = new Map<string, UpstreamGroup>();
+    const newGroups: UpstreamGroup[] = [];
+    const sets = new Map<string, Closable[]>();
+    interface Step {
+      config: ListenerConfig;
+      /** Kept: the running listener and its new handlers. */
+      kept?: { listener: Listener; handlers: ListenerHandlers };
+      /** New (or replacing one whose binding changed). */
+      built?: Listener;
+      started?: boolean;
     }
+    const steps: Step[] = [];
+    const undo = async () => {
+      for (const st of steps) {
+        if (st.built && st.started) {
+          await st.built.stopAccepting().catch(() => undefined);
+          st.built.destroy();
+        }
+      }
+      await closeAll([...sets.values()].flat(), this.log);
+      for (const g of newGroups) await g.close().catch(() => undefined);
+    };
+    try {
+      for (const [name, u] of Object.entries(next.upstreams)) {
+        const old = this.groups.get(name);
+        if (old && isDeepStrictEqual(old.config, u)) {
+          groups.set(name, old);
+          continue;
+        }
+        const group = new UpstreamGroup(name, u, { metrics: this.metrics, log: this.log, baseDir: this.options.baseDir });
+        newGroups.push(group);
+        try {
+          await group.prepare();
+        } catch (err) {
+          const at = err instanceof UpstreamTlsError ? `upstreams.${name}.${err.field}` : `upstreams.${name}`;
+          throw new ProvisionError(at, 'upstream', err instanceof Error ? err.message : String(err), { cause: err });
+        }
+        if (old) group.inheritHealth(old);
+        groups.set(name, group);
+        changed.push(old ? `upstream ${name}: changed` : `upstream ${name}: added`);
+      }
+      for (const name of this.groups.keys()) if (!(name in next.upstreams)) changed.push(`upstream ${name}: removed`);
+
+      for (const [i, l] of next.listeners.entries()) {
+        const set: Closable[] = [];
+        sets.set(l.name, set);
+        const oldConfig = prev.listeners.find((x) => x.name === l.name);
+        const old = this.listenerList.find((x) => x.name === l.name);
+        if (old && oldConfig && sameBinding(oldConfig, l)) {
+          steps.push({ config: l, kept: { listener: old, handlers: await this.provisionHandlers(l, i, set, groups) } });
+          if (!isDeepStrictEqual(oldConfig, l)) changed.push(`listener ${l.name}: reconfigured`);
+        } else {
+          steps.push({ config: l, built: await this.build(l, i, set, groups) });
+          changed.push(old ? `listener ${l.name}: replaced (its binding changed)` : `listener ${l.name}: added`);
+        }
+      }
+      // Bind the new listeners now, except those whose address a listener going away still
+      // holds: they bind once it has stopped (below).
+      for (const st of steps) {
+        if (!st.built || this.heldByLeaving(st.config, next)) continue;
+        await st.built.start();
+        st.started = true;
+      }
+    } catch (err) {
+      await undo();
+      const error = err instanceof Error ? err.message : String(err);
+      this.log.warn({ err: error }, 'reload failed: the running config is unchanged');
+      return { ok: false, error };
+    }
+
+    // The switch: from here on, the new config serves.
+    const retirements: Promise<void>[] = [];
+    const keptNames = new Set(steps.filter((st) => st.kept).map((st) => st.config.name));
+    const going = this.listenerList.filter((l) => !keptNames.has(l.name));
+    for (const l of going) {
+      if (!next.listeners.some((x) => x.name === l.name)) changed.push(`listener ${l.name}: removed`);
+      await l.stopAccepting().catch(() => undefined);
+      this.leaving.add(l);
+      const set = this.handlerSets.get(l.name);
+      if (set) this.retiring.add(set);
+      retirements.push(this.drainLeaving(l, set));
+    }
+    const listeners: Listener[] = [];
+    for (const st of steps) {
+      if (st.kept) {
+        const set = this.handlerSets.get(st.config.name);
+        if (set) this.retiring.add(set);
+        const released = st.kept.listener.reconfigure(st.config, st.kept.handlers).then(() => this.release(set));
+        retirements.push(released);
+        listeners.push(st.kept.listener);
+        continue;
+      }
+      const built = st.built!;
+      if (!st.started) {
+        try {
+          await built.start();
+        } catch (err) {
+          // The address was just freed by the listener this one replaces; failing here is rare
+          // (another process took it). Reported; the rest of the new config serves.
+          this.log.error({ err, listener: built.name }, 'reload: a replaced listener could not bind again');
+          changed.push(`listener ${built.name}: FAILED to bind (${err instanceof Error ? err.message : String(err)})`);
+          continue;
+        }
+      }
+      listeners.push(built);
+    }
+    const oldGroups = [...this.groups.values()].filter((g) => ![...groups.values()].includes(g));
+    for (const g of oldGroups) this.retiringGroups.add(g);
+    this.current = next;
+    this.listenerList = listeners;
+    this.handlerSets = sets;
+    this.groups = groups;
+    for (const g of newGroups) g.start();
+    // Replaced groups go once every handler that could still use them has gone.
+    void Promise.all(retirements).then(async () => {
+      for (const g of oldGroups) {
+        if (!this.retiringGroups.delete(g)) continue;
+        await g.close().catch((err: unknown) => this.log.error({ err, upstream: g.name }, 'upstream cleanup failed'));
+      }
+    });
+    this.log.info({ changed }, 'reloaded');
+    return { ok: true, changed };
+  }
+
+  /** Whether a listener of `next` binds where a listener that is going away (removed or replaced) still listens. */
+  private heldByLeaving(l: ListenerConfig, next: Config): boolean {
+    const where = bindingAddress(l);
+    return this.current.listeners.some((o) => bindingAddress(o) === where && !(next.listeners.some((n) => n.name === o.name && sameBinding(o, n))));
+  }
+
+  /** A removed listener: its in-flight work gets the grace period, then it is closed with its handlers. */
+  private async drainLeaving(l: Listener, set: Closable[] | undefined): Promise<void> {
+    const deadline = Date.now() + this.current.shutdown.grace;
+    while (l.inFlight() > 0 && Date.now() < deadline && this.leaving.has(l)) await new Promise((r) => setTimeout(r, 50));
+    if (!this.leaving.delete(l)) return; // stop() took it over
+    l.destroy();
+    await this.release(set);
+  }
+
+  /** Closes handlers a reload replaced, once nothing uses them. */
+  private async release(set: Closable[] | undefined): Promise<void> {
+    if (!set || !this.retiring.delete(set)) return;
+    await closeAll(set, this.log);
   }
 
   private async provision<H extends Closable>(
@@ -225,6 +427,8 @@ export class Yard implements YardView {
     kind: 'http' | 'stream' | 'datagram',
     path: string,
     listener: string,
+    into: Closable[],
+    groups: Map<string, UpstreamGroup>,
   ): Promise<H> {
     const mod = handlerModule(handler.type);
     const factory = mod?.[kind];
@@ -239,14 +443,14 @@ export class Yard implements YardView {
       log: this.log,
       metrics: this.metrics,
       upstream: (name) => {
-        const g = this.groups.get(name);
+        const g = groups.get(name);
         if (!g) throw new Error(`no upstream named "${name}"`);
         return g;
       },
     };
     try {
       const h = (await (factory as (c: unknown, x: ProvisionContext) => unknown)(handler, ctx)) as H;
-      this.handlers.push(h);
+      into.push(h);
       return h;
     } catch (err) {
       throw new ProvisionError(path, handler.type, err instanceof Error ? err.message : String(err), { cause: err });
@@ -321,30 +525,80 @@ export class Yard implements YardView {
     }
   }
 
-  private async build(l: ListenerConfig, i: number): Promise<Listener> {
+  /** The handlers of a listener's config: its routes' (http) or its one handler. */
+  private async provisionHandlers(l: ListenerConfig, i: number, into: Closable[], groups: Map<string, UpstreamGroup>): Promise<ListenerHandlers> {
     const at = `listeners[${i}]`;
-    const common = { metrics: this.metrics, log: this.log };
     switch (l.protocol) {
       case 'http': {
         const handlers: HttpHandler[] = [];
-        for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name));
+        for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name, into, groups));
+        return handlers;
+      }
+      case 'tcp':
+      case 'unix':
+        return this.provision<StreamHandler>(l.handler, 'stream', `${at}.handler`, l.name, into, groups);
+      case 'udp':
+        return this.provision<DatagramHandler>(l.handler, 'datagram', `${at}.handler`, l.name, into, groups);
+    }
+  }
+
+  private async build(l: ListenerConfig, i: number, into: Closable[], groups: Map<string, UpstreamGroup>): Promise<Listener> {
+    const at = `listeners[${i}]`;
+    const common = { metrics: this.metrics, log: this.log };
+    const handlers = await this.provisionHandlers(l, i, into, groups);
+    switch (l.protocol) {
+      case 'http': {
         const tls = l.tls ? await this.certificates(l.tls, at, l, l.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1']) : undefined;
-        return new HttpListener({ ...common, config: l, handlers, accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
+        return new HttpListener({ ...common, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
       }
       case 'tcp':
       case 'unix': {
-        const handler = await this.provision<StreamHandler>(l.handler, 'stream', `${at}.handler`, l.name);
         const tls = l.tls ? await this.certificates(l.tls, at, l, undefined) : undefined;
-        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler, limits: l.limits, tls };
+        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler: handlers as StreamHandler, limits: l.limits, tls };
         return l.protocol === 'tcp'
           ? new TcpListener(opts, l.address)
           : new UnixListener(opts, l.path, parseInt(l.mode, 8), this.options.baseDir ?? process.cwd());
       }
-      case 'udp': {
-        const handler = await this.provision<DatagramHandler>(l.handler, 'datagram', `${at}.handler`, l.name);
-        return new UdpListener({ ...common, config: l, handler });
-      }
+      case 'udp':
+        return new UdpListener({ ...common, config: l, handler: handlers as DatagramHandler });
     }
+  }
+}
+
+/** Closes handlers one after another; a failure is logged, never thrown. */
+async function closeAll(handlers: Closable[], log: Logger): Promise<void> {
+  for (const h of handlers) {
+    try {
+      await h.close?.();
+    } catch (err) {
+      log.error({ err }, 'handler cleanup failed');
+    }
+  }
+}
+
+/** Where a listener binds: its address, or its unix socket path. */
+function bindingAddress(l: ListenerConfig): string {
+  return l.protocol === 'unix' ? `unix:${l.path}` : `${l.protocol === 'udp' ? 'udp' : 'tcp'}:${l.address}`;
+}
+
+/**
+ * Whether a listener can take `b` over from `a` on its running socket: what is fixed when its
+ * server is made (protocol, address or path and mode, TLS, HTTP/2 settings, the header size
+ * limit node's parser is built with) is the same.
+ */
+function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
+  if (a.protocol !== b.protocol || bindingAddress(a) !== bindingAddress(b)) return false;
+  switch (a.protocol) {
+    case 'http': {
+      const y = b as typeof a;
+      return isDeepStrictEqual(a.tls, y.tls) && isDeepStrictEqual(a.http2, y.http2) && a.limits.maxHeaderSize === y.limits.maxHeaderSize;
+    }
+    case 'tcp':
+      return isDeepStrictEqual(a.tls, (b as typeof a).tls);
+    case 'unix':
+      return a.mode === (b as typeof a).mode && isDeepStrictEqual(a.tls, (b as typeof a).tls);
+    case 'udp':
+      return true;
   }
 }
 

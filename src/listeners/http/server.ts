@@ -3,7 +3,7 @@ import { createServer, ServerResponse, type IncomingMessage, type Server } from 
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { HttpListenerConfig } from '../../config/schema.ts';
+import type { HttpListenerConfig, ListenerConfig } from '../../config/schema.ts';
 import { formatHostPort } from '../../config/address.ts';
 import { listenTcp } from '../bind.ts';
 import type { HttpHandler, HttpRequest, HttpResponse, ListenerSummary } from '../../handlers/types.ts';
@@ -24,7 +24,8 @@ import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
 import { watchHandshakes, type ListenerTls } from '../tls.ts';
 import { answerHttp01, HTTP01_PREFIX, type Http01Responder } from '../../tls/acme/http01.ts';
-import type { BoundAddress, Listener } from '../types.ts';
+import type { BoundAddress, Listener, ListenerHandlers } from '../types.ts';
+import { Generation } from '../generation.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
 //   accept (connection limits, byte metering) -> parse (Node: framing, header size and time
@@ -41,6 +42,8 @@ import type { BoundAddress, Listener } from '../types.ts';
 
 interface RouteEntry {
   route: CompiledRoute<HttpHandler>;
+  /** The set of handlers this route belongs to (replaced as a whole by a reload). */
+  gen: Generation;
   run: (ctx: MiddlewareContext) => void | Promise<void>;
   /** The same middleware chain, ending in the handler's `upgrade`. */
   runUpgrade: (ctx: UpgradeRequestContext) => void | Promise<void>;
@@ -96,7 +99,8 @@ export class HttpListener implements Listener {
   readonly protocol = 'http' as const;
   readonly name: string;
   private readonly server: Server;
-  private readonly routes: RouteEntry[];
+  private routes: RouteEntry[];
+  private gen = new Generation();
   private readonly sockets = new Set<Socket>();
   private readonly reparsed = new WeakSet<Socket>();
   private readonly connectionEvent: 'connection' | 'secureConnection';
@@ -109,27 +113,15 @@ export class HttpListener implements Listener {
   private draining = false;
   private bound: BoundAddress | undefined;
   /** `hsts:` (https listeners): the Strict-Transport-Security value every response gets. */
-  private readonly hsts: string | undefined;
+  private hsts: string | undefined;
   /** HTTP/2 sessions, when this listener speaks it (tls with http2.enabled, or http2.h2c). */
   private readonly h2: Http2Front | undefined;
 
-  constructor(private readonly options: HttpListenerOptions) {
+  constructor(private options: HttpListenerOptions) {
     const { config, handlers, metrics } = options;
     this.name = config.name;
     this.meter = new ByteMeter(config.name, metrics.totalBytesSent, metrics.totalBytesReceived);
-    const compiled = compileRoutes(config.routes, handlers);
-    const shared = new Map<object, Middleware>();
-    this.routes = compiled.map((route) => {
-      const chain = buildMiddleware(config.middleware, route.config.middleware, options.accessLogDefault, shared);
-      const handler = route.handler;
-      const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
-      return {
-        route,
-        run: compose(chain, (ctx) => handler.handle(ctx)),
-        runUpgrade: upgrade,
-        stats: new RouteStats(metrics, config.name, route.name),
-      };
-    });
+    this.routes = this.buildRoutes(config, handlers, this.gen);
     this.unrouted = new RouteStats(metrics, config.name, '-');
     this.hsts = config.hsts && options.tls ? hstsValue(config.hsts) : undefined;
     this.connections = metrics.totalConnections.labels(config.name);
@@ -339,6 +331,48 @@ export class HttpListener implements Listener {
     return found;
   }
 
+  private buildRoutes(config: HttpListenerConfig, handlers: HttpHandler[], gen: Generation): RouteEntry[] {
+    const { metrics, accessLogDefault } = this.options;
+    const shared = new Map<object, Middleware>();
+    return compileRoutes(config.routes, handlers).map((route) => {
+      const chain = buildMiddleware(config.middleware, route.config.middleware, accessLogDefault, shared);
+      const handler = route.handler;
+      const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
+      return {
+        route,
+        gen,
+        run: compose(chain, (ctx) => handler.handle(ctx)),
+        runUpgrade: upgrade,
+        stats: new RouteStats(metrics, config.name, route.name),
+      };
+    });
+  }
+
+  /**
+   * A reload's routes, middleware, handlers and limits for this listener, on the same socket:
+   * requests from now on take them; requests and WebSockets already on the old routes finish
+   * there. (The yard keeps a listener only when its address, TLS, HTTP/2 settings and header
+   * size limit are unchanged: those are fixed when the server is made.)
+   */
+  reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void> {
+    if (config.protocol !== 'http' || !Array.isArray(handlers)) throw new Error(`listener "${this.name}": not an http config`);
+    const old = this.gen;
+    const gen = new Generation();
+    const routes = this.buildRoutes(config, handlers, gen);
+    this.options = { ...this.options, config, handlers };
+    this.routes = routes;
+    this.gen = gen;
+    const l = config.limits;
+    this.server.headersTimeout = l.headerTimeout;
+    this.server.requestTimeout = l.requestTimeout;
+    this.server.keepAliveTimeout = l.keepAliveTimeout;
+    this.server.maxConnections = l.maxConnections;
+    this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
+    this.server.setTimeout(l.idleTimeout);
+    this.hsts = config.hsts && this.options.tls ? hstsValue(config.hsts) : undefined;
+    return old.retire();
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
     const pipeline = pipelineOf(req.socket, this.options.config.limits.maxPipelinedRequests);
     if (pipeline.admit(res)) this.serve(req, res, expectsContinue, pipeline, req.socket);
@@ -352,9 +386,11 @@ export class HttpListener implements Listener {
   private serve(req: HttpRequest, res: HttpResponse, expectsContinue: boolean, pipeline: ConnectionPipeline | undefined, socket: Socket): void {
     const started = process.hrtime.bigint();
     let stats = this.unrouted;
+    let gen: Generation | undefined;
     res.once('close', () => {
       this.meter.flush(socket);
       stats.record(res.statusCode, started);
+      gen?.leave();
       if (pipeline) pipeline.done(res as ServerResponse);
     });
     if (this.draining && res instanceof ServerResponse) res.shouldKeepAlive = false;
@@ -370,6 +406,8 @@ export class HttpListener implements Listener {
     if (!found) return;
     const { entry, rest } = found;
     stats = entry.stats;
+    gen = entry.gen;
+    gen.enter();
     // 100 Continue only once the request is known to be acceptable: a body over the limit is
     // refused (413 above) before the client sends it.
     if (expectsContinue) res.writeContinue();
@@ -425,6 +463,10 @@ export class HttpListener implements Listener {
     if (!admitted) return;
     const { entry, rest } = admitted;
     stats = entry.stats;
+    // The upgraded connection keeps its route's handlers until it closes.
+    const gen = entry.gen;
+    gen.enter();
+    socket.once('close', () => gen.leave());
     // A WebSocket handshake has no body. Bytes after an upgrade request's head are the new
     // protocol's, so a body declared there could only be read one way by us and another by
     // whoever we pass them to.
