@@ -59,6 +59,8 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
           { name: 'metrics', match: { path: '/metrics' }, handler: { type: 'metrics' } },
           { name: 'upstreams', match: { path: '/upstreams' }, handler: { type: 'upstreams' } },
           { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
+          // The writable admin API: /config, /load, /reload, /listeners, target drain/enable, /rooms.
+          { name: 'admin-api', match: { path: '/*' }, handler: { type: 'admin' } },
         ],
       },
     ],

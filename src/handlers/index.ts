@@ -6,6 +6,7 @@ import { welcomeHandler } from './welcome.ts';
 import { staticHandler } from './static/index.ts';
 import { fileTcpHandler } from './file-tcp.ts';
 import { upstreamsHandler } from './upstreams.ts';
+import { adminHandler } from './admin/index.ts';
 import { proxyHandler } from './proxy/index.ts';
 import { tcpProxyHandler } from './tcp-proxy.ts';
 import { sniProxyHandler } from './sni-proxy.ts';
@@ -19,9 +20,9 @@ export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler };
+export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler };
 
-const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler];
+const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {

@@ -1,11 +1,13 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
-import type { Writable } from 'node:stream';
+import type { IncomingHttpHeaders as Http2IncomingHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Metrics } from '../observe/metrics.ts';
+import type { Config } from '../config/schema.ts';
+import type { ReloadResult } from '../yard/yard.ts';
 import type { UpstreamGroup } from '../upstream/group.ts';
 import type { SharedState } from '../state/types.ts';
 
@@ -24,12 +26,35 @@ export interface HttpLimits {
 }
 
 /**
- * A request as handlers see it, whichever HTTP version carried it: node:http's IncomingMessage
- * (HTTP/1.x) or node:http2's compatibility request (HTTP/2, `httpVersion` '2.0'). Both are a
- * Readable of the body with `method`, `url` and lower-case `headers`; code that needs one of
- * them in particular (the raw socket of HTTP/1.1, the stream of HTTP/2) narrows with instanceof.
+ * An HTTP/2 request (the listener's, over one ServerHttp2Stream): a Readable of the body with the
+ * head of node:http's IncomingMessage. `headers` holds the pseudo-headers too (`:method`, `:path`,
+ * `:authority`, `:scheme`; `host` is set from `:authority` by the listener's checks), as does
+ * `rawHeaders`. `socket` is the connection's own socket (TLS or TCP).
  */
-export type HttpRequest = IncomingMessage | Http2ServerRequest;
+export interface Http2Request extends Readable {
+  method: string;
+  url: string;
+  readonly headers: Http2IncomingHeaders;
+  readonly rawHeaders: string[];
+  readonly httpVersion: '2.0';
+  readonly httpVersionMajor: 2;
+  readonly httpVersionMinor: 0;
+  readonly socket: Socket;
+  readonly stream: ServerHttp2Stream;
+  /** The stream closed before the response ended (the client reset it, or the connection went). */
+  readonly aborted: boolean;
+  /** No more of the body will come. */
+  readonly complete: boolean;
+}
+
+/**
+ * A request as handlers see it, whichever HTTP version carried it: node:http's IncomingMessage
+ * (HTTP/1.x) or the listener's HTTP/2 request (`httpVersionMajor` 2). Both are a Readable of the
+ * body with `method`, `url` and lower-case `headers`; code that needs one of them in particular
+ * (the raw socket of HTTP/1.1, the stream of HTTP/2) narrows on `httpVersionMajor` (or
+ * instanceof IncomingMessage).
+ */
+export type HttpRequest = IncomingMessage | Http2Request;
 
 /**
  * A response as handlers write it: what node:http's ServerResponse and node:http2's
@@ -55,6 +80,23 @@ export interface HttpResponse extends Writable {
   writeContinue(): void;
   /** A 103 Early Hints interim response. */
   writeEarlyHints(hints: Record<string, string | string[]>): void;
+}
+
+/**
+ * An HTTP/2 response (the listener's): an HttpResponse with its stream, for what only HTTP/2 can
+ * do (respondWithFD, a headers-only answer as one frame, closing the stream). Its head goes out
+ * with the first write() or end(), as node:http's does. Trailers (addTrailers) reach the client
+ * when added before the head goes out, or when the head said they may come: a gRPC content type,
+ * a `Trailer` field, or a client that sent `TE: trailers` (listeners/http/h2-exchange.ts).
+ */
+export interface Http2Response extends HttpResponse {
+  readonly stream: ServerHttp2Stream;
+  readonly req: Http2Request;
+}
+
+/** The HTTP/2 stream of a response, or undefined for HTTP/1.x. */
+export function http2Stream(res: HttpResponse): ServerHttp2Stream | undefined {
+  return (res as Partial<Http2Response>).stream;
 }
 
 /** One HTTP request's context: created by the listener, passed through middleware into the handler. */
@@ -162,6 +204,16 @@ export interface ListenerSummary {
 export interface YardView {
   listeners(): ListenerSummary[];
   upstreams(): UpstreamGroup[];
+  /** The running config (the admin API shows it, secrets redacted). */
+  readonly config: Config;
+  /** Swaps in a new config (src/yard/yard.ts reload). */
+  reload(next: Config): Promise<ReloadResult>;
+  /** Reads the config again from where the daemon got it (its file) and reloads it. */
+  reloadFromSource(): Promise<ReloadResult>;
+  /** Requests and connections in flight, per listener. */
+  inFlightByListener(): Record<string, number>;
+  /** Chat rooms with someone in them or a history, at most `limit`. */
+  rooms(limit: number): Promise<{ room: string; members: number }[]>;
 }
 
 /** What a module gets when it provisions a handler. */

@@ -170,6 +170,15 @@ export class MemoryRoomStore implements RoomStore {
     this.sweep(room);
   }
 
+  async list(limit: number): Promise<{ room: string; members: number }[]> {
+    const out: { room: string; members: number }[] = [];
+    for (const [room, r] of this.rooms) {
+      if (out.length >= limit) break;
+      if (r.nicks.size > 0 || r.history.length > r.head) out.push({ room, members: r.nicks.size });
+    }
+    return out.sort((a, b) => a.room.localeCompare(b.room));
+  }
+
   async members(room: string): Promise<string[]> {
     return [...(this.rooms.get(room)?.nicks.keys() ?? [])].sort();
   }

@@ -450,6 +450,25 @@ export class RedisRoomStore implements RoomStore {
     if (nicks.size === 0) this.held.delete(room);
   }
 
+  async list(limit: number): Promise<{ room: string; members: number }[]> {
+    // Every room with presence or history has a :seq key; names come from the hash tag.
+    const found = new Set<string>();
+    let cursor = '0';
+    const pattern = `${this.prefix}room:{*}:seq`;
+    do {
+      const [next, keys] = await this.cmd.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        const m = /room:\{(.*)\}:seq$/.exec(key);
+        if (m) found.add(m[1]);
+        if (found.size >= limit) break;
+      }
+    } while (cursor !== '0' && found.size < limit);
+    const out: { room: string; members: number }[] = [];
+    for (const room of [...found].sort()) out.push({ room, members: (await this.members(room)).length });
+    return out;
+  }
+
   async members(room: string): Promise<string[]> {
     const live = (await scripts.members.run(this.cmd, [this.keys(room)[2]], [])) as string[];
     return live.sort();

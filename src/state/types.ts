@@ -39,6 +39,11 @@ export interface RoomStore {
   claim(room: string, nick: string, owner: string): Promise<boolean>;
   /** Gives up `nick` in `room` if `owner` holds it; nothing otherwise. */
   release(room: string, nick: string, owner: string): Promise<void>;
+  /**
+   * Rooms with someone in them or a history, at most `limit` (for the admin API): names and
+   * how many are present. Redis: found with SCAN, so it costs one pass over the prefix's keys.
+   */
+  list(limit: number): Promise<{ room: string; members: number }[]>;
   /** The nicks present in `room` now (live claims), sorted. */
   members(room: string): Promise<string[]>;
   /** The newest `limit` message events of `room`, oldest first. */

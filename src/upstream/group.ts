@@ -295,7 +295,20 @@ export class UpstreamGroup implements AdmissionOwner {
       t.healthy = before.healthy;
       t.ejectedUntil = before.ejectedUntil;
       t.ejections = before.ejections;
+      t.drained = before.drained;
     }
+  }
+
+  /**
+   * Takes a target out of rotation (`drained`: no new requests or connections; those in flight
+   * finish) or puts it back. False when the group has no such target.
+   */
+  setDrained(id: string, drained: boolean): boolean {
+    const t = this.targets.find((x) => x.id === id);
+    if (!t) return false;
+    t.drained = drained;
+    this.options.log.warn({ upstream: this.name, target: id, drained }, drained ? 'target drained' : 'target enabled');
+    return true;
   }
 
   start(): void {
@@ -329,6 +342,7 @@ export class UpstreamGroup implements AdmissionOwner {
           weight: t.weight,
           available: t.available(now),
           healthy: t.healthy,
+          drained: t.drained,
           ejected: t.ejectedUntil > now,
           ejectedForMs: Math.max(0, t.ejectedUntil - now),
           ejections: t.ejections,

@@ -32,6 +32,8 @@ export class Target implements TargetAddress {
   ejectedUntil = 0;
   /** How many times outlier detection has ejected it (drives the growing ejection time). */
   ejections = 0;
+  /** Taken out by an operator (admin API): no new requests; those in flight finish. */
+  drained = false;
 
   constructor(
     readonly id: string,
@@ -49,9 +51,9 @@ export class Target implements TargetAddress {
     return this.protocol === 'https:' || this.protocol === 'tls:';
   }
 
-  /** Usable now: healthy and not ejected. */
+  /** Usable now: healthy, not drained and not ejected. */
   available(now: number): boolean {
-    return this.healthy && this.ejectedUntil <= now;
+    return this.healthy && !this.drained && this.ejectedUntil <= now;
   }
 }
 

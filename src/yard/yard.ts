@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isDeepStrictEqual } from 'node:util';
+import { formatHostPort, parseHostPort } from '../config/address.ts';
 import type { Config, ListenerConfig } from '../config/schema.ts';
 import { parseConfig } from '../config/load.ts';
 import { handlerModule } from '../handlers/registry.ts';
@@ -42,6 +43,11 @@ export interface YardOptions {
   metrics?: Metrics;
   /** Where the local CA lives (`tls: { issuer: internal }`); default: see defaultDataDir in src/tls. */
   dataDir?: string;
+  /**
+   * Reads the config again from where it came from (the file `serve` was given, with the same
+   * overrides): what a reload without a config in hand (SIGHUP, POST /reload) loads.
+   */
+  configSource?: () => Promise<Config>;
 }
 
 interface Closable {
@@ -166,6 +172,29 @@ export class Yard implements YardView {
 
   upstreams(): UpstreamGroup[] {
     return [...this.groups.values()];
+  }
+
+  /** Reads the config again from its source (YardOptions.configSource) and reloads it. */
+  async reloadFromSource(): Promise<ReloadResult> {
+    const source = this.options.configSource;
+    if (!source) return { ok: false, error: 'this daemon was not started from a config file it can read again (give the new config to POST /load)' };
+    let next: Config;
+    try {
+      next = await source();
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    return this.reload(next);
+  }
+
+  inFlightByListener(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const l of this.listenerList) out[l.name] = l.inFlight();
+    return out;
+  }
+
+  async rooms(limit: number): Promise<{ room: string; members: number }[]> {
+    return this.shared ? this.shared.rooms.list(limit) : [];
   }
 
   /** Connections (or requests) still in flight across every listener (those a reload removed included). */
@@ -325,7 +354,7 @@ export class Yard implements YardView {
         sets.set(l.name, set);
         const oldConfig = prev.listeners.find((x) => x.name === l.name);
         const old = this.listenerList.find((x) => x.name === l.name);
-        if (old && oldConfig && sameBinding(oldConfig, l)) {
+        if (old && oldConfig && sameBinding(oldConfig, l, old)) {
           steps.push({ config: l, kept: { listener: old, handlers: await this.provisionHandlers(l, i, set, groups) } });
           if (!isDeepStrictEqual(oldConfig, l)) changed.push(`listener ${l.name}: reconfigured`);
         } else {
@@ -404,7 +433,11 @@ export class Yard implements YardView {
   /** Whether a listener of `next` binds where a listener that is going away (removed or replaced) still listens. */
   private heldByLeaving(l: ListenerConfig, next: Config): boolean {
     const where = bindingAddress(l);
-    return this.current.listeners.some((o) => bindingAddress(o) === where && !(next.listeners.some((n) => n.name === o.name && sameBinding(o, n))));
+    return this.current.listeners.some((o) => {
+      const running = this.listenerList.find((x) => x.name === o.name);
+      const held = running ? boundWhere(o, running) : bindingAddress(o);
+      return held === where && !next.listeners.some((n) => n.name === o.name && running !== undefined && sameBinding(o, n, running));
+    });
   }
 
   /** A removed listener: its in-flight work gets the grace period, then it is closed with its handlers. */
@@ -576,6 +609,42 @@ async function closeAll(handlers: Closable[], log: Logger): Promise<void> {
   }
 }
 
+/**
+ * Whether `b` asks for where `a`'s running listener is: the same path, or the same host and
+ * port, where port 0 in `b` takes whatever port it has now and port 0 in `a` stands for the
+ * port it was given.
+ */
+function sameAddress(a: ListenerConfig, b: ListenerConfig, running: Listener): boolean {
+  if (a.protocol === 'unix' || b.protocol === 'unix') return bindingAddress(a) === bindingAddress(b);
+  const want = parseHostPort(b.address);
+  const have = parseHostPort(a.address);
+  if (!want || !have) return bindingAddress(a) === bindingAddress(b);
+  if (want.host !== have.host) return false;
+  if (want.port === 0) return true;
+  let port = have.port;
+  if (port === 0) {
+    try {
+      const bound = running.address();
+      if ('port' in bound) port = bound.port;
+    } catch {
+      // not bound
+    }
+  }
+  return port === want.port;
+}
+
+/** Where a running listener is bound, in bindingAddress's form. */
+function boundWhere(l: ListenerConfig, running: Listener): string {
+  if (l.protocol === 'unix') return bindingAddress(l);
+  try {
+    const bound = running.address();
+    if ('port' in bound) return `${l.protocol === 'udp' ? 'udp' : 'tcp'}:${formatHostPort(bound)}`;
+  } catch {
+    // not bound
+  }
+  return bindingAddress(l);
+}
+
 /** Where a listener binds: its address, or its unix socket path. */
 function bindingAddress(l: ListenerConfig): string {
   return l.protocol === 'unix' ? `unix:${l.path}` : `${l.protocol === 'udp' ? 'udp' : 'tcp'}:${l.address}`;
@@ -586,8 +655,8 @@ function bindingAddress(l: ListenerConfig): string {
  * server is made (protocol, address or path and mode, TLS, HTTP/2 settings, the header size
  * limit node's parser is built with) is the same.
  */
-function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
-  if (a.protocol !== b.protocol || bindingAddress(a) !== bindingAddress(b)) return false;
+function sameBinding(a: ListenerConfig, b: ListenerConfig, running: Listener): boolean {
+  if (a.protocol !== b.protocol || !sameAddress(a, b, running)) return false;
   switch (a.protocol) {
     case 'http': {
       const y = b as typeof a;

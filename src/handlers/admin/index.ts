@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { HandlerModule, HttpContext, HttpHandler, YardView } from '../types.ts';
+import { replyError, replyJson } from '../http/reply.ts';
+import { readBody } from '../http/body.ts';
+import { parseConfig, parseConfigText } from '../../config/load.ts';
+import { ConfigError } from '../../config/errors.ts';
+import { redact } from './redact.ts';
+import { callerOf, type Caller } from './caller.ts';
+
+// The writable admin API (Caddy's admin endpoint, nginx's reload, Envoy's admin): on the admin
+// listener, next to /metrics and /upstreams.
+//
+//   GET  /config                               the running config, secrets redacted
+//   POST /load                                 a whole config (JSON or YAML), validated as `check`
+//                                              does and swapped in (Yard.reload); 200 with what
+//                                              changed, 400 for an invalid config, 422 when it
+//                                              cannot start (the running one is untouched)
+//   POST /reload                               the config file read again and loaded the same way
+//   GET  /listeners                            every listener: address, handlers, in-flight work
+//   POST /upstreams/NAME/targets/ID/drain      take a target out (in-flight requests finish)
+//   POST /upstreams/NAME/targets/ID/enable     put it back
+//   GET  /rooms                                chat rooms with someone in them or a history
+//
+// Who may: callers on loopback (127.0.0.0/8, ::1), or anyone presenting the token (Authorization:
+// Bearer ...) when one is configured; everyone else gets 403, whatever the path. Every change is
+// logged with who made it (address, and whether by token).
+
+const schema = z.strictObject({
+  type: z.literal('admin'),
+  /**
+   * A bearer token that lets callers from other addresses in (loopback callers need none).
+   * Prefer `tokenFile`: a config shown by GET /config has this redacted, but it sits in the file.
+   */
+  token: z.string().min(16, 'an admin token must be at least 16 characters').optional(),
+  /** A file holding the token (first line), read at start; relative to the config file's folder. */
+  tokenFile: z.string().min(1).optional(),
+  /** Largest config POST /load takes. */
+  maxConfigSize: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+});
+
+export type AdminConfig = z.output<typeof schema>;
+
+const ROOMS_LIMIT = 1000;
+
+/** GET / of the admin API: what it offers. */
+const ENDPOINTS = [
+  'GET /config', 'POST /load', 'POST /reload', 'GET /listeners', 'GET /upstreams',
+  'POST /upstreams/NAME/targets/ID/drain', 'POST /upstreams/NAME/targets/ID/enable', 'GET /rooms', 'GET /metrics', 'GET /health',
+];
+
+class AdminHandler implements HttpHandler {
+  constructor(
+    private readonly yard: YardView,
+    private readonly token: string | undefined,
+    private readonly maxConfigSize: number,
+  ) {}
+
+  async handle(ctx: HttpContext): Promise<void> {
+    const { req, res } = ctx;
+    const caller = callerOf(req, this.token);
+    if (!caller.allowed) return replyError(res, 403, this.token ? 'admin API: loopback callers only, or a valid bearer token' : 'admin API: loopback callers only (no token is configured)');
+    const path = (req.url ?? '/').split('?')[0];
+    const method = req.method ?? 'GET';
+    const nocache = { 'cache-control': 'no-store' };
+
+    if (path === '/') {
+      if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
+      return replyJson(res, 200, { endpoints: ENDPOINTS }, nocache);
+    }
+    if (path === '/config') {
+      if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
+      return replyJson(res, 200, redact(this.yard.config), nocache);
+    }
+    if (path === '/listeners') {
+      if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
+      const inFlight = this.yard.inFlightByListener();
+      return replyJson(res, 200, { listeners: this.yard.listeners().map((l) => ({ ...l, inFlight: inFlight[l.name] ?? 0 })) }, nocache);
+    }
+    if (path === '/rooms') {
+      if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
+      return replyJson(res, 200, { rooms: await this.yard.rooms(ROOMS_LIMIT) }, nocache);
+    }
+    if (path === '/load') {
+      if (method !== 'POST') return notAllowed(ctx, 'POST');
+      return this.load(ctx, caller);
+    }
+    if (path === '/reload') {
+      if (method !== 'POST') return notAllowed(ctx, 'POST');
+      ctx.log.info({ by: caller.who }, 'admin: reload (config file read again)');
+      const result = await this.yard.reloadFromSource();
+      return replyJson(res, result.ok ? 200 : 422, result, nocache);
+    }
+    const m = /^\/upstreams\/([^/]+)\/targets\/([^/]+)\/(drain|enable)$/.exec(path);
+    if (m) {
+      if (method !== 'POST') return notAllowed(ctx, 'POST');
+      const [name, id] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
+      const group = this.yard.upstreams().find((g) => g.name === name);
+      if (!group) return replyError(res, 404, `no upstream named "${name}"`);
+      const drained = m[3] === 'drain';
+      if (!group.setDrained(id, drained)) return replyError(res, 404, `upstream "${name}" has no target "${id}"`);
+      ctx.log.info({ by: caller.who, upstream: name, target: id }, `admin: target ${drained ? 'drained' : 'enabled'}`);
+      return replyJson(res, 200, { upstream: name, target: id, drained }, nocache);
+    }
+    return replyError(res, 404, 'not found');
+  }
+
+  private async load(ctx: HttpContext, caller: Caller): Promise<void> {
+    const { req, res } = ctx;
+    const body = await readBody(req, this.maxConfigSize);
+    const type = String(req.headers['content-type'] ?? '');
+    let next;
+    try {
+      const raw = parseConfigText(body.toString('utf8'), type.includes('json') ? 'POST /load (body.json)' : 'POST /load (body.yaml)');
+      next = parseConfig(raw, 'POST /load');
+    } catch (err) {
+      if (err instanceof ConfigError) return replyJson(res, 400, { ok: false, error: err.message, issues: err.issues });
+      throw err;
+    }
+    ctx.log.info({ by: caller.who }, 'admin: load (a new config)');
+    const result = await this.yard.reload(next);
+    replyJson(res, result.ok ? 200 : 422, result, { 'cache-control': 'no-store' });
+  }
+}
+
+function notAllowed(ctx: HttpContext, allow: string): void {
+  replyError(ctx.res, 405, 'method not allowed', { headers: { allow } });
+}
+
+export const adminHandler: HandlerModule<AdminConfig> = {
+  type: 'admin',
+  summary: 'the admin API: running config, load/reload, listeners, drain/enable targets, chat rooms (loopback or a token)',
+  schema,
+  http: (config, ctx) => {
+    let token = config.token;
+    if (config.tokenFile) {
+      const file = resolve(ctx.baseDir, config.tokenFile);
+      try {
+        token = readFileSync(file, 'utf8').split('\n')[0].trim();
+      } catch (err) {
+        throw new Error(`tokenFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+      if (token.length < 16) throw new Error(`tokenFile: the token in ${file} must be at least 16 characters`);
+    }
+    return new AdminHandler(ctx.yard, token, config.maxConfigSize);
+  },
+};
