@@ -123,7 +123,12 @@ const middlewareSchema = z.strictObject({
     .optional(),
   /** Cross-origin resource sharing; off unless set. `true` means the defaults (any origin). */
   cors: z.union([z.boolean(), corsSchema]).optional(),
-  /** Token-bucket rate limit (429 with Retry-After and RateLimit-* headers); off unless set. */
+  /**
+   * Token-bucket rate limit (429 with Retry-After and RateLimit-* headers); off unless set. Its
+   * fields (rate, per, burst, key, maxKeys, store, storeTimeout, onStoreError) are documented at
+   * rateLimitSchema (src/middleware/rate-limit.ts) and in docs/rate-limit.md; `store: redis`
+   * shares the buckets of every daemon on the Redis of `state:`.
+   */
   rateLimit: rateLimitSchema.optional(),
 });
 
