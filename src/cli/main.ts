@@ -6,6 +6,7 @@ import { parseDuration } from '../config/units.ts';
 import { registerBuiltinHandlers, handlerModules } from '../handlers/index.ts';
 import { kindsOf } from '../handlers/types.ts';
 import { serveCommand } from './serve.ts';
+import { reloadCommand, DEFAULT_ADMIN_URL } from './reload.ts';
 import { checkCommand } from './check.ts';
 import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } from './ipc.ts';
 import { parseIpcUrl } from './ipc/url.ts';
@@ -63,10 +64,26 @@ export function buildProgram(): Command {
       if (ms === undefined) throw new InvalidArgumentError('expected a duration like 10s or 500ms');
       return ms;
     })
-    .action(async (file: string | undefined, opts: { listen: ListenOverride[]; logLevel?: string; grace?: number }) => {
+    .option('--pid-file <path>', 'write the daemon\'s pid here once it listens (removed on exit); refuses to start while it names a live process')
+    .addOption(new Option('--log-format <format>', 'json: one JSON object per line; pretty: one readable line per record').choices(['json', 'pretty']).default('json'))
+    .option('--log-file <path>', 'append logs to this file instead of stdout (created 0640; reopened on SIGUSR1, for logrotate)')
+    .action(async (file: string | undefined, opts: { listen: ListenOverride[]; logLevel?: string; grace?: number; pidFile?: string; logFormat: 'json' | 'pretty'; logFile?: string }) => {
       const level = (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as Parameters<typeof serveCommand>[1]['logLevel'];
-      await serveCommand(file ?? process.env.SWITCHYARD_CONFIG, { listen: [...envOverrides(), ...opts.listen], logLevel: level, grace: opts.grace });
+      await serveCommand(file ?? process.env.SWITCHYARD_CONFIG, {
+        listen: [...envOverrides(), ...opts.listen],
+        logLevel: level,
+        grace: opts.grace,
+        pidFile: opts.pidFile,
+        logFormat: opts.logFormat,
+        logFile: opts.logFile,
+      });
     });
+
+  program
+    .command('reload')
+    .description('ask a running daemon to reload its config through its admin API (POST /reload) and print the answer; exit 0 reloaded, 1 refused, 2 unreachable (a token for a non-loopback admin API: $SWITCHYARD_ADMIN_TOKEN)')
+    .option('--admin <url>', `the daemon's admin listener (default: $SWITCHYARD_ADMIN, else ${DEFAULT_ADMIN_URL})`)
+    .action(async (opts: { admin?: string }) => reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN }));
 
   program
     .command('check')

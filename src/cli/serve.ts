@@ -3,31 +3,82 @@ import { applyListenOverrides, loadConfigFile, parseConfig, type ListenOverride 
 import { defaultConfig } from '../config/default.ts';
 import { Yard } from '../yard/yard.ts';
 import { banner } from '../yard/banner.ts';
-import { exitOnSignals } from '../yard/signals.ts';
+import { exitOnSignals, reloadOnHangup, reopenOnUsr1 } from '../yard/signals.ts';
+import { SystemdNotifier } from '../yard/sd-notify.ts';
+import { PidFile } from '../yard/pid-file.ts';
+import { openLogOutput, type LogFormat } from '../observe/logger.ts';
 import { VERSION } from '../version.ts';
 
 export interface ServeFlags {
   listen: ListenOverride[];
   logLevel?: Config['logging']['level'];
   grace?: number;
+  /** Write the pid here once listening; removed on exit. */
+  pidFile?: string;
+  logFormat?: LogFormat;
+  /** Append logs here instead of stdout; reopened on SIGUSR1. */
+  logFile?: string;
 }
 
-/** `switchyard serve [config]`: runs until a signal. Errors propagate to main's reporter. */
+class LogFileError extends Error {
+  readonly code = 'SWITCHYARD_LOG_FILE';
+}
+
+/**
+ * `switchyard serve [config]`: runs until a signal. SIGTERM/SIGINT drain and exit, SIGHUP reloads
+ * the same config (same file, overrides and --grace), SIGUSR1 reopens --log-file. Under systemd
+ * (`$NOTIFY_SOCKET`) it reports READY/RELOADING/STOPPING and pings the watchdog. Errors propagate
+ * to main's reporter.
+ */
 export async function serveCommand(file: string | undefined, flags: ServeFlags): Promise<void> {
-  let config: Config;
-  let baseDir = process.cwd();
-  let source: string;
-  if (file) {
-    const loaded = await loadConfigFile(file, flags.listen);
-    config = loaded.config;
-    baseDir = loaded.baseDir;
-    source = loaded.source;
-  } else {
-    source = 'embedded default config';
-    config = parseConfig(applyListenOverrides(defaultConfig(), flags.listen, source), source);
+  const pidFile = flags.pidFile ? new PidFile(flags.pidFile) : undefined;
+  pidFile?.check();
+
+  const source = file ? undefined : 'embedded default config';
+  const load = async (): Promise<{ config: Config; baseDir: string; source: string }> => {
+    let loaded: { config: Config; baseDir: string; source: string };
+    if (file) loaded = await loadConfigFile(file, flags.listen);
+    else loaded = { config: parseConfig(applyListenOverrides(defaultConfig(), flags.listen, source!), source!), baseDir: process.cwd(), source: source! };
+    if (flags.grace !== undefined) loaded.config.shutdown.grace = flags.grace;
+    return loaded;
+  };
+  const { config, baseDir, source: loadedFrom } = await load();
+
+  let output;
+  try {
+    output = openLogOutput(flags.logLevel ?? config.logging.level, { format: flags.logFormat, file: flags.logFile });
+  } catch (err) {
+    throw new LogFileError(`--log-file ${flags.logFile}: cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  if (flags.grace !== undefined) config.shutdown.grace = flags.grace;
-  const yard = await Yard.start(config, { baseDir, logLevel: flags.logLevel });
-  process.stdout.write(banner(VERSION, source, yard.listeners(), config.shutdown.grace));
-  exitOnSignals(yard);
+
+  const systemd = SystemdNotifier.fromEnv();
+  systemd?.startWatchdog();
+
+  // The admin API's POST /reload reads the config the same way SIGHUP does.
+  const yard = await Yard.start(config, { baseDir, logger: output.logger, configSource: async () => (await load()).config });
+
+  // Signals are handled before anything announces readiness (pid file, banner, READY=1): a
+  // supervisor may signal the moment it reads one of them.
+  let stopped = false;
+  exitOnSignals(yard, undefined, {
+    onStop: () => {
+      stopped = true;
+      void systemd?.stopping();
+    },
+  });
+  reloadOnHangup(yard, {
+    source: loadedFrom,
+    load: async () => (await load()).config,
+    stopped: () => stopped,
+    onReloading: () => void systemd?.reloading(),
+    onReloaded: () => void systemd?.ready(yard.listeners()),
+  });
+  if (output.file) reopenOnUsr1(() => output.reopen());
+
+  if (pidFile) {
+    const { stale } = pidFile.write();
+    if (stale !== undefined) yard.log.info({ pidFile: pidFile.path, stale }, `pid file: replaced a stale one (process ${stale} is gone)`);
+  }
+  process.stdout.write(banner(VERSION, loadedFrom, yard.listeners(), config.shutdown.grace));
+  void systemd?.ready(yard.listeners());
 }
