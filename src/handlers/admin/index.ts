@@ -8,10 +8,17 @@ import { parseConfig, parseConfigText } from '../../config/load.ts';
 import { ConfigError } from '../../config/errors.ts';
 import { redact } from './redact.ts';
 import { callerOf, type Caller } from './caller.ts';
+import { DashboardPage, SnapshotBuilder, SnapshotFeed, prefersHtml, serveDashboardPage } from './dashboard.ts';
+import type { Metrics } from '../../observe/metrics.ts';
+import type { Logger } from 'pino';
 
 // The writable admin API (Caddy's admin endpoint, nginx's reload, Envoy's admin): on the admin
 // listener, next to /metrics and /upstreams.
 //
+//   GET  /                                     the dashboard page for browsers (Accept: text/html);
+//                                              this list as JSON for everyone else
+//   GET  /events                               the dashboard's live feed: server-sent events, a
+//                                              JSON snapshot a second (dashboard.ts)
 //   GET  /config                               the running config, secrets redacted
 //   POST /load                                 a whole config (JSON or YAML), validated as `check`
 //                                              does and swapped in (Yard.reload); 200 with what
@@ -46,16 +53,40 @@ const ROOMS_LIMIT = 1000;
 
 /** GET / of the admin API: what it offers. */
 const ENDPOINTS = [
-  'GET /config', 'POST /load', 'POST /reload', 'GET /listeners', 'GET /upstreams',
+  'GET / (the dashboard, with Accept: text/html)', 'GET /events (the dashboard\'s live feed, server-sent events)', 'GET /config', 'POST /load', 'POST /reload', 'GET /listeners', 'GET /upstreams',
   'POST /upstreams/NAME/targets/ID/drain', 'POST /upstreams/NAME/targets/ID/enable', 'GET /rooms', 'GET /metrics', 'GET /health',
 ];
 
 class AdminHandler implements HttpHandler {
+  private readonly page = new DashboardPage();
+  private readonly feed: SnapshotFeed;
+
   constructor(
     private readonly yard: YardView,
     private readonly token: string | undefined,
     private readonly maxConfigSize: number,
-  ) {}
+    metrics: Metrics,
+    log: Logger,
+  ) {
+    const snapshots = new SnapshotBuilder(yard, metrics);
+    this.feed = new SnapshotFeed({
+      sample: () => snapshots.snapshot(),
+      start: () => snapshots.start(),
+      stop: () => snapshots.stop(),
+      // A reload provisions a new admin handler: subscribers of this one are let go to reconnect to it.
+      epoch: () => yard.config,
+      log,
+    });
+  }
+
+  /** The yard is stopping: dashboard subscribers are let go (they would hold the stop up). */
+  drain(): void {
+    this.feed.drain();
+  }
+
+  close(): void {
+    this.feed.close();
+  }
 
   async handle(ctx: HttpContext): Promise<void> {
     const { req, res } = ctx;
@@ -67,7 +98,12 @@ class AdminHandler implements HttpHandler {
 
     if (path === '/') {
       if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
-      return replyJson(res, 200, { endpoints: ENDPOINTS }, nocache);
+      if (prefersHtml(req.headers.accept)) return serveDashboardPage(ctx, this.page);
+      return replyJson(res, 200, { endpoints: ENDPOINTS }, { ...nocache, vary: 'Accept' });
+    }
+    if (path === '/events') {
+      if (method !== 'GET') return notAllowed(ctx, 'GET');
+      return this.feed.subscribe(ctx);
     }
     if (path === '/config') {
       if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
@@ -143,6 +179,6 @@ export const adminHandler: HandlerModule<AdminConfig> = {
       }
       if (token.length < 16) throw new Error(`tokenFile: the token in ${file} must be at least 16 characters`);
     }
-    return new AdminHandler(ctx.yard, token, config.maxConfigSize);
+    return new AdminHandler(ctx.yard, token, config.maxConfigSize, ctx.metrics, ctx.log);
   },
 };
