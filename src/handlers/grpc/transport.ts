@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { constants, Http2ServerResponse } from 'node:http2';
+import { constants } from 'node:http2';
 import {
   encodeBase64Chunk,
   encodeGrpcWebTrailers,
@@ -9,7 +9,7 @@ import {
   type GrpcProtocol,
   type GrpcStatusTarget,
 } from '../../protocol/grpc/index.ts';
-import type { HttpResponse } from '../types.ts';
+import { http2Stream, type HttpResponse } from '../types.ts';
 
 // How a call's replies and status reach the client: gRPC puts the status in HTTP/2 trailers;
 // gRPC-Web in a last frame of the body (base64, like the rest, in text mode). Either way a call
@@ -38,7 +38,8 @@ const open = (res: HttpResponse) => !res.destroyed && !res.writableEnded;
  */
 function endTrailersOnly(res: HttpResponse, headers: OutgoingHttpHeaders): void {
   respondHeadersOnly(res as HttpResponse & GrpcStatusTarget, 200, headers);
-  if (res instanceof Http2ServerResponse && !res.req.readableEnded && !res.stream.destroyed) res.stream.close(constants.NGHTTP2_NO_ERROR);
+  const stream = http2Stream(res);
+  if (stream && !stream.endAfterHeaders && !res.req.readableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
 /** gRPC over HTTP/2: the status in trailers. */

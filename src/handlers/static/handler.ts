@@ -3,8 +3,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { replyError, replyJson, replyText } from '../http/reply.ts';
 import { ServerResponse } from 'node:http';
-import { Http2ServerResponse } from 'node:http2';
-import type { HttpContext, HttpHandler, HttpResponse } from '../types.ts';
+import type { ServerHttp2Stream } from 'node:http2';
+import { http2Stream, type HttpContext, type HttpHandler, type HttpResponse } from '../types.ts';
 import type { FsRoot } from '../fs-root.ts';
 import { canSendfile, sendFile, SendfileUnsupportedError } from '../../sys/index.ts';
 import type { BodyCache } from './body-cache.ts';
@@ -204,7 +204,8 @@ export class StaticHandler implements HttpHandler {
     const status = decision.kind === 'single' ? 206 : 200;
     // HTTP/2: nghttp2 reads the file into DATA frames itself (no JS chunk loop, flow control
     // honoured), the h2 counterpart of sendfile.
-    if (res instanceof Http2ServerResponse && !head && length > 0) return respondWithHandle(res, status, headers, handle, range.start, length);
+    const h2 = http2Stream(res);
+    if (h2 && !head && length > 0) return respondWithHandle(res, h2, status, headers, handle, range.start, length);
     writeHead(res, status, headers);
     if (head || length === 0) {
       res.end();
@@ -295,15 +296,14 @@ function writeHead(res: HttpResponse, status: number, headers: Readonly<Record<s
  * Sends bytes [offset, offset + length) of an open file as an HTTP/2 response body with
  * respondWithFD, and resolves once the stream is closed (the handle must stay open until then).
  */
-function respondWithHandle(res: Http2ServerResponse, status: number, headers: Record<string, string | number>, handle: FileHandle, offset: number, length: number): Promise<void> {
-  const stream = res.stream;
+function respondWithHandle(res: HttpResponse, stream: ServerHttp2Stream, status: number, headers: Record<string, string | number>, handle: FileHandle, offset: number, length: number): Promise<void> {
   return new Promise((resolve) => {
     if (stream.destroyed || stream.closed) return resolve();
     stream.once('close', () => resolve());
     const vary = headers.vary;
     const merged: Record<string, string | number | string[]> = { ...res.getHeaders() as Record<string, string | number | string[]>, ...headers, ':status': status };
     if (vary !== undefined && res.hasHeader('vary')) merged.vary = `${String(res.getHeader('vary'))}, ${String(vary)}`;
-    // The compat response keeps the status for logs and metrics; its own head is never sent.
+    // The response keeps the status for logs and metrics; its own head is never sent.
     res.statusCode = status;
     try {
       stream.respondWithFD(handle, merged, { offset, length });

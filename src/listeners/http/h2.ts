@@ -1,16 +1,10 @@
-import {
-  constants,
-  createServer as createHttp2Server,
-  type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import { constants, createServer as createHttp2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Http2Config } from '../../config/schema.ts';
+import type { Http2Response } from '../../handlers/types.ts';
 import { TokenBucket, tokenBucketPolicy, type TokenBucketPolicy } from '../../protocol/token-bucket.ts';
+import { H2Request, H2Response, type StreamOwner } from './h2-exchange.ts';
 import { MAX_HEADER_FIELDS } from './request-target.ts';
 
 // The HTTP/2 side of an http listener. node:http2 does the protocol (nghttp2: framing, HPACK,
@@ -33,11 +27,12 @@ import { MAX_HEADER_FIELDS } from './request-target.ts';
 //     frame either way for `idleTimeout` is closed, whatever nghttp2 still waits for on it;
 //   - drain: GOAWAY NO_ERROR, streams already open finish, new ones are refused.
 //
-// Requests come out as node's compatibility request and response, the same shape as HTTP/1.1's,
-// and go through the listener's one set of phases.
+// Each stream becomes a request and a response of h2-exchange.ts (not node's compatibility
+// layer, which costs a good deal more per request: see there), the same shape as HTTP/1.1's for
+// handlers, and goes through the listener's one set of phases.
 
 /** What the listener does with each request: the same phases as HTTP/1.1. `socket` is the connection's own socket. */
-export type Http2RequestSink = (req: Http2ServerRequest, res: Http2ServerResponse, socket: Socket, expectsContinue: boolean) => void;
+export type Http2RequestSink = (req: H2Request, res: Http2Response, socket: Socket, expectsContinue: boolean) => void;
 
 export interface Http2FrontOptions {
   readonly listener: string;
@@ -62,19 +57,35 @@ export type FloodKind = 'resets' | 'pings' | 'settings';
 const kSocket = Symbol('switchyard.h2.socket');
 type TrackedSession = ServerHttp2Session & { [kSocket]?: Socket };
 
-/** Per-session guards (a class: one shape for every session). */
-class SessionGuards {
+/** Per-session guards (a class: one shape for every session); told of each stream's close. */
+class SessionGuards implements StreamOwner {
   readonly resets: TokenBucket;
   readonly pings: TokenBucket;
   readonly settings: TokenBucket;
   /** Streams node has handed us and not yet closed. */
   open = 0;
-  constructor(policies: Record<FloodKind, TokenBucketPolicy>, now: number) {
+  constructor(
+    policies: Record<FloodKind, TokenBucketPolicy>,
+    now: number,
+    private readonly onResetFlood: () => void,
+  ) {
     this.resets = new TokenBucket(policies.resets, now);
     this.pings = new TokenBucket(policies.pings, now);
     this.settings = new TokenBucket(policies.settings, now);
   }
+
+  streamClosed(stream: ServerHttp2Stream): void {
+    this.open--;
+    if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !this.resets.take(Date.now())) this.onResetFlood();
+  }
 }
+
+/** The stream went quiet for the listener's idle timeout: reset it (CANCEL). */
+function onStreamTimeout(this: ServerHttp2Stream): void {
+  this.close(constants.NGHTTP2_CANCEL);
+}
+
+const EXPECTATION_FAILED = 417;
 
 export class Http2Front {
   /** Never listens: sessions are made from sockets the listener accepted (TLS with ALPN h2, or h2c). */
@@ -107,13 +118,9 @@ export class Http2Front {
       // Header blocks, pending writes and unacknowledged data of one session together, in MB.
       maxSessionMemory: 16,
     });
+    // Streams are taken from each session's 'stream' event (onSession); the server's 'request'
+    // event (node's compatibility layer) is never listened to.
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session));
-    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res, false));
-    // The compat layer would answer Expect: 100-continue itself; the listener's phases decide.
-    this.server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res, true));
-    // CONNECT: only the extended kind for WebSocket is served; a plain CONNECT (a tunnel to
-    // host:port) is no gateway's business here: 405, as node answers it without a listener.
-    this.server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onConnect(req, res));
     // Session-level timeout: a connection with no stream open for idleTimeout is closed.
     this.server.setTimeout(options.idleTimeout);
     this.server.on('timeout', () => {});
@@ -144,9 +151,28 @@ export class Http2Front {
     for (const s of this.sessions) s.destroy();
   }
 
-  private onRequest(req: Http2ServerRequest, res: Http2ServerResponse, expectsContinue: boolean): void {
-    const socket = (req.stream.session as TrackedSession | undefined)?.[kSocket];
-    if (!socket) return;
+  /** A new stream of `session` (whose connection is `socket`): its request and response, then the phases. */
+  private onStream(guards: SessionGuards, socket: Socket, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): void {
+    guards.open++;
+    stream.setTimeout(this.options.idleTimeout);
+    stream.on('timeout', onStreamTimeout);
+    const req = new H2Request(stream, headers, rawHeaders, socket);
+    const res = new H2Response(stream, req, guards) as unknown as Http2Response;
+    // CONNECT: only the extended kind for WebSocket is served; a plain CONNECT (a tunnel to
+    // host:port) is no gateway's business here: 405, as node answers it.
+    if (headers[':method'] === 'CONNECT') return this.onConnect(req, res, socket);
+    // Expect: 100-continue is the listener's phases to answer (once the request is admitted);
+    // any other expectation cannot be met (RFC 9110 §10.1.1), as node answers it.
+    const expect = headers.expect;
+    if (expect !== undefined && expect !== '100-continue') {
+      res.statusCode = EXPECTATION_FAILED;
+      res.end();
+      return;
+    }
+    this.onRequest(req, res, socket, expect !== undefined);
+  }
+
+  private onRequest(req: H2Request, res: Http2Response, socket: Socket, expectsContinue: boolean): void {
     // nghttp2 holds a client to SETTINGS_MAX_HEADER_LIST_SIZE only once the client has
     // acknowledged our SETTINGS (it then resets the stream, ENHANCE_YOUR_CALM, before anyone sees
     // it). Requests sent before that, as curl's first one is, arrive here whatever their size.
@@ -159,9 +185,7 @@ export class Http2Front {
     this.options.onRequest(req, res, socket, expectsContinue);
   }
 
-  private onConnect(req: Http2ServerRequest, res: Http2ServerResponse): void {
-    const socket = (req.stream.session as TrackedSession | undefined)?.[kSocket];
-    if (!socket) return;
+  private onConnect(req: H2Request, res: Http2Response, socket: Socket): void {
     const protocol = req.headers[':protocol'];
     if (protocol === undefined) {
       res.writeHead(405, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' });
@@ -189,7 +213,7 @@ export class Http2Front {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err: NodeJS.ErrnoException) => this.options.log.debug({ listener: this.options.listener, err: err.message, code: err.code }, 'h2 session error'));
-    const guards = new SessionGuards(this.policies, Date.now());
+    const guards = new SessionGuards(this.policies, Date.now(), () => this.flood(session, 'resets'));
     // No frame either way for idleTimeout. Without a stream open the connection is closed now
     // (GOAWAY, then FIN): close() alone would wait for ever on what has no stream yet, a header
     // block nghttp2 is still waiting the rest of (HEADERS without END_HEADERS, then silence), and
@@ -224,14 +248,9 @@ export class Http2Front {
     session.on('remoteSettings', () => {
       if (!guards.settings.take(Date.now())) this.flood(session, 'settings');
     });
-    session.on('stream', (stream: ServerHttp2Stream) => {
-      guards.open++;
-      stream.setTimeout(this.options.idleTimeout, () => stream.close(constants.NGHTTP2_CANCEL));
-      stream.once('close', () => {
-        guards.open--;
-        if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !guards.resets.take(Date.now())) this.flood(session, 'resets');
-      });
-    });
+    // Every stream, each with its idle timer and its close counted (reset floods), whatever
+    // becomes of it.
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => this.onStream(guards, socket, stream, headers, rawHeaders));
   }
 
   private flood(session: ServerHttp2Session, kind: FloodKind): void {

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { Http2ServerRequest } from 'node:http2';
-import type { HttpRequest } from '../../handlers/types.ts';
+import type { Http2Request, HttpRequest } from '../../handlers/types.ts';
 import { lenientPath, normalisePath } from './router.ts';
 
 // Phase "check": what node:http's parser lets through but a gateway must not, before anything
@@ -131,7 +130,7 @@ function routablePath(url: string, mergeSlashes: boolean): { path: string; lenie
  * §8.3.1) becomes the request's Host for every later phase, the path is checked and merged as
  * above. CONNECT (no `:path`) is the caller's to refuse.
  */
-export function checkHttp2Request(req: Http2ServerRequest, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
+export function checkHttp2Request(req: Http2Request, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
   const headers = req.headers;
   const authority = headers[':authority'];
   const host = headers.host;
@@ -149,5 +148,11 @@ export function checkHttp2Request(req: Http2ServerRequest, mergeSlashes: boolean
 
 /** The check phase for any request: HTTP/1.x or HTTP/2. */
 export function checkAnyRequest(req: HttpRequest, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
-  return req instanceof Http2ServerRequest ? checkHttp2Request(req, mergeSlashes) : checkRequest(req, mergeSlashes);
+  // An HTTP/1.x request line may say HTTP/2.0 (refused by checkRequest): only the HTTP/2 front's
+  // requests have a stream.
+  return isHttp2(req) ? checkHttp2Request(req, mergeSlashes) : checkRequest(req as IncomingMessage, mergeSlashes);
+}
+
+function isHttp2(req: HttpRequest): req is Http2Request {
+  return req.httpVersionMajor === 2 && (req as Partial<Http2Request>).stream !== undefined;
 }

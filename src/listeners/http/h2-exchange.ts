@@ -1,0 +1,631 @@
+import { EventEmitter } from 'node:events';
+import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+
+// One HTTP/2 request and its response over a ServerHttp2Stream, made straight from the session's
+// 'stream' event: the lean counterpart of node:http2's compatibility layer (Http2ServerRequest /
+// Http2ServerResponse), with the shape handlers use (handlers/types.ts: Http2Request and
+// Http2Response). What the compatibility layer costs per request and this does not:
+//
+//   - listeners: it puts eleven on each stream (trailers, end, error, aborted, close and timeout
+//     for the request; drain, aborted, close, wantTrailers and timeout for the response), each
+//     running node's listener bookkeeping. Here a stream gets two ('close', 'error') besides the
+//     idle timer's; 'data'/'end' only once the body is read, 'drain' only after a write returned
+//     false, 'wantTrailers' only when trailers are expected;
+//   - trailers: its response always asks for them (`waitForTrailers: true`), so every response
+//     ends with an extra step (nghttp2 calls back, node queues a setImmediate) and an extra frame
+//     (empty trailers, or an empty DATA frame with END_STREAM). Here trailers are asked for only
+//     when they can come (below);
+//   - frames: writeHead() sends HEADERS at once there, so `writeHead(); end()` is HEADERS and then
+//     an empty DATA frame ending the stream. Here the head goes out with the first write() or
+//     end(), as node:http's ServerResponse does: end() without a body is one HEADERS frame with
+//     END_STREAM, end(body) is HEADERS and one DATA frame with END_STREAM.
+//
+// Trailers. nghttp2 has to know when the response starts whether trailers will follow (node's
+// `waitForTrailers`), and a handler may call addTrailers() only at the end (the proxy passes on
+// the upstream's trailers once its body has been read). The response asks for them when:
+//   - addTrailers() has been called before the head goes out, or
+//   - the head goes out with end() (then exactly the trailers added so far are sent), or
+//   - the head goes out before the end and the trailers may still come: the response is gRPC
+//     (content-type application/grpc, not gRPC-Web, whose trailers are in the body), announces
+//     them (a Trailer field), or the client said it takes them (TE: trailers, which every gRPC
+//     client sends).
+// Trailers added after a head that did not ask for them are dropped, as node:http drops them
+// from a response that is not chunked.
+//
+// Events, as the compatibility layer has them: the request emits 'aborted' when the stream
+// closes before the response ended (the client reset it, or the connection went), then 'close';
+// its body ends with 'end' as usual, or, cut off by a reset, without it (an async iterator over
+// it throws, a 'data' reader sees 'close' first). The response emits 'close' when the stream has
+// closed, preceded by 'finish' when the response had been written in full.
+
+const { NGHTTP2_NO_ERROR } = constants;
+
+/** Header names checked once: the lower-case form of a name, or an error for a name HTTP/2 cannot send. */
+const names = new Map<string, string | Error>();
+const NAMES_MAX = 2000;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Connection-specific fields (RFC 9113 §8.2.2): node refuses them in an HTTP/2 head. */
+const CONNECTION_SPECIFIC = new Set(['upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
+/** Fields of which HTTP/2 (and node) allow one value only. */
+const SINGLE = new Set([
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
+]);
+
+function codedError(code: string, message: string, Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor = Error): Error {
+  const err = new Kind(message) as Error & { code: string };
+  err.code = code;
+  return err;
+}
+
+/** The lower-case name to store a field under; throws for names HTTP/2 cannot carry. `connection` comes back as '' (dropped, as node's compatibility layer drops it). */
+function fieldName(name: string): string {
+  let known = names.get(name);
+  if (known === undefined) {
+    if (typeof name !== 'string') throw codedError('ERR_INVALID_ARG_TYPE', 'The "name" argument must be of type string', TypeError);
+    const lower = name.trim().toLowerCase();
+    if (!TOKEN.test(lower)) known = codedError('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${name}"]`, TypeError);
+    else if (CONNECTION_SPECIFIC.has(lower)) known = codedError('ERR_HTTP2_INVALID_CONNECTION_HEADERS', `HTTP/1 Connection specific headers are forbidden: "${lower}"`, TypeError);
+    else known = lower === 'connection' ? '' : lower;
+    if (names.size < NAMES_MAX) names.set(name, known);
+  }
+  if (typeof known !== 'string') throw known;
+  return known;
+}
+
+type FieldValue = number | string | string[];
+type Fields = Record<string, FieldValue>;
+
+function checkValue(name: string, value: unknown): void {
+  if (value === undefined || value === null) throw codedError('ERR_HTTP2_INVALID_HEADER_VALUE', `Invalid value "${String(value)}" for header "${name}"`, TypeError);
+  if (Array.isArray(value) && value.length > 1 && SINGLE.has(name)) throw codedError('ERR_HTTP2_HEADER_SINGLE_VALUE', `Header field "${name}" must only have a single value`, TypeError);
+  if (name === 'te' && value !== 'trailers') throw codedError('ERR_HTTP2_INVALID_CONNECTION_HEADERS', 'HTTP/1 Connection specific headers are forbidden: "te"', TypeError);
+}
+
+/**
+ * The prototype of field objects: empty and without Object.prototype, so that no name (not
+ * `__proto__`, not `constructor`) means anything but a field. Objects made from it, unlike
+ * `{ __proto__: null }` ones, stay in V8's fast mode, and node copies them (processHeaders,
+ * mapToHeaders) on every response.
+ */
+const FIELDS = Object.create(null) as object;
+
+function newFields(): Fields {
+  return Object.create(FIELDS) as Fields;
+}
+
+function noop(): void {}
+
+/** What node has on a stream and its typings leave out. */
+interface StreamInternals {
+  readonly headRequest: boolean;
+}
+
+/** respond()'s options, with the one the typings leave out. */
+type RespondOptions = { endStream: boolean; waitForTrailers: boolean; sendDate?: boolean };
+
+/** Told when a stream closes (the HTTP/2 front's per-connection accounting). */
+export interface StreamOwner {
+  streamClosed(stream: ServerHttp2Stream): void;
+}
+
+/** The request: a Readable of the body over the stream, with the request head of node:http's IncomingMessage. */
+export class H2Request extends Readable {
+  /** The client reset the stream (or the connection went) before the response ended. */
+  aborted = false;
+  /** The stream has closed. */
+  private streamGone = false;
+  /** The body is being read from the stream ('data'/'end' listeners on it). */
+  private reading = false;
+
+  constructor(
+    /** The stream the request came on. */
+    readonly stream: ServerHttp2Stream,
+    /** The request's fields, pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`) included, lower case. */
+    readonly headers: IncomingHttpHeaders,
+    /** The fields as received: [name, value, ...], pseudo-headers first. */
+    readonly rawHeaders: string[],
+    /** The connection's own socket (TLS or TCP): its address, certificate, encryption. */
+    readonly socket: Socket,
+  ) {
+    super({ autoDestroy: false });
+  }
+
+  get httpVersion(): '2.0' {
+    return '2.0';
+  }
+
+  get httpVersionMajor(): 2 {
+    return 2;
+  }
+
+  get httpVersionMinor(): 0 {
+    return 0;
+  }
+
+  get method(): string {
+    return this.headers[':method'] as string;
+  }
+
+  set method(value: string) {
+    this.headers[':method'] = value;
+  }
+
+  /** The request target (`:path`). */
+  get url(): string {
+    return this.headers[':path'] as string;
+  }
+
+  set url(value: string) {
+    this.headers[':path'] = value;
+  }
+
+  get authority(): string | undefined {
+    return (this.headers[':authority'] as string | undefined) ?? this.headers.host;
+  }
+
+  get scheme(): string | undefined {
+    return this.headers[':scheme'] as string | undefined;
+  }
+
+  get connection(): Socket {
+    return this.socket;
+  }
+
+  /** As node:http2's compatibility request: no more body will come. */
+  get complete(): boolean {
+    return this.aborted || this.readableEnded || this.streamGone || this.stream.destroyed;
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    if (!this.streamGone) this.stream.setTimeout(ms, callback);
+    return this;
+  }
+
+  override _read(): void {
+    if (this.reading) {
+      this.stream.resume();
+      return;
+    }
+    this.reading = true;
+    const stream = this.stream;
+    // HEADERS with END_STREAM: there is no body, and nothing of the stream's own reading side is
+    // touched (node closes such a stream once the response is out).
+    // An empty body ended by a DATA frame: node has emitted the stream's 'end' already (it reads
+    // an empty end at once).
+    if (stream.endAfterHeaders || stream.readableEnded) {
+      this.push(null);
+      return;
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) stream.pause();
+    });
+    stream.once('end', () => this.push(null));
+  }
+
+  /** The stream has closed (the response listens for it); `aborted`: before the response ended. */
+  streamClosed(aborted: boolean): void {
+    this.streamGone = true;
+    if (aborted && !this.aborted) {
+      this.aborted = true;
+      this.emit('aborted');
+    }
+    if (this.destroyed) return;
+    // Never read (the usual GET): nothing to end.
+    if (this.readableEnded || !this.reading) {
+      this.emit('close');
+      return;
+    }
+    // Cut off by a reset: the body is incomplete, and readers must not take it for whole (an
+    // async iterator throws, 'close' comes without 'end').
+    if (this.aborted || this.stream.rstCode !== NGHTTP2_NO_ERROR) {
+      this.destroy();
+      return;
+    }
+    // Closed cleanly: node closes a stream only once its body has been read to the end, so
+    // what is left is at most the end itself.
+    this.push(null);
+    this.emit('close');
+  }
+}
+
+/** A response written on the stream: what handlers use of node:http's ServerResponse (HttpResponse). */
+export class H2Response extends EventEmitter {
+  statusCode = 200;
+  /** Sent with every response unless turned off (removeHeader('date')). */
+  sendDate = true;
+  private fields: Fields | null = null;
+  private trailers: Fields | null = null;
+  /** writeHead() was called (the head is fixed, and goes out with the first write or end). */
+  private headWritten = false;
+  private ended = false;
+  private destroyCalled = false;
+  private closed = false;
+  private drainHooked = false;
+
+  constructor(
+    readonly stream: ServerHttp2Stream,
+    readonly req: H2Request,
+    private readonly owner: StreamOwner,
+  ) {
+    super();
+    // Stream errors reach us as the stream's close (and its rstCode); without a listener node
+    // would throw them.
+    stream.on('error', noop);
+    stream.on('close', () => this.streamClosed());
+  }
+
+  // --- head ------------------------------------------------------------------------------------
+
+  get headersSent(): boolean {
+    return this.headWritten || this.stream.headersSent;
+  }
+
+  /** As node:http's (some code tests it for "head sent"). */
+  get _header(): boolean {
+    return this.headersSent;
+  }
+
+  get statusMessage(): string {
+    return '';
+  }
+
+  set statusMessage(_value: string) {}
+
+  setHeader(name: string, value: FieldValue): this {
+    if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const key = fieldName(name);
+    checkValue(key, value);
+    if (key !== '') (this.fields ??= newFields())[key] = value;
+    return this;
+  }
+
+  appendHeader(name: string, value: string | string[]): this {
+    if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const key = fieldName(name);
+    if (key === '') return this;
+    const fields = (this.fields ??= newFields());
+    const had = fields[key];
+    if (had === undefined || had === '') return this.setHeader(key, value);
+    const list = Array.isArray(had) ? [...(had as string[])] : [String(had)];
+    if (Array.isArray(value)) list.push(...(value as string[]));
+    else list.push(value as string);
+    checkValue(key, list);
+    fields[key] = list;
+    return this;
+  }
+
+  getHeader(name: string): FieldValue | undefined {
+    return this.fields?.[name.toLowerCase()];
+  }
+
+  getHeaders(): OutgoingHttpHeaders {
+    const out = { __proto__: null } as unknown as Fields;
+    if (this.fields) for (const k in this.fields) out[k] = this.fields[k];
+    return out as OutgoingHttpHeaders;
+  }
+
+  getHeaderNames(): string[] {
+    return this.fields ? Object.keys(this.fields) : [];
+  }
+
+  hasHeader(name: string): boolean {
+    return this.fields !== null && this.fields[name.toLowerCase()] !== undefined;
+  }
+
+  removeHeader(name: string): void {
+    if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const key = name.trim().toLowerCase();
+    if (key === 'date') {
+      this.sendDate = false;
+      return;
+    }
+    if (this.fields) delete this.fields[key];
+  }
+
+  /**
+   * Fixes the status and head (merged over fields set before); they go out with the first
+   * write() or end(). Throws, as node does, for fields HTTP/2 cannot carry.
+   */
+  writeHead(statusCode: number, reasonOrHeaders?: string | OutgoingHttpHeaders | readonly unknown[], maybeHeaders?: OutgoingHttpHeaders | readonly unknown[]): this {
+    const stream = this.stream;
+    if (this.closed || stream.destroyed || stream.closed) return this;
+    if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const headers = typeof reasonOrHeaders === 'string' ? maybeHeaders : reasonOrHeaders;
+    const status = statusCode | 0;
+    if (status < 200 || status > 599) throw codedError('ERR_HTTP2_STATUS_INVALID', `Invalid status code: ${statusCode}`, RangeError);
+    if (Array.isArray(headers)) this.appendFlat(headers);
+    else if (headers) {
+      const fields = (this.fields ??= newFields());
+      for (const name in headers as OutgoingHttpHeaders) {
+        const value = (headers as OutgoingHttpHeaders)[name];
+        const key = fieldName(name);
+        checkValue(key, value);
+        if (key !== '') fields[key] = value as FieldValue;
+      }
+    }
+    this.statusCode = status;
+    this.headWritten = true;
+    return this;
+  }
+
+  /** writeHead's list forms: [name, value, ...] or [[name, value], ...]; they replace fields of those names set before. */
+  private appendFlat(list: readonly unknown[]): void {
+    const pairs: [string, string | string[]][] = [];
+    if (list.length > 0 && Array.isArray(list[0])) for (const p of list as [string, string][]) pairs.push([p[0], p[1]]);
+    else {
+      if (list.length % 2 !== 0) throw codedError('ERR_INVALID_ARG_VALUE', 'The argument \'headers\' is invalid', TypeError);
+      for (let i = 0; i < list.length; i += 2) pairs.push([list[i] as string, list[i + 1] as string]);
+    }
+    const seen = new Set<string>();
+    for (const [name, value] of pairs) {
+      const key = fieldName(name);
+      if (key === '') continue;
+      if (!seen.has(key)) {
+        seen.add(key);
+        if (this.fields) delete this.fields[key];
+      }
+      this.appendHeader(key, value);
+    }
+  }
+
+  flushHeaders(): void {
+    if (!this.closed && !this.stream.headersSent && !this.stream.destroyed) this.sendHead(false, false);
+  }
+
+  /**
+   * Sends the head. `ending`: the response ends now, with `withBody` bytes or none (one HEADERS
+   * frame with END_STREAM then, unless trailers follow).
+   */
+  private sendHead(ending: boolean, withBody: boolean): void {
+    const stream = this.stream;
+    const fields = (this.fields ??= newFields());
+    const status = this.statusCode;
+    let trailers: boolean;
+    if (ending) trailers = this.trailers !== null;
+    else trailers = this.trailers !== null || mayHaveTrailers(fields, this.req.headers.te);
+    // node ends these by itself (no body can follow), trailers or not.
+    if (status === 204 || status === 205 || status === 304 || (stream as unknown as StreamInternals).headRequest) trailers = false;
+    const endStream = ending && !withBody && !trailers;
+    fields[':status'] = status;
+    try {
+      stream.respond(fields, { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions);
+    } finally {
+      delete fields[':status'];
+    }
+    if (trailers) {
+      stream.once('wantTrailers', () => this.sendTrailers());
+    }
+  }
+
+  private sendTrailers(): void {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return;
+    try {
+      stream.sendTrailers(this.trailers ?? {});
+    } catch {
+      // A field nghttp2 refuses: the stream still has to end.
+      stream.sendTrailers({});
+    }
+  }
+
+  /** Trailers to send after the body (see the top of this file for when they can be). */
+  addTrailers(headers: OutgoingHttpHeaders | readonly [string, string][]): void {
+    const entries: [string, unknown][] = Array.isArray(headers) ? (headers as [string, string][]) : Object.entries(headers);
+    for (const [name, value] of entries) {
+      const key = fieldName(name);
+      if (key === '') continue;
+      checkValue(key, value);
+      (this.trailers ??= newFields())[key] = value as FieldValue;
+    }
+  }
+
+  writeContinue(): boolean {
+    const stream = this.stream;
+    if (stream.headersSent || this.closed || stream.destroyed || stream.closed) return false;
+    stream.additionalHeaders({ ':status': 100 });
+    return true;
+  }
+
+  writeEarlyHints(hints: Record<string, string | string[]>): boolean {
+    const link = hints.link;
+    const value = typeof link === 'string' ? link : Array.isArray(link) ? link.join(', ') : '';
+    if (value === '') return false;
+    if (/[\r\n]/.test(value)) throw codedError('ERR_INVALID_ARG_VALUE', 'The argument \'hints\' is invalid', TypeError);
+    const stream = this.stream;
+    if (stream.headersSent || this.closed || stream.destroyed || stream.closed) return false;
+    const headers: OutgoingHttpHeaders = { ':status': 103 };
+    for (const name of Object.keys(hints)) {
+      if (name === 'link') continue;
+      const key = fieldName(name);
+      if (key !== '') headers[key] = hints[name];
+    }
+    headers.link = value;
+    stream.additionalHeaders(headers);
+    return true;
+  }
+
+  // --- body ------------------------------------------------------------------------------------
+
+  get writable(): boolean {
+    return !this.ended && !this.destroyed;
+  }
+
+  get writableEnded(): boolean {
+    return this.ended;
+  }
+
+  get finished(): boolean {
+    return this.ended;
+  }
+
+  get writableFinished(): boolean {
+    return this.stream.writableFinished;
+  }
+
+  get writableLength(): number {
+    return this.stream.writableLength;
+  }
+
+  get writableHighWaterMark(): number {
+    return this.stream.writableHighWaterMark;
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.stream.writableNeedDrain;
+  }
+
+  get writableCorked(): number {
+    return this.stream.writableCorked;
+  }
+
+  get destroyed(): boolean {
+    return this.destroyCalled || this.stream.destroyed;
+  }
+
+  /** The connection's socket while the stream is open (node:http's response lets go of it at the end too). */
+  get socket(): Socket | undefined {
+    return this.closed ? undefined : this.req.socket;
+  }
+
+  get connection(): Socket | undefined {
+    return this.socket;
+  }
+
+  cork(): void {
+    this.stream.cork();
+  }
+
+  uncork(): void {
+    this.stream.uncork();
+  }
+
+  write(chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error | null) => void), callback?: (err?: Error | null) => void): boolean {
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    const stream = this.stream;
+    if (this.ended || this.closed || this.destroyCalled || stream.destroyed || stream.closed) {
+      const err = this.ended ? codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end') : codedError('ERR_HTTP2_INVALID_STREAM', 'The stream has been destroyed');
+      if (callback) process.nextTick(callback, err);
+      return false;
+    }
+    if (!stream.headersSent) this.sendHead(false, true);
+    // HEAD, 204, 304, or a head someone sent with END_STREAM: no body goes out.
+    if (stream.writableEnded) {
+      if (callback) process.nextTick(callback);
+      return true;
+    }
+    const ok = encoding === undefined ? stream.write(chunk, callback) : stream.write(chunk, encoding, callback);
+    if (!ok && !this.drainHooked) {
+      this.drainHooked = true;
+      stream.once('drain', () => {
+        this.drainHooked = false;
+        this.emit('drain');
+      });
+    }
+    return ok;
+  }
+
+  end(chunk?: string | Uint8Array | (() => void), encoding?: BufferEncoding | (() => void), callback?: () => void): this {
+    if (typeof chunk === 'function') {
+      callback = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (this.ended) {
+      if (callback) process.nextTick(callback);
+      return this;
+    }
+    this.ended = true;
+    const stream = this.stream;
+    if (this.closed || stream.destroyed || stream.closed) {
+      if (callback) process.nextTick(callback);
+      return this;
+    }
+    const body = chunk !== undefined && chunk !== null && (typeof chunk === 'string' ? chunk.length > 0 : chunk.byteLength > 0);
+    if (!stream.headersSent) this.sendHead(true, body);
+    if (callback) this.once('finish', callback);
+    if (stream.writableEnded) return this;
+    if (body) {
+      if (encoding === undefined) stream.end(chunk);
+      else stream.end(chunk, encoding as BufferEncoding);
+    } else stream.end();
+    return this;
+  }
+
+  destroy(err?: Error): this {
+    if (this.destroyCalled) return this;
+    this.destroyCalled = true;
+    this.stream.destroy(err);
+    return this;
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    if (!this.closed) this.stream.setTimeout(ms, callback);
+    return this;
+  }
+
+  // --- end -------------------------------------------------------------------------------------
+
+  private streamClosed(): void {
+    this.closed = true;
+    const stream = this.stream;
+    this.owner.streamClosed(stream);
+    // Closed before the response ended (the compatibility layer's 'aborted'): the client reset
+    // the stream, the connection went, or the response was destroyed.
+    this.req.streamClosed(!stream.writableEnded);
+    if (stream.writableFinished) this.emit('finish');
+    this.emit('close');
+  }
+}
+
+/**
+ * The head goes out before the end of the response: whether trailers may still be added, so that
+ * nghttp2 must wait for them (see the top of the file).
+ */
+const GRPC_TYPE = /^application\/grpc(?:$|[+;\s])/i;
+
+function mayHaveTrailers(fields: Fields, te: string | string[] | undefined): boolean {
+  if (fields.trailer !== undefined) return true;
+  if (typeof te === 'string' && /(?:^|,)\s*trailers\s*(?:[;,]|$)/i.test(te)) return true;
+  const type = fields['content-type'];
+  return typeof type === 'string' && GRPC_TYPE.test(type);
+}
