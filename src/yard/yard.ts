@@ -24,6 +24,7 @@ import { isAcmeTls, type AcmeListenerTls, type ListenerTlsConfig } from '../conf
 import { UpstreamGroup } from '../upstream/group.ts';
 import { UpstreamTlsError } from '../upstream/tls.ts';
 import { openSharedState } from '../state/index.ts';
+import { RateLimits, RateLimitStoreSetupError, redisRateLimitPaths } from '../middleware/rate-limit.ts';
 import type { SharedState } from '../state/types.ts';
 
 // The daemon: builds handlers and listeners from a Config and runs their lifecycle.
@@ -82,6 +83,8 @@ export class Yard implements YardView {
   private reloadChain: Promise<unknown> = Promise.resolve();
   private stopping: Promise<StopResult> | undefined;
   private shared: SharedState | undefined;
+  /** Rate limits' shared stores (one Redis connection when a limit says store: redis). */
+  private readonly rateLimits: RateLimits;
   /** The local CA, opened by the first listener that asks for it and shared by the rest. */
   private localCa: Promise<InternalCA> | undefined;
   /** ACME: whether any listener orders certificates; the storage, responders and managers. */
@@ -99,6 +102,7 @@ export class Yard implements YardView {
     this.metrics = options.metrics ?? new Metrics();
     this.log = options.logger ?? createLogger(options.logLevel ?? config.logging.level);
     this.acmeInUse = config.listeners.some((l) => l.protocol !== 'udp' && l.tls !== undefined && isAcmeTls(l.tls));
+    this.rateLimits = new RateLimits(config.state, { metrics: this.metrics, log: this.log });
   }
 
   /** The running config (a reload replaces it). */
@@ -114,6 +118,12 @@ export class Yard implements YardView {
         yard.shared = await openSharedState(config.state, yard.log);
       } catch (err) {
         throw new ProvisionError('state', config.state.backend, err instanceof Error ? err.message : String(err), { cause: err });
+      }
+      try {
+        await yard.rateLimits.prepare(redisRateLimitPaths(config));
+      } catch (err) {
+        if (err instanceof RateLimitStoreSetupError) throw new ProvisionError(err.path, 'rateLimit', err.reason, { cause: err });
+        throw err;
       }
       for (const [name, u] of Object.entries(config.upstreams)) {
         try {
@@ -147,6 +157,7 @@ export class Yard implements YardView {
       await yard.closeHandlers();
       await yard.closeGroups();
       await yard.closeAcme();
+      await yard.rateLimits.close();
       await yard.closeState();
       throw err;
     }
@@ -239,6 +250,7 @@ export class Yard implements YardView {
     await this.closeHandlers();
     await this.closeGroups();
     await this.closeAcme();
+    await this.rateLimits.close();
     await this.closeState();
     return { cutOff };
   }
@@ -329,6 +341,7 @@ export class Yard implements YardView {
       for (const g of newGroups) await g.close().catch(() => undefined);
     };
     try {
+      await this.rateLimits.prepare(redisRateLimitPaths(next));
       for (const [name, u] of Object.entries(next.upstreams)) {
         const old = this.groups.get(name);
         if (old && isDeepStrictEqual(old.config, u)) {
@@ -582,7 +595,7 @@ export class Yard implements YardView {
     switch (l.protocol) {
       case 'http': {
         const tls = l.tls ? await this.certificates(l.tls, at, l, l.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1']) : undefined;
-        return new HttpListener({ ...common, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
+        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
       }
       case 'tcp':
       case 'unix': {

@@ -9,7 +9,7 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, HttpRequest, HttpResponse, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext } from '../../middleware/index.ts';
+import { buildMiddleware, compose, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext, type RateLimits } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
@@ -85,6 +85,8 @@ type SocketWithMessage = Socket & { _httpMessage?: ServerResponse | null; parser
 
 export interface HttpListenerOptions {
   config: HttpListenerConfig;
+  /** The yard's rate limits (shared stores); without it, limits are in memory only. */
+  rateLimits?: RateLimits;
   handlers: HttpHandler[];
   metrics: Metrics;
   log: Logger;
@@ -335,7 +337,8 @@ export class HttpListener implements Listener {
     const { metrics, accessLogDefault } = this.options;
     const shared = new Map<object, Middleware>();
     return compileRoutes(config.routes, handlers).map((route) => {
-      const chain = buildMiddleware(config.middleware, route.config.middleware, accessLogDefault, shared);
+      const limits = this.options.rateLimits && { limits: this.options.rateLimits, listener: config.name, route: route.name };
+      const chain = buildMiddleware(config.middleware, route.config.middleware, accessLogDefault, shared, limits);
       const handler = route.handler;
       const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
       return {
