@@ -231,13 +231,22 @@ export class H2Request extends Readable {
       this.push(null);
       return;
     }
+    // Read only after the stream closed (a handler that awaited something first).
+    if (this.streamGone) {
+      this.endCut();
+      return;
+    }
     stream.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stream.pause();
     });
-    stream.once('end', () => this.push(null));
+    stream.once('end', () => {
+      // node ends the stream's reading side on a reset too: that end is the close's to handle.
+      if (stream.aborted || stream.rstCode !== NGHTTP2_NO_ERROR) return;
+      this.push(null);
+    });
   }
 
-  /** The stream has closed (the response listens for it); `aborted`: before the response ended. */
+  /** The stream has closed (the response listens for it); `aborted`: before the response ended (node's stream.aborted). */
   streamClosed(aborted: boolean): void {
     this.streamGone = true;
     if (aborted && !this.aborted) {
@@ -250,16 +259,28 @@ export class H2Request extends Readable {
       this.emit('close');
       return;
     }
-    // Cut off by a reset: the body is incomplete, and readers must not take it for whole (an
-    // async iterator throws, 'close' comes without 'end').
+    if (this.endCut()) this.emit('close');
+  }
+
+  /**
+   * The body as far as the stream has given it, once the stream has closed. Cut off by a reset,
+   * it is incomplete, and readers must not take it for whole: the request is destroyed with an
+   * `aborted` error (ECONNRESET, as node:http's request; an async iterator throws it, 'close'
+   * comes without 'end'). Closed cleanly, node has had the whole body read before the close, so
+   * what is left is at most the end. Returns whether the request is still to be closed.
+   */
+  private endCut(): boolean {
     if (this.aborted || this.stream.rstCode !== NGHTTP2_NO_ERROR) {
-      this.destroy();
-      return;
+      this.destroy(codedError('ECONNRESET', 'aborted'));
+      return false;
     }
-    // Closed cleanly: node closes a stream only once its body has been read to the end, so
-    // what is left is at most the end itself.
     this.push(null);
-    this.emit('close');
+    return true;
+  }
+
+  /** As node:http's request: the error of an abort goes to 'error' only when someone listens for it (readers learn of it anyway). */
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    callback(err && this.listenerCount('error') > 0 ? err : null);
   }
 }
 
@@ -275,6 +296,8 @@ export class H2Response extends EventEmitter {
   private ended = false;
   private destroyCalled = false;
   private closed = false;
+  /** Known once the stream has closed: the whole response went out. */
+  private completed = false;
   private drainHooked = false;
 
   constructor(
@@ -335,12 +358,12 @@ export class H2Response extends EventEmitter {
 
   getHeaders(): OutgoingHttpHeaders {
     const out = { __proto__: null } as unknown as Fields;
-    if (this.fields) for (const k in this.fields) out[k] = this.fields[k];
+    if (this.fields) for (const k in this.fields) if (k !== ':status') out[k] = this.fields[k];
     return out as OutgoingHttpHeaders;
   }
 
   getHeaderNames(): string[] {
-    return this.fields ? Object.keys(this.fields) : [];
+    return this.fields ? Object.keys(this.fields).filter((k) => k !== ':status') : [];
   }
 
   hasHeader(name: string): boolean {
@@ -421,12 +444,9 @@ export class H2Response extends EventEmitter {
     // node ends these by itself (no body can follow), trailers or not.
     if (status === 204 || status === 205 || status === 304 || (stream as unknown as StreamInternals).headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
+    // Left in place (a delete would cost more than the field): getHeaders() skips it.
     fields[':status'] = status;
-    try {
-      stream.respond(fields, { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions);
-    } finally {
-      delete fields[':status'];
-    }
+    stream.respond(fields, { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions);
     if (trailers) {
       stream.once('wantTrailers', () => this.sendTrailers());
     }
@@ -493,8 +513,13 @@ export class H2Response extends EventEmitter {
     return this.ended;
   }
 
+  /**
+   * The whole response has been handed over. Once the stream has closed: it was ended by us and
+   * closed cleanly (nghttp2 can close a stream whose last DATA frame carried END_STREAM before
+   * node's writable side reports itself finished).
+   */
   get writableFinished(): boolean {
-    return this.stream.writableFinished;
+    return this.closed ? this.completed : this.stream.writableFinished;
   }
 
   get writableLength(): number {
@@ -611,8 +636,10 @@ export class H2Response extends EventEmitter {
     this.owner.streamClosed(stream);
     // Closed before the response ended (the compatibility layer's 'aborted'): the client reset
     // the stream, the connection went, or the response was destroyed.
-    this.req.streamClosed(!stream.writableEnded);
-    if (stream.writableFinished) this.emit('finish');
+    const aborted = stream.aborted;
+    this.completed = !aborted && stream.rstCode === NGHTTP2_NO_ERROR && stream.writableEnded;
+    this.req.streamClosed(aborted);
+    if (this.completed) this.emit('finish');
     this.emit('close');
   }
 }
