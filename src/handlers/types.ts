@@ -57,11 +57,11 @@ export interface Http2Request extends Readable {
 export type HttpRequest = IncomingMessage | Http2Request;
 
 /**
- * A response as handlers write it: what node:http's ServerResponse and node:http2's
- * compatibility response have in common (both are Writables of the body). HTTP/1.1-only
- * things (`shouldKeepAlive`, the socket a sendfile writes to) are reached by narrowing to
- * ServerResponse; on HTTP/2 connection-specific headers (Connection, Keep-Alive,
- * Transfer-Encoding, Upgrade) are refused by node and must not be set.
+ * A response as handlers write it: what node:http's ServerResponse and the listener's HTTP/2
+ * response (Http2Response) have in common (both take the body as a Writable does: write with
+ * 'drain', end, 'finish', 'close'). HTTP/1.1-only things (`shouldKeepAlive`, the socket a
+ * sendfile writes to) are reached by narrowing to ServerResponse; on HTTP/2 connection-specific
+ * headers (Connection, Keep-Alive, Transfer-Encoding, Upgrade) are refused and must not be set.
  */
 export interface HttpResponse extends Writable {
   statusCode: number;
