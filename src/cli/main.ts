@@ -7,6 +7,7 @@ import { registerBuiltinHandlers, handlerModules } from '../handlers/index.ts';
 import { kindsOf } from '../handlers/types.ts';
 import { serveCommand } from './serve.ts';
 import { reloadCommand, DEFAULT_ADMIN_URL } from './reload.ts';
+import { upgradeCommand } from './upgrade.ts';
 import { checkCommand } from './check.ts';
 import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } from './ipc.ts';
 import { parseIpcUrl } from './ipc/url.ts';
@@ -39,6 +40,11 @@ function report(err: unknown): never {
   if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SWITCHYARD_')) {
     process.stderr.write(`switchyard: ${err.message}\n`);
     process.exit(1);
+  }
+  // A command's own failure, with the exit status it documents (upgrade, reload).
+  if (err instanceof Error && 'exitCode' in err && typeof err.exitCode === 'number') {
+    process.stderr.write(`switchyard: ${err.message}\n`);
+    process.exit(err.exitCode);
   }
   process.stderr.write(`switchyard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
@@ -84,6 +90,15 @@ export function buildProgram(): Command {
     .description('ask a running daemon to reload its config through its admin API (POST /reload) and print the answer; exit 0 reloaded, 1 refused, 2 unreachable (a token for a non-loopback admin API: $SWITCHYARD_ADMIN_TOKEN)')
     .option('--admin <url>', `the daemon's admin listener (default: $SWITCHYARD_ADMIN, else ${DEFAULT_ADMIN_URL})`)
     .action(async (opts: { admin?: string }) => reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN }));
+
+  program
+    .command('upgrade')
+    .description('zero-downtime upgrade of a running daemon: it starts the same command again, hands the new daemon its listening sockets, then drains and exits (SIGUSR2 does the same); through its admin API (POST /upgrade), or with --pid-file by signal; exit 0 done, 1 failed (the old one goes on serving), 2 no daemon')
+    .option('--admin <url>', `the daemon's admin listener (default: $SWITCHYARD_ADMIN, else ${DEFAULT_ADMIN_URL})`)
+    .option('--pid-file <path>', 'signal the daemon named in this pid file (serve --pid-file) instead of calling the admin API, and wait for the new one')
+    .action(async (opts: { admin?: string; pidFile?: string }) =>
+      opts.pidFile ? upgradeCommand({ pidFile: opts.pidFile }) : reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN, action: 'upgrade' }),
+    );
 
   program
     .command('check')

@@ -18,7 +18,7 @@ export interface ReloadOptions {
   token?: string;
 }
 
-function reloadUrl(admin: string): URL {
+function reloadUrl(admin: string, action = 'reload'): URL {
   const base = /^[a-z][a-z0-9+.-]*:\/\//i.test(admin) ? admin : `http://${admin}`;
   let url: URL;
   try {
@@ -26,7 +26,7 @@ function reloadUrl(admin: string): URL {
   } catch {
     throw Object.assign(new Error(`--admin: not a URL: "${admin}" (e.g. http://127.0.0.1:9900)`), { exitCode: 2 });
   }
-  url.pathname = url.pathname.replace(/\/+$/, '') + '/reload';
+  url.pathname = url.pathname.replace(/\/+$/, '') + `/${action}`;
   url.search = '';
   url.hash = '';
   return url;
@@ -37,10 +37,11 @@ function exit(code: number, err?: string): never {
   process.exit(code);
 }
 
-export async function reloadCommand(options: ReloadOptions = {}): Promise<void> {
+export async function reloadCommand(options: ReloadOptions & { action?: 'reload' | 'upgrade' } = {}): Promise<void> {
+  const action = options.action ?? 'reload';
   let url: URL;
   try {
-    url = reloadUrl(options.admin ?? DEFAULT_ADMIN_URL);
+    url = reloadUrl(options.admin ?? DEFAULT_ADMIN_URL, action);
   } catch (err) {
     exit(2, (err as Error).message);
   }
@@ -65,13 +66,18 @@ export async function reloadCommand(options: ReloadOptions = {}): Promise<void> 
   if (typeof answer !== 'object' || answer === null || typeof ok !== 'boolean') {
     const hint =
       res.status === 404
-        ? ' (this daemon has no reload endpoint: send it SIGHUP instead)'
+        ? ` (this daemon has no ${action} endpoint: send it ${action === 'reload' ? 'SIGHUP' : 'SIGUSR2'} instead)`
         : res.status === 403 || res.status === 401
           ? ' (the admin API takes loopback callers, or its token in $SWITCHYARD_ADMIN_TOKEN)'
           : '';
-    exit(1, `${url.href} answered HTTP ${res.status} without a reload result${hint}: ${text.slice(0, 200).trim()}`);
+    exit(1, `${url.href} answered HTTP ${res.status} without a${action === 'upgrade' ? 'n' : ''} ${action} result${hint}: ${text.slice(0, 200).trim()}`);
   }
   process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
+  if (ok && action === 'upgrade') {
+    process.stderr.write(`switchyard: upgraded: daemon ${String((answer as { pid?: unknown }).pid)} took over; the old one drains and exits\n`);
+    exit(0);
+  }
+  if (!ok && action === 'upgrade') exit(1, `upgrade failed: ${String((answer as { error?: unknown }).error ?? 'no reason given')}; the running daemon goes on serving`);
   if (ok) {
     const changed = (answer as { changed?: unknown }).changed;
     const list = Array.isArray(changed) ? changed.map(String) : [];

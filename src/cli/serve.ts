@@ -3,7 +3,8 @@ import { applyListenOverrides, loadConfigFile, parseConfig, type ListenOverride 
 import { defaultConfig } from '../config/default.ts';
 import { Yard } from '../yard/yard.ts';
 import { banner } from '../yard/banner.ts';
-import { exitOnSignals, reloadOnHangup, reopenOnUsr1 } from '../yard/signals.ts';
+import { exitOnSignals, reloadOnHangup, reopenOnUsr1, upgradeOnUsr2 } from '../yard/signals.ts';
+import { receiveSockets, reportFailed, reportReady, upgradingFrom } from '../yard/upgrade.ts';
 import { SystemdNotifier } from '../yard/sd-notify.ts';
 import { PidFile } from '../yard/pid-file.ts';
 import { openLogOutput, type LogFormat } from '../observe/logger.ts';
@@ -31,8 +32,10 @@ class LogFileError extends Error {
  * to main's reporter.
  */
 export async function serveCommand(file: string | undefined, flags: ServeFlags): Promise<void> {
+  // Started by a running daemon's upgrade (SIGUSR2): it hands its listening sockets over.
+  const replacing = upgradingFrom();
   const pidFile = flags.pidFile ? new PidFile(flags.pidFile) : undefined;
-  pidFile?.check();
+  pidFile?.check(replacing);
 
   const source = file ? undefined : 'embedded default config';
   const load = async (): Promise<{ config: Config; baseDir: string; source: string }> => {
@@ -54,18 +57,36 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
   const systemd = SystemdNotifier.fromEnv();
   systemd?.startWatchdog();
 
-  // The admin API's POST /reload reads the config the same way SIGHUP does.
-  const yard = await Yard.start(config, { baseDir, logger: output.logger, configSource: async () => (await load()).config });
+  let inherited: Awaited<ReturnType<typeof receiveSockets>> | undefined;
+  // Set once the signal handlers are in place (below); the admin API's POST /upgrade calls it.
+  let upgrader: (by: string) => Promise<{ ok: true; pid: number } | { ok: false; error: string }> = async () => ({ ok: false, error: 'the daemon is still starting' });
+  let yard: Yard;
+  try {
+    inherited = replacing ? await receiveSockets() : undefined;
+    // The admin API's POST /reload reads the config the same way SIGHUP does.
+    yard = await Yard.start(config, { baseDir, logger: output.logger, configSource: async () => (await load()).config, inherited, upgrade: (by) => upgrader(by) });
+  } catch (err) {
+    if (replacing) reportFailed(err);
+    throw err;
+  }
 
   // Signals are handled before anything announces readiness (pid file, banner, READY=1): a
   // supervisor may signal the moment it reads one of them.
   let stopped = false;
+  let handedOver = false;
   exitOnSignals(yard, undefined, {
     onStop: () => {
       stopped = true;
-      void systemd?.stopping();
+      // After a hand-over the new daemon is the service's main process: not ours to say STOPPING.
+      if (!handedOver) void systemd?.stopping();
     },
   });
+  upgrader = upgradeOnUsr2(yard, {
+    stopped: () => stopped || handedOver,
+    onHandedOver: () => {
+      handedOver = true;
+    },
+  }).upgrade;
   reloadOnHangup(yard, {
     source: loadedFrom,
     load: async () => (await load()).config,
@@ -81,4 +102,10 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
   }
   process.stdout.write(banner(VERSION, loadedFrom, yard.listeners(), config.shutdown.grace));
   void systemd?.ready(yard.listeners());
+  if (replacing) {
+    const unused = [...(inherited?.keys() ?? [])].filter((name) => !yard.listeners().some((l) => l.name === name));
+    if (unused.length > 0) yard.log.info({ listeners: unused }, 'upgrade: sockets of listeners the new config no longer has were left to the old daemon');
+    yard.log.info({ upgrade: 'ready', from: replacing }, `upgrade: took over from daemon ${replacing}`);
+    reportReady();
+  }
 }

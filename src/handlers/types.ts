@@ -208,6 +208,8 @@ export interface YardView {
   readonly config: Config;
   /** Swaps in a new config (src/yard/yard.ts reload). */
   reload(next: Config): Promise<ReloadResult>;
+  /** A zero-downtime upgrade: a new daemon takes the listening sockets over, then this one drains and exits. */
+  upgrade(by: string): Promise<{ ok: true; pid: number } | { ok: false; error: string }>;
   /** Reads the config again from where the daemon got it (its file) and reloads it. */
   reloadFromSource(): Promise<ReloadResult>;
   /** Requests and connections in flight, per listener. */

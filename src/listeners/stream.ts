@@ -7,7 +7,7 @@ import { Generation } from './generation.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { ByteMeter } from '../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell } from '../observe/hot-metrics.ts';
-import type { BoundAddress, Listener, ListenerHandlers } from './types.ts';
+import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from './types.ts';
 import { watchHandshakes, type ListenerTls } from './tls.ts';
 
 // The connection-oriented front end shared by tcp and unix listeners: a net.Server that counts
@@ -23,6 +23,8 @@ export interface StreamListenerOptions {
   log: Logger;
   /** TLS in front of the handler (the yard builds the certificates from `tls:`). */
   tls?: ListenerTls;
+  /** A listening socket handed over by the daemon this one replaces (upgrade), used instead of binding. */
+  inherit?: Server;
 }
 
 export abstract class StreamListener implements Listener {
@@ -66,6 +68,10 @@ export abstract class StreamListener implements Listener {
 
   inFlight(): number {
     return this.sockets.size;
+  }
+
+  listening(): ListeningSocket | undefined {
+    return this.server.listening ? this.server : undefined;
   }
 
   destroy(): void {

@@ -14,7 +14,7 @@ export class TcpListener extends StreamListener {
   }
 
   async start(): Promise<void> {
-    this.bound = await listenTcp(this.server, this.name, this.where, this.options.log);
+    this.bound = await listenTcp(this.server, this.name, this.where, this.options.log, this.options.inherit);
   }
 
   summary(): ListenerSummary {

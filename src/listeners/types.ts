@@ -27,7 +27,12 @@ export interface Listener {
    * on the same listening socket. Resolves when nothing uses the previous handlers any more.
    */
   reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void>;
+  /** The listening socket (a net.Server, or the udp socket), to hand over to a new daemon (upgrade.ts). */
+  listening(): ListeningSocket | undefined;
 }
+
+/** What a listener listens with: handed over as it is to the daemon that replaces this one. */
+export type ListeningSocket = import('node:net').Server | import('node:dgram').Socket;
 
 /** A listener could not bind. The message names the listener, the address and the cause. */
 export class ListenError extends Error {

@@ -5,7 +5,7 @@ import type { ListenerConfig, UdpListenerConfig } from '../config/schema.ts';
 import { formatHostPort, parseHostPort } from '../config/address.ts';
 import type { DatagramContext, DatagramHandler, ListenerSummary } from '../handlers/types.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import { ListenError, listenErrorReason, type BoundAddress, type Listener, type ListenerHandlers } from './types.ts';
+import { ListenError, listenErrorReason, type BoundAddress, type Listener, type ListenerHandlers, type ListeningSocket } from './types.ts';
 
 // The datagram front end. UDP has no connections and no flow control, so the limits are per
 // datagram: oversize ones are dropped and counted, and replies are dropped (and counted) rather
@@ -22,6 +22,8 @@ export interface UdpListenerOptions {
   handler: DatagramHandler;
   metrics: Metrics;
   log: Logger;
+  /** A bound socket handed over by the daemon this one replaces (upgrade), used instead of binding. */
+  inherit?: Socket;
 }
 
 export class UdpListener implements Listener {
@@ -49,7 +51,8 @@ export class UdpListener implements Listener {
     const where = this.options.config.address;
     const hp = parseHostPort(where);
     if (!hp) return Promise.reject(new ListenError(this.name, where, 'not a host:port address'));
-    const socket = createSocket({ type: isIPv6(hp.host) ? 'udp6' : 'udp4' });
+    const inherited = this.options.inherit;
+    const socket = inherited ?? createSocket({ type: isIPv6(hp.host) ? 'udp6' : 'udp4' });
     this.socket = socket;
     const { metrics, log, config } = this.options;
     const name = this.name;
@@ -78,7 +81,7 @@ export class UdpListener implements Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(name, where, listenErrorReason(err), { cause: err }));
       socket.once('error', onError);
-      socket.bind({ address: hp.host, port: hp.port }, () => {
+      const ready = () => {
         socket.off('error', onError);
         socket.on('error', (err) => log.error({ err, listener: name }, 'udp socket error'));
         socket.on('message', (msg, rinfo) => {
@@ -97,8 +100,14 @@ export class UdpListener implements Listener {
         const a = socket.address();
         this.bound = { host: a.address, port: a.port };
         resolve();
-      });
+      };
+      if (inherited) ready();
+      else socket.bind({ address: hp.host, port: hp.port }, ready);
     });
+  }
+
+  listening(): ListeningSocket | undefined {
+    return this.socket;
   }
 
   address(): BoundAddress {

@@ -29,6 +29,21 @@ export class UnixListener extends StreamListener {
   }
 
   async start(): Promise<void> {
+    const inherited = this.options.inherit;
+    if (inherited) {
+      // Handed over by the daemon this one replaces (its native handle): listening already, the
+      // file and its mode in place.
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(inherited, () => {
+          this.server.off('error', reject);
+          this.server.on('error', (err) => this.options.log.error({ err, listener: this.name }, 'listener error'));
+          resolve();
+        });
+      });
+      this.bound = { path: this.path };
+      return;
+    }
     if (!this.path.startsWith('@')) await this.clearStaleSocket();
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {

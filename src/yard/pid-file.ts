@@ -37,6 +37,8 @@ export function processAlive(pid: number): boolean {
 export class PidFile {
   readonly path: string;
   private written = false;
+  /** The daemon an upgrade replaces: its pid in the file is not a refusal. */
+  private replacing: number | undefined;
   private readonly onExit = () => this.remove();
 
   constructor(path: string) {
@@ -48,9 +50,11 @@ export class PidFile {
    * (no such process, or garbage) is left to be overwritten. Also checks the folder is writable,
    * so that the daemon does not bind its ports only to fail afterwards.
    */
-  check(): { stale?: number } {
+  check(replacing?: number): { stale?: number } {
+    if (replacing !== undefined) this.replacing = replacing;
     const pid = readPidFile(this.path);
-    if (pid !== undefined && pid !== process.pid && processAlive(pid)) {
+    // An upgrade's new daemon takes the file over from the one it replaces.
+    if (pid !== undefined && pid !== process.pid && pid !== this.replacing && processAlive(pid)) {
       throw new PidFileError(
         `--pid-file ${this.path}: process ${pid} is running (another switchyard?); stop it first, or remove the file if that process is not a switchyard`,
       );
@@ -60,7 +64,7 @@ export class PidFile {
     } catch (err) {
       throw new PidFileError(`--pid-file ${this.path}: its folder is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
-    return { stale: pid !== undefined && pid !== process.pid ? pid : undefined };
+    return { stale: pid !== undefined && pid !== process.pid && pid !== this.replacing ? pid : undefined };
   }
 
   /** Writes this process's pid (temp file + rename) and arranges its removal at exit. */

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.ts';
 import type { ReloadResult, Yard } from './yard.ts';
+import { handOver, keepSocketFiles, type HandOverResult } from './upgrade.ts';
 
 export interface SignalHooks {
   /** Called once, when a stop signal begins the drain (systemd's STOPPING=1). */
@@ -74,6 +75,51 @@ export function oneAtATime(task: () => Promise<void>): () => Promise<void> {
     });
     return again;
   };
+}
+
+export interface UpgradeHooks {
+  /** A stop signal came (no upgrade then), or an upgrade is under way. */
+  stopped: () => boolean;
+  /** This daemon is handing over: no more reloads or stop-signal handling of its own. */
+  onHandedOver: () => void;
+  log?: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+/**
+ * SIGUSR2: a zero-downtime upgrade (upgrade.ts). The same command line starts again as a new
+ * daemon, takes over every listening socket, and once it reports ready this one stops accepting,
+ * drains and exits 0; if the new one fails, this one goes on serving and says why. One at a time.
+ */
+export function upgradeOnUsr2(yard: Yard, hooks: UpgradeHooks): { upgrade: (by: string) => Promise<HandOverResult>; remove: () => void } {
+  const log = hooks.log ?? yard.log;
+  let running: Promise<HandOverResult> | undefined;
+  const upgrade = (by: string): Promise<HandOverResult> => {
+    if (running) return running;
+    if (hooks.stopped()) return Promise.resolve({ ok: false, error: 'the daemon is stopping' });
+    log.info({ by }, `${by}: upgrading (starting a new daemon to take over the listening sockets)`);
+    running = handOver(yard.listeningSockets()).then((result) => {
+      if (!result.ok) {
+        running = undefined;
+        log.error({ upgrade: 'failed', error: result.error }, `upgrade failed: ${result.error}; this daemon goes on serving`);
+        return result;
+      }
+      hooks.onHandedOver();
+      log.info({ upgrade: 'handed-over', pid: result.pid }, `upgrade: daemon ${result.pid} is ready and serving; this one (${process.pid}) drains and exits`);
+      const restore = keepSocketFiles(yard.unixSocketPaths());
+      // After this turn: an admin API caller gets its answer before the listeners stop.
+      setImmediate(() => {
+        yard.stop(undefined, { stoppedAccepting: restore }).then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      });
+      return result;
+    });
+    return running;
+  };
+  const onSignal = () => void upgrade('SIGUSR2');
+  process.on('SIGUSR2', onSignal);
+  return { upgrade, remove: () => process.off('SIGUSR2', onSignal) };
 }
 
 export interface ReloadHooks {

@@ -9,7 +9,9 @@ import { HttpListener } from '../listeners/http/server.ts';
 import { TcpListener } from '../listeners/tcp.ts';
 import { UnixListener } from '../listeners/unix.ts';
 import { UdpListener } from '../listeners/udp.ts';
-import type { BoundAddress, Listener, ListenerHandlers } from '../listeners/types.ts';
+import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../listeners/types.ts';
+import type { Server as NetServer } from 'node:net';
+import type { Socket as DgramSocket } from 'node:dgram';
 import { Metrics } from '../observe/metrics.ts';
 import { createLogger } from '../observe/logger.ts';
 import { ProvisionError } from './errors.ts';
@@ -49,6 +51,14 @@ export interface YardOptions {
    * overrides): what a reload without a config in hand (SIGHUP, POST /reload) loads.
    */
   configSource?: () => Promise<Config>;
+  /**
+   * Listening sockets handed over by the daemon this one replaces (upgrade.ts), by listener name
+   * with where they listen: a listener of the same name and address takes its socket instead of
+   * binding, so not one connection is refused across the upgrade.
+   */
+  inherited?: Map<string, { where: string; socket: ListeningSocket }>;
+  /** Starts a zero-downtime upgrade (serve sets it: src/yard/upgrade.ts); POST /upgrade calls it. */
+  upgrade?: (by: string) => Promise<{ ok: true; pid: number } | { ok: false; error: string }>;
 }
 
 interface Closable {
@@ -185,6 +195,24 @@ export class Yard implements YardView {
     return [...this.groups.values()];
   }
 
+  /** Every listening socket with its listener's name and address, for a new daemon to take over (upgrade.ts). */
+  listeningSockets(): { name: string; where: string; socket: ListeningSocket }[] {
+    const out: { name: string; where: string; socket: ListeningSocket }[] = [];
+    for (const l of this.listenerList) {
+      const socket = l.listening();
+      const config = this.current.listeners.find((c) => c.name === l.name);
+      if (socket && config) out.push({ name: l.name, where: boundWhere(config, l), socket });
+    }
+    return out;
+  }
+
+  /** A zero-downtime upgrade, when the daemon was started by `serve` (which knows how to start itself again). */
+  upgrade(by: string): Promise<{ ok: true; pid: number } | { ok: false; error: string }> {
+    const run = this.options.upgrade;
+    if (!run) return Promise.resolve({ ok: false, error: 'this daemon was not started by `switchyard serve`: it cannot start a new one of itself' });
+    return run(by);
+  }
+
   /** Reads the config again from its source (YardOptions.configSource) and reloads it. */
   async reloadFromSource(): Promise<ReloadResult> {
     const source = this.options.configSource;
@@ -224,13 +252,26 @@ export class Yard implements YardView {
   }
 
   /** Graceful stop; calling it again returns the same promise. */
-  stop(grace = this.config.shutdown.grace): Promise<StopResult> {
-    this.stopping ??= this.drain(grace);
+  stop(grace = this.config.shutdown.grace, hooks: { stoppedAccepting?: () => void } = {}): Promise<StopResult> {
+    this.stopping ??= this.drain(grace, hooks.stoppedAccepting);
     return this.stopping;
   }
 
-  private async drain(grace: number): Promise<StopResult> {
+  /** The unix socket paths the listeners bound (not abstract ones), for an upgrade to keep. */
+  unixSocketPaths(): string[] {
+    return this.listenerList.flatMap((l) => {
+      try {
+        const a = l.address();
+        return 'path' in a && !a.path.startsWith('@') ? [a.path] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  private async drain(grace: number, stoppedAccepting?: () => void): Promise<StopResult> {
     for (const l of this.listenerList) await l.stopAccepting();
+    stoppedAccepting?.();
     for (const h of this.allHandlers()) {
       try {
         h.drain?.();
@@ -588,25 +629,46 @@ export class Yard implements YardView {
     }
   }
 
+  /** A socket the daemon this one replaces handed over for `l` (same name, same address), taken once. */
+  private inheritedSocket(l: ListenerConfig): ListeningSocket | undefined {
+    const inherited = this.options.inherited;
+    const entry = inherited?.get(l.name);
+    if (!entry) return undefined;
+    const hp = l.protocol === 'unix' ? undefined : parseHostPort(l.address);
+    const wanted = l.protocol === 'unix' ? bindingAddress(l) : undefined;
+    const [kind, rest] = [entry.where.slice(0, entry.where.indexOf(':')), entry.where.slice(entry.where.indexOf(':') + 1)];
+    const ok =
+      wanted !== undefined
+        ? entry.where === wanted
+        : hp !== undefined && kind === (l.protocol === 'udp' ? 'udp' : 'tcp') && (() => {
+            const got = parseHostPort(rest);
+            return got !== undefined && got.host === hp.host && (hp.port === 0 || hp.port === got.port);
+          })();
+    if (!ok) return undefined;
+    inherited!.delete(l.name);
+    return entry.socket;
+  }
+
   private async build(l: ListenerConfig, i: number, into: Closable[], groups: Map<string, UpstreamGroup>): Promise<Listener> {
     const at = `listeners[${i}]`;
     const common = { metrics: this.metrics, log: this.log };
+    const inherit = this.inheritedSocket(l);
     const handlers = await this.provisionHandlers(l, i, into, groups);
     switch (l.protocol) {
       case 'http': {
         const tls = l.tls ? await this.certificates(l.tls, at, l, l.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1']) : undefined;
-        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined });
+        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined, inherit: inherit as NetServer | undefined });
       }
       case 'tcp':
       case 'unix': {
         const tls = l.tls ? await this.certificates(l.tls, at, l, undefined) : undefined;
-        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler: handlers as StreamHandler, limits: l.limits, tls };
+        const opts = { ...common, name: l.name, handlerType: l.handler.type, handler: handlers as StreamHandler, limits: l.limits, tls, inherit: inherit as NetServer | undefined };
         return l.protocol === 'tcp'
           ? new TcpListener(opts, l.address)
           : new UnixListener(opts, l.path, parseInt(l.mode, 8), this.options.baseDir ?? process.cwd());
       }
       case 'udp':
-        return new UdpListener({ ...common, config: l, handler: handlers as DatagramHandler });
+        return new UdpListener({ ...common, config: l, handler: handlers as DatagramHandler, inherit: inherit as DgramSocket | undefined });
     }
   }
 }

@@ -53,7 +53,7 @@ const ROOMS_LIMIT = 1000;
 
 /** GET / of the admin API: what it offers. */
 const ENDPOINTS = [
-  'GET / (the dashboard, with Accept: text/html)', 'GET /events (the dashboard\'s live feed, server-sent events)', 'GET /config', 'POST /load', 'POST /reload', 'GET /listeners', 'GET /upstreams',
+  'GET / (the dashboard, with Accept: text/html)', 'GET /events (the dashboard\'s live feed, server-sent events)', 'GET /config', 'POST /load', 'POST /reload', 'POST /upgrade', 'GET /listeners', 'GET /upstreams',
   'POST /upstreams/NAME/targets/ID/drain', 'POST /upstreams/NAME/targets/ID/enable', 'GET /rooms', 'GET /metrics', 'GET /health',
 ];
 
@@ -126,6 +126,12 @@ class AdminHandler implements HttpHandler {
       if (method !== 'POST') return notAllowed(ctx, 'POST');
       ctx.log.info({ by: caller.who }, 'admin: reload (config file read again)');
       const result = await this.yard.reloadFromSource();
+      return replyJson(res, result.ok ? 200 : 422, result, nocache);
+    }
+    if (path === '/upgrade') {
+      if (method !== 'POST') return notAllowed(ctx, 'POST');
+      ctx.log.info({ by: caller.who }, 'admin: upgrade');
+      const result = await this.yard.upgrade(`admin API (${caller.who})`);
       return replyJson(res, result.ok ? 200 : 422, result, nocache);
     }
     const m = /^\/upstreams\/([^/]+)\/targets\/([^/]+)\/(drain|enable)$/.exec(path);

@@ -1,7 +1,7 @@
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpListenerConfig, ListenerConfig } from '../../config/schema.ts';
 import { formatHostPort } from '../../config/address.ts';
@@ -24,7 +24,7 @@ import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
 import { watchHandshakes, type ListenerTls } from '../tls.ts';
 import { answerHttp01, HTTP01_PREFIX, type Http01Responder } from '../../tls/acme/http01.ts';
-import type { BoundAddress, Listener, ListenerHandlers } from '../types.ts';
+import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../types.ts';
 import { Generation } from '../generation.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
@@ -51,6 +51,9 @@ interface RouteEntry {
 }
 
 const WEBSOCKET_ONLY = ['websocket'];
+
+/** While draining, idle keep-alive connections are closed after this long (see stopAccepting). */
+const IDLE_CLOSE_DELAY = 1000;
 const H2C = ['h2c'];
 
 /** Allow for a 405 on a route that takes any method but TRACE (which no route takes unless it names it). */
@@ -95,6 +98,8 @@ export interface HttpListenerOptions {
   tls?: ListenerTls;
   /** ACME HTTP-01: the yard's pending challenges, answered before routing when any listener orders certificates. */
   http01?: Http01Responder;
+  /** A listening socket handed over by the daemon this one replaces (upgrade), used instead of binding. */
+  inherit?: import('node:net').Server;
 }
 
 export class HttpListener implements Listener {
@@ -113,6 +118,7 @@ export class HttpListener implements Listener {
   private readonly connections: CounterCell;
   private readonly active: GaugeCell;
   private draining = false;
+  private drainingSince = 0;
   private bound: BoundAddress | undefined;
   /** `hsts:` (https listeners): the Strict-Transport-Security value every response gets. */
   private hsts: string | undefined;
@@ -204,7 +210,7 @@ export class HttpListener implements Listener {
   }
 
   async start(): Promise<void> {
-    this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log);
+    this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log, this.options.inherit);
   }
 
   address(): BoundAddress {
@@ -228,21 +234,30 @@ export class HttpListener implements Listener {
 
   async stopAccepting(): Promise<void> {
     this.draining = true;
+    this.drainingSince = Date.now();
     this.h2?.drain();
-    // server.close() stops listening at once and (Node >= 19) closes idle keep-alive connections;
-    // its callback waits for every connection, which the yard tracks itself through inFlight().
-    // Connections in the middle of a request finish it and then close (see onRequest).
-    this.server.close();
+    // Stops listening at once. node:http's own close() would also close idle keep-alive
+    // connections right away, racing a client that sends its next request on one at that moment
+    // (it gets a reset). Instead, a keep-alive connection's next request is answered with
+    // `Connection: close` (serve), and those still idle after IDLE_CLOSE_DELAY are closed
+    // (inFlight). The yard tracks the rest through inFlight().
+    NetServer.prototype.close.call(this.server);
+  }
+
+  listening(): ListeningSocket | undefined {
+    return this.server.listening ? this.server : undefined;
   }
 
   inFlight(): number {
-    if (this.draining) this.server.closeIdleConnections();
+    if (this.draining && Date.now() - this.drainingSince >= IDLE_CLOSE_DELAY) this.server.closeIdleConnections();
     // HTTP/2 connections are in `sockets` too; draining sessions close once their streams end.
     return this.sockets.size;
   }
 
   destroy(): void {
     this.options.tls?.source.close();
+    // node:http's close() clears its timeout-checking timer (stopAccepting closed only the socket).
+    this.server.close();
     this.server.closeAllConnections();
     this.h2?.destroy();
     for (const s of this.sockets) s.destroy();

@@ -1,0 +1,154 @@
+import { spawn } from 'node:child_process';
+import { linkSync, renameSync, unlinkSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
+import { Socket as DgramSocket } from 'node:dgram';
+import type { ListeningSocket } from '../listeners/types.ts';
+
+// Zero-downtime upgrade (nginx's binary upgrade, Envoy's hot restart): the running daemon starts
+// a new one (the same command line, so a new version installed in place is what starts), hands it
+// every listening socket over the IPC channel of the child it spawned (Node passes the socket
+// handles: SCM_RIGHTS underneath), and only once the new daemon reports ready does it stop
+// accepting, drain and exit. Both accept on the same sockets for that moment, so no connection is
+// refused; a new daemon that fails to start (a bad config, a crash) is killed and the old one goes
+// on as if nothing happened.
+//
+//   old                                   new (env SWITCHYARD_UPGRADE_FROM=<old pid>)
+//   spawn, detached  ------------------>  starts, sends {hello}
+//   {socket name where} + handle, ... -> collects the sockets
+//   {sent count}  --------------------->  Yard.start with them (listeners take them, no bind)
+//                 <---------------------  {ready pid} (or {failed error}, then exits)
+//   stops accepting, drains, exits        disconnects; now the only daemon
+
+/** Set in the new daemon's environment: the pid of the daemon it replaces. */
+export const UPGRADE_ENV = 'SWITCHYARD_UPGRADE_FROM';
+
+/** How long the new daemon has to start and report ready. */
+const READY_TIMEOUT_MS = 60_000;
+
+type Message =
+  | { type: 'hello' }
+  | { type: 'socket'; name: string; where: string }
+  | { type: 'sent'; count: number }
+  | { type: 'ready'; pid: number }
+  | { type: 'failed'; error: string };
+
+export type HandOverResult = { ok: true; pid: number } | { ok: false; error: string };
+
+/**
+ * Old side: starts the new daemon and hands it `sockets`. Resolves once it is ready (the caller
+ * then stops this daemon) or has failed (it is killed; this daemon goes on serving).
+ */
+export function handOver(sockets: { name: string; where: string; socket: ListeningSocket }[]): Promise<HandOverResult> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, [UPGRADE_ENV]: String(process.pid) },
+    detached: true,
+  });
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (r: HandOverResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve(r);
+    };
+    const fail = (error: string) => {
+      if (settled) return;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      settle({ ok: false, error });
+    };
+    const timer = setTimeout(() => fail(`the new daemon did not report ready within ${READY_TIMEOUT_MS / 1000} s`), READY_TIMEOUT_MS);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`the new daemon exited (${signal ?? `status ${code}`}) before it was ready`);
+    child.on('exit', onExit);
+    child.on('error', (err) => fail(`cannot start the new daemon: ${err.message}`));
+    child.on('message', (m: Message) => {
+      if (m.type === 'hello') {
+        // A server goes as its native handle: received as a net.Server, it would start accepting
+        // in the new daemon at once, before anything there listens for its connections (they
+        // would hang). A udp socket goes as itself (datagrams in that moment may be lost).
+        for (const s of sockets) {
+          const handle = s.socket instanceof DgramSocket ? s.socket : (s.socket as unknown as { _handle: NetServer })._handle;
+          child.send({ type: 'socket', name: s.name, where: s.where } satisfies Message, handle as NetServer);
+        }
+        child.send({ type: 'sent', count: sockets.length } satisfies Message);
+      } else if (m.type === 'ready') {
+        settle({ ok: true, pid: m.pid });
+        child.disconnect();
+        child.unref();
+      } else if (m.type === 'failed') {
+        fail(m.error);
+      }
+    });
+  });
+}
+
+/** New side: the pid of the daemon this one replaces, when it was started by a hand-over. */
+export function upgradingFrom(): number | undefined {
+  const v = Number(process.env[UPGRADE_ENV]);
+  return process.send && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/** New side: asks for the sockets and collects them, by listener name. */
+export function receiveSockets(timeoutMs = 30_000): Promise<Map<string, { where: string; socket: ListeningSocket }>> {
+  return new Promise((resolve, reject) => {
+    const sockets = new Map<string, { where: string; socket: ListeningSocket }>();
+    let expected = -1;
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      if (err) reject(err);
+      else resolve(sockets);
+    };
+    const onMessage = (m: Message, handle: unknown) => {
+      if (m.type === 'socket' && handle) sockets.set(m.name, { where: m.where, socket: handle as ListeningSocket });
+      else if (m.type === 'sent') expected = m.count;
+      if (expected >= 0 && sockets.size >= expected) finish();
+    };
+    const timer = setTimeout(() => finish(new Error(`upgrade: the sockets of the old daemon did not arrive within ${timeoutMs / 1000} s`)), timeoutMs);
+    process.on('message', onMessage);
+    process.send!({ type: 'hello' } satisfies Message);
+  });
+}
+
+/** New side: tells the old daemon it may go, and leaves the channel (this process is on its own now). */
+export function reportReady(): void {
+  delete process.env[UPGRADE_ENV];
+  process.send?.({ type: 'ready', pid: process.pid } satisfies Message);
+  process.disconnect?.();
+}
+
+export function reportFailed(err: unknown): void {
+  process.send?.({ type: 'failed', error: err instanceof Error ? err.message : String(err) } satisfies Message);
+}
+
+/**
+ * Old side, before it stops accepting: closing a unix listening socket removes its file (libuv
+ * unlinks the path it bound), which the new daemon's copy of the socket needs. A hard link keeps
+ * the file; `restore` puts it back under its name right after the close.
+ */
+export function keepSocketFiles(paths: string[]): () => void {
+  const kept: [string, string][] = [];
+  for (const p of paths) {
+    const spare = `${p}.upgrade-${process.pid}`;
+    try {
+      linkSync(p, spare);
+      kept.push([p, spare]);
+    } catch {
+      // gone already, or not ours to keep
+    }
+  }
+  return () => {
+    for (const [p, spare] of kept) {
+      try {
+        renameSync(spare, p);
+      } catch {
+        try {
+          unlinkSync(spare);
+        } catch {
+          // nothing left to tidy
+        }
+      }
+    }
+  };
+}

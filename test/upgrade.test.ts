@@ -1,0 +1,152 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, createServer as createNetServer } from 'node:net';
+import { Agent, request } from 'undici';
+import { runCli, startDaemon, type Daemon } from './helpers/daemon.ts';
+
+// Zero-downtime upgrade with real processes: `switchyard upgrade` (SIGUSR2) starts a new daemon
+// that takes over the running one's listening sockets; clients hammering it across the hand-over
+// see no refused connection and no failed request; the new config (here a new body) serves; the
+// old daemon exits 0. A new daemon that cannot start leaves the old one serving.
+
+const dir = mkdtempSync(join(tmpdir(), 'sy-upgrade-'));
+const pidFile = join(dir, 'switchyard.pid');
+const configFile = join(dir, 'yard.json');
+const socketPath = join(dir, 'echo.sock');
+let daemon: Daemon | undefined;
+
+function pidOf(): number {
+  return Number(readFileSync(pidFile, 'utf8').trim());
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+after(async () => {
+  // The daemon that took over is not our child: end it by its pid.
+  try {
+    const pid = pidOf();
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  } catch {
+    // no pid file
+  }
+  if (daemon && daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+let adminPort = 0;
+
+function writeConfig(port: number, body: string): void {
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      listeners: [
+        { name: 'web', protocol: 'http', address: `127.0.0.1:${port}`, routes: [{ match: { path: '/' }, handler: { type: 'respond', body } }] },
+        { name: 'echo', protocol: 'unix', path: socketPath, handler: { type: 'echo' } },
+        { name: 'admin', protocol: 'http', address: `127.0.0.1:${adminPort}`, routes: [{ match: { path: '/*' }, handler: { type: 'admin' } }] },
+      ],
+          logging: { level: "info", accessLog: false },
+    }),
+  );
+}
+
+function unixEcho(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(socketPath, () => s.end('ping'));
+    // A connection that is never answered fails the test instead of holding it forever.
+    s.setTimeout(5000, () => s.destroy(new Error('unix echo: no answer within 5 s')));
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+  });
+}
+
+test('upgrade under load: the new daemon takes the sockets over, no request fails, the old one exits 0', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  adminPort = await freePort();
+  writeConfig(port, 'old');
+  daemon = await startDaemon([configFile, '--pid-file', pidFile, '--grace', '3s']);
+  const oldPid = daemon.child.pid!;
+  assert.equal(pidOf(), oldPid);
+  const base = `http://127.0.0.1:${port}/`;
+  assert.equal(await (await request(base)).body.text(), 'old');
+
+  const agent = new Agent({ connections: 4, headersTimeout: 5000, bodyTimeout: 5000 });
+  let ok = 0;
+  const failures: string[] = [];
+  const bodies = new Set<string>();
+  let running = true;
+  const loop = async (fresh: boolean) => {
+    while (running) {
+      try {
+        const res = await request(base, { dispatcher: fresh ? undefined : agent, reset: fresh, headersTimeout: 5000, bodyTimeout: 5000 });
+        const text = await res.body.text();
+        if (res.statusCode === 200) {
+          ok++;
+          bodies.add(text);
+        } else failures.push(`${res.statusCode} ${text}`);
+      } catch (err) {
+        failures.push(String(err));
+      }
+    }
+  };
+  const unixLoop = async () => {
+    while (running) {
+      try {
+        if ((await unixEcho()) !== 'ping') failures.push('unix echo answered something else');
+      } catch (err) {
+        failures.push(`unix: ${String(err)}`);
+      }
+    }
+  };
+  const loops = [loop(true), loop(true), loop(false), unixLoop()];
+
+  // The new daemon reads the config file again: a new body tells who answers.
+  writeConfig(port, 'new');
+  const exited = new Promise<number | null>((resolve) => daemon!.child.once('exit', (code) => resolve(code)));
+  const upgraded = await runCli(['upgrade', '--pid-file', pidFile], { timeoutMs: 100_000 });
+  assert.equal(upgraded.code, 0, `${upgraded.stderr}${upgraded.stdout}\ndaemon: ${daemon.stdout().slice(-2000)}${daemon.stderr().slice(-2000)}`);
+  const newPid = pidOf();
+  assert.notEqual(newPid, oldPid);
+  assert.ok(alive(newPid));
+  assert.equal(await exited, 0, 'the old daemon drained and exited 0');
+  // A little more load on the new daemon alone, then stop.
+  await new Promise((r) => setTimeout(r, 300));
+  running = false;
+  await Promise.all(loops);
+  await agent.close();
+
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed requests`);
+  assert.ok(ok > 10, `requests were made throughout (${ok})`);
+  assert.ok(bodies.has('new'), 'the new daemon answered');
+  assert.equal(await (await request(base, { reset: true })).body.text(), 'new');
+  assert.equal(await unixEcho(), 'ping', 'the unix socket file is still there and served');
+
+  // A new daemon that cannot start (an invalid config) is given up: the running one goes on, and
+  // the admin API's answer says so at once.
+  writeFileSync(configFile, '{ "listeners": [ { "name": "web" } ] }');
+  const failed = await runCli(['upgrade', '--admin', `http://127.0.0.1:${adminPort}`], { timeoutMs: 100_000 });
+  assert.equal(failed.code, 1, failed.stderr + failed.stdout);
+  assert.match(failed.stderr, /upgrade failed: the new daemon exited/);
+  assert.equal(pidOf(), newPid);
+  assert.equal(await (await request(base, { reset: true })).body.text(), 'new');
+  process.kill(newPid, 'SIGTERM');
+});
