@@ -464,7 +464,12 @@ test('kill -9 of one of three targets under load: no GET fails (every failure th
 
 const fixture = fileURLToPath(new URL('./fixtures/file-daemon.ts', import.meta.url));
 const BIG = Number(process.env.PROXY_BIG_BYTES ?? 1024 * 1024 * 1024);
-const RSS_LIMIT_KB = 200 * 1024;
+/**
+ * Growth of the daemon's RSS over its idle size while 1 GiB passes each way. A bound on the growth,
+ * not on the total: the idle size grows with the code the daemon loads (tsx, every handler module),
+ * which says nothing about buffering.
+ */
+const RSS_GROWTH_LIMIT_KB = 96 * 1024;
 
 test(`${BIG / 1024 / 1024} MiB down and up through the proxy with bounded RSS`, { timeout: 120_000 }, async (t) => {
   const chunk = Buffer.alloc(256 * 1024, 0x61);
@@ -546,7 +551,7 @@ test(`${BIG / 1024 / 1024} MiB down and up through the proxy with bounded RSS`, 
     daemon.kill('SIGKILL');
   }
   t.diagnostic(`daemon RSS idle ${Math.round(idle / 1024)} MB, peak ${Math.round(peak / 1024)} MB for ${BIG / 1024 / 1024} MiB each way`);
-  assert.ok(peak > 0 && peak < RSS_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB`);
+  assert.ok(peak > 0 && peak - idle < RSS_GROWTH_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB, ${Math.round((peak - idle) / 1024)} MB over idle`);
 });
 
 test('a chunked upload past maxBodySize is cut off with 413 (a declared one is refused before it is read)', async () => {
