@@ -1,10 +1,12 @@
 import type { Config } from '../config/schema.ts';
 import { applyListenOverrides, loadConfigFile, parseConfig, type ListenOverride } from '../config/load.ts';
 import { defaultConfig } from '../config/default.ts';
-import { Yard } from '../yard/yard.ts';
+import { Yard, type ReloadResult } from '../yard/yard.ts';
 import { banner } from '../yard/banner.ts';
 import { exitOnSignals, reloadOnHangup, reopenOnUsr1, upgradeOnUsr2 } from '../yard/signals.ts';
 import { receiveSockets, reportFailed, reportReady, upgradingFrom } from '../yard/upgrade.ts';
+import { Primary, PrimaryLink, WorkerMetrics, workerCount, workerSlot, workerStopOnSignals } from '../yard/workers.ts';
+import { reloadYard } from '../yard/signals.ts';
 import { SystemdNotifier } from '../yard/sd-notify.ts';
 import { PidFile } from '../yard/pid-file.ts';
 import { openLogOutput, type LogFormat } from '../observe/logger.ts';
@@ -54,8 +56,25 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
     throw new LogFileError(`--log-file ${flags.logFile}: cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 
+  // workers > 1 (src/yard/workers.ts): this is either one of the workers or their primary.
+  if (workerSlot() !== undefined) return serveAsWorker(config, baseDir, loadedFrom, async () => (await load()).config, output);
+  const workers = workerCount(config.workers);
+  if (workers > 1 && replacing) throw new Error('upgrade: a daemon with workers > 1 cannot take over from one without; stop the old daemon and start this one');
+
   const systemd = SystemdNotifier.fromEnv();
   systemd?.startWatchdog();
+
+  if (workers > 1) {
+    const primary = new Primary({ count: workers, log: output.logger, grace: config.shutdown.grace, reopen: output.file ? () => output.reopen() : undefined, onStopping: () => void systemd?.stopping() });
+    const listeners = await primary.start();
+    if (pidFile) {
+      const { stale } = pidFile.write();
+      if (stale !== undefined) output.logger.info({ pidFile: pidFile.path, stale }, `pid file: replaced a stale one (process ${stale} is gone)`);
+    }
+    process.stdout.write(banner(VERSION, loadedFrom, listeners, config.shutdown.grace) + `${workers} worker processes (pids ${primary.pids().join(', ')}) under primary ${process.pid}\n`);
+    void systemd?.ready(listeners);
+    return;
+  }
 
   let inherited: Awaited<ReturnType<typeof receiveSockets>> | undefined;
   // Set once the signal handlers are in place (below); the admin API's POST /upgrade calls it.
@@ -108,4 +127,22 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
     yard.log.info({ upgrade: 'ready', from: replacing }, `upgrade: took over from daemon ${replacing}`);
     reportReady();
   }
+}
+
+/** One worker of a primary: a whole daemon whose reloads, metrics and upgrades go through the primary. */
+async function serveAsWorker(fileConfig: Config, baseDir: string, source: string, load: () => Promise<Config>, output: ReturnType<typeof openLogOutput>): Promise<void> {
+  const link = new PrimaryLink();
+  // After a POST /load the primary holds the config every worker runs: a restarted worker takes it.
+  const config = (await link.ask<Config | null>('config')) ?? fileConfig;
+  const yard = await Yard.start(config, {
+    baseDir,
+    logger: output.logger,
+    metrics: new WorkerMetrics(link),
+    configSource: load,
+    reloadAll: (next) => link.ask<ReloadResult>('reload', 120_000, next),
+    upgrade: () => link.ask<{ ok: true; pid: number } | { ok: false; error: string }>('upgrade', 120_000),
+  });
+  workerStopOnSignals(yard, output.logger);
+  if (output.file) reopenOnUsr1(() => output.reopen());
+  link.ready(yard, () => reloadYard(yard, { source, load }));
 }

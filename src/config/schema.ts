@@ -316,6 +316,15 @@ export function configSchema() {
       upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, "_", "." and "-"'), upstreamSchema).default({}),
       /** Where chat rooms live: this process (memory, the default) or a Redis shared by many daemons. */
       state: stateSchema,
+      /**
+       * Worker processes (docs/operations.md, "Workers"): 1 (the default) runs everything in this
+       * process; N > 1 or `auto` (one per core, os.availableParallelism()) makes `serve` a primary
+       * that binds every listener once and runs N workers accepting on those same sockets, each a
+       * whole daemon, restarted with backoff when one dies. Chat rooms and rate limits are then
+       * shared only through Redis: chat needs `state.backend: redis`, a rate limit `store: redis`
+       * (memory ones are refused). A reload cannot change it; restart for that.
+       */
+      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')], { error: () => 'expected a whole number of worker processes (1 to 256) or "auto"' }).default(1),
       shutdown: z
         .strictObject({
           /** How long in-flight requests and transfers may run after a stop signal. */
@@ -363,6 +372,26 @@ export function configSchema() {
         if (l.protocol === 'http') l.routes.forEach((r, j) => check(r.handler, ['listeners', i, 'routes', j, 'handler']));
         else check(l.handler, ['listeners', i, 'handler']);
       });
+      // Workers do not share memory: what lives in a daemon's memory must live in Redis instead.
+      if (config.workers !== 1) {
+        const why = `with workers: ${config.workers} each worker process would keep its own`;
+        config.listeners.forEach((l, i) => {
+          const chat = (h: { type: string }, path: (string | number)[]) => {
+            if (h.type === 'chat' && config.state.backend === 'memory') {
+              ctx.addIssue({ code: 'custom', path, message: `${why} chat rooms: set state.backend: redis (or workers: 1)` });
+            }
+          };
+          if (l.protocol !== 'http') return chat(l.handler, ['listeners', i, 'handler', 'type']);
+          l.routes.forEach((r, j) => chat(r.handler, ['listeners', i, 'routes', j, 'handler', 'type']));
+          const limits: [{ store: string } | undefined, (string | number)[]][] = [
+            [l.middleware.rateLimit, ['listeners', i, 'middleware', 'rateLimit', 'store']],
+            ...l.routes.map((r, j): [{ store: string } | undefined, (string | number)[]] => [r.middleware?.rateLimit, ['listeners', i, 'routes', j, 'middleware', 'rateLimit', 'store']]),
+          ];
+          for (const [limit, path] of limits) {
+            if (limit?.store === 'memory') ctx.addIssue({ code: 'custom', path, message: `${why} token buckets (N times the limit): set store: redis (or workers: 1)` });
+          }
+        });
+      }
       // Two listeners on one address: refused here, not first at bind time (rules in bind-conflicts.ts).
       for (const c of findBindConflicts(config.listeners)) ctx.addIssue({ code: 'custom', path: c.path, message: c.message });
     });

@@ -59,6 +59,11 @@ export interface YardOptions {
   inherited?: Map<string, { where: string; socket: ListeningSocket }>;
   /** Starts a zero-downtime upgrade (serve sets it: src/yard/upgrade.ts); POST /upgrade calls it. */
   upgrade?: (by: string) => Promise<{ ok: true; pid: number } | { ok: false; error: string }>;
+  /**
+   * In a worker process (workers.ts): a reload (POST /load, POST /reload, SIGHUP) goes to every
+   * worker through the primary, which calls reloadHere in each; reload() calls this instead.
+   */
+  reloadAll?: (next: Config) => Promise<ReloadResult>;
 }
 
 interface Closable {
@@ -349,6 +354,11 @@ export class Yard implements YardView {
    * returned as the error. One reload at a time; a second waits for the first.
    */
   reload(next: Config): Promise<ReloadResult> {
+    return this.options.reloadAll ? this.options.reloadAll(next) : this.reloadHere(next);
+  }
+
+  /** reload() in this process only (what it is without workers; a worker's part of a reload of them all). */
+  reloadHere(next: Config): Promise<ReloadResult> {
     const run = this.reloadChain.then(() => this.applyReload(next));
     this.reloadChain = run.catch(() => undefined);
     return run;
@@ -358,6 +368,7 @@ export class Yard implements YardView {
     if (this.stopping) return { ok: false, error: 'the daemon is stopping' };
     const prev = this.current;
     if (!isDeepStrictEqual(prev.state, next.state)) return { ok: false, error: 'state: the shared state backend cannot change on a reload; restart the daemon for that' };
+    if (prev.workers !== next.workers) return { ok: false, error: 'workers: the number of worker processes cannot change on a reload; restart the daemon for that' };
     const changed: string[] = [];
     const groups = new Map<string, UpstreamGroup>();
     const newGroups: UpstreamGroup[] = [];
