@@ -198,6 +198,20 @@ export class Exchange extends RequestPick {
     return true;
   }
 
+  /**
+   * The current try's answer is one a retry may cure: when another try may be made, the answer
+   * is counted as the target's failure and read off (discarding) before the retry goes out.
+   */
+  private retryAnswer(kind: string): boolean {
+    const next = this.retryTo();
+    if (!next) return false;
+    this.adm.report('failure');
+    this.route.group.errored(this.adm.target, kind);
+    this.discarding = true;
+    this.next = next;
+    return true;
+  }
+
   /** A retry for the current try, or undefined when none may be made (see retry.ts). */
   private retryTo(): Target | undefined {
     return this.adm.retry();
@@ -234,16 +248,7 @@ export class Exchange extends RequestPick {
     const call = this.grpc;
     if (call) {
       call.headStatus = headStatus(status, rawHeaders);
-      if (call.headStatus >= 0 && this.route.retry.retryableGrpcStatus(call.headStatus) && this.canResend()) {
-        const next = this.retryTo();
-        if (next) {
-          adm.report('failure');
-          this.route.group.errored(adm.target, 'grpc_unavailable');
-          this.discarding = true;
-          this.next = next;
-          return true;
-        }
-      }
+      if (call.headStatus >= 0 && this.route.retry.retryableGrpcStatus(call.headStatus) && this.canResend() && this.retryAnswer('grpc_unavailable')) return true;
       if (status !== 200 && !hasGrpcStatus(rawHeaders)) {
         // Not a gRPC answer (an error page from an HTTP/1.1 server or something in front of
         // it): the client gets the status gRPC maps it to, and the page is dropped.
@@ -254,15 +259,8 @@ export class Exchange extends RequestPick {
         this.abortTry?.(new ProxyError('DOWNSTREAM_ABORTED'));
         return false;
       }
-    } else if (this.resendable && this.route.retry.retryableStatus(status)) {
-      const next = this.retryTo();
-      if (next) {
-        adm.report('failure');
-        this.route.group.errored(adm.target, 'http_5xx');
-        this.discarding = true;
-        this.next = next;
-        return true;
-      }
+    } else if (this.resendable && this.route.retry.retryableStatus(status) && this.retryAnswer('http_5xx')) {
+      return true;
     }
     try {
       const head = responseHeaders(rawHeaders, this.route.via);
