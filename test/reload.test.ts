@@ -188,3 +188,57 @@ test('a listener whose binding changes is replaced: moved to another port, the o
   assert.equal(await res.body.text(), 'there');
   await assert.rejects(request(`http://127.0.0.1:${a}/`, { reset: true }));
 });
+
+test('a real daemon reloaded 20 times by SIGHUP under a client loop: no request fails, the last config serves', { timeout: 120_000 }, async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { startDaemon } = await import('./helpers/daemon.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'sy-reload-'));
+  closers.push(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'yard.json');
+  const port = await freePort();
+  const write = (body: string) => writeFileSync(file, JSON.stringify({ ...webConfig(port, body), logging: { level: 'warn' } }));
+  write('v0');
+  const daemon = await startDaemon([file]);
+  closers.push(() => {
+    if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
+  });
+  const base = `http://127.0.0.1:${port}/`;
+  const agent = new Agent({ connections: 4, headersTimeout: 5000, bodyTimeout: 5000 });
+  closers.push(() => agent.close());
+  let ok = 0;
+  const failures: string[] = [];
+  let running = true;
+  const loop = async (fresh: boolean) => {
+    while (running) {
+      try {
+        const res = await request(base, { dispatcher: fresh ? undefined : agent, reset: fresh, headersTimeout: 5000, bodyTimeout: 5000 });
+        const text = await res.body.text();
+        if (res.statusCode === 200) ok++;
+        else failures.push(`${res.statusCode} ${text}`);
+      } catch (err) {
+        failures.push(String(err));
+      }
+    }
+  };
+  const loops = [loop(true), loop(false), loop(false)];
+  for (let i = 1; i <= 20; i++) {
+    write(`v${i}`);
+    daemon.child.kill('SIGHUP');
+    // The reload is done when the new body is served.
+    for (let tries = 0; tries < 200; tries++) {
+      const text = await (await request(base, { reset: true })).body.text();
+      if (text === `v${i}`) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  running = false;
+  await Promise.all(loops);
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed requests`);
+  assert.ok(ok > 20, `requests were made throughout (${ok})`);
+  assert.equal(await (await request(base, { reset: true })).body.text(), 'v20');
+  assert.equal(daemon.child.exitCode, null, 'the daemon is still running');
+  daemon.child.kill('SIGTERM');
+  assert.equal((await daemon.exited).code, 0);
+});
