@@ -83,7 +83,9 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
   try {
     inherited = replacing ? await receiveSockets() : undefined;
     // The admin API's POST /reload reads the config the same way SIGHUP does.
-    yard = await Yard.start(config, { baseDir, logger: output.logger, configSource: async () => (await load()).config, inherited, upgrade: (by) => upgrader(by) });
+    // systemd hears RELOADING=1 / READY=1 around every reload, whatever asked for it (SIGHUP, POST /load, POST /reload).
+    const notifyReload = systemd ? { reloading: () => void systemd.reloading(), done: () => void systemd.ready(yard.listeners()) } : undefined;
+    yard = await Yard.start(config, { baseDir, logger: output.logger, configSource: async () => (await load()).config, inherited, upgrade: (by) => upgrader(by), notifyReload });
   } catch (err) {
     if (replacing) reportFailed(err);
     throw err;
@@ -110,8 +112,6 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
     source: loadedFrom,
     load: async () => (await load()).config,
     stopped: () => stopped,
-    onReloading: () => void systemd?.reloading(),
-    onReloaded: () => void systemd?.ready(yard.listeners()),
   });
   if (output.file) reopenOnUsr1(() => output.reopen());
 

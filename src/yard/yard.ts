@@ -64,6 +64,11 @@ export interface YardOptions {
    * worker through the primary, which calls reloadHere in each; reload() calls this instead.
    */
   reloadAll?: (next: Config) => Promise<ReloadResult>;
+  /**
+   * Told when any reload (SIGHUP, the admin API's /load and /reload) begins and ends: serve uses it
+   * for systemd's RELOADING=1 and READY=1.
+   */
+  notifyReload?: { reloading: () => void; done: () => void };
 }
 
 interface Closable {
@@ -354,7 +359,10 @@ export class Yard implements YardView {
    * returned as the error. One reload at a time; a second waits for the first.
    */
   reload(next: Config): Promise<ReloadResult> {
-    return this.options.reloadAll ? this.options.reloadAll(next) : this.reloadHere(next);
+    const notify = this.options.notifyReload;
+    notify?.reloading();
+    const run = this.options.reloadAll ? this.options.reloadAll(next) : this.reloadHere(next);
+    return notify ? run.finally(() => notify.done()) : run;
   }
 
   /** reload() in this process only (what it is without workers; a worker's part of a reload of them all). */
