@@ -497,7 +497,7 @@ export async function runGrpc(ctx: BenchContext): Promise<number> {
   if (warning) console.log(`\n${warning}`);
   for (const [label, reason] of skippedAll) console.log(`\nNot measured: ${label}: ${reason}`);
 
-  console.log(`\n### Goal (issue): calls/s through Switchyard >= ${GOAL.toFixed(1)}x calls/s direct, in each placement\n`);
+  console.log(`\n### Goal: calls/s through Switchyard >= ${GOAL.toFixed(1)}x calls/s direct, in each placement\n`);
   for (const placement of PLACEMENTS) {
     const sy = rowOf(placement, 'switchyard');
     const directRow = rowOf(placement, 'direct');

@@ -524,7 +524,7 @@ function printGoals(ctx: BenchContext, samples: readonly Sample[], peers: readon
     const cpu = Number.isFinite(a.cpu) && Number.isFinite(b.cpu) && b.cpu > 0 ? `; CPU per request ${(a.cpu / b.cpu).toFixed(2)}x ${LABEL[peer]}'s` : '';
     return `- ${what}, Switchyard / ${LABEL[peer]}: ${r.toFixed(2)}x${goal === undefined ? '' : ` (${target})`}${flags.length ? `: ${flags.join('; ')}` : ''}${cpu}`;
   };
-  console.log('\n### Goals (issue): Switchyard req/s over the peer\'s\n');
+  console.log('\n### Goals: Switchyard req/s over the peer\'s\n');
   for (const g of GOALS) console.log(line(g.scenario, g.peer, g.goal));
   console.log(`${line('static', 'nginx', undefined)} (no goal: reported as measured)`);
   console.log('\nReported, no goal:\n');

@@ -460,7 +460,7 @@ function printTable(ctx: BenchContext, peers: readonly Peer[], samples: readonly
   if (warning) console.log(`\n${warning}`);
   for (const s of skipped) console.log(`\nNot measured: ${s.peer.label}: ${s.reason}`);
 
-  console.log('\n### Target (issue 3): Switchyard req/s vs nginx, all resilience features on\n');
+  console.log('\n### Target: Switchyard req/s vs nginx, all resilience features on\n');
   console.log(targetVerdict(`- >= ${TARGET.toFixed(1)}x nginx:`, TARGET, rows.find((r) => r.peer.id === 'switchyard'), ng));
   if (ng && ng.clientCoreBusy >= CLIENT_BOUND) {
     console.log(

@@ -358,7 +358,7 @@ export async function runStatic(ctx: BenchContext): Promise<number> {
   if (warning) console.log(`\n${warning}`);
   for (const s of skipped) console.log(`\nNot measured: ${s.peer.label}: ${s.reason}`);
 
-  console.log('\n### Targets (issue 2): Switchyard req/s vs nginx\n');
+  console.log('\n### Targets: Switchyard req/s vs nginx\n');
   for (const file of FILES) {
     const target = TARGETS.get(file.size);
     if (target === undefined) continue;

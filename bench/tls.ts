@@ -401,7 +401,7 @@ export async function runTls(ctx: BenchContext): Promise<number> {
   if (warning) console.log(`\n${warning}`);
   for (const s of skipped) console.log(`\nNot measured: ${s.peer.label}: ${s.reason}`);
 
-  console.log('\n### Goals (issue): Switchyard\'s rate over the peer\'s\n');
+  console.log('\n### Goals: Switchyard\'s rate over the peer\'s\n');
   for (const g of GOALS) {
     const a = rowOf(g.scenario, 'switchyard');
     const b = rowOf(g.scenario, g.peer);

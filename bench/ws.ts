@@ -472,7 +472,7 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
   for (const s of skipped) console.log(`\nNot measured: ${s.peer.label}: ${s.reason}`);
   for (const [id, m] of unavailable) for (const [kind, why] of m) console.log(`\nNot measured: ${id} ${kind}: ${why}`);
 
-  console.log('\n### Targets (issue): Switchyard vs the peers\n');
+  console.log('\n### Targets: Switchyard vs the peers\n');
   for (const t of TARGETS) {
     const sy = find(t.scenario, 'switchyard');
     const peer = find(t.scenario, t.peer);
@@ -489,6 +489,6 @@ function printTables(ctx: BenchContext, peers: readonly Peer[], samples: readonl
       (clientBound(peer) ? ` (${peer.peer.label} was client-bound: its rate is a lower bound)` : '') +
       (clientBound(sy) ? ' (Switchyard was client-bound: its rate is a lower bound)' : '');
     const cpu = Number.isFinite(sy.cpu) && Number.isFinite(peer.cpu) && peer.cpu > 0 ? `; CPU per message ${(sy.cpu / peer.cpu).toFixed(2)}x ${peer.peer.label}'s` : '';
-    console.log(`${label} ${r.toFixed(2)}x ${r >= t.target ? 'PASS' : 'MISS'}${flags}${cpu}`);
+    console.log(`${label} ${r.toFixed(2)}x ${r >= t.target ? 'met' : 'not met'}${flags}${cpu}`);
   }
 }

@@ -312,7 +312,7 @@ export function targetVerdict(label: string, target: number, sy: RowSummary<RunS
     (sy.used.some((s) => s.problems.length > 0) || ng.used.some((s) => s.problems.length > 0) ? ' (SUSPICIOUS row, see notes)' : '') +
     (sy.used.some(isDisturbed) || ng.used.some(isDisturbed) ? ' (DISTURBED by other processes, see notes)' : '');
   const cpu = Number.isFinite(sy.cpu) && Number.isFinite(ng.cpu) && sy.cpu > 0 ? `; CPU per request ${(sy.cpu / ng.cpu).toFixed(2)}x nginx's` : '';
-  return `${label} ${r.toFixed(2)}x ${r >= target ? 'PASS' : 'MISS'}${suspicious}${cpu}`;
+  return `${label} ${r.toFixed(2)}x ${r >= target ? 'met' : 'not met'}${suspicious}${cpu}`;
 }
 
 /**
