@@ -14,7 +14,12 @@ import { fileURLToPath } from 'node:url';
 
 const FILE_SIZE = 256 * 1024 * 1024;
 const CLIENTS = 64;
-const RSS_LIMIT_KB = 200 * 1024;
+/**
+ * How much the daemon's RSS may grow over its size before the stall: a server that buffered for
+ * the stalled clients would grow by hundreds of MB (a 256 MiB file each). A bound on the growth,
+ * not the total: the idle size grows with every module the daemon loads (132-154 MB seen).
+ */
+const RSS_GROWTH_LIMIT_KB = 96 * 1024;
 const fixture = fileURLToPath(new URL('./fixtures/file-daemon.ts', import.meta.url));
 
 let dir: string;
@@ -109,21 +114,22 @@ async function stallAndMeasure(path: string): Promise<{ peak: number; before: nu
   return { peak, before };
 }
 
-test(`${CLIENTS} stalled clients of a 256 MiB file: RSS stays under 200 MB (sendfile)`, { timeout: 30_000 }, async (t) => {
+test(`${CLIENTS} stalled clients of a 256 MiB file: RSS grows by less than 96 MB (sendfile)`, { timeout: 30_000 }, async (t) => {
   const { peak, before } = await stallAndMeasure('/sf/huge.bin');
   t.diagnostic(`RSS before ${Math.round(before / 1024)} MB, peak ${Math.round(peak / 1024)} MB`);
-  assert.ok(peak < RSS_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB (before: ${Math.round(before / 1024)} MB)`);
+  assert.ok(peak - before < RSS_GROWTH_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB (before: ${Math.round(before / 1024)} MB)`);
 });
 
-test(`${CLIENTS} stalled clients of a 256 MiB file: RSS stays under 200 MB (streaming)`, { timeout: 30_000 }, async (t) => {
+test(`${CLIENTS} stalled clients of a 256 MiB file: RSS grows by less than 96 MB (streaming)`, { timeout: 30_000 }, async (t) => {
   const { peak, before } = await stallAndMeasure('/stream/huge.bin');
   t.diagnostic(`RSS before ${Math.round(before / 1024)} MB, peak ${Math.round(peak / 1024)} MB`);
-  assert.ok(peak < RSS_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB (before: ${Math.round(before / 1024)} MB)`);
+  assert.ok(peak - before < RSS_GROWTH_LIMIT_KB, `peak RSS ${Math.round(peak / 1024)} MB (before: ${Math.round(before / 1024)} MB)`);
 });
 
 test('the daemon still serves after the stalled clients are gone', { timeout: 10_000 }, async () => {
+  const before = await rssKb();
   const s = await stallingClient('/sf/huge.bin', 64 * 1024);
   s.removeAllListeners('close');
   s.destroy();
-  assert.ok((await rssKb()) < RSS_LIMIT_KB);
+  assert.ok((await rssKb()) - before < RSS_GROWTH_LIMIT_KB);
 });
