@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import type { ListenerSummary } from '../handlers/types.ts';
@@ -22,6 +22,37 @@ export class UnixListener extends StreamListener {
   ) {
     super(options);
     this.path = path.startsWith('@') ? path : resolvePath(baseDir, path);
+  }
+
+  /** Set by an upgrade (upgrade.ts): the new daemon listens on this socket's file too. */
+  private keepFile = false;
+
+  /** On stopAccepting, leave the socket file in place (the daemon that takes over listens on it). */
+  keepFileOnClose(): void {
+    this.keepFile = true;
+  }
+
+  override async stopAccepting(): Promise<void> {
+    if (!this.keepFile || this.path.startsWith('@')) return super.stopAccepting();
+    // Closing a socket this process bound removes its file (libuv unlinks it, synchronously in
+    // close()): a hard link keeps it, and it is back under its name right after, in the same
+    // turn, so a client connecting meanwhile almost never sees it missing.
+    const spare = keptFileName(this.path);
+    try {
+      linkSync(this.path, spare);
+    } catch {
+      return super.stopAccepting();
+    }
+    this.server.close();
+    try {
+      renameSync(spare, this.path);
+    } catch {
+      try {
+        unlinkSync(spare);
+      } catch {
+        // nothing left to tidy
+      }
+    }
   }
 
   private get bindPath(): string {
@@ -88,4 +119,8 @@ export class UnixListener extends StreamListener {
     const tryIt = this.path.startsWith('@') ? `socat - ABSTRACT-CONNECT:${this.path.slice(1)}` : `nc -U ${this.path}`;
     return { name: this.name, protocol: 'unix', url: `unix:${this.path}`, handlers: [this.options.handlerType], tryIt };
   }
+}
+
+function keptFileName(path: string): string {
+  return `${path}.upgrade-${process.pid}`;
 }

@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.ts';
 import type { ReloadResult, Yard } from './yard.ts';
-import { handOver, keepSocketFiles, type HandOverResult } from './upgrade.ts';
+import { handOver, type HandOverResult } from './upgrade.ts';
 
 export interface SignalHooks {
   /** Called once, when a stop signal begins the drain (systemd's STOPPING=1). */
@@ -105,10 +105,10 @@ export function upgradeOnUsr2(yard: Yard, hooks: UpgradeHooks): { upgrade: (by: 
       }
       hooks.onHandedOver();
       log.info({ upgrade: 'handed-over', pid: result.pid }, `upgrade: daemon ${result.pid} is ready and serving; this one (${process.pid}) drains and exits`);
-      const restore = keepSocketFiles(yard.unixSocketPaths());
+      yard.keepUnixSocketFiles();
       // After this turn: an admin API caller gets its answer before the listeners stop.
       setImmediate(() => {
-        yard.stop(undefined, { stoppedAccepting: restore }).then(
+        yard.stop().then(
           () => process.exit(0),
           () => process.exit(1),
         );

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { linkSync, renameSync, unlinkSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { Socket as DgramSocket } from 'node:dgram';
 import type { ListeningSocket } from '../listeners/types.ts';
@@ -120,35 +119,4 @@ export function reportReady(): void {
 
 export function reportFailed(err: unknown): void {
   process.send?.({ type: 'failed', error: err instanceof Error ? err.message : String(err) } satisfies Message);
-}
-
-/**
- * Old side, before it stops accepting: closing a unix listening socket removes its file (libuv
- * unlinks the path it bound), which the new daemon's copy of the socket needs. A hard link keeps
- * the file; `restore` puts it back under its name right after the close.
- */
-export function keepSocketFiles(paths: string[]): () => void {
-  const kept: [string, string][] = [];
-  for (const p of paths) {
-    const spare = `${p}.upgrade-${process.pid}`;
-    try {
-      linkSync(p, spare);
-      kept.push([p, spare]);
-    } catch {
-      // gone already, or not ours to keep
-    }
-  }
-  return () => {
-    for (const [p, spare] of kept) {
-      try {
-        renameSync(spare, p);
-      } catch {
-        try {
-          unlinkSync(spare);
-        } catch {
-          // nothing left to tidy
-        }
-      }
-    }
-  };
 }

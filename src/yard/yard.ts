@@ -262,26 +262,18 @@ export class Yard implements YardView {
   }
 
   /** Graceful stop; calling it again returns the same promise. */
-  stop(grace = this.config.shutdown.grace, hooks: { stoppedAccepting?: () => void } = {}): Promise<StopResult> {
-    this.stopping ??= this.drain(grace, hooks.stoppedAccepting);
+  stop(grace = this.config.shutdown.grace): Promise<StopResult> {
+    this.stopping ??= this.drain(grace);
     return this.stopping;
   }
 
-  /** The unix socket paths the listeners bound (not abstract ones), for an upgrade to keep. */
-  unixSocketPaths(): string[] {
-    return this.listenerList.flatMap((l) => {
-      try {
-        const a = l.address();
-        return 'path' in a && !a.path.startsWith('@') ? [a.path] : [];
-      } catch {
-        return [];
-      }
-    });
+  /** An upgrade handed the listening sockets over: unix listeners leave their socket files when they stop accepting. */
+  keepUnixSocketFiles(): void {
+    for (const l of this.listenerList) if (l instanceof UnixListener) l.keepFileOnClose();
   }
 
-  private async drain(grace: number, stoppedAccepting?: () => void): Promise<StopResult> {
+  private async drain(grace: number): Promise<StopResult> {
     for (const l of this.listenerList) await l.stopAccepting();
-    stoppedAccepting?.();
     for (const h of this.allHandlers()) {
       try {
         h.drain?.();
