@@ -2,7 +2,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, createServer as createNetServer } from 'node:net';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
+import { ClientLoad } from './helpers/client-load.ts';
 import { serve, parseConfig, type Yard } from '../src/index.ts';
 
 // Reload (Yard.reload): a new config swapped into the running daemon. Real sockets on
@@ -40,44 +41,18 @@ test('20 reloads under a continuous client loop: no request fails, each change t
   const port = await freePort();
   const yard: Yard = await serve(webConfig(port, 'v0'), { logLevel: 'silent' });
   closers.push(() => yard.stop(100));
-  const agent = new Agent({ connections: 8 });
-  closers.push(() => agent.close());
-  let ok = 0;
-  let failed = 0;
-  const failures: string[] = [];
-  const seen = new Set<string>();
-  let running = true;
-  // Keep-alive clients and fresh connections both, bounded by the reload loop below.
-  const loop = async (fresh: boolean) => {
-    while (running) {
-      try {
-        const res = await request(`http://127.0.0.1:${port}/`, { dispatcher: fresh ? undefined : agent, reset: fresh });
-        const text = await res.body.text();
-        if (res.statusCode === 200) {
-          ok++;
-          seen.add(text);
-        } else {
-          failed++;
-          failures.push(`${res.statusCode} ${text}`);
-        }
-      } catch (err) {
-        failed++;
-        failures.push(String(err));
-      }
-    }
-  };
-  const loops = [loop(false), loop(false), loop(true)];
+  // Keep-alive clients and fresh connections both, until the reloads are done.
+  const load = new ClientLoad(`http://127.0.0.1:${port}/`, { fresh: 1, keepAlive: 2 });
   for (let i = 1; i <= 20; i++) {
     const result = await yard.reload(parseConfig(webConfig(port, `v${i}`), 'test'));
     assert.equal(result.ok, true, JSON.stringify(result));
     const res = await request(`http://127.0.0.1:${port}/`, { reset: true });
     assert.equal(await res.body.text(), `v${i}`, 'the new body is served right after the reload');
   }
-  running = false;
-  await Promise.all(loops);
-  assert.equal(failed, 0, failures.slice(0, 5).join('\n'));
-  assert.ok(ok > 20, `the clients made requests throughout (${ok})`);
-  assert.ok(seen.size > 1, 'the clients saw the bodies change');
+  await load.stop();
+  assert.deepEqual(load.failures.slice(0, 5), [], `${load.failures.length} failed requests`);
+  assert.ok(load.ok > 20, `the clients made requests throughout (${load.ok})`);
+  assert.ok(load.bodies.size > 1, 'the clients saw the bodies change');
   assert.equal(yard.address('web').port, port);
 });
 
@@ -205,24 +180,7 @@ test('a real daemon reloaded 20 times by SIGHUP under a client loop: no request 
     if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
   });
   const base = `http://127.0.0.1:${port}/`;
-  const agent = new Agent({ connections: 4, headersTimeout: 5000, bodyTimeout: 5000 });
-  closers.push(() => agent.close());
-  let ok = 0;
-  const failures: string[] = [];
-  let running = true;
-  const loop = async (fresh: boolean) => {
-    while (running) {
-      try {
-        const res = await request(base, { dispatcher: fresh ? undefined : agent, reset: fresh, headersTimeout: 5000, bodyTimeout: 5000 });
-        const text = await res.body.text();
-        if (res.statusCode === 200) ok++;
-        else failures.push(`${res.statusCode} ${text}`);
-      } catch (err) {
-        failures.push(String(err));
-      }
-    }
-  };
-  const loops = [loop(true), loop(false), loop(false)];
+  const load = new ClientLoad(base, { fresh: 1, keepAlive: 2 });
   for (let i = 1; i <= 20; i++) {
     write(`v${i}`);
     daemon.child.kill('SIGHUP');
@@ -233,10 +191,9 @@ test('a real daemon reloaded 20 times by SIGHUP under a client loop: no request 
       await new Promise((r) => setTimeout(r, 10));
     }
   }
-  running = false;
-  await Promise.all(loops);
-  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed requests`);
-  assert.ok(ok > 20, `requests were made throughout (${ok})`);
+  await load.stop();
+  assert.deepEqual(load.failures.slice(0, 5), [], `${load.failures.length} failed requests`);
+  assert.ok(load.ok > 20, `requests were made throughout (${load.ok})`);
   assert.equal(await (await request(base, { reset: true })).body.text(), 'v20');
   assert.equal(daemon.child.exitCode, null, 'the daemon is still running');
   daemon.child.kill('SIGTERM');

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer as createNetServer } from 'node:net';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
+import { ClientLoad } from './helpers/client-load.ts';
 import { runCli, startDaemon, type Daemon } from './helpers/daemon.ts';
 
 // Zero-downtime upgrade with real processes: `switchyard upgrade` (SIGUSR2) starts a new daemon
@@ -89,35 +90,11 @@ test('upgrade under load: the new daemon takes the sockets over, no request fail
   const base = `http://127.0.0.1:${port}/`;
   assert.equal(await (await request(base)).body.text(), 'old');
 
-  const agent = new Agent({ connections: 4, headersTimeout: 5000, bodyTimeout: 5000 });
-  let ok = 0;
-  const failures: string[] = [];
-  const bodies = new Set<string>();
-  let running = true;
-  const loop = async (fresh: boolean) => {
-    while (running) {
-      try {
-        const res = await request(base, { dispatcher: fresh ? undefined : agent, reset: fresh, headersTimeout: 5000, bodyTimeout: 5000 });
-        const text = await res.body.text();
-        if (res.statusCode === 200) {
-          ok++;
-          bodies.add(text);
-        } else failures.push(`${res.statusCode} ${text}`);
-      } catch (err) {
-        failures.push(String(err));
-      }
-    }
-  };
-  const unixLoop = async () => {
-    while (running) {
-      try {
-        if ((await unixEcho()) !== 'ping') failures.push('unix echo answered something else');
-      } catch (err) {
-        failures.push(`unix: ${String(err)}`);
-      }
-    }
-  };
-  const loops = [loop(true), loop(true), loop(false), unixLoop()];
+  const load = new ClientLoad(base, {
+    fresh: 2,
+    keepAlive: 1,
+    extra: [async () => ((await unixEcho()) === 'ping' ? undefined : 'unix echo answered something else')],
+  });
 
   // The new daemon reads the config file again: a new body tells who answers.
   writeConfig(port, 'new');
@@ -130,13 +107,11 @@ test('upgrade under load: the new daemon takes the sockets over, no request fail
   assert.equal(await exited, 0, 'the old daemon drained and exited 0');
   // A little more load on the new daemon alone, then stop.
   await new Promise((r) => setTimeout(r, 300));
-  running = false;
-  await Promise.all(loops);
-  await agent.close();
+  await load.stop();
 
-  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed requests`);
-  assert.ok(ok > 10, `requests were made throughout (${ok})`);
-  assert.ok(bodies.has('new'), 'the new daemon answered');
+  assert.deepEqual(load.failures.slice(0, 5), [], `${load.failures.length} failed requests`);
+  assert.ok(load.ok > 10, `requests were made throughout (${load.ok})`);
+  assert.ok(load.bodies.has('new'), 'the new daemon answered');
   assert.equal(await (await request(base, { reset: true })).body.text(), 'new');
   assert.equal(await unixEcho(), 'ping', 'the unix socket file is still there and served');
 

@@ -68,7 +68,7 @@ export function dashboardAssetDirs(): string[] {
 const NONCE = '{{nonce}}';
 
 export class DashboardPage {
-  /** The page split at its nonce placeholders; undefined when its files could not be read. */
+  /** The page split where each response's nonce goes in; undefined when its files could not be read. */
   private readonly parts: string[] | undefined;
   /** Why there is no page (the files looked for), when there is none. */
   readonly missing: string | undefined;
