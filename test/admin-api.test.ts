@@ -103,6 +103,12 @@ listeners:
   assert.equal(((await refused.body.json()) as { ok: boolean }).ok, false);
   assert.equal(await (await request(`${web}/`)).body.text(), 'second', 'the running config still serves');
 
+  // A config past maxConfigSize is refused by its size, not read.
+  const huge = await request(`${admin}/load`, { method: 'POST', body: Buffer.alloc(5 * 1024 * 1024, 0x20) });
+  assert.equal(huge.statusCode, 413);
+  await huge.body.dump();
+  assert.equal(await (await request(`${web}/`)).body.text(), 'second');
+
   // Started from code, this daemon has no file to read again.
   const reread = await request(`${admin}/reload`, { method: 'POST' });
   assert.equal(reread.statusCode, 422);
