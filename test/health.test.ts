@@ -127,10 +127,14 @@ test('active http: a target that goes away is unhealthy after fall rounds, healt
   const port = await listen(server);
   const t = target(port);
   const changes: boolean[] = [];
-  const warnings: object[] = [];
+  const failures: [string, number][] = [];
+  let downReason: string | undefined;
   const checker = new ActiveHealthChecker(health, [t], 'http', {
-    onChange: (_t, h) => changes.push(h),
-    log: { warn: (obj) => warnings.push(obj) },
+    onChange: (_t, h, reason) => {
+      changes.push(h);
+      if (!h) downReason = reason;
+    },
+    onFailure: (_t, reason, consecutive) => failures.push([reason, consecutive]),
   });
   await checker.checkNow();
   assert.equal(t.healthy, true);
@@ -143,7 +147,8 @@ test('active http: a target that goes away is unhealthy after fall rounds, healt
   await checker.checkNow();
   assert.equal(t.healthy, false);
   assert.deepEqual(changes, [false]);
-  assert.equal(warnings.length, 1);
+  assert.deepEqual(failures, [['ECONNREFUSED', 1], ['ECONNREFUSED', 2], ['ECONNREFUSED', 3]]);
+  assert.equal(downReason, 'ECONNREFUSED');
 
   server = httpServer(200, seen);
   await listen(server, port);

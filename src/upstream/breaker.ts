@@ -7,6 +7,14 @@ import type { BreakerConfig } from './config.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
+/** What a state change is told along with the new state: enough to log it as one line. */
+export interface BreakerChange {
+  from: BreakerState;
+  /** Requests and failures in the window when the change happened (what opened it). */
+  requests: number;
+  failures: number;
+}
+
 export type Admission =
   | { ok: true; release(outcome: 'success' | 'failure'): void }
   | { ok: false; reason: 'open' | 'max-requests'; retryAfterMs: number };
@@ -49,7 +57,7 @@ export class CircuitBreaker {
   constructor(
     private readonly config: BreakerConfig,
     private readonly now: () => number = Date.now,
-    private readonly onStateChange?: (state: BreakerState) => void,
+    private readonly onStateChange?: (state: BreakerState, change: BreakerChange) => void,
   ) {
     this.bucketMs = Math.max(1, Math.ceil(config.window / BUCKETS));
     this.head = Math.floor(this.now() / this.bucketMs);
@@ -129,12 +137,13 @@ export class CircuitBreaker {
   }
 
   private transition(to: BreakerState, now: number): void {
+    const change: BreakerChange = { from: this.current, requests: this.requests, failures: this.failures };
     this.current = to;
     this.generation++;
     this.probesInFlight = 0;
     if (to === 'open') this.openedAt = now;
     if (to === 'closed') this.resetWindow(now);
-    this.onStateChange?.(to);
+    this.onStateChange?.(to, change);
   }
 
   private resetWindow(now: number): void {

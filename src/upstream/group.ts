@@ -7,10 +7,11 @@ import { Target, isHttpProtocol, parseTargetAddress } from './target.ts';
 import { targetsOf, type UpstreamConfig } from './config.ts';
 import { createBalancer } from './balancers/index.ts';
 import type { Balancer, PickContext, Random } from './balancers/types.ts';
-import { CircuitBreaker, type BreakerState } from './breaker.ts';
+import { CircuitBreaker, type BreakerChange, type BreakerState } from './breaker.ts';
 import { RetryBudget } from './retry-budget.ts';
 import { OutlierDetector } from './health/outlier.ts';
 import { ActiveHealthChecker } from './health/active.ts';
+import { OutageLog } from './health/outage-log.ts';
 import { UpstreamTls } from './tls.ts';
 import { Http2Dispatcher, type UpstreamDispatcher } from './h2-dispatcher.ts';
 import { Admission, type AdmissionOwner, type Refusal, type Rejection, type TryOutcome } from './admission.ts';
@@ -64,6 +65,10 @@ export class UpstreamGroup implements AdmissionOwner {
   private readonly balancer: Balancer;
   private readonly outlier: OutlierDetector | undefined;
   private readonly health: ActiveHealthChecker | undefined;
+  /** Each target's outage as one warn and one info line, whichever detector notices it. */
+  private readonly outages: OutageLog;
+  /** When the breaker opened after being closed; 0 while closed (for how long it stayed open). */
+  private breakerOpenedAt = 0;
   /** TLS to https:// and tls:// targets; Node's defaults until prepare() has loaded the `tls:` block. */
   private tlsClient: UpstreamTls | undefined;
   private readonly pools = new Map<Target, UpstreamDispatcher>();
@@ -127,7 +132,8 @@ export class UpstreamGroup implements AdmissionOwner {
     this.budget = new RetryBudget(config.retry.budgetRatio, config.retry.budgetMinPerSecond);
     this.maxTries = 1 + config.retry.attempts;
     this.maxPending = config.breaker === false ? Infinity : config.breaker.maxPending;
-    this.breaker = config.breaker === false ? undefined : new CircuitBreaker(config.breaker, Date.now, (state) => options.log.warn({ upstream: name, state }, 'circuit breaker state changed'));
+    this.outages = new OutageLog(name, options.log);
+    this.breaker = config.breaker === false ? undefined : new CircuitBreaker(config.breaker, Date.now, (state, change) => this.logBreaker(state, change));
     if (this.breaker) {
       const breaker = this.breaker;
       this.removeSources.push(
@@ -139,17 +145,41 @@ export class UpstreamGroup implements AdmissionOwner {
         ? undefined
         : new OutlierDetector(config.outlier, this.targets, Date.now, (t, until) => {
             this.stats.get(t)?.ejections.inc();
-            options.log.warn({ upstream: name, target: t.id, untilMs: until }, 'target ejected (outlier detection)');
+            const n = config.outlier === false ? 0 : config.outlier.consecutiveFailures;
+            this.outages.ejected(t, until, n === 1 ? 'a failed request' : `${n} failed requests in a row`);
           });
     this.health =
       config.health === false
         ? undefined
         : new ActiveHealthChecker(config.health, this.targets, this.kind === 'http' ? (config.health.grpc !== false ? 'grpc' : 'http') : 'tcp', {
-            onChange: (t, healthy) => options.log.warn({ upstream: name, target: t.id, healthy }, 'target health changed'),
-            log: options.log,
+            onChange: (t, healthy, reason) => (healthy ? this.outages.succeeded(t) : this.outages.down(t, 'health-check', reason ?? 'failed')),
+            onSuccess: (t) => this.outages.succeeded(t),
+            onFailure: (t, reason, consecutive) => config.health !== false && this.outages.failedCheck(t, reason, consecutive, config.health.fall),
             tlsOptions: (t) => this.tlsOptions(t),
             http2: (t) => t.protocol === 'h2c:' || (t.protocol === 'https:' && config.http2),
           });
+  }
+
+  /**
+   * The breaker's changes as an operator reads them: opening is a warning, closing again is one
+   * info line with how long it was open; the half-open probing in between (and a probe that fails,
+   * opening it again) is debug.
+   */
+  private logBreaker(state: BreakerState, change: BreakerChange): void {
+    const log = this.options.log;
+    const upstream = this.name;
+    if (state === 'open' && change.from === 'closed') {
+      this.breakerOpenedAt = Date.now();
+      const openFor = this.config.breaker === false ? 0 : this.config.breaker.openFor;
+      log.warn({ upstream, failures: change.failures, requests: change.requests, retryInMs: openFor }, 'circuit breaker open');
+    } else if (state === 'closed') {
+      log.info({ upstream, openForMs: this.breakerOpenedAt ? Date.now() - this.breakerOpenedAt : undefined }, 'circuit breaker closed');
+      this.breakerOpenedAt = 0;
+    } else if (state === 'open') {
+      log.debug({ upstream }, 'circuit breaker open again: a probe request failed');
+    } else {
+      log.debug({ upstream }, 'circuit breaker half-open: letting probe requests through');
+    }
   }
 
   /**
@@ -273,6 +303,7 @@ export class UpstreamGroup implements AdmissionOwner {
       s.outcomes[outcome].inc();
       if (seconds !== undefined) s.duration.observe(seconds);
     }
+    if (outcome === 'success' && t.downSince !== 0) this.outages.succeeded(t);
     if (!this.outlier) return;
     if (outcome === 'success') this.outlier.onSuccess(t);
     else this.outlier.onFailure(t);
@@ -296,6 +327,8 @@ export class UpstreamGroup implements AdmissionOwner {
       t.ejectedUntil = before.ejectedUntil;
       t.ejections = before.ejections;
       t.drained = before.drained;
+      t.downSince = before.downSince;
+      t.downReason = before.downReason;
     }
   }
 

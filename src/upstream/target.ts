@@ -34,6 +34,14 @@ export class Target implements TargetAddress {
   ejections = 0;
   /** Taken out by an operator (admin API): no new requests; those in flight finish. */
   drained = false;
+  /**
+   * When health checks or outlier detection took it out (ms since epoch); 0 while in service.
+   * Kept so an outage is logged once when it starts and once when it ends, however many
+   * detectors notice it and however many probes fail in between.
+   */
+  downSince = 0;
+  /** Why it went down (the first detector's reason), for the line that says it is back. */
+  downReason = '';
 
   constructor(
     readonly id: string,

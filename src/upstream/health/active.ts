@@ -17,8 +17,12 @@ import type { Target } from '../target.ts';
 // HTTP/2: the GET, or in `grpc` mode grpc.health.v1.Health/Check (healthy when SERVING).
 
 export interface ActiveHealthOptions {
-  onChange?: (t: Target, healthy: boolean) => void;
-  log?: { warn(obj: object, msg: string): void };
+  /** A target crossed `fall` failures (healthy: false) or `rise` successes (true); `reason` is the last failure's. */
+  onChange?: (t: Target, healthy: boolean, reason: string | undefined) => void;
+  /** Every passing check (the group learns from it that an ejected target is answering again). */
+  onSuccess?: (t: Target) => void;
+  /** Every failed check, with the failures in a row so far (the group logs these at debug). */
+  onFailure?: (t: Target, reason: string, consecutive: number) => void;
   /** TLS options for a TLS target (the group's `tls:` block); Node's defaults when left out. */
   tlsOptions?: (t: Target) => ConnectionOptions;
   /** Whether the target is spoken to over HTTP/2 (h2c://, or https:// in a group with http2: true). */
@@ -145,9 +149,21 @@ export class ActiveHealthChecker {
       s.failures = 0;
       s.successes++;
       if (!t.healthy && s.successes >= this.config.rise) this.flip(t, true, r);
+      else if (t.healthy) {
+        try {
+          this.options.onSuccess?.(t);
+        } catch {
+          // A listener's error must not stop the checks.
+        }
+      }
     } else {
       s.successes = 0;
       s.failures++;
+      try {
+        this.options.onFailure?.(t, r.reason ?? 'failed', s.failures);
+      } catch {
+        // A listener's error must not stop the checks.
+      }
       if (t.healthy && s.failures >= this.config.fall) this.flip(t, false, r);
     }
   }
@@ -155,8 +171,7 @@ export class ActiveHealthChecker {
   private flip(t: Target, healthy: boolean, r: Result): void {
     t.healthy = healthy;
     try {
-      if (!healthy) this.options.log?.warn({ target: t.id, reason: r.reason }, 'upstream target failed its health checks');
-      this.options.onChange?.(t, healthy);
+      this.options.onChange?.(t, healthy, r.reason);
     } catch {
       // A listener's error must not stop the checks.
     }
