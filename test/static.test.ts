@@ -5,6 +5,7 @@ import { readdir, writeFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTree, serveTree, sequentialRequests, get, sha256, parseOne, type Tree, type Served } from './fixtures/files.ts';
 import { rawExchange, run, statusOf } from './helpers/net.ts';
+import { contentTypes } from '../src/handlers/static/mime.ts';
 
 let tree: Tree;
 let srv: Served;
@@ -39,6 +40,42 @@ test('Content-Type comes from the extension', async () => {
     rs.map((r) => r.headers['content-type']),
     ['text/html; charset=utf-8', 'application/json; charset=utf-8', 'image/png', 'application/octet-stream'],
   );
+});
+
+test('Content-Type comes from mime-db: module scripts, wasm, XML types with a charset, upper-case extensions, odd names', async () => {
+  const names: Record<string, string> = {
+    'mod.mjs': 'text/javascript; charset=utf-8',
+    'old.cjs': 'text/javascript; charset=utf-8',
+    'code.wasm': 'application/wasm',
+    'icon.svg': 'image/svg+xml; charset=utf-8',
+    'feed.xml': 'application/xml; charset=utf-8',
+    'ld.jsonld': 'application/ld+json; charset=utf-8',
+    'font.woff2': 'font/woff2',
+    'sub.vtt': 'text/vtt; charset=utf-8',
+    'clip.webm': 'video/webm',
+    'PHOTO.JPG': 'image/jpeg',
+    'archive.tgz': 'application/gzip',
+    'x.constructor': 'application/octet-stream',
+    'x.__proto__': 'application/octet-stream',
+    'trailing.': 'application/octet-stream',
+  };
+  for (const name of Object.keys(names)) await writeFile(join(tree.root, name), 'x');
+  const rs = await sequentialRequests(srv.web, Object.keys(names).map((n) => get(`/files/${encodeURIComponent(n)}`)));
+  assert.deepEqual(
+    Object.fromEntries(Object.keys(names).map((n, i) => [n, `${rs[i].status} ${rs[i].headers['content-type']}`])),
+    Object.fromEntries(Object.entries(names).map(([n, t]) => [n, `200 ${t}`])),
+  );
+});
+
+test('config mimeTypes win over the database, with or without the dot, and are sent as given', () => {
+  const typeOf = contentTypes({ '.ts': 'text/plain; charset=utf-8', MD: 'text/x-notes', webp: 'image/x-mine' });
+  assert.equal(typeOf('a.ts'), 'text/plain; charset=utf-8', 'mime-db says video/mp2t');
+  assert.equal(typeOf('README.md'), 'text/x-notes');
+  assert.equal(typeOf('p.webp'), 'image/x-mine');
+  assert.equal(typeOf('p.WEBP'), 'image/x-mine', 'again, from the per-extension cache');
+  assert.equal(typeOf('p.png'), 'image/png');
+  assert.equal(contentTypes()('a.ts'), 'video/mp2t', 'another lookup does not see these overrides');
+  assert.equal(typeOf('.webp'), 'application/octet-stream', 'a dotfile has no extension');
 });
 
 test('HEAD has the headers of GET and no body, also on the sendfile path', async () => {
