@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { replyError, replyJson, replyText } from '../http/reply.ts';
+import { bodyRewritten } from '../http/body-filter.ts';
 import { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { http2Stream, type HttpContext, type HttpHandler, type HttpResponse } from '../types.ts';
@@ -202,17 +203,19 @@ export class StaticHandler implements HttpHandler {
     const headers: Record<string, string | number> = { ...v.headers, 'content-length': length };
     if (decision.kind === 'single') headers['content-range'] = `bytes ${range.start}-${range.end}/${v.size}`;
     const status = decision.kind === 'single' ? 206 : 200;
+    // A body rewritten on its way out (compression) must go through res.write: no fast path.
+    const rewritten = !head && length > 0 && bodyRewritten(res, status, headers);
     // HTTP/2: nghttp2 reads the file into DATA frames itself (no JS chunk loop, flow control
     // honoured), the h2 counterpart of sendfile.
     const h2 = http2Stream(res);
-    if (h2 && !head && length > 0) return respondWithHandle(res, h2, status, headers, handle, range.start, length);
+    if (h2 && !head && length > 0 && !rewritten) return respondWithHandle(res, h2, status, headers, handle, range.start, length);
     writeHead(res, status, headers);
     if (head || length === 0) {
       res.end();
       return;
     }
     try {
-      if (res instanceof ServerResponse && this.mayUseSendfile(ctx, res, length)) {
+      if (!rewritten && res instanceof ServerResponse && this.mayUseSendfile(ctx, res, length)) {
         res.flushHeaders();
         try {
           await sendFile(res.socket!, handle.fd, range.start, length, { onBytes: (n) => ctx.addBytesSent(n) });
