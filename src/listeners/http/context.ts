@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { HttpLimits, HttpRequest, HttpResponse, UpgradeContext } from '../../handlers/types.ts';
 import type { MiddlewareContext } from '../../middleware/index.ts';
 import { clientCertificate, type ClientCertificate } from '../../tls/client-cert.ts';
+import type { PathParams } from './router.ts';
 
 /** The one per-request context (a class, so every request has the same shape for V8). */
 export class RequestContext implements MiddlewareContext {
@@ -14,6 +15,7 @@ export class RequestContext implements MiddlewareContext {
     readonly listener: string,
     readonly route: string,
     readonly pathRest: string,
+    readonly params: PathParams,
     readonly limits: HttpLimits,
     readonly log: Logger,
     private readonly onSendfileBytes: (bytes: number) => void,
@@ -42,6 +44,7 @@ export class UpgradeRequestContext extends RequestContext implements UpgradeCont
     listener: string,
     route: string,
     pathRest: string,
+    params: PathParams,
     limits: HttpLimits,
     log: Logger,
     onSendfileBytes: (bytes: number) => void,
@@ -49,6 +52,6 @@ export class UpgradeRequestContext extends RequestContext implements UpgradeCont
     readonly head: Buffer,
     readonly protocol: string,
   ) {
-    super(req, res, listener, route, pathRest, limits, log, onSendfileBytes);
+    super(req, res, listener, route, pathRest, params, limits, log, onSendfileBytes);
   }
 }

@@ -12,6 +12,12 @@ import { clientCertificate, normalizeFingerprint } from '../../tls/client-cert.t
 // `;` path parameters (and take `..;` for `..`). A path holding any of these also has a lenient
 // reading (lenientPath); the listener refuses a request whose two readings pick different routes,
 // so `/api/%2fadmin/x` cannot miss a rule for `/api/admin/*` that its upstream would have hit.
+//
+// Parameters (`/users/:id`, `/files/*path`) match on that same normalised path: `:id` is one
+// non-empty segment, where `%2F` is still encoded and so part of the segment; only the value
+// handed to the handler is decoded (decodeURIComponent, so `a%2Fb` -> `a/b`). The lenient
+// check above still applies: `/users/a%2Fb` is served by `/users/:id` only if `/users/a/b` picks
+// that route too.
 
 export interface CompiledRoute<H> {
   readonly name: string;
@@ -24,9 +30,165 @@ export interface CompiledRoute<H> {
   matchClient(socket: Socket): boolean;
   /** Returns the path below the route prefix (see HttpContext.pathRest), or undefined for no match. */
   matchPath(path: string): string | undefined;
+  /**
+   * The named parameters of `path` (one matchPath took), percent-decoded; NO_PARAMS for a route
+   * without any; undefined when a value holds a malformed escape (the caller answers 400).
+   */
+  params(path: string): PathParams | undefined;
   readonly methods: readonly string[] | undefined;
 }
 
+/** A route's named path parameters (HttpContext.params): `/users/:id` -> `{ id }`. */
+export type PathParams = Readonly<Record<string, string>>;
+
+/**
+ * The params of every request on a route without parameters: one frozen object, so the hot path
+ * allocates nothing for them. Params objects have no prototype: a parameter named `constructor`
+ * or `__proto__` is just a value.
+ */
+export const NO_PARAMS: PathParams = Object.freeze(Object.create(null) as Record<string, string>);
+
+/** A compiled `match.path`. */
+export interface PathPattern {
+  /** The path below the pattern's prefix (HttpContext.pathRest), or undefined for no match. */
+  match(path: string): string | undefined;
+  /** The parameters of a path `match` took, percent-decoded; undefined when an escape is malformed. */
+  params(path: string): PathParams | undefined;
+  /** The parameter names, in pattern order; empty for a pattern without. */
+  readonly names: readonly string[];
+}
+
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** One segment of a pattern with parameters. */
+type Segment = { kind: 'literal'; text: string } | { kind: 'param'; name: string } | { kind: 'rest'; name: string | undefined };
+
+/** The segments of `pattern`, or what is wrong with it (a config error for `match.path`). */
+function parsePattern(pattern: string): Segment[] | string {
+  if (pattern.charCodeAt(0) !== 47 /* / */) return 'a path pattern starts with "/"';
+  const parts = pattern.slice(1).split('/');
+  const segments: Segment[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
+    const last = i === parts.length - 1;
+    let name: string | undefined;
+    let kind: 'param' | 'rest' | undefined;
+    // `*name` as a whole segment is a parameter; `*` with anything else (`*.png`) stays a glob.
+    if (part.startsWith(':')) {
+      name = part.slice(1);
+      kind = 'param';
+      if (!PARAM_NAME.test(name)) return `"${part}": a parameter is a whole segment, ":" and a name of letters, digits and "_" not starting with a digit (as in /users/:id)`;
+    } else if (part.length > 1 && part[0] === '*' && PARAM_NAME.test(part.slice(1))) {
+      name = part.slice(1);
+      kind = 'rest';
+      if (!last) return `"${part}" takes the rest of the path, so it must be the last segment (as in /files/*path)`;
+    }
+    if (name === undefined || kind === undefined) {
+      segments.push({ kind: 'literal', text: part });
+      continue;
+    }
+    if (seen.has(name)) return `parameter "${name}" appears twice`;
+    seen.add(name);
+    segments.push(kind === 'param' ? { kind: 'param', name } : { kind: 'rest', name });
+  }
+  return segments;
+}
+
+/** What is wrong with a `match.path` pattern, or undefined when it is a good one. */
+export function pathPatternProblem(pattern: string): string | undefined {
+  const parsed = parsePattern(pattern);
+  return typeof parsed === 'string' ? parsed : undefined;
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+
+/** A literal segment (globs included: `*` within a segment, `**` across) as regex source. */
+const globSource = (text: string): string =>
+  text
+    .split(/(\*\*|\*)/)
+    .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : escapeRegExp(part)))
+    .join('');
+
+/**
+ * Regex source for a pattern with parameters, one named group per parameter (`:name` ->
+ * `(?<name>[^/]+)`; a trailing `*name` or `*` -> the group `rest`, or `name`, after an
+ * optional `/`). Also used by rewrites, whose `to` refers to the groups by name.
+ */
+export function patternSource(pattern: string): { source: string; names: string[]; restGroup: string | undefined } {
+  const segments = parsePattern(pattern);
+  if (typeof segments === 'string') throw new Error(`match.path ${JSON.stringify(pattern)}: ${segments}`);
+  const names: string[] = [];
+  let source = '';
+  let restGroup: string | undefined;
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    const last = i === segments.length - 1;
+    if (s.kind === 'param') {
+      names.push(s.name);
+      source += `/(?<${s.name}>[^/]+)`;
+    } else if (s.kind === 'rest' || (last && s.text === '*')) {
+      // `/x/*rest` and `/x/*` take `/x` too, with an empty rest, as a prefix route does.
+      const name = s.kind === 'rest' ? s.name : undefined;
+      if (name !== undefined) names.push(name);
+      // `$` is not a parameter name character: the unnamed rest's group cannot clash with one.
+      restGroup = name ?? '$rest';
+      source += `(?:/(?<${restGroup}>.*))?`;
+    } else source += `/${globSource(s.text)}`;
+  }
+  return { source, names, restGroup };
+}
+
+const PARAM_OR_REST = /(?:^|\/)(?::|\*[A-Za-z_])/;
+
+/**
+ * A `match.path` pattern: exact (`/health`), prefix (`/static/*`), glob (`*` within a segment,
+ * `**` across), or with parameters (`/users/:id`, `/files/*path`). Exact and prefix patterns
+ * compare strings; a pattern with parameters is one regex, run once per path (the last path
+ * and its match are kept for `params`, which follows `match` on the same path).
+ */
+export function compilePattern(pattern: string): PathPattern {
+  if (!PARAM_OR_REST.test(pattern)) return { match: compilePath(pattern), params: () => NO_PARAMS, names: [] };
+  const { source, names, restGroup } = patternSource(pattern);
+  if (names.length === 0) return { match: compilePath(pattern), params: () => NO_PARAMS, names };
+  const re = new RegExp(`^${source}$`);
+  let lastPath: string | undefined;
+  let lastMatch: RegExpExecArray | null = null;
+  const exec = (path: string): RegExpExecArray | null => {
+    if (path !== lastPath) {
+      lastMatch = re.exec(path);
+      lastPath = path;
+    }
+    return lastMatch;
+  };
+  return {
+    names,
+    match(path) {
+      const m = exec(path);
+      if (m === null) return undefined;
+      return restGroup === undefined ? path : `/${m.groups?.[restGroup] ?? ''}`;
+    },
+    params(path) {
+      const groups = exec(path)?.groups;
+      if (groups === undefined) return undefined;
+      const params: Record<string, string> = Object.create(null) as Record<string, string>;
+      for (const name of names) {
+        const raw = groups[name] ?? '';
+        if (!raw.includes('%')) params[name] = raw;
+        else {
+          try {
+            params[name] = decodeURIComponent(raw);
+          } catch {
+            return undefined;
+          }
+        }
+      }
+      return Object.freeze(params);
+    },
+  };
+}
+
+/** A pattern without parameters as a function of the path to its pathRest (see compilePattern). */
 export function compilePath(pattern: string): (path: string) => string | undefined {
   if (pattern === '/*' || pattern === '/**') return (p) => p;
   const starAt = pattern.indexOf('*');
@@ -39,11 +201,7 @@ export function compilePath(pattern: string): (path: string) => string | undefin
       return undefined;
     };
   }
-  const source = pattern
-    .split(/(\*\*|\*)/)
-    .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  const re = new RegExp(`^${source}$`);
+  const re = new RegExp(`^${globSource(pattern)}$`);
   return (p) => (re.test(p) ? p : undefined);
 }
 
@@ -83,7 +241,7 @@ export function compileClientCert(m: RouteConfig['match']['clientCert']): (socke
 export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): CompiledRoute<H>[] {
   return routes.map((route, index) => {
     const methods = route.match.method === undefined ? undefined : (Array.isArray(route.match.method) ? route.match.method : [route.match.method]).map((m) => m.toUpperCase());
-    const matchPath = compilePath(route.match.path);
+    const pattern = compilePattern(route.match.path);
     return {
       name: route.name ?? route.match.path,
       index,
@@ -95,7 +253,8 @@ export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): Compiled
       // TRACE echoes the request back, cookies and all (cross-site tracing): a route takes it only
       // when it names it.
       matchMethod: methods === undefined ? (m) => m !== 'TRACE' : (m) => methods.includes(m) || (m === 'HEAD' && methods.includes('GET')),
-      matchPath,
+      matchPath: pattern.match,
+      params: pattern.params,
     };
   });
 }

@@ -9,11 +9,12 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, HttpRequest, HttpResponse, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext, type RateLimits } from '../../middleware/index.ts';
+import { buildMiddleware, compose, errorPagesBeforeRouting, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext, type RateLimits } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
-import { compileRoutes, hostOf, type CompiledRoute } from './router.ts';
+import { compileRoutes, hostOf, type CompiledRoute, type PathParams } from './router.ts';
+import { compileRewrites, type Rewritten, type RewriteStep } from './rewrite.ts';
 import { RequestContext, UpgradeRequestContext } from './context.ts';
 import { checkAnyRequest, checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
 import { Http2Front } from './h2.ts';
@@ -107,6 +108,8 @@ export class HttpListener implements Listener {
   readonly name: string;
   private readonly server: Server;
   private routes: RouteEntry[];
+  /** The listener's `rewrites:`, applied before routing (rewrite.ts); undefined without any. */
+  private rewrite: RewriteStep | undefined;
   private gen = new Generation();
   private readonly sockets = new Set<Socket>();
   private readonly reparsed = new WeakSet<Socket>();
@@ -130,6 +133,7 @@ export class HttpListener implements Listener {
     this.name = config.name;
     this.meter = new ByteMeter(config.name, metrics.totalBytesSent, metrics.totalBytesReceived);
     this.routes = this.buildRoutes(config, handlers, this.gen);
+    this.rewrite = compileRewrites(config.rewrites, config.mergeSlashes);
     this.unrouted = new RouteStats(metrics, config.name, '-');
     this.hsts = config.hsts && options.tls ? hstsValue(config.hsts) : undefined;
     this.connections = metrics.totalConnections.labels(config.name);
@@ -321,7 +325,7 @@ export class HttpListener implements Listener {
     res: HttpResponse,
     checked = checkAnyRequest(req, this.options.config.mergeSlashes),
     found = 'status' in checked ? undefined : this.route(req, checked),
-  ): { entry: RouteEntry; rest: string } | undefined {
+  ): { entry: RouteEntry; rest: string; params: PathParams } | undefined {
     if ('status' in checked) {
       replyError(res, checked.status, checked.reason, { close: true });
       return undefined;
@@ -339,13 +343,27 @@ export class HttpListener implements Listener {
       replyError(res, 405, 'method not allowed', { headers: { allow: found.allow.join(', ') } });
       return undefined;
     }
+    const params = found.entry.route.params(checked.path);
+    if (params === undefined) {
+      replyError(res, 400, 'a malformed percent escape in the path');
+      return undefined;
+    }
     const maxBody = this.options.config.limits.maxBodySize;
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBody) {
       replyError(res, 413, `request body larger than ${maxBody} bytes`, { close: true });
       return undefined;
     }
-    return found;
+    return { entry: found.entry, rest: found.rest, params };
+  }
+
+  /**
+   * Phase "rewrite", between check and route: the listener's first matching rule (rewrite.ts).
+   * Undefined when the request keeps its target (no rules, none matched, or a refusal already);
+   * req.url is the caller's to update (see upgradeOrServe).
+   */
+  private rewriteOf(req: HttpRequest, checked: CheckedTarget | TargetRefusal): Rewritten | TargetRefusal | undefined {
+    return this.rewrite === undefined || 'status' in checked ? undefined : this.rewrite(checked, req.url ?? '/');
   }
 
   private buildRoutes(config: HttpListenerConfig, handlers: HttpHandler[], gen: Generation): RouteEntry[] {
@@ -377,8 +395,10 @@ export class HttpListener implements Listener {
     const old = this.gen;
     const gen = new Generation();
     const routes = this.buildRoutes(config, handlers, gen);
+    const rewrite = compileRewrites(config.rewrites, config.mergeSlashes);
     this.options = { ...this.options, config, handlers };
     this.routes = routes;
+    this.rewrite = rewrite;
     this.gen = gen;
     const l = config.limits;
     this.server.headersTimeout = l.headerTimeout;
@@ -413,6 +433,9 @@ export class HttpListener implements Listener {
     });
     if (this.draining && res instanceof ServerResponse) res.shouldKeepAlive = false;
     if (this.hsts) res.setHeader('strict-transport-security', this.hsts);
+    // The listener's error pages for its own refusals before a route's middleware runs (404, 413...).
+    const pages = this.options.config.middleware.errorPages;
+    if (pages) errorPagesBeforeRouting(res, req, this.name, pages);
     // A CA validating an order reaches us before any route (and any redirect to HTTPS) could.
     if (this.options.http01 && req.url?.startsWith(HTTP01_PREFIX) && answerHttp01(this.options.http01, req, res)) return;
 
@@ -420,16 +443,18 @@ export class HttpListener implements Listener {
     const redirect = this.options.config.redirectToHttps;
     const checked = checkAnyRequest(req, this.options.config.mergeSlashes);
     if (redirect && !('status' in checked) && redirectToHttps(req, res, redirect === true ? { status: 308 } : redirect)) return;
-    const found = this.admit(req, res, checked);
+    const rewritten = this.rewriteOf(req, checked);
+    if (rewritten !== undefined && 'url' in rewritten) req.url = rewritten.url;
+    const found = this.admit(req, res, rewritten === undefined ? checked : 'url' in rewritten ? rewritten.target : rewritten);
     if (!found) return;
-    const { entry, rest } = found;
+    const { entry, rest, params } = found;
     stats = entry.stats;
     gen = entry.gen;
     gen.enter();
     // 100 Continue only once the request is known to be acceptable: a body over the limit is
     // refused (413 above) before the client sends it.
     if (expectsContinue) res.writeContinue();
-    const ctx = new RequestContext(req, res, this.name, entry.route.name, rest, this.options.config.limits, this.options.log, this.addSent);
+    const ctx = new RequestContext(req, res, this.name, entry.route.name, rest, params, this.options.config.limits, this.options.log, this.addSent);
     try {
       const pending = entry.run(ctx);
       if (pending) pending.catch((err: unknown) => this.onHandlerError(ctx, err));
@@ -463,14 +488,18 @@ export class HttpListener implements Listener {
       const front = this.h2;
       if (headers) return upgradeToH2c(socket, head, headers, this.options.config.limits.headerTimeout, (s) => front.accept(s));
     }
-    const checked = checkRequest(req, this.options.config.mergeSlashes);
+    const sent = checkRequest(req, this.options.config.mergeSlashes);
+    const rewritten = this.rewriteOf(req, sent);
+    const checked = rewritten === undefined ? sent : 'url' in rewritten ? rewritten.target : rewritten;
     const found = 'status' in checked ? undefined : this.route(req, checked);
     const handler = found && 'entry' in found ? found.entry.route.handler : undefined;
     // An Upgrade in an HTTP/1.0 request is ignored (RFC 9110 §7.8): it is served as a plain one.
     // With redirectToHttps every upgrade is served as a plain request: redirected (or an ACME path).
     const protocol = handler?.upgrade && req.httpVersionMinor === 1 && !this.options.config.redirectToHttps ? chooseProtocol(req.headers.upgrade, handler.upgrades ?? WEBSOCKET_ONLY) : undefined;
     // Refusals of the check and route phases, too, are the plain path's to give.
+    // (With req.url as sent: the plain request is parsed anew and rewritten then.)
     if (protocol === undefined) return reparseAsPlain(this.server, this.connectionEvent, req, socket, head, this.reparsed);
+    if (rewritten !== undefined && 'url' in rewritten) req.url = rewritten.url;
 
     const started = process.hrtime.bigint();
     const res = responseOnSocket(req, socket);
@@ -479,7 +508,7 @@ export class HttpListener implements Listener {
     if (this.draining) return replyError(res, 503, 'shutting down');
     const admitted = this.admit(req, res, checked, found);
     if (!admitted) return;
-    const { entry, rest } = admitted;
+    const { entry, rest, params } = admitted;
     stats = entry.stats;
     // The upgraded connection keeps its route's handlers until it closes.
     const gen = entry.gen;
@@ -491,7 +520,7 @@ export class HttpListener implements Listener {
     if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')) {
       return replyError(res, 400, 'an upgrade request carries no body', { close: true });
     }
-    const ctx = new UpgradeRequestContext(req, res, this.name, entry.route.name, rest, this.options.config.limits, this.options.log, this.addSent, socket, head, protocol);
+    const ctx = new UpgradeRequestContext(req, res, this.name, entry.route.name, rest, params, this.options.config.limits, this.options.log, this.addSent, socket, head, protocol);
     const failed = (err: unknown) => {
       this.options.log.error({ err, listener: this.name, route: entry.route.name, requestId: ctx.requestId }, 'upgrade handler failed');
       if (!res.headersSent && res.statusCode !== 101) replyError(res, 500, 'internal error', { close: true });
