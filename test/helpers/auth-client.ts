@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { serve, type Yard } from '../../src/index.ts';
 
 // What the authentication tests share: a yard from a listener's routes, and curl as the client.
@@ -49,4 +51,21 @@ export async function startYard(yards: Yard[], routes: unknown[], extra: Record<
   );
   yards.push(y);
   return `http://127.0.0.1:${y.address('w').port}`;
+}
+
+/** A plain node:http server on 127.0.0.1:0 (a key-set server, an auth service, an upstream); closed by `close`. */
+export async function localServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number; url: string; close: () => Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
