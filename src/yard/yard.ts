@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { formatHostPort, parseHostPort } from '../config/address.ts';
 import type { Config, ListenerConfig } from '../config/schema.ts';
@@ -28,6 +29,9 @@ import { UpstreamTlsError } from '../upstream/tls.ts';
 import { openSharedState } from '../state/index.ts';
 import { RateLimits, RateLimitStoreSetupError, redisRateLimitPaths } from '../middleware/rate-limit.ts';
 import type { SharedState } from '../state/types.ts';
+import type { ConfigInput } from '../config/schema.ts';
+import { withInlineMiddleware } from './inline-middleware.ts';
+import { httpRequestSink } from './request-sink.ts';
 
 // The daemon: builds handlers and listeners from a Config and runs their lifecycle.
 //   start: provision every handler (a refusal names the config path), then bind every listener;
@@ -69,6 +73,12 @@ export interface YardOptions {
    * for systemd's RELOADING=1 and READY=1.
    */
   notifyReload?: { reloading: () => void; done: () => void };
+  /**
+   * `false`: provision everything (handlers, upstream groups and their health checks, rate
+   * limits) but bind no listener; requests reach an http listener through requestListener()
+   * instead (routes mounted into another server, src/yard/mount.ts). Default: true.
+   */
+  bind?: boolean;
 }
 
 interface Closable {
@@ -161,7 +171,7 @@ export class Yard implements YardView {
         yard.handlerSets.set(l.name, set);
         yard.listenerList.push(await yard.build(l, i, set, yard.groups));
       }
-      for (const l of yard.listenerList) await l.start();
+      if (options.bind !== false) for (const l of yard.listenerList) await l.start();
       for (const g of yard.groups.values()) g.start();
       // Orders validate against the listeners, so they begin once every listener is up.
       for (const m of yard.acmeManagers) void m.start();
@@ -198,7 +208,21 @@ export class Yard implements YardView {
   }
 
   listeners(): ListenerSummary[] {
+    // Unbound listeners (YardOptions.bind false) have no address to show.
+    if (this.options.bind === false) return [];
     return this.listenerList.map((l) => l.summary());
+  }
+
+  /**
+   * The `(req, res)` of an http listener, for a server of one's own (node:http, or a framework's
+   * raw request and response): the request takes the listener's phases from its checks on
+   * (route, 404/405, body size, middleware, handler, a 500 for a handler that fails), as one
+   * arriving on its socket would. Meant for a yard started with `bind: false` (src/yard/mount.ts).
+   */
+  requestListener(name: string): (req: IncomingMessage, res: ServerResponse) => void {
+    const l = this.listenerList.find((x) => x.name === name);
+    if (!(l instanceof HttpListener)) throw new Error(`no http listener named "${name}"`);
+    return httpRequestSink(l);
   }
 
   upstreams(): UpstreamGroup[] {
@@ -629,7 +653,12 @@ export class Yard implements YardView {
     switch (l.protocol) {
       case 'http': {
         const handlers: HttpHandler[] = [];
-        for (const [j, r] of l.routes.entries()) handlers.push(await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name, into, groups));
+        for (const [j, r] of l.routes.entries()) {
+          const handler = await this.provision<HttpHandler>(r.handler, 'http', `${at}.routes[${j}].handler`, l.name, into, groups);
+          // `use` merges like every middleware field: the route's replaces the listener's.
+          const use = { ...l.middleware, ...r.middleware }.use;
+          handlers.push(use ? withInlineMiddleware(handler, use) : handler);
+        }
         return handlers;
       }
       case 'tcp':
@@ -768,7 +797,17 @@ function routeHostNames(l: ListenerConfig, wildcards = false): string[] {
 }
 
 /**
+ * A config written in TypeScript, checked at compile time: an unknown handler `type`, a misspelt
+ * field or a value of the wrong kind is a type error, as it would be a ConfigError at run time.
+ * Returns its argument unchanged (`serve(defineConfig({...}))`).
+ */
+export function defineConfig(config: ConfigInput): ConfigInput {
+  return config;
+}
+
+/**
  * Validates `config` (a plain object as read from YAML/JSON, or built in code) and starts a yard.
+ * Written in TypeScript, it is checked at compile time through defineConfig (or `satisfies ConfigInput`).
  * Throws ConfigError for a bad config, ProvisionError or ListenError when it cannot start.
  */
 export async function serve(config: unknown, options: YardOptions = {}): Promise<Yard> {
