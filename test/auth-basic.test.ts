@@ -9,6 +9,7 @@ import { VerifiedCache } from '../src/middleware/auth/verified-cache.ts';
 import type { Yard } from '../src/index.ts';
 import { curl, echoed, startYard } from './helpers/auth-client.ts';
 import { runCli } from './helpers/daemon.ts';
+import { WebSocket } from 'ws';
 
 // Basic authentication: hashes only in the config (bcrypt and scrypt), curl -u as the client,
 // the user told to the handler in a header a client cannot forge.
@@ -188,4 +189,29 @@ test('switchyard hash-password: reads the password from stdin, prints a hash tha
   const long = await runCli(['hash-password', '--algorithm', 'bcrypt'], { input: 'x'.repeat(100), timeoutMs: 30_000 });
   assert.equal(long.code, 2);
   assert.match(long.stderr, /72 bytes.*scrypt/);
+});
+
+test('a WebSocket upgrade passes the same check: 401 without credentials, open with them', async () => {
+  const base = await startYard(yards, [{ handler: { type: 'ws-echo' }, middleware: { basicAuth: { users: [{ username: 'alice', password: aliceHash }] } } }]);
+  const url = base.replace('http:', 'ws:') + '/ws';
+  const refused = await new Promise<number>((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on('open', () => reject(new Error('opened without credentials')));
+    ws.on('error', () => {});
+  });
+  assert.equal(refused, 401);
+  const echo = await new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Basic ${Buffer.from('alice:wonderland').toString('base64')}` } });
+    ws.on('open', () => ws.send('hello'));
+    ws.on('message', (data) => {
+      resolve(String(data));
+      ws.close();
+    });
+    ws.on('error', reject);
+  });
+  assert.equal(echo, 'hello');
 });

@@ -238,3 +238,24 @@ test('key server never reachable: 503 (not 401); key server gone after a fetch: 
   assertInvalid(await curl([...bearer(await sign(stranger, {}, { kid: 'k9' })), `${base}/url/x`]), /no known key matches/);
   assert.equal((await curl([...bearer(await sign(k3)), `${base}/url/x`])).status, 200);
 });
+
+test('HTTP/2 (h2c): claims reach the echo handler and a proxied upstream, forged headers removed', async () => {
+  const jwt = { jwks: { file: jwksFile }, algorithms: ['ES256'], audience: AUDIENCE, claimsToHeaders: { sub: 'x-user-id' } };
+  const h2 = await startYard(
+    yards,
+    [
+      { match: { path: '/echo' }, handler: { type: 'echo' }, middleware: { jwt } },
+      { match: { path: '/proxied' }, handler: { type: 'proxy', upstream: 'api' }, middleware: { jwt } },
+    ],
+    { upstreams: { api: { targets: [upstreamUrl] } } },
+    { http2: { h2c: true } },
+  );
+  const token = await sign(fileKey2);
+  for (const path of ['/echo', '/proxied']) {
+    const a = await curl(['--http2-prior-knowledge', ...bearer(token), '-H', 'x-user-id: root', `${h2}${path}`]);
+    assert.equal(a.status, 200, `${path}: ${a.body}`);
+    assert.equal(echoed(a)['x-user-id'], 'user-42', path);
+    const refused = await curl(['--http2-prior-knowledge', '-H', 'x-user-id: root', `${h2}${path}`]);
+    assert.equal(refused.status, 401, path);
+  }
+});

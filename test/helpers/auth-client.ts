@@ -39,11 +39,11 @@ export function echoed(answer: CurlAnswer): Record<string, string | string[]> {
   return (JSON.parse(answer.body) as { headers: Record<string, string | string[]> }).headers;
 }
 
-/** Starts a yard with one http listener `w` on 127.0.0.1:0 holding `routes`; returns its base URL. */
-export async function startYard(yards: Yard[], routes: unknown[], extra: Record<string, unknown> = {}): Promise<string> {
+/** Starts a yard with one http listener `w` on 127.0.0.1:0 holding `routes` (and `listener`'s fields); returns its base URL. */
+export async function startYard(yards: Yard[], routes: unknown[], extra: Record<string, unknown> = {}, listener: Record<string, unknown> = {}): Promise<string> {
   const y = await serve(
     {
-      listeners: [{ name: 'w', protocol: 'http', address: '127.0.0.1:0', routes }],
+      listeners: [{ name: 'w', protocol: 'http', address: '127.0.0.1:0', routes, ...listener }],
       logging: { level: 'silent', accessLog: false },
       ...extra,
     },
