@@ -13,7 +13,7 @@ import { buildMiddleware, compose, errorPagesBeforeRouting, hstsValue, redirectT
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
-import { compileRoutes, hostOf, type CompiledRoute, type PathParams } from './router.ts';
+import { compileRoutes, hostOf, NO_PARAMS, type CompiledRoute, type PathParams } from './router.ts';
 import { compileRewrites, type Rewritten, type RewriteStep } from './rewrite.ts';
 import { RequestContext, UpgradeRequestContext } from './context.ts';
 import { checkAnyRequest, checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, type TargetRefusal } from './request-target.ts';
@@ -49,6 +49,13 @@ interface RouteEntry {
   /** The same middleware chain, ending in the handler's `upgrade`. */
   runUpgrade: (ctx: UpgradeRequestContext) => void | Promise<void>;
   stats: RouteStats;
+}
+
+/** The route a request takes; `params` are decoded once the route is final (admit). */
+interface RouteFound {
+  readonly entry: RouteEntry;
+  readonly rest: string;
+  params: PathParams;
 }
 
 const WEBSOCKET_ONLY = ['websocket'];
@@ -231,8 +238,8 @@ export class HttpListener implements Listener {
       protocol: 'http',
       url,
       handlers: this.options.config.routes.map((r) => r.handler.type),
-      // The first route with a concrete path (not a pattern) is something that answers.
-      tryIt: `curl -i ${tls?.rootCertFile ? `--cacert ${tls.rootCertFile} ` : ''}${url}${(this.options.config.routes.find((r) => !r.match.path.includes('*'))?.match.path ?? '/').slice(1)}`,
+      // The first route with a concrete path (not a pattern, no parameters) is something that answers.
+      tryIt: `curl -i ${tls?.rootCertFile ? `--cacert ${tls.rootCertFile} ` : ''}${url}${(this.options.config.routes.find((r) => !/[*:]/.test(r.match.path))?.match.path ?? '/').slice(1)}`,
     };
   }
 
@@ -285,7 +292,7 @@ export class HttpListener implements Listener {
     });
   }
 
-  private match(req: HttpRequest, path: string): { entry: RouteEntry; rest: string } | { allow: string[] } | undefined {
+  private match(req: HttpRequest, path: string): RouteFound | { allow: string[] } | undefined {
     const host = hostOf(req.headers.host);
     const method = req.method ?? 'GET';
     let allow: string[] | undefined;
@@ -294,7 +301,7 @@ export class HttpListener implements Listener {
       if (!r.matchHost(host) || !r.matchClient(req.socket)) continue;
       const rest = r.matchPath(path);
       if (rest === undefined) continue;
-      if (r.matchMethod(method)) return { entry, rest };
+      if (r.matchMethod(method)) return { entry, rest, params: NO_PARAMS };
       allow = [...(allow ?? []), ...(r.methods ?? ANY_METHOD_ALLOW)];
     }
     return allow ? { allow: [...new Set(allow)] } : undefined;
@@ -325,7 +332,7 @@ export class HttpListener implements Listener {
     res: HttpResponse,
     checked = checkAnyRequest(req, this.options.config.mergeSlashes),
     found = 'status' in checked ? undefined : this.route(req, checked),
-  ): { entry: RouteEntry; rest: string; params: PathParams } | undefined {
+  ): RouteFound | undefined {
     if ('status' in checked) {
       replyError(res, checked.status, checked.reason, { close: true });
       return undefined;
@@ -354,7 +361,8 @@ export class HttpListener implements Listener {
       replyError(res, 413, `request body larger than ${maxBody} bytes`, { close: true });
       return undefined;
     }
-    return { entry: found.entry, rest: found.rest, params };
+    found.params = params;
+    return found;
   }
 
   /**
