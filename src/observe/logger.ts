@@ -1,5 +1,7 @@
 import { closeSync, constants, fchmodSync, openSync, writeSync } from 'node:fs';
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
+import { reopenLineFiles } from './line-file.ts';
+import { prettyLine, resolveLogFormat, useColor, type LogFormat, type LogFormatChoice } from './log-format.ts';
 
 export type { Logger };
 
@@ -12,63 +14,39 @@ export function createLogger(level: LevelWithSilent, destination: NodeJS.Writabl
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
 
-// `switchyard serve --log-format pretty|json --log-file PATH`: the same pino records, either as
-// JSON lines (the default) or one readable line each, on stdout (the default) or appended to a
-// file that is reopened on request (SIGUSR1, after logrotate moved it away).
+// `switchyard serve --log-format auto|pretty|json --log-file PATH`: the same pino records, either
+// as JSON lines or one readable line each (log-format.ts), on stdout (the default) or appended to
+// a file that is reopened on request (SIGUSR1, after logrotate moved it away).
 
-export type LogFormat = 'json' | 'pretty';
+export { prettyLine, resolveLogFormat, type LogFormat, type LogFormatChoice } from './log-format.ts';
 
 export interface LogOutputOptions {
-  /** json (default): pino's JSON lines; pretty: `TIME LEVEL message key=value ...`. */
-  format?: LogFormat;
+  /**
+   * auto (default): pretty when stdout is a terminal and there is no `file`, else JSON;
+   * json: pino's JSON lines; pretty: `TIME LEVEL message key=value ...`.
+   */
+  format?: LogFormatChoice;
   /** Append to this file instead of writing to stdout; created with mode 0640. */
   file?: string;
   /** Where a failing log file is reported (once per failure streak). Default: stderr. */
   warn?: (line: string) => void;
+  /** Whether stdout is a terminal (for `auto` and colors). Default: process.stdout.isTTY. */
+  tty?: boolean;
+  /** Read for NO_COLOR and FORCE_COLOR. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface LogOutput {
   readonly logger: Logger;
+  /** The format in use (`auto` resolved). */
   readonly format: LogFormat;
   /** The log file, when logs go to one. */
   readonly file?: string;
-  /** Opens the log file again by its name (after a rotation); a no-op on stdout. Throws when it cannot. */
+  /**
+   * Opens the log file and the access log files (access-log.ts `file:`) again by their names,
+   * after a rotation. Throws when one cannot be opened (the others are reopened all the same).
+   */
   reopen(): void;
-}
-
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-/** Fields every record has that a pretty line shows in its own place or leaves out. */
-const OWN_PLACE = new Set(['time', 'level', 'msg', 'pid', 'hostname']);
-
-function prettyValue(v: unknown): string {
-  if (typeof v === 'string') return /^[^\s"\\]+$/.test(v) ? v : JSON.stringify(v);
-  if (v && typeof v === 'object' && typeof (v as { message?: unknown }).message === 'string') {
-    // pino's serialized error: its type and message (the stack stays in the JSON format)
-    const e = v as { type?: unknown; message: string };
-    return JSON.stringify(typeof e.type === 'string' ? `${e.type}: ${e.message}` : e.message);
-  }
-  return JSON.stringify(v) ?? String(v);
-}
-
-/**
- * One pino JSON record as one readable line: `2024-05-01T10:00:00.000Z INFO  request listener=web
- * status=200 ...`. Strings with spaces or quotes are JSON-quoted, so a line never breaks.
- */
-export function prettyLine(json: string): string {
-  let rec: Record<string, unknown>;
-  try {
-    rec = JSON.parse(json) as Record<string, unknown>;
-  } catch {
-    return json.endsWith('\n') ? json : json + '\n';
-  }
-  const level = typeof rec.level === 'number' ? (LEVEL_NAMES[rec.level] ?? String(rec.level)) : String(rec.level ?? '');
-  const parts = [String(rec.time ?? new Date().toISOString()), level.padEnd(5)];
-  if (rec.msg !== undefined) parts.push(String(rec.msg).replace(/\r?\n/g, '\\n'));
-  for (const [k, v] of Object.entries(rec)) {
-    if (OWN_PLACE.has(k) || v === undefined) continue;
-    parts.push(`${k}=${prettyValue(v)}`);
-  }
-  return parts.join(' ') + '\n';
 }
 
 /**
@@ -128,16 +106,25 @@ function openLogFile(path: string): number {
  * a log file that cannot be opened throws (the caller reports it before anything starts).
  */
 export function openLogOutput(level: LevelWithSilent, options: LogOutputOptions = {}): LogOutput {
-  const format = options.format ?? 'json';
+  const where = { file: options.file, tty: options.tty ?? process.stdout.isTTY === true };
+  const format = resolveLogFormat(options.format ?? 'auto', where);
   const warn = options.warn ?? ((line: string) => process.stderr.write(line + '\n'));
   const file = options.file ? new LogFile(options.file, warn) : undefined;
-  if (format === 'json' && !file) return { logger: createLogger(level), format, reopen: () => {} };
+  if (format === 'json' && !file) return { logger: createLogger(level), format, reopen: reopenLineFiles };
   const sink: DestinationStream = file ?? pino.destination({ dest: 1, sync: true });
-  const dest: DestinationStream = format === 'pretty' ? { write: (s: string) => sink.write(prettyLine(s)) } : sink;
+  // On a terminal the time of day is enough; a file keeps the full date.
+  const pretty = { color: useColor(where, options.env), clock: file ? ('iso' as const) : ('time' as const) };
+  const dest: DestinationStream = format === 'pretty' ? { write: (s: string) => sink.write(prettyLine(s, pretty)) } : sink;
   return {
     logger: pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest),
     format,
     file: options.file,
-    reopen: () => file?.reopen(),
+    reopen: () => {
+      try {
+        file?.reopen();
+      } finally {
+        reopenLineFiles();
+      }
+    },
   };
 }
