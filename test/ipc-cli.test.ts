@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cliPath, repoRoot, runCli } from './helpers/daemon.ts';
+import { formatTable, type Row } from '../src/cli/ipc/bench.ts';
 
 // `switchyard ipc ...` through the real CLI. No timing assertions: the bench only has to run
 // every transport and print numbers (or say why a transport is not available).
@@ -30,10 +31,34 @@ test('ipc bench --quick: exit 0 and a row per transport and mode, with numbers o
     const row = r.stdout.split('\n').find((l) => l.startsWith(`| ${t} | `) && l.includes('| framed |'))!;
     assert.ok(!row.includes('not available'), row);
   }
-  assert.match(r.stdout, /seed §8/);
+  assert.match(r.stdout, /\| published native latency \| published native throughput \|/);
+  // A quick run's ratios are too coarse to judge: it says so instead of a verdict per target.
+  const targets = r.stdout.slice(r.stdout.indexOf('\nTargets:'));
+  assert.match(targets, /^- not judged on a --quick run: 300 round trips and 2 MiB of bulk are too few/m);
+  assert.doesNotMatch(r.stdout, /MISS|PASS|not met|seed|§/);
   // stderr is not a TTY here: plain progress lines, no carriage returns.
   assert.match(r.stderr, /ipc bench \[1\/\d+\] tcp raw: /);
   assert.ok(!r.stderr.includes('\r'));
+});
+
+test('ipc bench table of a full run: a verdict per target, "not compared" where there is no raw baseline', () => {
+  const figures = (p50us: number, mbps: number) => ({ ok: true as const, figures: { p50us, p99us: p50us * 2, mbps, rounds: 10_000, bytes: 1024 ** 3 } });
+  const published = { latency: '1-2 µs', throughput: '10 GB/s' };
+  const rows: Row[] = [
+    { transport: 'unix', form: 'processes', published, raw: figures(80, 1600), framed: figures(84, 1500) },
+    { transport: 'shm', form: 'processes', published, raw: figures(0.3, 15_000), framed: figures(1.8, 4675) },
+    { transport: 'shm-futex', form: 'processes', published, raw: { ok: false, unavailable: true, reason: 'no raw baseline' }, framed: figures(2.3, 4298) },
+  ];
+  const table = formatTable(rows, { warmup: 1000, rounds: 10_000, bytes: 1024 ** 3, chunk: 64 * 1024 }, 3);
+  const targets = table.slice(table.indexOf('Targets:')).split('\n').filter((l) => l.startsWith('- '));
+  assert.deepEqual(targets, [
+    '- unix: framed within 1.2x of raw: met (1.07x)',
+    '- shm: framed within 1.2x of raw: not met (6.00x)',
+    '- shm-futex: framed within 1.2x of raw: not compared (no raw baseline)',
+    '- shm ring round trip <= 1 µs: not met (1.8 µs p50)',
+    '- shm ring >= 10 GB/s: not met (4675 MB/s)',
+  ]);
+  assert.match(table, /^\| unix \| processes \| framed \| 84\.0 \| 168 \| 1500 \| 1\.05x, 1\.07x \| 1-2 µs \| 10 GB\/s \|  \|$/m);
 });
 
 function listen(url: string): Promise<{ address: string; done: Promise<{ code: number | null; stdout: string; stderr: string }> }> {

@@ -94,7 +94,7 @@ export async function ipcBenchCommand(options: IpcBenchOptions): Promise<void> {
   const rows = await runBench({ transports, plan, timeoutMs: options.quick ? 20_000 : 180_000, runs, progress: printer.progress, step: printer.step });
   printer.end();
   if (options.json) process.stdout.write(`${JSON.stringify({ machine, plan, rows }, null, 2)}\n`);
-  else process.stdout.write(`${machine}\n${formatTable(rows, plan, runs)}\n`);
+  else process.stdout.write(`${machine}\n${formatTable(rows, plan, runs, options.quick === true)}\n`);
   // Exit 1 if something that exists broke; missing transports are not failures.
   if (rows.some((r) => (!r.raw.ok && !r.raw.unavailable) || (!r.framed.ok && !r.framed.unavailable))) process.exitCode = 1;
 }

@@ -232,8 +232,8 @@ export async function measureRawPort(port: MessagePort, plan: Plan, progress: Pr
 
 // ---- raw: SharedArrayBuffer between threads (spin for latency, a slot ring for bulk) ---------
 // Layout (Int32 indexes): 0 ping seq, 1 pong seq, 2 ring head, 3 ring tail; the ring's SLOTS
-// slots of `chunk` bytes follow at byte 64. Latency spins on both sides (the seed's "spin" mode);
-// the bulk ring waits with Atomics.wait when full or empty (on a SharedArrayBuffer between
+// slots of `chunk` bytes follow at byte 64. Latency spins on both sides (as the shm transport's
+// "spin" mode does); the bulk ring waits with Atomics.wait when full or empty (on a SharedArrayBuffer between
 // threads) or spins (on a shm_open + mmap segment between processes, where Atomics.wait is refused).
 
 export const SAB_SLOTS = 16;

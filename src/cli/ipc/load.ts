@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-// Loads an src/ipc module by name at run time, so a transport that has not been written (or
-// fails to load) is reported as "not available: <reason>" instead of breaking the CLI. Works from
-// the TypeScript sources (under tsx) and from dist/ (compiled .js).
+// Loads an src/ipc module by name at run time, so a transport that cannot load here (shm needs
+// koffi's native library; a partial install may lack a file) is reported as "not available:
+// <reason>" instead of breaking the whole CLI. Works from the TypeScript sources (under tsx) and
+// from dist/ (compiled .js).
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
@@ -16,11 +17,12 @@ export function loadIpcModule(rel: string): Promise<Loaded> {
   if (!p) {
     p = (async (): Promise<Loaded> => {
       const url = new URL(`../../ipc/${rel}${ext}`, import.meta.url);
-      if (!existsSync(fileURLToPath(url))) return { ok: false, reason: `src/ipc/${rel}.ts is not there yet` };
+      const file = fileURLToPath(url);
+      if (!existsSync(file)) return { ok: false, reason: `${file} is missing from this installation` };
       try {
         return { ok: true, mod: (await import(url.href)) as Record<string, unknown> };
       } catch (err) {
-        return { ok: false, reason: `src/ipc/${rel}.ts does not load: ${(err as Error).message.split('\n')[0]}` };
+        return { ok: false, reason: `${file} does not load: ${(err as Error).message.split('\n')[0]}` };
       }
     })();
     cache.set(rel, p);
