@@ -215,3 +215,26 @@ test('a WebSocket upgrade passes the same check: 401 without credentials, open w
   });
   assert.equal(echo, 'hello');
 });
+
+test('listener-wide basicAuth: every route asks, a route with basicAuth: false does not; a rate limit after it counts per user', async () => {
+  const base = await startYard(
+    yards,
+    [
+      { match: { path: '/health' }, handler: { type: 'respond', body: 'ok' }, middleware: { basicAuth: false } },
+      { match: { path: '/limited' }, handler: { type: 'echo' }, middleware: { rateLimit: { rate: 1, per: '1h', burst: 1, key: { header: 'x-authenticated-user' } } } },
+      { handler: { type: 'echo' } },
+    ],
+    {},
+    { middleware: { basicAuth: { users: [{ username: 'alice', password: aliceHash }, { username: 'carol', password: carolHash }] } } },
+  );
+  assert.equal((await curl([`${base}/health`])).status, 200);
+  assert.equal((await curl([`${base}/other`])).status, 401);
+  assert.equal((await curl(['-u', 'carol:wonderland', `${base}/other`])).status, 200);
+  // One request an hour per user: alice's second is refused, carol's first is not. A client
+  // cannot spend someone else's tokens by sending the header itself.
+  assert.equal((await curl(['-u', 'alice:wonderland', `${base}/limited`])).status, 200);
+  assert.equal((await curl(['-u', 'alice:wonderland', `${base}/limited`])).status, 429);
+  assert.equal((await curl(['-u', 'carol:wonderland', '-H', 'x-authenticated-user: alice', `${base}/limited`])).status, 200);
+  // Unauthenticated requests are refused before they take a token.
+  assert.equal((await curl([`${base}/limited`])).status, 401);
+});

@@ -13,11 +13,11 @@ export { jwksSchema, KeySource, KeysUnavailableError, type JwksConfig } from './
 export { forwardAuth, forwardAuthSchema, type ForwardAuthConfig, type ForwardAuthInput } from './forward.ts';
 export { hashPassword, verifyPassword, parsePasswordHash, passwordHashProblem, type PasswordHash } from './password-hash.ts';
 
-/** The authentication settings of one route (listener's merged with the route's). */
+/** The authentication settings of one route (listener's merged with the route's); `false` is off. */
 export interface AuthSettings {
-  basicAuth?: BasicAuthConfig;
-  jwt?: JwtConfig;
-  forwardAuth?: ForwardAuthConfig;
+  basicAuth?: BasicAuthConfig | false;
+  jwt?: JwtConfig | false;
+  forwardAuth?: ForwardAuthConfig | false;
 }
 
 /**
@@ -27,7 +27,7 @@ export interface AuthSettings {
  */
 export function authMiddleware(settings: AuthSettings, shared: Map<object, Middleware>, options: { baseDir?: string } = {}): Middleware[] {
   const chain: Middleware[] = [];
-  const once = <C extends object>(config: C | undefined, build: (c: C) => Middleware): void => {
+  const once = <C extends object>(config: C | false | undefined, build: (c: C) => Middleware): void => {
     if (!config) return;
     let step = shared.get(config);
     if (!step) {
