@@ -190,6 +190,30 @@ test('LineFile: a full backlog drops lines and counts them instead of holding th
   assert.equal(readFileSync(`${rotated}.1`, 'utf8'), 'one\n');
 });
 
+test('a daemon\'s access log file: rotated by a rename and SIGUSR1, lines go on in a new file', async () => {
+  const file = join(dir, 'daemon-access.log');
+  const d = await startDaemon([configFile(`    middleware: { accessLog: { format: common, file: ${file} } }\n`)], { cwd: dir });
+  daemons.push(d);
+  const port = d.port('web');
+  await get(port, '/before');
+  await until('/before in the file', () => readFileSync(file, 'utf8').includes('"GET /before HTTP/1.1" 200 2\n'));
+  renameSync(file, `${file}.1`);
+  d.child.kill('SIGUSR1');
+  await until('a new file', () => {
+    try {
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  });
+  await get(port, '/after');
+  await until('/after in the new file', () => readFileSync(file, 'utf8').includes('"GET /after HTTP/1.1" 200 2\n'));
+  assert.ok(!readFileSync(`${file}.1`, 'utf8').includes('/after'));
+  assert.ok(!d.stdout().includes('/before'), 'not in the daemon\'s log');
+  assert.equal(d.child.exitCode, null);
+  await killDaemon(d);
+});
+
 // --- the daemon's log format ------------------------------------------------------------------
 
 function configFile(extra = ''): string {
