@@ -5,9 +5,10 @@ import { z } from 'zod';
 import { duration, size } from '../../config/units.ts';
 import type { HttpRequest } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
+import { clientIp } from '../../handlers/proxy/request-headers.ts';
 import type { Middleware } from '../types.ts';
 import { firstHeader, removeRequestHeaders, setRequestHeader } from './request-headers.ts';
-import { headerNameSchema, setHeaderNameSchema } from './schema.ts';
+import { headerNameSchema, httpUrlSchema, setHeaderNameSchema } from './schema.ts';
 
 // Forward auth, as Traefik's ForwardAuth and Caddy's forward_auth: every request is first put to
 // an authentication service (a bodiless request to `url`, with some of the client's headers and
@@ -18,11 +19,9 @@ import { headerNameSchema, setHeaderNameSchema } from './schema.ts';
 // that cannot be reached is 502, one that does not answer within `timeout` 504: never a hang,
 // never a pass.
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
-
 export const forwardAuthSchema = z.strictObject({
   /** The authentication service's endpoint; the client's path is sent in X-Forwarded-Uri, not appended. */
-  url: httpUrl,
+  url: httpUrlSchema,
   /** The method of the request to the service (it carries no body). */
   method: z.enum(['GET', 'HEAD', 'POST']).default('GET'),
   /** The longest the service may take, connection and whole answer included. */
@@ -59,11 +58,6 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te
 const WARN_INTERVAL_MS = 10_000;
 
 class AnswerTooLargeError extends Error {}
-
-function clientIp(req: HttpRequest): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
-}
 
 function isTimeout(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { duration, size } from '../../config/units.ts';
+import { httpUrlSchema } from './schema.ts';
 
 // The keys JWTs are checked with: a JSON Web Key Set (RFC 7517) from a URL (an identity
 // provider's jwks_uri) or from a file. Fetched on first need, then kept:
@@ -22,11 +23,9 @@ import { duration, size } from '../../config/units.ts';
 //
 // A fetch is bounded in time (`timeout`) and in size (`maxSize`); redirects are not followed.
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
-
 const urlSourceSchema = z.strictObject({
   /** Where the key set is (an identity provider's `jwks_uri`). */
-  url: httpUrl,
+  url: httpUrlSchema,
   /** How long fetched keys are used before they are fetched again (in the background). */
   refresh: duration()
     .pipe(z.number().int().min(1000, 'expected a duration of at least 1s'))
@@ -59,7 +58,7 @@ const fileSourceSchema = z.strictObject({
 });
 
 /** `jwks:` a URL (shorthand for `{ url }`), `{ url, refresh, cooldown, timeout, maxSize }` or `{ file, refresh, maxSize }`. */
-export const jwksSchema = z.union([httpUrl.transform((url) => urlSourceSchema.parse({ url })), urlSourceSchema, fileSourceSchema]);
+export const jwksSchema = z.union([httpUrlSchema.transform((url) => urlSourceSchema.parse({ url })), urlSourceSchema, fileSourceSchema]);
 
 export type JwksConfig = z.output<typeof jwksSchema>;
 

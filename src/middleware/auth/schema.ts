@@ -24,3 +24,6 @@ export const realmSchema = z
   .max(200)
   .regex(/^[\x20-\x7e]+$/, 'expected printable ASCII')
   .refine((s) => !/["\\]/.test(s), { message: 'a realm cannot hold " or \\' });
+
+/** An http:// or https:// URL (a key set, an authentication service). */
+export const httpUrlSchema = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
