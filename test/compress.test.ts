@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import * as http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,6 +76,7 @@ before(async () => {
           { match: { path: '/nt/*' }, handler: { type: 'static', root, cacheControl: 'public, no-transform' } },
           { match: { path: '/gzip/*' }, handler: { type: 'static', root }, middleware: { compress: { encodings: ['gzip'], level: { gzip: 1 } } } },
           { match: { path: '/off/*' }, handler: { type: 'static', root }, middleware: { compress: false } },
+          { match: { path: '/cors/*' }, handler: { type: 'static', root }, middleware: { cors: { origins: ['http://a.example'] } } },
           { match: { path: '/api/*' }, handler: { type: 'proxy', upstream: 'api' } },
         ],
       },
@@ -283,6 +285,27 @@ test('config: bad fields are errors naming them; zstd alone is refused where Nod
   else assert.match(issues({ encodings: ['zstd'] }), /compress\.encodings: zstd needs Node 22\.15 or later/);
 });
 
+test('Vary joins one set before (CORS: Origin) instead of replacing it', async () => {
+  const a = await get('/cors/data.json', { 'accept-encoding': 'gzip', origin: 'http://a.example' });
+  assert.equal(a.headers['content-encoding'], 'gzip');
+  const vary = ([] as string[]).concat(a.headers.vary ?? []).join(',').toLowerCase();
+  assert.match(vary, /origin/);
+  assert.match(vary, /accept-encoding/);
+  assert.equal(vary.match(/accept-encoding/g)?.length, 1, `Accept-Encoding once: ${vary}`);
+  assert.ok(zlib.gunzipSync(a.body).equals(json));
+});
+
+test('HTTP/2 HEAD (curl -I over h2c) gets the head of the compressed GET', async () => {
+  for (const path of ['/files/data.json', '/files/big.txt']) {
+    const r = await run('curl', ['-sS', '-I', '--http2-prior-knowledge', '-H', 'accept-encoding: br', `http://127.0.0.1:${port}${path}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^HTTP\/2 200/);
+    assert.match(r.stdout, /^content-encoding: br\r?$/im);
+    assert.match(r.stdout, /^vary: .*accept-encoding/im);
+    assert.doesNotMatch(r.stdout, /^content-length:/im);
+  }
+});
+
 /** The daemon's resident memory, bytes. */
 function rss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -314,6 +337,52 @@ test('a large body to clients that do not read is not buffered: the compressor w
     for (const h of hashes) assert.equal(h, bigSha);
   } finally {
     for (const s of sockets) s.destroy();
+  }
+});
+
+test('HTTP/2 streams that are not read hold the compressor back too; read later, every body is whole', async () => {
+  const pid = daemon.child.pid!;
+  const STREAMS = 4;
+  const before = rss(pid);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  try {
+    const streams = Array.from({ length: STREAMS }, () => {
+      const s = session.request({ ':path': '/gzip/big.txt', 'accept-encoding': 'gzip' });
+      s.pause();
+      return s;
+    });
+    let peak = before;
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      peak = Math.max(peak, rss(pid));
+    }
+    assert.ok(peak - before < 48 * 1024 * 1024, `daemon RSS grew ${((peak - before) / 2 ** 20).toFixed(1)} MiB with ${STREAMS} stalled streams`);
+    const hashes = await Promise.all(
+      streams.map(
+        (s) =>
+          new Promise<string>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error('body not read within 60s')), 60_000);
+            s.once('response', (h) => {
+              if (h['content-encoding'] !== 'gzip') reject(new Error(`content-encoding ${String(h['content-encoding'])}`));
+            });
+            const hash = createHash('sha256');
+            const gunzip = zlib.createGunzip();
+            gunzip.on('data', (d: Buffer) => hash.update(d));
+            gunzip.on('end', () => {
+              clearTimeout(timer);
+              resolve(hash.digest('hex'));
+            });
+            gunzip.on('error', reject);
+            s.on('error', reject);
+            s.pipe(gunzip);
+            s.resume();
+          }),
+      ),
+    );
+    for (const h of hashes) assert.equal(h, bigSha);
+  } finally {
+    session.destroy();
   }
 });
 

@@ -252,7 +252,17 @@ class ResponseCompression implements BodyFilter {
     const headers = reason === undefined ? second : third;
     // The head's fields go onto the response first, so that the plan sees them all and can
     // rewrite them before node fixes the head.
-    if (headers !== undefined && headers !== null) mergeFields(res, headers as OutgoingHttpHeaders | readonly unknown[]);
+    if (headers !== undefined && headers !== null) {
+      const before = res.getHeaders();
+      try {
+        mergeFields(res, headers as OutgoingHttpHeaders | readonly unknown[]);
+      } catch (err) {
+        // A field node refuses (an upstream's bad value): the response is as it was, so that
+        // the error answer sent next does not carry half of the refused head.
+        restoreFields(res, before);
+        throw err;
+      }
+    }
     if (typeof status === 'number') res.statusCode = status;
     this.decide();
     return reason === undefined ? this.writeHead0.call(res, status) : this.writeHead0.call(res, status, reason);
@@ -331,6 +341,15 @@ function bytes(chunk: unknown, encoding: unknown): Uint8Array {
   if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   if (chunk instanceof Uint8Array) return chunk;
   throw Object.assign(new TypeError('The "chunk" argument must be of type string or an instance of Buffer or Uint8Array'), { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+/** Puts the response's fields back to `before` (a getHeaders() copy). */
+function restoreFields(res: HttpResponse, before: OutgoingHttpHeaders): void {
+  for (const name of Object.keys(res.getHeaders())) if (before[name] === undefined) res.removeHeader(name);
+  for (const name of Object.keys(before)) {
+    const value = before[name];
+    if (value !== undefined) res.setHeader(name, value);
+  }
 }
 
 /**
