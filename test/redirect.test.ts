@@ -35,6 +35,7 @@ before(async () => {
             { match: { path: '/ext/*' }, handler: { type: 'redirect', from: '^/ext(/.*)$', to: '{re.1}', allowExternal: true } },
             { match: { path: '/hdr' }, handler: { type: 'redirect', to: '{header.x-target}', preserveQuery: false } },
             { match: { path: '/site/*' }, handler: { type: 'redirect', from: '^/site/(.*)$', to: 'https://example.com/$1' } },
+            { match: { path: '/joined**' }, handler: { type: 'redirect', from: '^/joined(.*)$', to: 'https://example.com$1' } },
           ],
         },
       ],
@@ -111,6 +112,11 @@ test('open redirects: a target whose site comes from the client must stay on thi
   assert.equal((await location('/ext//elsewhere.example/x')).location, '//elsewhere.example/x');
   // A literal site in the target: a capture after its host cannot change it.
   assert.equal((await location('/site/@evil.example')).location, 'https://example.com/@evil.example');
+  // A capture right after the host: it may add a path, not change the host.
+  assert.equal((await location('/joined/a?b=1')).location, 'https://example.com/a?b=1');
+  assert.equal((await location('/joined')).location, 'https://example.com');
+  assert.equal((await location('/joined.evil.example/')).status, 400);
+  assert.equal((await location('/joined@evil.example/')).status, 400);
 });
 
 /** Sends a raw request and returns the whole response head as text. */

@@ -15,8 +15,10 @@ import { compileTemplate, percentEncoded, TemplateError, type Template } from '.
 //   - open redirects: when the target's scheme and host are fixed in the config (a literal
 //     `https://host/...`, a path `/x...`), client input can only change the rest. When they are
 //     not (the target begins with a placeholder or capture, `/{re.1}`, `https://{host}...`), the
-//     result must be a path on this site (`/a`, not `//evil.example` or `/\evil.example`), or the
-//     request gets 400, unless `allowExternal` says the client may choose the site;
+//     result must be a path on this site (`/a`, not `//evil.example` or `/\evil.example`), or on
+//     the site the config wrote (`https://example.com$1` may not become
+//     `https://example.com.evil.example`), or the request gets 400, unless `allowExternal` says
+//     the client may choose the site;
 //   - patterns: at most MAX_PATTERN characters, and matched against the path only (bounded by the
 //     listener's header size limit); JavaScript regular expressions backtrack, so a pattern with
 //     nested quantifiers (`(a+)+$`) can still take long on a crafted path: docs/headers.md.
@@ -89,8 +91,17 @@ function locationSafe(value: string): string {
 interface CompiledRedirect {
   readonly pattern: RegExp | undefined;
   readonly target: Template;
-  /** The site is not fixed by the config: a rendered target must stay on this one. */
+  /** The site is not fixed by the config: a rendered target must stay on this one (or on `origin`). */
   readonly checkSite: boolean;
+  /** `https://host` when the config writes one but a placeholder follows it directly. */
+  readonly origin: string | undefined;
+}
+
+/** Whether `location` is on `origin`: it, then the end, `/`, `?` or `#` (not `.evil.example` or `@evil.example`). */
+function onOrigin(location: string, origin: string | undefined): boolean {
+  if (origin === undefined || !location.startsWith(origin)) return false;
+  const next = location.charCodeAt(origin.length);
+  return Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */ || next === 35 /* # */;
 }
 
 function compileRedirect(config: RedirectConfig): CompiledRedirect {
@@ -113,7 +124,8 @@ function compileRedirect(config: RedirectConfig): CompiledRedirect {
     if (err instanceof TemplateError) throw new RedirectConfigError('to', err.message);
     throw err;
   }
-  return { pattern, target, checkSite: !config.allowExternal && !target.constant && !siteFixed(target.prefix) };
+  const checkSite = !config.allowExternal && !target.constant && !siteFixed(target.prefix);
+  return { pattern, target, checkSite, origin: /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\@]+/i.exec(target.prefix)?.[0] };
 }
 
 /** The request's query with its `?`, or '' when none. */
@@ -134,7 +146,7 @@ export const redirectHandler: HandlerModule<RedirectConfig> = {
   summary: 'answers with a redirect (301-308) to a target built from placeholders and regex captures',
   schema,
   http: (config) => {
-    const { pattern, target, checkSite } = compileRedirect(config);
+    const { pattern, target, checkSite, origin } = compileRedirect(config);
     const status = config.status;
     return {
       handle(ctx) {
@@ -146,7 +158,7 @@ export const redirectHandler: HandlerModule<RedirectConfig> = {
           if (!match) return replyError(ctx.res, 404, 'not found');
         }
         let location = locationSafe(target(ctx, { match }));
-        if (checkSite && !staysOnSite(location)) return replyError(ctx.res, 400, 'the redirect target would leave this site');
+        if (checkSite && !staysOnSite(location) && !onOrigin(location, origin)) return replyError(ctx.res, 400, 'the redirect target would leave this site');
         const query = config.preserveQuery ? queryOf(url) : '';
         if (query !== '') location = withQuery(location, locationSafe(query));
         replyText(ctx.res, status, `redirecting to ${location}\n`, { location });
