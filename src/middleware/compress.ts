@@ -116,8 +116,12 @@ class CompressSettings {
   compressor(coding: Encoding, sizeHint: number | undefined): Transform {
     const { level } = this.config;
     switch (coding) {
-      case 'gzip':
-        return zlib.createGzip({ level: level.gzip });
+      case 'gzip': {
+        // A body of known length needs no window larger than itself (nginx does the same): a
+        // 4 KiB answer gets an 8 KiB window, not 32 KiB, and a smaller state to set up.
+        const windowBits = sizeHint !== undefined && sizeHint >= 0 ? Math.min(15, Math.max(9, Math.ceil(Math.log2(sizeHint + 262)))) : 15;
+        return zlib.createGzip({ level: level.gzip, windowBits });
+      }
       case 'br': {
         const params: Record<number, number> = {
           [zlib.constants.BROTLI_PARAM_QUALITY]: level.br,
