@@ -1,14 +1,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get } from 'node:http';
 import { serve, type Yard } from '../src/index.ts';
 import { defaultConfig } from '../src/config/default.ts';
+import { repoRoot } from './helpers/daemon.ts';
+import { run } from './helpers/net.ts';
 
-// The welcome page describes each listener by its own routes (http) or its one handler (tcp,
-// unix, udp): the embedded default's listeners, and a config of one's own.
+// What a newcomer meets first: the welcome page, which describes each listener by its own routes
+// (http) or its one handler (tcp, unix, udp), for the embedded default and a config of one's
+// own; and the launcher, which runs the build and needs tsx only in a checkout without one.
 
 let dir: string;
 const yards: Yard[] = [];
@@ -120,4 +123,30 @@ test('welcome page of a config of one\'s own: its routes, hosts, upstreams and n
   assert.match(page, /version \S+ &middot; 3 listeners/);
   assert.ok(!page.includes('embedded default'), 'not the default config');
   assert.ok(!page.includes('chat page') && !page.includes('./public') && !page.includes('Prometheus'), 'next steps name only what runs');
+});
+
+// bin/switchyard.js in a published install runs dist/ and nothing else; tsx is a devDependency.
+
+test('tsx is a devDependency only, and npm start runs the build, not the sources', async () => {
+  const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; scripts: Record<string, string>; files: string[] };
+  assert.equal(pkg.dependencies.tsx, undefined);
+  assert.ok(pkg.devDependencies.tsx, 'a checkout runs tests and the sources with tsx');
+  assert.match(pkg.scripts.start, /^npm run build --silent && node dist\/cli\/main\.js serve$/);
+  assert.ok(pkg.files.includes('dist') && pkg.files.includes('bin'));
+});
+
+test('bin/switchyard.js without dist/ and without tsx: one line saying how to build, exit 1', async () => {
+  // A copy of the launcher in a folder with no dist/ and no node_modules anywhere above it.
+  const root = await mkdtemp(join(tmpdir(), 'switchyard-bin-'));
+  try {
+    await mkdir(join(root, 'bin'));
+    await copyFile(join(repoRoot, 'bin/switchyard.js'), join(root, 'bin/switchyard.js'));
+    await writeFile(join(root, 'package.json'), '{"type":"module"}\n');
+    const r = await run(process.execPath, [join(root, 'bin/switchyard.js'), '--help']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, 'switchyard: no build in dist/ and no tsx to run the sources; in a checkout, run `npm install` (it builds) or `npm run build`\n');
+    assert.equal(r.stdout, '');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });
