@@ -191,12 +191,16 @@ function nodePeer(
   };
 }
 
-/** uws-pack is a native addon: whether it loads here decides whether its row exists. */
+/**
+ * uws-pack is a native addon that bench/install.sh installs (not a devDependency: see there):
+ * whether it is installed and loads here decides whether its row exists.
+ */
 async function uwsLoads(): Promise<string | undefined> {
   try {
     const m = await import('uws-pack');
     return typeof m.App === 'function' ? undefined : 'uws-pack loaded but has no App()';
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return 'uws-pack (uWebSockets.js) is not installed: run `bash bench/install.sh`';
     return `uws-pack (uWebSockets.js) does not load on node ${process.version}: ${(e as Error).message}`;
   }
 }
