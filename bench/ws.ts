@@ -45,7 +45,7 @@ interface ScenarioDef {
  * In this order for every server start. The lean client (lib/ws-client.ts) is the load generator
  * of record: the `ws` client costs the load generator as much per message as a `ws` server
  * costs the server, so the fastest servers would be measured against the client. Echo is also
- * run with the `ws` client, which is how the issue measured it.
+ * run with the `ws` client, which is how the echo goal was first measured.
  */
 const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'echo', kind: 'echo', client: 'lean' },
