@@ -159,7 +159,7 @@ test('curl --compressed over HTTP/1.1 and h2c: memory-cached and disk files, and
   for (const transport of [[], ['--http2-prior-knowledge']]) {
     for (const [path, expected] of [['/files/data.json', sha(json)], ['/files/big.txt', bigSha], ['/api/json', sha(upstreamJson)]] as const) {
       const out = join(dir, 'curl.out');
-      const r = await run('curl', ['-sS', '--compressed', ...transport, '-D', '-', '-o', out, `http://127.0.0.1:${port}${path}`], { timeoutMs: 30_000 });
+      const r = await run('curl', ['-sS', '--compressed', ...transport, '-D', '-', '-o', out, `http://127.0.0.1:${port}${path}`], { timeoutMs: 60_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^content-encoding: (gzip|br|zstd)\r?$/im, `${transport.join(' ')} ${path}: ${r.stdout}`);
       assert.match(r.stdout, /^vary: .*accept-encoding/im);
