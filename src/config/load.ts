@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { configSchema, type Config } from './schema.ts';
-import { ConfigError, issuesFromZod } from './errors.ts';
+import { ConfigError, explainIssue, humanError, sortedIssues, type PathIssue } from './errors.ts';
+import { crossFieldIssues } from './cross-checks.ts';
+import { preflightIssues } from './preflight.ts';
 import { registerBuiltinHandlers } from '../handlers/index.ts';
 
 /** A validated config and the directory its relative paths are resolved against. */
@@ -12,11 +14,26 @@ export interface LoadedConfig {
   source: string;
 }
 
-/** Validates a config object (already parsed from YAML/JSON, or built by a program). */
-export function parseConfig(input: unknown, source = 'config'): Config {
+export interface ParseOptions {
+  /**
+   * The folder relative paths resolve against (the config file's). Given, the files and folders
+   * the config names are checked too, with each handler module's `validate` (preflight.ts): what
+   * `serve` would refuse at start is then refused at load.
+   */
+  baseDir?: string;
+}
+
+/**
+ * Validates a config object (already parsed from YAML/JSON, or built by a program). Every problem
+ * comes in one ConfigError, sorted by path: the fields' own, and the checks across fields
+ * (cross-checks.ts) even when some fields fail, run on the config as written.
+ */
+export function parseConfig(input: unknown, source = 'config', options: ParseOptions = {}): Config {
   registerBuiltinHandlers();
-  const result = configSchema().safeParse(input);
-  if (!result.success) throw new ConfigError(source, issuesFromZod(result.error));
+  const result = configSchema().safeParse(input, { error: humanError });
+  const issues: PathIssue[] = result.success ? [] : [...result.error.issues.flatMap(explainIssue), ...crossFieldIssues(input)];
+  if (options.baseDir !== undefined) issues.push(...preflightIssues(input, options.baseDir));
+  if (issues.length > 0 || !result.success) throw new ConfigError(source, sortedIssues(issues));
   return result.data;
 }
 
@@ -40,10 +57,18 @@ export async function loadConfigFile(file: string, overrides: ListenOverride[] =
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(file, [{ path: '', message: code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(err)})` }]);
+    throw new ConfigError(file, [{ path: '', message: code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? isDirectoryMessage(file) : `cannot read file (${code ?? String(err)})` }]);
   }
   const raw = parseConfigText(text, file);
-  return { config: parseConfig(applyListenOverrides(raw, overrides, file), file), baseDir: dirname(path), source: path };
+  const baseDir = dirname(path);
+  return { config: parseConfig(applyListenOverrides(raw, overrides, file), file, { baseDir }), baseDir, source: path };
+}
+
+/** A folder where a config file was expected: most likely meant to be served as it is. */
+function isDirectoryMessage(file: string): string {
+  // Quoted for a shell only when it needs to be.
+  const arg = /^[\w./@:+-]+$/.test(file) ? file : `'${file.replaceAll("'", "'\\''")}'`;
+  return `is a folder, not a config file (YAML or JSON); to serve the files in it, run: switchyard file-server ${arg}`;
 }
 
 /** `--listen name=address` on the command line: replaces one listener's address (or unix path). */
