@@ -14,6 +14,12 @@ import { parseIpcUrl } from './ipc/url.ts';
 import { parseSize } from './ipc/bench.ts';
 import { addConnectCommand } from './connect.ts';
 import { caCommand } from './ca.ts';
+import { hashPasswordCommand } from './hash-password.ts';
+import { fileServerConfig, FILE_SERVER_ADDRESS } from './file-server.ts';
+import { reverseProxyConfig, proxyTarget, REVERSE_PROXY_ADDRESS } from './reverse-proxy.ts';
+import { configAdaptCommand, configDefaultCommand } from './config-cmd.ts';
+import { parseListenAddress } from './listen-address.ts';
+import { balancePolicies } from '../upstream/config.ts';
 
 // argv -> commands. Wiring only: each command lives in its own file. Exit codes: 0 ok,
 // 1 cannot start or failed, 2 bad config or bad usage.
@@ -30,6 +36,34 @@ function envOverrides(): ListenOverride[] {
   const raw = process.env.SWITCHYARD_LISTEN;
   if (!raw) return [];
   return raw.split(',').filter(Boolean).map((s) => parseListenOverride(s.trim()));
+}
+
+/** A command-line value through a parser whose Error message is the user's answer. */
+function argument<T>(parse: (v: string) => T): (v: string) => T {
+  return (v) => {
+    try {
+      return parse(v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+/** `--to a,b --to c`: every target checked as it is read, kept as written (for the banner). */
+function collectTargets(value: string, previous: string[]): string[] {
+  const targets = value.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of targets) argument(proxyTarget)(t);
+  return [...previous, ...targets];
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+type LogLevel = Parameters<typeof serveCommand>[1]['logLevel'];
+
+/** The logging options of the one-liners (file-server, reverse-proxy): a person at a terminal reads them, so pretty by default. */
+function addOneLinerLogOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--log-level <level>', 'log level (also $SWITCHYARD_LOG_LEVEL)').choices(LOG_LEVELS))
+    .addOption(new Option('--log-format <format>', 'pretty: one readable line per request; json: one JSON object per line').choices(['json', 'pretty']).default('pretty'));
 }
 
 function report(err: unknown): never {
@@ -71,9 +105,9 @@ export function buildProgram(): Command {
       return ms;
     })
     .option('--pid-file <path>', 'write the daemon\'s pid here once it listens (removed on exit); refuses to start while it names a live process')
-    .addOption(new Option('--log-format <format>', 'json: one JSON object per line; pretty: one readable line per record').choices(['json', 'pretty']).default('json'))
+    .addOption(new Option('--log-format <format>', 'auto: pretty on a terminal, else json; json: one JSON object per line; pretty: one readable line per record').choices(['auto', 'json', 'pretty']).default('auto'))
     .option('--log-file <path>', 'append logs to this file instead of stdout (created 0640; reopened on SIGUSR1, for logrotate)')
-    .action(async (file: string | undefined, opts: { listen: ListenOverride[]; logLevel?: string; grace?: number; pidFile?: string; logFormat: 'json' | 'pretty'; logFile?: string }) => {
+    .action(async (file: string | undefined, opts: { listen: ListenOverride[]; logLevel?: string; grace?: number; pidFile?: string; logFormat: 'auto' | 'json' | 'pretty'; logFile?: string }) => {
       const level = (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as Parameters<typeof serveCommand>[1]['logLevel'];
       await serveCommand(file ?? process.env.SWITCHYARD_CONFIG, {
         listen: [...envOverrides(), ...opts.listen],
@@ -84,6 +118,36 @@ export function buildProgram(): Command {
         logFile: opts.logFile,
       });
     });
+
+  addOneLinerLogOptions(
+    program
+      .command('file-server')
+      .description(`serve the files of a folder over HTTP, without a config file (on ${FILE_SERVER_ADDRESS} unless --listen says otherwise)`)
+      .argument('[dir]', 'folder to serve', '.')
+      .option('--listen <address>', `where to listen: HOST:PORT, :PORT (every interface) or PORT (loopback) (default: ${FILE_SERVER_ADDRESS})`, argument(parseListenAddress), FILE_SERVER_ADDRESS)
+      .option('--browse', 'list the files of a folder that has no index.html')
+      .option('--dotfiles', 'serve dotfiles (.env, .git/) instead of answering 404 for them'),
+  ).action(async (dir: string, opts: { listen: string; browse?: boolean; dotfiles?: boolean; logLevel?: string; logFormat: 'json' | 'pretty' }) => {
+    const built = fileServerConfig({ root: dir, address: opts.listen, browse: opts.browse === true, dotfiles: opts.dotfiles === true });
+    await serveCommand(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
+  });
+
+  addOneLinerLogOptions(
+    program
+      .command('reverse-proxy')
+      .description(`proxy HTTP to one or more backends, balanced, without a config file (from ${REVERSE_PROXY_ADDRESS} unless --from says otherwise)`)
+      .requiredOption('--to <targets>', 'backends, comma-separated or repeated: host:port (http://), or http://, https://, h2c:// URLs', collectTargets, [] as string[])
+      .option('--from <address>', `where to listen: HOST:PORT, :PORT (every interface) or PORT (loopback) (default: ${REVERSE_PROXY_ADDRESS})`, argument(parseListenAddress), REVERSE_PROXY_ADDRESS)
+      .addOption(new Option('--lb <policy>', 'how requests are spread over the backends').choices([...balancePolicies]).default('round-robin'))
+      .option('--health-path <path>', 'check each backend with GET PATH every 5s and send nothing to one that fails (default: no active checks; failing backends are still ejected by their errors)', argument((v) => {
+        if (!v.startsWith('/')) throw new Error('a health check path starts with "/"');
+        return v;
+      })),
+  ).action(async (opts: { to: string[]; from: string; lb: (typeof balancePolicies)[number]; healthPath?: string; logLevel?: string; logFormat: 'json' | 'pretty' }) => {
+    if (opts.to.length === 0) throw new InvalidArgumentError('--to needs at least one backend');
+    const built = reverseProxyConfig({ to: opts.to, from: opts.from, balance: opts.lb, healthPath: opts.healthPath });
+    await serveCommand(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
+  });
 
   program
     .command('reload')
@@ -106,6 +170,18 @@ export function buildProgram(): Command {
     .argument('<config>', 'config file (YAML or JSON)')
     .action(async (file: string) => checkCommand(file));
 
+  const config = program.command('config').description('configs to start from: the embedded default, or a file with every default filled in');
+  config
+    .command('default')
+    .description('print the embedded default config (what serve runs without a file) as YAML, to save and edit')
+    .action(() => configDefaultCommand());
+  config
+    .command('adapt')
+    .description('print a config file as the daemon runs it: validated, every default filled in, secrets redacted; exit 2 when invalid')
+    .argument('<config>', 'config file (YAML or JSON)')
+    .option('--json', 'print JSON instead of YAML')
+    .action(async (file: string, opts: { json?: boolean }) => configAdaptCommand(file, opts));
+
   const ipc = program.command('ipc').description('IPC channels: benchmark every transport, or try one by hand');
   const ipcUrl = (v: string) => {
     try {
@@ -116,7 +192,7 @@ export function buildProgram(): Command {
   };
   ipc
     .command('bench')
-    .description('latency (1-byte round trip p50/p99) and throughput of every transport, framed and raw, beside the seed\'s claims')
+    .description('latency (1-byte round trip p50/p99) and throughput of every transport, framed and raw, beside published native figures')
     .option('--transport <names>', `comma-separated subset of: ${TRANSPORT_NAMES.join(',')}`, (v) => {
       const names = v.split(',').map((s) => s.trim()).filter(Boolean);
       const bad = names.filter((n) => !TRANSPORT_NAMES.includes(n));
@@ -159,12 +235,18 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'data folder (default: $SWITCHYARD_DATA_DIR, else $XDG_DATA_HOME/switchyard, else ~/.local/share/switchyard)')
     .action(async (opts: { pem?: boolean; dataDir?: string }) => caCommand(opts));
 
+  program
+    .command('hash-password')
+    .description('print the hash of a password for basicAuth users: read from the terminal without echo (asked twice), or from stdin')
+    .addOption(new Option('--algorithm <name>', 'hash algorithm').choices(['bcrypt', 'scrypt']).default('bcrypt'))
+    .action(async (opts: { algorithm: 'bcrypt' | 'scrypt' }) => hashPasswordCommand(opts));
+
   const handlerHelp = handlerModules()
     .map((m) => `  ${m.type.padEnd(10)} ${kindsOf(m).join(', ').padEnd(22)} ${m.summary}`)
     .join('\n');
   program.addHelpText(
     'after',
-    `\nHandler types (handler: { type: NAME, ... }):\n${handlerHelp}\n\nExamples:\n  switchyard serve                      # the embedded default on 127.0.0.1\n  switchyard serve gateway.yaml -l web=8081\n  switchyard check gateway.yaml\n`,
+    `\nHandler types (handler: { type: NAME, ... }):\n${handlerHelp}\n\nExamples:\n  switchyard serve                      # the embedded default on 127.0.0.1\n  switchyard serve gateway.yaml -l web=8081\n  switchyard check gateway.yaml\n  switchyard file-server ./site --browse  # a folder on http://127.0.0.1:8080/\n  switchyard reverse-proxy --to 127.0.0.1:9001,127.0.0.1:9002\n  switchyard config default > gateway.yaml\n`,
   );
   return program;
 }

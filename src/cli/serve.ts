@@ -9,7 +9,7 @@ import { Primary, PrimaryLink, WorkerMetrics, workerCount, workerSlot, workerSto
 import { reloadYard } from '../yard/signals.ts';
 import { SystemdNotifier } from '../yard/sd-notify.ts';
 import { PidFile } from '../yard/pid-file.ts';
-import { openLogOutput, type LogFormat } from '../observe/logger.ts';
+import { openLogOutput, type LogFormatChoice } from '../observe/logger.ts';
 import { VERSION } from '../version.ts';
 
 export interface ServeFlags {
@@ -18,9 +18,17 @@ export interface ServeFlags {
   grace?: number;
   /** Write the pid here once listening; removed on exit. */
   pidFile?: string;
-  logFormat?: LogFormat;
+  /** auto (pretty on a terminal, else json), json or pretty. */
+  logFormat?: LogFormatChoice;
   /** Append logs here instead of stdout; reopened on SIGUSR1. */
   logFile?: string;
+}
+
+/** A config made on the command line (file-server, reverse-proxy) rather than read from a file. */
+export interface BuiltConfig {
+  config: unknown;
+  /** What the banner and logs call it, e.g. `file-server ./site`. */
+  source: string;
 }
 
 class LogFileError extends Error {
@@ -33,17 +41,22 @@ class LogFileError extends Error {
  * (`$NOTIFY_SOCKET`) it reports READY/RELOADING/STOPPING and pings the watchdog. Errors propagate
  * to main's reporter.
  */
-export async function serveCommand(file: string | undefined, flags: ServeFlags): Promise<void> {
+export async function serveCommand(file: string | BuiltConfig | undefined, flags: ServeFlags): Promise<void> {
   // Started by a running daemon's upgrade (SIGUSR2): it hands its listening sockets over.
   const replacing = upgradingFrom();
   const pidFile = flags.pidFile ? new PidFile(flags.pidFile) : undefined;
   pidFile?.check(replacing);
 
-  const source = file ? undefined : 'embedded default config';
   const load = async (): Promise<{ config: Config; baseDir: string; source: string }> => {
     let loaded: { config: Config; baseDir: string; source: string };
-    if (file) loaded = await loadConfigFile(file, flags.listen);
-    else loaded = { config: parseConfig(applyListenOverrides(defaultConfig(), flags.listen, source!), source!), baseDir: process.cwd(), source: source! };
+    if (typeof file === 'string') loaded = await loadConfigFile(file, flags.listen);
+    else {
+      // The embedded default, or a one-liner's config: built afresh on each reload (structuredClone: overrides edit it).
+      const source = file?.source ?? 'embedded default config';
+      const raw = file ? structuredClone(file.config) : defaultConfig();
+      const baseDir = process.cwd();
+      loaded = { config: parseConfig(applyListenOverrides(raw, flags.listen, source), source, { baseDir }), baseDir, source };
+    }
     if (flags.grace !== undefined) loaded.config.shutdown.grace = flags.grace;
     return loaded;
   };
@@ -113,7 +126,8 @@ export async function serveCommand(file: string | undefined, flags: ServeFlags):
     load: async () => (await load()).config,
     stopped: () => stopped,
   });
-  if (output.file) reopenOnUsr1(() => output.reopen());
+  // SIGUSR1 reopens --log-file and the access log files a config names (now or after a reload).
+  reopenOnUsr1(() => output.reopen());
 
   if (pidFile) {
     const { stale } = pidFile.write();
@@ -143,6 +157,7 @@ async function serveAsWorker(fileConfig: Config, baseDir: string, source: string
     upgrade: () => link.ask<{ ok: true; pid: number } | { ok: false; error: string }>('upgrade', 120_000),
   });
   workerStopOnSignals(yard, output.logger);
-  if (output.file) reopenOnUsr1(() => output.reopen());
+  // SIGUSR1 reopens --log-file and the access log files a config names (now or after a reload).
+  reopenOnUsr1(() => output.reopen());
   link.ready(yard, () => reloadYard(yard, { source, load }));
 }
