@@ -121,3 +121,111 @@ test('durations longer than the longest Node timer are refused with the field pa
     assert.ok(issues[0].message.includes(JSON.stringify(value)), issues[0].message);
   }
 });
+
+// ---- Every problem in one pass, in plain words --------------------------------------------------
+
+test('check reports field errors and cross-field problems of one file together, sorted by path, with did-you-mean', async () => {
+  const file = join(dir, 'many.yaml');
+  writeFileSync(
+    file,
+    [
+      'listeners:',
+      '  - name: web',
+      '    protocol: http',
+      '    address: 127.0.0.1:8080',
+      '    middleware: { cors: { origin: ["*"] } }',
+      '    routes:',
+      '      - match: { path: /api/* }',
+      '        handler: { type: proxy, upstream: api, stripprefix: /api }',
+      '      - match: { path: /files/* }',
+      '        handler: { type: static, root: ./not-there }',
+      '      - handler: { type: proxy, upstream: nosuch }',
+      '  - name: web',
+      '    protocol: tcp',
+      '    address: 127.0.0.1:8080',
+      '    handler: { type: echo }',
+      'upstreams:',
+      '  api: { targets: [http://127.0.0.1:9001], balance: roundrobin }',
+      'logging: { level: verbose }',
+      '',
+    ].join('\n'),
+  );
+  const r = await runCli(['check', file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  const lines = r.stderr.split('\n').filter((l) => l.startsWith('  '));
+  assert.match(r.stderr, new RegExp(`${lines.length} problems`));
+  const expected: [string, RegExp][] = [
+    ['listeners[0].middleware.cors.origin', /^unknown field "origin" \(did you mean "origins"\?\)$/],
+    ['listeners[0].routes[0].handler.stripprefix', /^unknown field "stripprefix" \(did you mean "stripPrefix"\?\)$/],
+    ['listeners[0].routes[1].handler.root', /^folder "\.\/not-there" \(.*not-there\) does not exist$/],
+    ['listeners[0].routes[2].handler.upstream', /^no upstream named "nosuch" \(upstreams: api\)$/],
+    ['listeners[1].address', /^127\.0\.0\.1:8080 is already used by listener "web"/],
+    ['listeners[1].name', /^duplicate listener name "web" \(also listeners\[0\]\)$/],
+    ['logging.level', /^expected one of: trace, debug, info, warn, error, fatal, silent, got "verbose"$/],
+    ['upstreams.api.balance', /^expected one of: round-robin, .*, got "roundrobin"$/],
+  ];
+  assert.deepEqual(
+    lines.map((l) => l.trim().split(': ')[0]),
+    expected.map(([p]) => p),
+    r.stderr,
+  );
+  lines.forEach((l, i) => assert.match(l.trim().slice(expected[i][0].length + 2), expected[i][1]));
+  assert.doesNotMatch(r.stderr, /Invalid (input|option)|Unrecognized key/);
+});
+
+test('zod issues read as what was expected and what was found', () => {
+  const base = (l: L) => cfg(l);
+  const messages = (input: unknown) => issuesOf(input).map((i) => `${i.path}: ${i.message}`);
+  assert.deepEqual(messages(base({ ...http('web', '127.0.0.1:0'), address: 8080 })), ['listeners[0].address: expected a string, got a number (8080)']);
+  assert.deepEqual(messages(base({ name: 'web', protocol: 'http', address: '127.0.0.1:0' })), ['listeners[0].routes: required field is missing (expected a list)']);
+  // A union: told by the branch the value fits (an object with a misspelt field), or by what each branch takes.
+  assert.deepEqual(messages(base({ ...http('web', '127.0.0.1:0'), middleware: { cors: { credential: true } } })), ['listeners[0].middleware.cors.credential: unknown field "credential" (did you mean "credentials"?)']);
+  assert.deepEqual(messages(base({ ...http('web', '127.0.0.1:0'), middleware: { cors: 'yes' } })), ['listeners[0].middleware.cors: expected true or false or an object (fields: values)']);
+  // A field with no near namesake lists the fields there are.
+  assert.deepEqual(messages(base({ ...tcp('t', '127.0.0.1:0'), zzz: 1 })), ['listeners[0].zzz: unknown field "zzz" (fields here: name, protocol, address, limits, tls, handler)']);
+  // A handler type with a typo.
+  assert.match(messages(base({ ...tcp('t', '127.0.0.1:0'), handler: { type: 'ecoh' } }))[0], /^listeners\[0\]\.handler\.type: unknown handler type "ecoh"; did you mean "echo"\? expected one of: /);
+  assert.deepEqual(messages({ ...cfg(http('web', '127.0.0.1:0')), workers: 0 }), ['workers: must be at least 1, got 0']);
+});
+
+test('check refuses what serve would refuse at start: a root that is a file, a proxy to a TCP group, missing TLS files', async () => {
+  const notDir = join(dir, 'plain-file.txt');
+  writeFileSync(notDir, 'x');
+  const file = join(dir, 'start.yaml');
+  writeFileSync(
+    file,
+    [
+      'listeners:',
+      '  - name: web',
+      '    protocol: http',
+      '    address: 127.0.0.1:0',
+      '    tls: { certificates: [{ cert: ./missing.pem, key: ./missing.key }] }',
+      '    routes:',
+      `      - { match: { path: /f/* }, handler: { type: static, root: ${JSON.stringify(notDir)} } }`,
+      '      - { handler: { type: proxy, upstream: app } }',
+      'upstreams:',
+      '  app: { targets: ["127.0.0.1:9001"] }',
+      '',
+    ].join('\n'),
+  );
+  const r = await runCli(['check', file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /4 problems/);
+  assert.match(r.stderr, /listeners\[0\]\.routes\[0\]\.handler\.root: ".*plain-file\.txt" is not a directory/);
+  assert.match(r.stderr, /listeners\[0\]\.routes\[1\]\.handler\.upstream: upstream "app" has targets without http:\/\/, https:\/\/ or h2c:\/\/ \(a bare host:port is a TCP target\)/);
+  assert.match(r.stderr, /listeners\[0\]\.tls\.certificates\[0\]\.cert: file "\.\/missing\.pem" \(.*\) does not exist/);
+  assert.match(r.stderr, /listeners\[0\]\.tls\.certificates\[0\]\.key: file "\.\/missing\.key" \(.*\) does not exist/);
+  // serve refuses the same way, before binding anything.
+  const served = await runCli(['serve', file]);
+  assert.equal(served.code, 2);
+  assert.equal(served.stderr, r.stderr);
+});
+
+test('a config built in code is validated without touching files (no folder to resolve them against)', () => {
+  const c = parseConfig(cfg({ ...http('web', '127.0.0.1:0'), routes: [{ handler: { type: 'static', root: '/surely/not/here' } }] }));
+  assert.equal(c.listeners.length, 1);
+  assert.throws(
+    () => parseConfig(cfg({ ...http('web', '127.0.0.1:0'), routes: [{ handler: { type: 'static', root: '/surely/not/here' } }] }), 'code', { baseDir: dir }),
+    (err: unknown) => err instanceof ConfigError && err.issues.length === 1 && err.issues[0].path === 'listeners[0].routes[0].handler.root',
+  );
+});

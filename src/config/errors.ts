@@ -172,15 +172,22 @@ export function humanError(issue: z.core.$ZodRawIssue): string | undefined {
   }
 }
 
-/** Levenshtein distance, case folded (a wrong case is one of the commonest typos). */
+/**
+ * Edit distance with two letters swapped counting as one edit (optimal string alignment), case
+ * folded: a wrong case and a transposition are the commonest typos in a field name.
+ */
 export function editDistance(a: string, b: string): number {
   const [s, t] = [a.toLowerCase(), b.toLowerCase()];
   if (s === t) return a === b ? 0 : 1;
+  let before: number[] = [];
   let prev = Array.from({ length: t.length + 1 }, (_, j) => j);
   for (let i = 1; i <= s.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= t.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (s[i - 1] === t[j - 1] ? 0 : 1));
-    prev = cur;
+    for (let j = 1; j <= t.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (s[i - 1] === t[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) cur[j] = Math.min(cur[j], before[j - 2] + 1);
+    }
+    [before, prev] = [prev, cur];
   }
   return prev[t.length];
 }
