@@ -97,7 +97,16 @@ listeners:
   assert.equal(bad.ok, false);
   assert.ok(bad.issues.length > 0);
 
-  const broken = yaml.replace('handler: { type: respond, body: second }', 'handler: { type: static, root: /nonexistent/switchyard }');
+  // What validation can see (a static root that is not there) is invalid: refused before anything changes.
+  const noRoot = yaml.replace('handler: { type: respond, body: second }', 'handler: { type: static, root: /nonexistent/switchyard }');
+  const invalidRoot = await request(`${admin}/load`, { method: 'POST', body: noRoot });
+  assert.equal(invalidRoot.statusCode, 400);
+  const rootIssues = ((await invalidRoot.body.json()) as { issues: { path: string; message: string }[] }).issues;
+  assert.deepEqual(rootIssues.map((i) => i.path), ['listeners[0].routes[0].handler.root']);
+  assert.match(rootIssues[0].message, /does not exist/);
+
+  // What only starting finds (a port another server holds) is refused by the reload itself.
+  const broken = `${yaml}  - name: taken\n    protocol: tcp\n    address: ${new URL(a.url).host}\n    handler: { type: echo }\n`;
   const refused = await request(`${admin}/load`, { method: 'POST', body: broken });
   assert.equal(refused.statusCode, 422);
   assert.equal(((await refused.body.json()) as { ok: boolean }).ok, false);

@@ -199,12 +199,15 @@ test('a second signal exits at once with status 1', async () => {
   dl.socket.destroy();
 });
 
-test('startup errors: an unreadable static root is one line naming the field, exit 1', async () => {
+test('a missing static root is refused before starting, naming the field, exit 2 (as check does)', async () => {
   const cfg = join(dir, 'noroot.yaml');
   writeFileSync(cfg, 'listeners:\n  - name: web\n    protocol: http\n    address: 127.0.0.1:0\n    routes:\n      - handler: { type: static, root: ./does-not-exist }\n');
   const { runCli } = await import('./helpers/daemon.ts');
   const r = await runCli(['serve', cfg]);
-  assert.equal(r.code, 1);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /listeners\[0\]\.routes\[0\]\.handler \(static\): .*does-not-exist/);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 2, r.stderr);
+  assert.match(r.stderr, /noroot\.yaml: invalid config\n {2}listeners\[0\]\.routes\[0\]\.handler\.root: folder "\.\/does-not-exist" \(.*\) does not exist/);
+  const checked = await runCli(['check', cfg]);
+  assert.equal(checked.code, 2);
+  assert.equal(checked.stderr, r.stderr);
 });

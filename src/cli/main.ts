@@ -59,11 +59,11 @@ function collectTargets(value: string, previous: string[]): string[] {
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 type LogLevel = Parameters<typeof serveCommand>[1]['logLevel'];
 
-/** The logging options of the one-liners (file-server, reverse-proxy): a person at a terminal reads them, so pretty by default. */
+/** The logging options of the one-liners (file-server, reverse-proxy): as serve's, pretty on a terminal and JSON under a supervisor. */
 function addOneLinerLogOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--log-level <level>', 'log level (also $SWITCHYARD_LOG_LEVEL)').choices(LOG_LEVELS))
-    .addOption(new Option('--log-format <format>', 'pretty: one readable line per request; json: one JSON object per line').choices(['json', 'pretty']).default('pretty'));
+    .addOption(new Option('--log-format <format>', 'auto: pretty on a terminal, else json; json: one JSON object per line; pretty: one readable line per record').choices(['auto', 'json', 'pretty']).default('auto'));
 }
 
 function report(err: unknown): never {
@@ -127,7 +127,7 @@ export function buildProgram(): Command {
       .option('--listen <address>', `where to listen: HOST:PORT, :PORT (every interface) or PORT (loopback) (default: ${FILE_SERVER_ADDRESS})`, argument(parseListenAddress), FILE_SERVER_ADDRESS)
       .option('--browse', 'list the files of a folder that has no index.html')
       .option('--dotfiles', 'serve dotfiles (.env, .git/) instead of answering 404 for them'),
-  ).action(async (dir: string, opts: { listen: string; browse?: boolean; dotfiles?: boolean; logLevel?: string; logFormat: 'json' | 'pretty' }) => {
+  ).action(async (dir: string, opts: { listen: string; browse?: boolean; dotfiles?: boolean; logLevel?: string; logFormat: 'auto' | 'json' | 'pretty' }) => {
     const built = fileServerConfig({ root: dir, address: opts.listen, browse: opts.browse === true, dotfiles: opts.dotfiles === true });
     await serveCommand(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
   });
@@ -143,7 +143,7 @@ export function buildProgram(): Command {
         if (!v.startsWith('/')) throw new Error('a health check path starts with "/"');
         return v;
       })),
-  ).action(async (opts: { to: string[]; from: string; lb: (typeof balancePolicies)[number]; healthPath?: string; logLevel?: string; logFormat: 'json' | 'pretty' }) => {
+  ).action(async (opts: { to: string[]; from: string; lb: (typeof balancePolicies)[number]; healthPath?: string; logLevel?: string; logFormat: 'auto' | 'json' | 'pretty' }) => {
     if (opts.to.length === 0) throw new InvalidArgumentError('--to needs at least one backend');
     const built = reverseProxyConfig({ to: opts.to, from: opts.from, balance: opts.lb, healthPath: opts.healthPath });
     await serveCommand(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });

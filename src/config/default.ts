@@ -25,7 +25,7 @@ export function defaultConfig(cwd = process.cwd()): ConfigInput {
   const root = publicRoot(cwd);
   // A site of one's own in ./public keeps `/`; the welcome page then lives at /welcome.
   const welcomePath = existsSync(resolve(root, 'index.html')) ? '/welcome' : '/';
-  const routes = [
+  const routes: Extract<ConfigInput['listeners'][number], { protocol: 'http' }>['routes'] = [
     { name: 'welcome', match: { path: welcomePath, method: ['GET', 'HEAD'] }, handler: { type: 'welcome' } },
     { name: 'health', match: { path: '/health' }, handler: { type: 'respond', status: 200, body: 'ok\n' } },
     { name: 'echo', match: { path: '/echo/*' }, handler: { type: 'echo' } },

@@ -2,14 +2,25 @@ import { z } from 'zod';
 import { duration, size } from './units.ts';
 import { parseHostPort } from './address.ts';
 import { handlerModule, handlerModules } from '../handlers/registry.ts';
-import { kindsOf, type TrafficKind } from '../handlers/types.ts';
-import { explainIssue } from './errors.ts';
-import { findBindConflicts } from './bind-conflicts.ts';
+import { isFunction } from '../handlers/inline.ts';
+import type { HandlerConfig } from '../handlers/configs.ts';
+import type { Middleware } from '../middleware/types.ts';
+import { closestName, explainIssue, humanError } from './errors.ts';
+import { crossFieldIssues } from './cross-checks.ts';
 import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
+import { accessLogSchema } from '../middleware/access-log.ts';
+import { headerRulesSchema } from '../middleware/headers.ts';
+import { errorPagesSchema } from '../middleware/error-pages.ts';
+import { basicAuthSchema } from '../middleware/auth/basic.ts';
+import { jwtSchema } from '../middleware/auth/jwt.ts';
+import { forwardAuthSchema } from '../middleware/auth/forward.ts';
+import { compressSchema } from '../middleware/compress.ts';
 import { stateSchema } from '../state/config.ts';
 import { listenerTlsSchema } from './tls.ts';
 import { tokenBucketSchema } from '../protocol/token-bucket.ts';
+import { pathPatternProblem } from '../listeners/http/router.ts';
+import { rewritesSchema } from '../listeners/http/rewrite.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -108,8 +119,12 @@ const corsSchema = z.strictObject({
 });
 
 const middlewareSchema = z.strictObject({
-  /** One JSON line per request through the yard's logger. */
-  accessLog: z.boolean().optional(),
+  /**
+   * One line per request: `true` is a JSON record in the daemon's log; an object picks the
+   * format (json, common, combined), an optional `file` and its `maxBuffer` (accessLogSchema in
+   * src/middleware/access-log.ts, docs/logging.md). `false` turns it off here.
+   */
+  accessLog: z.union([z.boolean(), accessLogSchema]).optional(),
   /** Give each request an id (kept from the client when valid) and echo it in the response. */
   requestId: z
     .union([
@@ -124,37 +139,103 @@ const middlewareSchema = z.strictObject({
   /** Cross-origin resource sharing; off unless set. `true` means the defaults (any origin). */
   cors: z.union([z.boolean(), corsSchema]).optional(),
   /**
+   * HTTP Basic authentication against users with password hashes (bcrypt or scrypt, never plain
+   * passwords); off unless set. Fields (realm, users, userHeader, stripAuthorization, cacheTtl,
+   * cacheSize) at basicAuthSchema (src/middleware/auth/basic.ts) and in docs/auth.md. `false`
+   * on a route turns off its listener's.
+   */
+  basicAuth: z.union([z.literal(false), basicAuthSchema]).optional(),
+  /**
+   * JWT bearer tokens checked against a key set (URL or file) with pinned algorithms; off unless
+   * set. Fields (jwks, algorithms, issuer, audience, clockTolerance, requiredClaims, from,
+   * claimsToHeaders, realm) at jwtSchema (src/middleware/auth/jwt.ts) and in docs/auth.md.
+   * `false` on a route turns off its listener's.
+   */
+  jwt: z.union([z.literal(false), jwtSchema]).optional(),
+  /**
+   * Forward auth: an authentication service answers for every request (2xx passes, anything else
+   * goes back to the client); off unless set. Fields (url, method, timeout, copyRequestHeaders,
+   * copyResponseHeaders, trustForwardHeader, maxBodySize, maxConnections) at forwardAuthSchema
+   * (src/middleware/auth/forward.ts) and in docs/auth.md. `false` on a route turns off its
+   * listener's.
+   */
+  forwardAuth: z.union([z.literal(false), forwardAuthSchema]).optional(),
+  /**
    * Token-bucket rate limit (429 with Retry-After and RateLimit-* headers); off unless set. Its
    * fields (rate, per, burst, key, maxKeys, store, storeTimeout, onStoreError) are documented at
    * rateLimitSchema (src/middleware/rate-limit.ts) and in docs/rate-limit.md; `store: redis`
    * shares the buckets of every daemon on the Redis of `state:`.
    */
   rateLimit: rateLimitSchema.optional(),
+  /**
+   * Header rules: `request` and `response`, each with `remove` (names), `set` and `add` (name:
+   * value); values take placeholders ({client_ip}, {request_id}, {header.NAME}, {params.NAME}...).
+   * Request rules run before the handler (a proxy forwards the result); response rules when the
+   * head goes out, refusals included. At headerRulesSchema (src/middleware/headers.ts) and in
+   * docs/headers.md.
+   */
+  headers: headerRulesSchema.optional(),
+  /**
+   * Pages for the errors the daemon answers itself (404, 413, 429, 502, 503, 504...), by status
+   * (`404`), class (`5xx`) or `default`: `{ file }` or `{ template }` with placeholders ({status},
+   * {reason}, {request_id}...). Not for an upstream's own error responses. At errorPagesSchema
+   * (src/middleware/error-pages.ts) and in docs/error-pages.md.
+   */
+  errorPages: errorPagesSchema.optional(),
+  /**
+   * On-the-fly response compression (gzip, brotli, zstd where Node has it); off unless set.
+   * `true` means the defaults; its fields (encodings, minSize, types, level) are documented at
+   * compressSchema (src/middleware/compress.ts) and in docs/compression.md.
+   */
+  compress: compressSchema.optional(),
+  /**
+   * Middleware written as functions `(ctx, next) => ...`, in a config built in code (a config file
+   * cannot hold one). They run in order after the built-in steps above, right before the
+   * handler; a route's `use` replaces its listener's, like every other field here.
+   */
+  use: z
+    .array(z.custom<Middleware>(isFunction, { message: 'expected a function (ctx, next) => void; middleware in `use` is given in code, through the library, not in a config file' }))
+    .optional(),
 });
 
-/** The handler object: `{ type: NAME, ...that module's fields }`, validated by the module's own schema. */
-function handlerSchema() {
+/** A handler type no module has: the nearest one when it looks like a typo, else every type. */
+function unknownHandlerType(type: string, types: string[]): string {
+  const near = closestName(type, types);
+  return `unknown handler type ${JSON.stringify(type)}; ${near ? `did you mean "${near}"? ` : ''}expected one of: ${types.join(', ')}`;
+}
+
+/**
+ * The handler object: `{ type: NAME, ...that module's fields }`, validated by the module's own
+ * schema; or, in a config built in code, a function `(ctx) => ...` that answers the request
+ * itself (an inline handler, src/handlers/inline.ts). Typed for programs as HandlerConfig
+ * (src/handlers/configs.ts): an unknown type or a misspelt field is a compile error there.
+ */
+function handlerSchema(): z.ZodType<HandlerConfigOutput, HandlerConfig> {
   const mods = handlerModules();
   const types = mods.map((m) => m.type);
-  return z.looseObject({ type: z.string() }).transform((value, ctx) => {
+  const inline = (value: unknown) => (isFunction(value) ? { type: 'inline', handle: value } : value);
+  return z.preprocess(inline, z.looseObject({ type: z.string() }).transform((value, ctx) => {
     const mod = handlerModule(value.type);
     if (!mod) {
       ctx.addIssue({
         code: 'custom',
         path: ['type'],
-        message: `unknown handler type ${JSON.stringify(value.type)}; expected one of: ${types.join(', ')}`,
+        message: unknownHandlerType(value.type, types),
       });
       return z.NEVER;
     }
-    const parsed = mod.schema.safeParse(value);
+    const parsed = mod.schema.safeParse(value, { error: humanError });
     if (!parsed.success) {
       // Re-raised as custom issues: zod cannot carry another schema's issue kinds through a transform.
       for (const issue of parsed.error.issues.flatMap(explainIssue)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
       return z.NEVER;
     }
-    return parsed.data as { type: string };
-  });
+    return parsed.data as HandlerConfigOutput;
+  })) as unknown as z.ZodType<HandlerConfigOutput, HandlerConfig>;
 }
+
+/** A handler config once parsed: its module's own output type, which only the module reads. */
+export type HandlerConfigOutput = { type: string };
 
 const oneOrMore = () => z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const FINGERPRINT = /^(?:[0-9A-Fa-f]{64}|(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2})$/;
@@ -189,10 +270,20 @@ const matchSchema = z.strictObject({
   /** Methods to match, e.g. GET or [GET, HEAD]. */
   method: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   /**
-   * Path pattern: exact (`/health`), prefix (`/static/*`: `/static` and everything below), or a
-   * glob where `*` matches within one segment and `**` across segments (`/img/*.png`).
+   * Path pattern (docs/routing.md): exact (`/health`), prefix (`/static/*`: `/static` and
+   * everything below), a glob where `*` matches within one segment and `**` across segments
+   * (`/img/*.png`), or with named parameters: `:name` is one non-empty segment (`/users/:id`),
+   * `*name` as the last segment is the rest of the path, slashes included (`/files/*path`).
+   * Handlers get the values, percent-decoded, as `params`.
    */
-  path: z.string().startsWith('/', 'a path pattern starts with "/"').default('/*'),
+  path: z
+    .string()
+    .startsWith('/', 'a path pattern starts with "/"')
+    .superRefine((pattern, ctx) => {
+      const problem = pattern.startsWith('/') ? pathPatternProblem(pattern) : undefined;
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default('/*'),
   /** The client certificate (mTLS): subject, fingerprint, SANs, verified. */
   clientCert: clientCertMatchSchema.optional(),
 });
@@ -218,6 +309,13 @@ const httpListenerSchema = () =>
      * `/admin/*` and reach a backend that merges them itself. `false` keeps paths as sent.
      */
     mergeSlashes: z.boolean().default(true),
+    /**
+     * Rewrites of the request path before routing (docs/routing.md, "Rewrites"): the first rule
+     * whose `from` (a regular expression starting with `^`, or a path pattern) matches replaces
+     * the path with `to`; routes match the new path, handlers see it in req.url and a proxy
+     * forwards it. The result is checked as a request path again: dot segments get 400.
+     */
+    rewrites: rewritesSchema.optional(),
     /** HTTPS: certificates from files, the local CA or ACME (docs/tls.md). */
     tls: listenerTlsSchema().optional(),
     /** HTTP/2: on by default over TLS (ALPN), opt-in as h2c on plain text (docs/http2.md). */
@@ -297,11 +395,6 @@ const udpListenerSchema = () =>
     handler: handlerSchema(),
   });
 
-const KIND_OF_PROTOCOL = { http: 'http', tcp: 'stream', unix: 'stream', udp: 'datagram' } as const satisfies Record<
-  string,
-  TrafficKind
->;
-
 /** Builds the schema from the handler modules registered now. */
 export function configSchema() {
   const listener = z.discriminatedUnion(
@@ -340,60 +433,8 @@ export function configSchema() {
         .default({ level: 'info', accessLog: true }),
     })
     .superRefine((config, ctx) => {
-      const seen = new Map<string, number>();
-      config.listeners.forEach((l, i) => {
-        const before = seen.get(l.name);
-        if (before !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}" (also listeners[${before}])` });
-        }
-        seen.set(l.name, i);
-        const kind = KIND_OF_PROTOCOL[l.protocol];
-        const check = (h: { type: string }, path: (string | number)[]) => {
-          const mod = handlerModule(h.type);
-          const ref = (h as { upstream?: unknown }).upstream;
-          const refs = mod?.upstreamRefs ? mod.upstreamRefs(h) : typeof ref === 'string' ? [{ path: ['upstream'], name: ref }] : [];
-          for (const r of refs) {
-            if (Object.hasOwn(config.upstreams, r.name)) continue;
-            const known = Object.keys(config.upstreams);
-            ctx.addIssue({
-              code: 'custom',
-              path: [...path, ...r.path],
-              message: `no upstream named "${r.name}" (${known.length ? `upstreams: ${known.join(', ')}` : 'the config has no upstreams section'})`,
-            });
-          }
-          if (mod && !kindsOf(mod).includes(kind)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: [...path, 'type'],
-              message: `handler "${h.type}" cannot serve a ${l.protocol} listener; it serves: ${kindsOf(mod).join(', ')}`,
-            });
-          }
-        };
-        if (l.protocol === 'http') l.routes.forEach((r, j) => check(r.handler, ['listeners', i, 'routes', j, 'handler']));
-        else check(l.handler, ['listeners', i, 'handler']);
-      });
-      // Workers do not share memory: what lives in a daemon's memory must live in Redis instead.
-      if (config.workers !== 1) {
-        const why = `with workers: ${config.workers} each worker process would keep its own`;
-        config.listeners.forEach((l, i) => {
-          const chat = (h: { type: string }, path: (string | number)[]) => {
-            if (h.type === 'chat' && config.state.backend === 'memory') {
-              ctx.addIssue({ code: 'custom', path, message: `${why} chat rooms: set state.backend: redis (or workers: 1)` });
-            }
-          };
-          if (l.protocol !== 'http') return chat(l.handler, ['listeners', i, 'handler', 'type']);
-          l.routes.forEach((r, j) => chat(r.handler, ['listeners', i, 'routes', j, 'handler', 'type']));
-          const limits: [{ store: string } | undefined, (string | number)[]][] = [
-            [l.middleware.rateLimit, ['listeners', i, 'middleware', 'rateLimit', 'store']],
-            ...l.routes.map((r, j): [{ store: string } | undefined, (string | number)[]] => [r.middleware?.rateLimit, ['listeners', i, 'routes', j, 'middleware', 'rateLimit', 'store']]),
-          ];
-          for (const [limit, path] of limits) {
-            if (limit?.store === 'memory') ctx.addIssue({ code: 'custom', path, message: `${why} token buckets (N times the limit): set store: redis (or workers: 1)` });
-          }
-        });
-      }
-      // Two listeners on one address: refused here, not first at bind time (rules in bind-conflicts.ts).
-      for (const c of findBindConflicts(config.listeners)) ctx.addIssue({ code: 'custom', path: c.path, message: c.message });
+      // Also run on the raw config when fields fail (parseConfig), so both kinds come in one report.
+      for (const issue of crossFieldIssues(config)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     });
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { tlsConfigSchema, type TlsConfig } from '../tls/config.ts';
 import { acmeConfigSchema, type AcmeConfig } from '../tls/acme/config.ts';
-import { explainIssue } from './errors.ts';
+import { explainIssue, humanError } from './errors.ts';
 
 // A listener's `tls:` block: certificates from files or the local CA (src/tls/config.ts), or
 // certificates ordered over ACME (`issuer: acme`, src/tls/acme/config.ts). The issuer picks the
@@ -27,7 +27,7 @@ export function isAcmeTls(config: ListenerTlsConfig): config is AcmeListenerTls 
 export const listenerTlsSchema = () =>
   z.unknown().transform((value, ctx): ListenerTlsConfig => {
     const acme = typeof value === 'object' && value !== null && (value as { issuer?: unknown }).issuer === 'acme';
-    const parsed = (acme ? acmeListenerTlsSchema : tlsConfigSchema).safeParse(value);
+    const parsed = (acme ? acmeListenerTlsSchema : tlsConfigSchema).safeParse(value, { error: humanError });
     if (!parsed.success) {
       for (const issue of parsed.error.issues.flatMap(explainIssue)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
       return z.NEVER;

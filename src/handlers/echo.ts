@@ -7,7 +7,8 @@ import { replyJson } from './http/reply.ts';
 // (piped, so a client that does not read is slowed, not buffered), a datagram gets the same
 // datagram back, and an HTTP request gets its request line, headers and body back as JSON.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('echo'),
 });
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { duration, size } from '../config/units.ts';
 import type { ConnContext, HandlerModule, StreamHandler } from './types.ts';
 import { FsRoot } from './fs-root.ts';
+import { rootDirProblems } from './root-dir.ts';
 import { canSendfile, sendFile, SendfileUnsupportedError } from '../sys/index.ts';
 import { streamRange } from './static/transfer.ts';
 
@@ -13,7 +14,8 @@ import { streamRange } from './static/transfer.ts';
 // decoding, and an absolute name is refused, not re-rooted. Refusals answer `ERR not found` so a
 // client cannot tell a forbidden file from a missing one.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('file-tcp'),
   /** Directory served. Relative paths are taken from the config file's folder. */
   root: z.string().min(1),
@@ -150,6 +152,7 @@ export const fileTcpHandler: HandlerModule<FileTcpConfig> = {
   type: 'file-tcp',
   summary: 'raw file protocol: send a file name and a newline, receive the file (see docs/file-tcp.md)',
   schema,
+  validate: (config, ctx) => rootDirProblems(config.root, ctx.baseDir),
   stream: async (config, ctx) => {
     const dir = isAbsolute(config.root) ? config.root : resolve(ctx.baseDir, config.root);
     const root = await FsRoot.open(dir, { dotfiles: config.dotfiles, symlinks: config.symlinks });

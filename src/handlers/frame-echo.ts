@@ -11,7 +11,8 @@ import type { ConnContext, HandlerModule, StreamHandler } from './types.ts';
 // A client that does not read its echoes stops being read from (readFrames pauses the socket
 // while a write waits for 'drain'), so it cannot grow our memory.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('frame-echo'),
   /** Largest frame payload accepted; a larger announced length gets the FRAME_TOO_LARGE error frame. */
   maxFrameSize: size().pipe(z.number().int().min(0).max(MAX_FRAME_LENGTH)).default(1024 * 1024),

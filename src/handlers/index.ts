@@ -1,6 +1,7 @@
 import { registerHandler, handlerModule } from './registry.ts';
 import { echoHandler } from './echo.ts';
 import { respondHandler } from './respond.ts';
+import { redirectHandler } from './redirect.ts';
 import { metricsHandler } from './metrics.ts';
 import { welcomeHandler } from './welcome.ts';
 import { staticHandler } from './static/index.ts';
@@ -20,9 +21,9 @@ export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler };
+export { echoHandler, respondHandler, redirectHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler };
 
-const BUILTIN = [echoHandler, respondHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler];
+const BUILTIN = [echoHandler, respondHandler, redirectHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {

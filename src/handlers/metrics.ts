@@ -4,7 +4,8 @@ import { replyError } from './http/reply.ts';
 
 // Prometheus exposition of the yard's metrics registry, for the admin listener.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('metrics'),
 });
 

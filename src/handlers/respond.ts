@@ -4,7 +4,8 @@ import type { HandlerModule } from './types.ts';
 // A fixed answer: health checks, maintenance pages, and the cheapest possible handler for
 // benchmarks. Everything is computed once at provision time.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('respond'),
   /** HTTP status code. */
   status: z.number().int().min(200).max(599).default(200),

@@ -19,7 +19,8 @@ const route = z.strictObject({
   upstream: z.string().min(1),
 });
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('sni-proxy'),
   /** First route whose names match the ClientHello's server name wins. */
   routes: z.array(route).min(1),

@@ -23,7 +23,8 @@ import type { ConnContext, HandlerModule, StreamHandler } from './types.ts';
 // verification included, is done; a failed handshake counts and is retried like a refused
 // connect. (Under sni-proxy this wraps the client's own TLS in ours: rarely what is wanted.)
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('tcp-proxy'),
   /** Name of a group under `upstreams:`. */
   upstream: z.string().min(1),

@@ -115,6 +115,13 @@ export interface HttpContext {
    * routes it is the whole path. Always starts with `/`.
    */
   readonly pathRest: string;
+  /**
+   * The named path parameters of the matched route (`match.path`), percent-decoded: for route
+   * `/users/:id/posts/:post` and request `/users/42/posts/a%20b` it is `{ id: '42', post: 'a b' }`;
+   * for `/files/*path` and `/files/a/b.txt`, `{ path: 'a/b.txt' }` (empty for `/files/`). A
+   * frozen object without prototype; the same empty one for routes without parameters.
+   */
+  readonly params: Readonly<Record<string, string>>;
   readonly limits: HttpLimits;
   readonly log: Logger;
   /** Bytes written to the socket behind Node's back (sendfile), so that metrics still count them. */
@@ -234,6 +241,24 @@ export interface ProvisionContext {
 
 type Factory<C, H> = (config: C, ctx: ProvisionContext) => H | Promise<H>;
 
+/** What a module's `validate` gets: where relative paths resolve, and the config's upstream groups. */
+export interface ValidateContext {
+  /** Directory relative paths in the config are resolved against (the config file's folder, or cwd). */
+  readonly baseDir: string;
+  /**
+   * The kind of the upstream group of that name: `http` when every target has an HTTP scheme
+   * (http://, https://, h2c://), `l4` otherwise; undefined when the config has no such group
+   * (reported elsewhere) or its targets are not valid.
+   */
+  upstreamKind(name: string): 'http' | 'l4' | undefined;
+}
+
+/** One problem `validate` found: `path` inside the handler's config, e.g. `['root']`. */
+export interface HandlerProblem {
+  path: (string | number)[];
+  message: string;
+}
+
 /**
  * A handler module. `schema` validates the handler's config object, including its `type`
  * literal; it must be a strict object so that typos in field names are errors.
@@ -248,6 +273,14 @@ export interface HandlerModule<C extends { type: string } = { type: string }> {
    * config, so that `check` can report a missing one; default: the `upstream` field, if any.
    */
   readonly upstreamRefs?: (config: C) => { path: (string | number)[]; name: string }[];
+  /**
+   * What the factory would refuse at start, found at validation so that `switchyard check` (and
+   * serve, reload, POST /load before anything changes) reports it: a missing root, a file that
+   * cannot be read, an upstream group of the wrong kind. Runs on the handler's parsed config
+   * whenever the config is loaded from a file or the admin API; synchronous and cheap (a stat
+   * or two). Each problem's path is inside the handler's config (`['root']`); empty: none.
+   */
+  readonly validate?: (config: C, ctx: ValidateContext) => HandlerProblem[];
   readonly http?: Factory<C, HttpHandler>;
   readonly stream?: Factory<C, StreamHandler>;
   readonly datagram?: Factory<C, DatagramHandler>;

@@ -18,7 +18,8 @@ import type { DatagramContext, DatagramHandler, HandlerModule } from './types.ts
 // and every dropped datagram is counted in switchyard_udp_proxy_dropped_total by reason. Datagrams that arrive while the session's socket is still connecting are held
 // up to a small bound; a send queue backed up in the kernel drops rather than grows.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('udp-proxy'),
   /** Name of a group under `upstreams:`. */
   upstream: z.string().min(1),

@@ -5,7 +5,8 @@ import { replyError, replyJson } from './http/reply.ts';
 // GET /upstreams on the admin listener: the live state of every upstream group (targets, health,
 // ejections, in-flight requests, breaker, retry budget, pools) as JSON.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('upstreams'),
 });
 

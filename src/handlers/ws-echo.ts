@@ -8,7 +8,8 @@ import { replyError } from './http/reply.ts';
 // endpoint's limits. The WebSocket counterpart of `echo`, and what the ws benchmark runs against
 // a bare `ws` server.
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('ws-echo'),
   /** Limits of the WebSocket endpoint (see docs/websocket.md). */
   websocket: websocketOptionsSchema,

@@ -2,13 +2,22 @@ import type { CorsConfig, MiddlewareConfig } from '../config/schema.ts';
 import { accessLog } from './access-log.ts';
 import { cors } from './cors.ts';
 import { requestId } from './request-id.ts';
+import { headerRules } from './headers.ts';
+import { errorPages } from './error-pages.ts';
 import { rateLimit, type RateLimits } from './rate-limit.ts';
+import { compress } from './compress.ts';
+import { authMiddleware } from './auth/index.ts';
 import type { Middleware } from './types.ts';
 
 export { compose, type Middleware, type MiddlewareContext, type Next } from './types.ts';
 export { newRequestId } from './request-id.ts';
+export { headerRules, headerRulesSchema, type HeaderRulesConfig } from './headers.ts';
+export { errorPages, errorPagesSchema, errorPagesBeforeRouting, prepareErrorPages, ErrorPageFileError, type ErrorPagesConfig } from './error-pages.ts';
+export { compileTemplate, KNOWN_PLACEHOLDERS, type Template, type PlaceholderContext } from './placeholders.ts';
 export { hsts, hstsValue, redirectToHttps, HSTS_DEFAULTS, type HstsOptions, type RedirectOptions } from './https.ts';
+export { authMiddleware, basicAuth, basicAuthSchema, jwtAuth, jwtSchema, forwardAuth, forwardAuthSchema, hashPassword, type AuthSettings, type BasicAuthConfig, type JwtConfig, type ForwardAuthConfig } from './auth/index.ts';
 export { rateLimit, rateLimitSchema, MemoryRateLimitStore, RateLimits, redisRateLimitPaths, type RateLimitStore, type RateLimitConfig } from './rate-limit.ts';
+export { compress, compressSchema, ZSTD_AVAILABLE, type CompressConfig, type CompressInput } from './compress.ts';
 
 const CORS_DEFAULTS: CorsConfig = {
   origins: ['*'],
@@ -21,8 +30,13 @@ const CORS_DEFAULTS: CorsConfig = {
 
 /**
  * The middleware chain for one route: the listener's settings, overridden field by field by the
- * route's. Order: request id (so every later step can log it), access log (so refusals are
- * logged), CORS (preflights are answered before anything is counted), rate limit.
+ * route's. Order: request id (so every later step can log it), error pages (docs/error-pages.md;
+ * so every later refusal gets them), access log (so refusals are logged), header rules
+ * (docs/headers.md; before every step that may answer, so their refusals get the response
+ * rules), CORS (preflights are answered before anything is counted), authentication (basic,
+ * jwt, forwardAuth: docs/auth.md; before the rate limit, which may key on the user it found),
+ * rate limit, compression (last, so that only what the handler sends is compressed, not the
+ * refusals before it).
  *
  * `shared` keeps one instance per settings object across the routes of a listener, so that a
  * listener-wide rate limit is one set of buckets, not one per route. `limits` (the yard's) builds
@@ -39,8 +53,14 @@ export function buildMiddleware(
   const chain: Middleware[] = [];
   const rid = merged.requestId ?? true;
   if (rid !== false) chain.push(requestId(rid === true ? { header: 'x-request-id', trustIncoming: true } : rid));
-  if (merged.accessLog ?? accessLogDefault) chain.push(accessLog());
+  // Right after the id: every later refusal (auth, rate limit, the handler's) gets the pages.
+  if (merged.errorPages) chain.push(errorPages(merged.errorPages));
+  const log = merged.accessLog ?? accessLogDefault;
+  if (log !== false) chain.push(accessLog(log === true ? undefined : log));
+  // Before everything that may answer: response rules reach their refusals too.
+  if (merged.headers) chain.push(headerRules(merged.headers));
   if (merged.cors) chain.push(cors(merged.cors === true ? CORS_DEFAULTS : merged.cors));
+  chain.push(...authMiddleware(merged, shared));
   if (merged.rateLimit) {
     let limiter = shared.get(merged.rateLimit);
     if (!limiter) {
@@ -51,5 +71,6 @@ export function buildMiddleware(
     }
     chain.push(limiter);
   }
+  if (merged.compress) chain.push(compress(merged.compress));
   return chain;
 }

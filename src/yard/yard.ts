@@ -28,6 +28,7 @@ import { UpstreamGroup } from '../upstream/group.ts';
 import { UpstreamTlsError } from '../upstream/tls.ts';
 import { openSharedState } from '../state/index.ts';
 import { RateLimits, RateLimitStoreSetupError, redisRateLimitPaths } from '../middleware/rate-limit.ts';
+import { ErrorPageFileError, prepareErrorPages } from '../middleware/error-pages.ts';
 import type { SharedState } from '../state/types.ts';
 import type { ConfigInput } from '../config/schema.ts';
 import { withInlineMiddleware } from './inline-middleware.ts';
@@ -153,6 +154,13 @@ export class Yard implements YardView {
         await yard.rateLimits.prepare(redisRateLimitPaths(config));
       } catch (err) {
         if (err instanceof RateLimitStoreSetupError) throw new ProvisionError(err.path, 'rateLimit', err.reason, { cause: err });
+        throw err;
+      }
+      try {
+        // Error page files, read against the config's folder before any listener uses them.
+        prepareErrorPages(config, options.baseDir ?? process.cwd());
+      } catch (err) {
+        if (err instanceof ErrorPageFileError) throw new ProvisionError(err.path, 'errorPages', err.reason, { cause: err });
         throw err;
       }
       for (const [name, u] of Object.entries(config.upstreams)) {
@@ -418,6 +426,7 @@ export class Yard implements YardView {
     };
     try {
       await this.rateLimits.prepare(redisRateLimitPaths(next));
+      prepareErrorPages(next, this.options.baseDir ?? process.cwd());
       for (const [name, u] of Object.entries(next.upstreams)) {
         const old = this.groups.get(name);
         if (old && isDeepStrictEqual(old.config, u)) {

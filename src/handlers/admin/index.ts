@@ -34,7 +34,8 @@ import type { Logger } from 'pino';
 // Bearer ...) when one is configured; everyone else gets 403, whatever the path. Every change is
 // logged with who made it (address, and whether by token).
 
-const schema = z.strictObject({
+/** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
+export const schema = z.strictObject({
   type: z.literal('admin'),
   /**
    * A bearer token that lets callers from other addresses in (loopback callers need none).
@@ -67,6 +68,8 @@ class AdminHandler implements HttpHandler {
     private readonly maxConfigSize: number,
     metrics: Metrics,
     log: Logger,
+    /** Where a config sent to POST /load resolves its relative paths (as the running one does). */
+    private readonly baseDir: string,
   ) {
     const snapshots = new SnapshotBuilder(yard, metrics);
     this.feed = new SnapshotFeed({
@@ -155,7 +158,7 @@ class AdminHandler implements HttpHandler {
     let next;
     try {
       const raw = parseConfigText(body.toString('utf8'), type.includes('json') ? 'POST /load (body.json)' : 'POST /load (body.yaml)');
-      next = parseConfig(raw, 'POST /load');
+      next = parseConfig(raw, 'POST /load', { baseDir: this.baseDir });
     } catch (err) {
       if (err instanceof ConfigError) return replyJson(res, 400, { ok: false, error: err.message, issues: err.issues });
       throw err;
@@ -174,6 +177,17 @@ export const adminHandler: HandlerModule<AdminConfig> = {
   type: 'admin',
   summary: 'the admin API: running config, load/reload, listeners, drain/enable targets, chat rooms (loopback or a token)',
   schema,
+  validate: (config, ctx) => {
+    if (!config.tokenFile) return [];
+    const file = resolve(ctx.baseDir, config.tokenFile);
+    let token: string;
+    try {
+      token = readFileSync(file, 'utf8').split('\n')[0].trim();
+    } catch (err) {
+      return [{ path: ['tokenFile'], message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }];
+    }
+    return token.length < 16 ? [{ path: ['tokenFile'], message: `the token in ${file} must be at least 16 characters` }] : [];
+  },
   http: (config, ctx) => {
     let token = config.token;
     if (config.tokenFile) {
@@ -185,6 +199,6 @@ export const adminHandler: HandlerModule<AdminConfig> = {
       }
       if (token.length < 16) throw new Error(`tokenFile: the token in ${file} must be at least 16 characters`);
     }
-    return new AdminHandler(ctx.yard, token, config.maxConfigSize, ctx.metrics, ctx.log);
+    return new AdminHandler(ctx.yard, token, config.maxConfigSize, ctx.metrics, ctx.log, ctx.baseDir);
   },
 };

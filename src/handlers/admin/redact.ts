@@ -1,3 +1,5 @@
+import { describeFunction, isFunction } from '../inline.ts';
+
 // The running config as GET /config shows it: every value that is a secret replaced by
 // "[redacted]". Secrets are recognised by their field names (passwords, passphrases, tokens,
 // secrets, HMAC and EAB keys) and by the password part of URLs (redis://user:pass@host). File
@@ -14,6 +16,8 @@ function redactUrl(value: string): string {
 
 export function redact(value: unknown): unknown {
   if (typeof value === 'string') return redactUrl(value);
+  // Inline handlers and middleware of a config built in code: shown by name, as JSON cannot hold them.
+  if (isFunction(value)) return describeFunction(value);
   if (Array.isArray(value)) return value.map(redact);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};

@@ -29,6 +29,10 @@ export const proxyHandler: HandlerModule<ProxyConfig> = {
   type: 'proxy',
   summary: 'reverse proxy to an upstream group (balanced, health-checked, retried, circuit-broken; WebSocket too)',
   schema: proxySchema,
+  validate: (config, ctx) =>
+    ctx.upstreamKind(config.upstream) === 'l4'
+      ? [{ path: ['upstream'], message: `upstream "${config.upstream}" has targets without http://, https:// or h2c:// (a bare host:port is a TCP target); write its targets as http://host:port, or use tcp-proxy for L4 groups` }]
+      : [],
   http: (config, ctx) => {
     const group = ctx.upstream(config.upstream);
     if (group.kind !== 'http') throw new Error(`proxy: upstream "${config.upstream}" has targets without http://, https:// or h2c://; use tcp-proxy for L4 groups`);

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { HandlerModule, ProvisionContext } from '../types.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { FsRoot } from '../fs-root.ts';
+import { rootDirProblems } from '../root-dir.ts';
 import { libcUnavailableReason, sendfileAvailable } from '../../sys/index.ts';
 import { BodyCache, type CacheMeters } from './body-cache.ts';
 import { Catalog } from './catalog.ts';
@@ -44,6 +45,7 @@ export const staticHandler: HandlerModule<StaticConfig> = {
   type: 'static',
   summary: 'serves files under a root (GET/HEAD, ranges, conditional requests, precompressed siblings, sendfile)',
   schema: staticSchema,
+  validate: (config, ctx) => rootDirProblems(config.root, ctx.baseDir),
   http: async (config, ctx) => {
     const rootDir = isAbsolute(config.root) ? config.root : resolve(ctx.baseDir, config.root);
     const root = await FsRoot.open(rootDir, { dotfiles: config.dotfiles, symlinks: config.symlinks });
