@@ -32,7 +32,6 @@ import { ErrorPageFileError, prepareErrorPages } from '../middleware/error-pages
 import type { SharedState } from '../state/types.ts';
 import type { ConfigInput } from '../config/schema.ts';
 import { withInlineMiddleware } from './inline-middleware.ts';
-import { httpRequestSink } from './request-sink.ts';
 
 // The daemon: builds handlers and listeners from a Config and runs their lifecycle.
 //   start: provision every handler (a refusal names the config path), then bind every listener;
@@ -230,7 +229,7 @@ export class Yard implements YardView {
   requestListener(name: string): (req: IncomingMessage, res: ServerResponse) => void {
     const l = this.listenerList.find((x) => x.name === name);
     if (!(l instanceof HttpListener)) throw new Error(`no http listener named "${name}"`);
-    return httpRequestSink(l);
+    return (req, res) => l.dispatch(req, res);
   }
 
   upstreams(): UpstreamGroup[] {

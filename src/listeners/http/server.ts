@@ -220,6 +220,15 @@ export class HttpListener implements Listener {
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
   }
 
+  /**
+   * Takes a request that arrived on a server of someone else's (routes mounted into node:http,
+   * express or fastify: src/yard/mount.ts) through the same phases as one from this listener's
+   * own sockets: pipeline, checks, route, 404/405/413, middleware, handler, metrics.
+   */
+  dispatch(req: IncomingMessage, res: ServerResponse): void {
+    this.onRequest(req, res);
+  }
+
   async start(): Promise<void> {
     this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log, this.options.inherit);
   }
