@@ -48,6 +48,8 @@ export function buildMiddleware(
   accessLogDefault: boolean,
   shared: Map<object, Middleware> = new Map(),
   limits?: { limits: RateLimits; listener: string; route: string },
+  /** Where relative paths in middleware settings (a JWKS file) resolve: the config file's folder. */
+  baseDir?: string,
 ): Middleware[] {
   const merged: MiddlewareConfig = { ...listener, ...route };
   const chain: Middleware[] = [];
@@ -60,7 +62,7 @@ export function buildMiddleware(
   // Before everything that may answer: response rules reach their refusals too.
   if (merged.headers) chain.push(headerRules(merged.headers));
   if (merged.cors) chain.push(cors(merged.cors === true ? CORS_DEFAULTS : merged.cors));
-  chain.push(...authMiddleware(merged, shared));
+  chain.push(...authMiddleware(merged, shared, { baseDir }));
   if (merged.rateLimit) {
     let limiter = shared.get(merged.rateLimit);
     if (!limiter) {

@@ -705,7 +705,7 @@ export class Yard implements YardView {
     switch (l.protocol) {
       case 'http': {
         const tls = l.tls ? await this.certificates(l.tls, at, l, l.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1']) : undefined;
-        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, tls, http01: this.acmeInUse ? this.http01 : undefined, inherit: inherit as NetServer | undefined });
+        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, baseDir: this.options.baseDir, tls, http01: this.acmeInUse ? this.http01 : undefined, inherit: inherit as NetServer | undefined });
       }
       case 'tcp':
       case 'unix': {

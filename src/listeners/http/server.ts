@@ -102,6 +102,8 @@ export interface HttpListenerOptions {
   metrics: Metrics;
   log: Logger;
   accessLogDefault: boolean;
+  /** Where relative paths in the listener's middleware settings resolve (the config file's folder). */
+  baseDir?: string;
   /** HTTPS: the listener's certificates (the yard builds them from `tls:`). */
   tls?: ListenerTls;
   /** ACME HTTP-01: the yard's pending challenges, answered before routing when any listener orders certificates. */
@@ -388,7 +390,7 @@ export class HttpListener implements Listener {
     const shared = new Map<object, Middleware>();
     return compileRoutes(config.routes, handlers).map((route) => {
       const limits = this.options.rateLimits && { limits: this.options.rateLimits, listener: config.name, route: route.name };
-      const chain = buildMiddleware(config.middleware, route.config.middleware, accessLogDefault, shared, limits);
+      const chain = buildMiddleware(config.middleware, route.config.middleware, accessLogDefault, shared, limits, this.options.baseDir);
       const handler = route.handler;
       const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
       return {
