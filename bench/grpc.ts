@@ -60,7 +60,7 @@ const PAYLOAD = Buffer.from('switchyard-bench-grpc-unary-0123456789abcdefghijklm
 const FRAME = Buffer.concat([Buffer.from([0, 0, 0, 0, PAYLOAD.length]), PAYLOAD]);
 const GRPC_HEADERS = ['content-type: application/grpc', 'te: trailers'] as const;
 
-/** The issue's goal: calls/s through Switchyard over calls/s direct. */
+/** The goal: calls/s through Switchyard over calls/s direct. */
 const GOAL = 0.6;
 
 interface Env {
@@ -135,7 +135,7 @@ const switchyard: Peer = {
       configName: 'switchyard.yaml',
       port,
       core: env.ctx.serverCore,
-      // The issue's setup: an h2c listener, every path proxied to one h2c:// target; the
+      // The setup: an h2c listener, every path proxied to one h2c:// target; the
       // upstream group at its defaults (breaker, outlier detection and retries on, no active
       // health checks).
       config: [

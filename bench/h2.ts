@@ -43,7 +43,7 @@ type PeerId = (typeof H2_IDS)[number];
 type Scenario = 'small' | 'static' | 'proxy';
 const SCENARIOS: readonly Scenario[] = ['small', 'static', 'proxy'];
 
-/** h2load -c16 -m16: 16 connections, 16 streams in flight on each (the issue's load). */
+/** h2load -c16 -m16: 16 connections, 16 streams in flight on each (the load the goals are stated for). */
 const CONNECTIONS = 16;
 const STREAMS = 16;
 
@@ -60,7 +60,7 @@ const SCENARIO_TITLE: Record<Scenario, string> = {
   proxy: `h2 -> HTTP/1.1 proxy (upstream: nginx return 200, ${UPSTREAM_BODY.length}-byte body)`,
 };
 
-/** The issue's goals on Switchyard's req/s over the peer's (nginx is reported, with no goal). */
+/** The goals on Switchyard's req/s over the peer's (nginx is reported, with no goal). */
 const GOALS: readonly { readonly scenario: Scenario; readonly peer: PeerId; readonly goal: number }[] = [
   { scenario: 'static', peer: 'node', goal: 0.9 },
   { scenario: 'static', peer: 'caddy', goal: 2.0 },

@@ -42,7 +42,7 @@ const FILE = { name: '4k.bin', size: 4 << 10 } as const;
 /** Concurrent s_time processes: each is one connection at a time, so this is the handshakes in flight. */
 const HANDSHAKE_CLIENTS = 8;
 
-/** The goals, on Switchyard's rate over the peer's. */
+/** The goals, on Switchyard's rate over the peer's. */
 const GOALS: readonly { readonly scenario: Scenario; readonly peer: PeerId; readonly goal: number }[] = [
   { scenario: 'handshake', peer: 'nginx', goal: 0.8 },
   { scenario: 'static', peer: 'nginx', goal: 0.45 },

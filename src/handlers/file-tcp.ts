@@ -8,7 +8,7 @@ import { rootDirProblems } from './root-dir.ts';
 import { canSendfile, sendFile, SendfileUnsupportedError } from '../sys/index.ts';
 import { streamRange } from './static/transfer.ts';
 
-// The seeds' raw file protocol (docs/file-tcp.md): the client sends a file name and `\n`, the
+// A file by name over a stream (docs/file-tcp.md): the client sends a file name and `\n`, the
 // server answers with the file's bytes and closes. Errors are one line starting with `ERR `.
 // Names go through the same root policy as `static` (fs-root.ts), in plain form: no percent
 // decoding, and an absolute name is refused, not re-rooted. Refusals answer `ERR not found` so a
@@ -150,7 +150,7 @@ class FileTcpHandler implements StreamHandler {
 
 export const fileTcpHandler: HandlerModule<FileTcpConfig> = {
   type: 'file-tcp',
-  summary: 'raw file protocol: send a file name and a newline, receive the file (see docs/file-tcp.md)',
+  summary: 'a file by name: send its name and a newline, receive its bytes (see docs/file-tcp.md)',
   schema,
   validate: (config, ctx) => rootDirProblems(config.root, ctx.baseDir),
   stream: async (config, ctx) => {

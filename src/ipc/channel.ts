@@ -6,7 +6,7 @@ import { IpcError } from './errors.ts';
 // which ends when the peer closes cleanly and throws IpcError when it goes away mid-message or
 // breaks the protocol.
 
-/** 1 MiB, as in the seed's §9: large enough for real messages, small enough to bound memory. */
+/** 1 MiB: large enough for real messages, small enough to bound memory. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024;
 
 export interface ChannelOptions {

@@ -104,7 +104,7 @@ export interface SignalStream<S extends CatchableSignal> extends AsyncIterableIt
 }
 
 /**
- * An async iterator of signals (seed §6's `signals.forever()`): `for await (const s of
+ * An async iterator of signals (like `signals.forever()` of Rust's signal-hook): `for await (const s of
  * signalStream(['SIGHUP', 'SIGTERM'])) ...`. Arrivals are buffered up to `bufferSize` (default
  * 16); beyond that they are counted in `dropped`, not queued without bound (the kernel itself
  * merges pending signals of one kind). Listening stops on `close()`, on `break` out of the loop,

@@ -3,7 +3,7 @@ import { QueueCore, Ring } from './core.ts';
 export type { WaitOptions } from './core.ts';
 
 /**
- * A multi-producer multi-consumer channel inside one process (seed §7.2-7.3, crossbeam's
+ * A multi-producer multi-consumer channel inside one process (like crossbeam's
  * `bounded`/`unbounded` in async TypeScript).
  *
  * - `new MpmcChannel<T>(capacity)`: bounded; `send` waits while `capacity` values are buffered.

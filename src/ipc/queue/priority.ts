@@ -56,7 +56,7 @@ class Heap<T> implements Store<Entry<T>> {
 }
 
 /**
- * A bounded in-memory priority queue (seed §7.1's ordering without the kernel): `receive` returns
+ * A bounded in-memory priority queue (a POSIX message queue's ordering without the kernel): `receive` returns
  * the highest priority first and, within one priority, the oldest first (a sequence number makes
  * the heap stable). Same waiting rules as MpmcChannel: `send` waits while `capacity` entries are
  * buffered, `receive` waits while empty, timeouts reject with SWITCHYARD_IPC_TIMEOUT, waiters are
