@@ -24,6 +24,8 @@ mkdirSync(root);
 
 /** JSON of about 20 KiB: served from the memory cache. */
 const json = Buffer.from(JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['alpha', 'beta', 'gamma'], ok: i % 2 === 0 }))));
+/** About 300 KiB: still from the memory cache in one end(body), but past what is compressed at once. */
+const mid = Buffer.from(JSON.stringify(Array.from({ length: 4000 }, (_, i) => ({ id: i, note: `row ${i} of the middle-sized file` }))));
 /** 32 MiB of base64 text (compresses to about 3/4): far past the memory cache, so static would sendfile it. */
 const big = Buffer.from(randomBytes(24 * 1024 * 1024).toString('base64'));
 const small = Buffer.from('tiny text under the minimum size\n');
@@ -33,6 +35,7 @@ const upstreamPre = zlib.gzipSync(Buffer.from('already gzipped by the upstream '
 
 writeFileSync(join(root, 'data.json'), json);
 writeFileSync(join(root, 'big.txt'), big);
+writeFileSync(join(root, 'mid.json'), mid);
 writeFileSync(join(root, 'small.txt'), small);
 writeFileSync(join(root, 'pic.png'), png);
 writeFileSync(join(root, 'app.js'), 'console.log("identity");\n'.repeat(100));
@@ -129,7 +132,7 @@ const CODINGS = ZSTD_AVAILABLE ? ['gzip', 'br', 'zstd'] : ['gzip', 'br'];
 
 test('each coding the client asks for alone: the body decodes to the original, with Vary, no length, a weak ETag, no Accept-Ranges', async () => {
   for (const coding of CODINGS) {
-    for (const path of ['/files/data.json', '/files/big.txt']) {
+    for (const path of ['/files/data.json', '/files/mid.json', '/files/big.txt']) {
       const a = await get(path, { 'accept-encoding': coding });
       assert.equal(a.status, 200, `${coding} ${path}`);
       assert.equal(a.headers['content-encoding'], coding, `${coding} ${path}`);
@@ -139,6 +142,7 @@ test('each coding the client asks for alone: the body decodes to the original, w
       assert.match(String(a.headers.etag), /^W\/"/);
       const plain = decode(coding, a.body);
       if (path === '/files/data.json') assert.ok(plain.equals(json));
+      else if (path === '/files/mid.json') assert.ok(plain.equals(mid));
       else assert.equal(sha(plain), bigSha);
       assert.ok(a.body.length < plain.length, 'smaller than the original');
     }
