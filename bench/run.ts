@@ -9,6 +9,7 @@ import { commandExists, installCleanupHandlers, killAllChildren, pinSelf } from 
 import { GRPC_IDS, runGrpc } from './grpc.ts';
 import { H2_IDS, runH2 } from './h2.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
+import { COMPRESS_IDS, runCompress } from './compress.ts';
 import { runStatic, STATIC_IDS } from './static.ts';
 import { runTls, TLS_IDS } from './tls.ts';
 import { runWs, WS_IDS } from './ws.ts';
@@ -46,6 +47,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     servers: GRPC_IDS,
     tools: ['h2load', 'taskset'],
     run: runGrpc,
+  },
+  compress: {
+    description: 'on-the-fly gzip (level 6) of a 100 KB JSON static file: Switchyard `compress` vs nginx `gzip on`, Caddy `encode gzip`',
+    servers: COMPRESS_IDS,
+    run: runCompress,
   },
 };
 

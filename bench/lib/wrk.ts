@@ -11,6 +11,8 @@ export interface WrkOptions {
   readonly threads: number;
   /** taskset core list for wrk, e.g. "1"; undefined = not pinned. */
   readonly core?: string;
+  /** Request header lines wrk adds (`-H`), e.g. "Accept-Encoding: gzip". */
+  readonly headers?: readonly string[];
 }
 
 export interface WrkResult {
@@ -74,7 +76,7 @@ const WRAPPER = 'if [ -n "$WRK_CORE" ]; then taskset -c "$WRK_CORE" wrk "$@"; el
 
 /** Runs wrk once; bounded by its own -d plus a hard limit. */
 export async function runWrk(o: WrkOptions): Promise<WrkResult> {
-  const wrkArgs = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, '--latency', o.url];
+  const wrkArgs = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, '--latency', ...(o.headers ?? []).flatMap((h) => ['-H', h]), o.url];
   const r = await runCaptured('sh', ['-c', WRAPPER, 'sh', ...wrkArgs], (o.durationSec + 30) * 1000, undefined, {
     ...process.env,
     WRK_CORE: o.core ?? '',
