@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { startDaemon, type Daemon } from './helpers/daemon.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -163,11 +164,19 @@ test('workers: 2 serve on one socket, /metrics sums them, a killed worker is rep
 test('a worker that cannot start stops the whole daemon with its error', { timeout: 60_000 }, async () => {
   writeConfig('x');
   const bad = join(dir, 'bad.json');
-  // The static root does not exist: provisioning fails in each worker.
-  writeFileSync(bad, JSON.stringify({ workers: 2, listeners: [{ name: 'web', protocol: 'http', address: '127.0.0.1:0', routes: [{ match: { path: '/*' }, handler: { type: 'static', root: join(dir, 'nowhere') } }] }] }));
-  const d = await startDaemon([bad]).catch((e: Error) => e);
-  assert.ok(d instanceof Error, 'the daemon does not start');
-  assert.match(d.message, /worker \d did not start/);
+  // The port is held by another server: the config is valid (check passes), binding fails in
+  // each worker. (A missing static root no longer gets this far: check refuses it first.)
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const port = (holder.address() as AddressInfo).port;
+  try {
+    writeFileSync(bad, JSON.stringify({ workers: 2, listeners: [{ name: 'web', protocol: 'http', address: `127.0.0.1:${port}`, routes: [{ match: { path: '/*' }, handler: { type: 'echo' } }] }] }));
+    const d = await startDaemon([bad]).catch((e: Error) => e);
+    assert.ok(d instanceof Error, 'the daemon does not start');
+    assert.match(d.message, /worker \d did not start/);
+  } finally {
+    holder.close();
+  }
 });
 
 test('config: workers > 1 refuses what would be per worker (memory chat, memory rate limits), names the fields', () => {
