@@ -11,10 +11,13 @@
 #   pebble                the ACME test server the automatic-certificate tests start (test/tls-acme.test.ts)
 #   caddy                 the third peer of the TLS benchmark (bench/tls.ts; Debian's 2.6, run by the harness, its service unused)
 #   nghttp2-client        nghttp and h2load: the HTTP/2 clients of the h2 tests and the h2 benchmark
+#   nmap                  the reference the port scanner's tests compare with (nmap -sT on loopback)
+#   socat                 a second real peer for the tcp/udp tools' tests (multicast, socket options)
+#   iproute2              ip netns / ip link, for the multicast tests' own network namespace when allowed
 # Safe to run again; needs root (or sudo).
 set -euo pipefail
 
-packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble caddy nghttp2-client)
+packages=(curl netcat-openbsd procps nginx-light haproxy wrk util-linux redis-server chromium openssl pebble caddy nghttp2-client nmap socat iproute2)
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
