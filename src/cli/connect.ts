@@ -53,6 +53,12 @@ export interface ConnectOptions {
   maxFrameSize: number;
   proto: string[];
   deadline?: number;
+  broadcast?: boolean;
+  /** true, or the group named after the flag (it must be the URL's host). */
+  multicast?: boolean | string;
+  ttl?: number;
+  interface?: string;
+  loopback?: boolean;
 }
 
 /** After our side is done, how long a graceful close may take before we cut it. */
@@ -67,6 +73,12 @@ function durationArg(v: string): number {
 function sizeArg(v: string): number {
   const n = parseSize(v);
   if (n === undefined || n > 0xffff_ffff) throw new InvalidArgumentError('expected a size like 16MiB or 65536 (at most 4 GiB - 1)');
+  return n;
+}
+
+function ttlArg(v: string): number {
+  const n = Number(v);
+  if (!/^\d{1,3}$/.test(v) || n > 255) throw new InvalidArgumentError('expected a hop count from 0 to 255');
   return n;
 }
 
@@ -100,6 +112,12 @@ export function addConnectCommand(program: Command): void {
     .option('--alpn <protocols>', 'tls: ALPN protocols to offer, comma-separated (e.g. h2,http/1.1)')
     .option('--proto <file>', 'grpc: the .proto file that defines the service (repeatable; default: the built-in Greeter and Health)', (v: string, prev: string[]) => [...prev, v], [])
     .addOption(new Option('--deadline <duration>', 'grpc: the call\'s deadline (sent as grpc-timeout); none by default').argParser(durationArg))
+    .option('--broadcast', 'udp: allow sending to a broadcast address (SO_BROADCAST); replies are taken from any host')
+    .option('--multicast [group]', 'udp: the URL\'s host is a multicast group: send to it and join it, printing replies and what other members send to its port (docs/multicast.md)')
+    .addOption(new Option('--ttl <hops>', 'udp --multicast: hops a datagram may make (default 1: the local network)').argParser(ttlArg))
+    .option('--interface <address|name>', 'udp --multicast: the local address or interface to join on and send through (default: by route)')
+    .option('--loopback', 'udp --multicast: members on this host get our datagrams too (the default)')
+    .option('--no-loopback', 'udp --multicast: they do not')
     .action(async (url: ConnectUrl, opts: ConnectOptions) => connectCommand(url, opts));
 }
 
@@ -187,6 +205,16 @@ function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
   if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https, wss, tls and grpcs');
   if (url.scheme !== 'tls' && opts.servername !== undefined) throw wrong('--servername', 'tls');
   if (url.scheme !== 'tls' && opts.alpn !== undefined) throw wrong('--alpn', 'tls');
+  if (url.scheme !== 'udp' && opts.broadcast) throw wrong('--broadcast', 'udp');
+  if (url.scheme !== 'udp' && opts.multicast !== undefined) throw wrong('--multicast', 'udp');
+  if (opts.multicast === undefined) {
+    for (const [flag, set] of [['--ttl', opts.ttl], ['--interface', opts.interface], ['--loopback/--no-loopback', opts.loopback]] as const) {
+      if (set !== undefined) throw new ConnectUsageError(`${flag} applies with --multicast only`);
+    }
+  }
+  if (typeof opts.multicast === 'string' && url.scheme === 'udp' && opts.multicast.toLowerCase() !== url.host.toLowerCase()) {
+    throw new ConnectUsageError(`--multicast ${opts.multicast}: datagrams go to the URL's host (${url.host}); give the group there (udp://${opts.multicast.includes(':') ? `[${opts.multicast}]` : opts.multicast}:${url.port})`);
+  }
   const bodies = [opts.data, opts.json, opts.dataFile].filter((b) => b !== undefined).length;
   if (bodies > 1) throw new ConnectUsageError('give one body: -d/--data, --json or --data-file');
 }
@@ -329,6 +357,8 @@ async function udpSession(url: { host: string; port: number; href: string }, opt
   let fail: (code: number) => void = () => {};
   const ended = new Promise<number>((resolve) => (fail = resolve));
   const client = await openUdp(url, {
+    broadcast: opts.broadcast === true,
+    multicast: opts.multicast === undefined ? undefined : { ttl: opts.ttl ?? 1, interface: opts.interface, loopback: opts.loopback ?? true },
     onMessage(data) {
       activity.last = Date.now();
       printMessage(data, !isText(data), opts.raw === true);

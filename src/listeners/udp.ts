@@ -5,6 +5,8 @@ import type { ListenerConfig, UdpListenerConfig } from '../config/schema.ts';
 import { formatHostPort, parseHostPort } from '../config/address.ts';
 import type { DatagramContext, DatagramHandler, ListenerSummary } from '../handlers/types.ts';
 import type { Metrics } from '../observe/metrics.ts';
+import { receiveOwnGroupsOnly } from '../sys/multicast-all.ts';
+import { Memberships, MulticastError } from './multicast.ts';
 import { ListenError, listenErrorReason, type BoundAddress, type Listener, type ListenerHandlers, type ListeningSocket } from './types.ts';
 
 // The datagram front end. UDP has no connections and no flow control, so the limits are per
@@ -31,6 +33,7 @@ export class UdpListener implements Listener {
   readonly name: string;
   private socket: Socket | undefined;
   private bound: BoundAddress | undefined;
+  private memberships: Memberships | undefined;
 
   constructor(private options: UdpListenerOptions) {
     this.name = options.config.name;
@@ -44,6 +47,7 @@ export class UdpListener implements Listener {
   reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void> {
     if (config.protocol !== 'udp' || Array.isArray(handlers)) throw new Error(`listener "${this.name}": not a udp config`);
     this.options = { ...this.options, config, handler: handlers as DatagramHandler };
+    this.applyMembership('reload');
     return new Promise((resolve) => setTimeout(resolve, UDP_RELEASE_MS).unref());
   }
 
@@ -52,7 +56,7 @@ export class UdpListener implements Listener {
     const hp = parseHostPort(where);
     if (!hp) return Promise.reject(new ListenError(this.name, where, 'not a host:port address'));
     const inherited = this.options.inherit;
-    const socket = inherited ?? createSocket({ type: isIPv6(hp.host) ? 'udp6' : 'udp4' });
+    const socket = inherited ?? createSocket({ type: isIPv6(hp.host) ? 'udp6' : 'udp4', reuseAddr: this.options.config.reuseAddr });
     this.socket = socket;
     const { metrics, log, config } = this.options;
     const name = this.name;
@@ -83,6 +87,14 @@ export class UdpListener implements Listener {
       socket.once('error', onError);
       const ready = () => {
         socket.off('error', onError);
+        try {
+          this.applyMembership('start');
+        } catch (err) {
+          socket.close();
+          this.socket = undefined;
+          reject(new ListenError(name, where, err instanceof Error ? err.message : String(err), { cause: err }));
+          return;
+        }
         socket.on('error', (err) => log.error({ err, listener: name }, 'udp socket error'));
         socket.on('message', (msg, rinfo) => {
           received.inc(msg.length);
@@ -104,6 +116,32 @@ export class UdpListener implements Listener {
       if (inherited) ready();
       else socket.bind({ address: hp.host, port: hp.port }, ready);
     });
+  }
+
+  /**
+   * SO_BROADCAST and the multicast groups of the current config, on the bound socket. At start a
+   * failure is the listener's (it does not listen); on a reload the socket keeps serving with the
+   * groups it could join, and the failure is logged (the config check already saw the interfaces).
+   */
+  private applyMembership(when: 'start' | 'reload'): void {
+    const socket = this.socket;
+    if (!socket) return;
+    const { config, log } = this.options;
+    try {
+      socket.setBroadcast(config.broadcast);
+      const groups = config.multicast ?? [];
+      if (!this.memberships && groups.length === 0) return;
+      if (!this.memberships) {
+        const family = socket.address().family === 'IPv6' ? 6 : 4;
+        const why = receiveOwnGroupsOnly(socket, family);
+        if (why) log.warn({ listener: this.name, reason: why }, 'this udp socket also receives groups that other sockets of this host joined on its port (IP_MULTICAST_ALL stays on)');
+        this.memberships = new Memberships(socket, 'multicast');
+      }
+      this.memberships.apply(groups);
+    } catch (err) {
+      if (when === 'start') throw err;
+      log.error({ err, listener: this.name }, err instanceof MulticastError ? 'reload: multicast membership not changed as configured' : 'reload: udp socket options not applied');
+    }
   }
 
   listening(): ListeningSocket | undefined {
