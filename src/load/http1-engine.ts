@@ -1,0 +1,166 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { connect as tlsConnect } from 'node:tls';
+import { LoadConnection, type LoadContext } from './connection.ts';
+import { classifySocketError, describeError } from './errors.ts';
+import { Http1ResponseParser, ResponseParseError, type ResponseSink } from './http1-parser.ts';
+import { buildBatches, buildHttp1Request } from './http1-request.ts';
+import { TimeRing } from './time-ring.ts';
+import { tlsConnectOptions } from './tls-options.ts';
+
+// HTTP/1.1 over raw sockets: keep-alive, pipelining (--pipeline N requests in flight per
+// connection), the request bytes serialised once. Plain sockets read into one shared buffer
+// (net's `onread`), so a read allocates nothing; the parser looks only at the bytes that end
+// responses.
+
+/** Plain-socket reads land here; parsing is synchronous, so all connections can share it. */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+export interface Http1Shared {
+  readonly request: Buffer;
+  readonly batches: readonly (Buffer | undefined)[];
+  readonly headRequests: boolean;
+}
+
+/** The request bytes all connections of one run share. */
+export function http1Shared(ctx: LoadContext): Http1Shared {
+  const request = buildHttp1Request(ctx.options);
+  return { request, batches: buildBatches(request, ctx.options.pipeline), headRequests: ctx.options.method === 'HEAD' };
+}
+
+export class Http1Connection extends LoadConnection implements ResponseSink {
+  private socket: Socket | undefined;
+  private connected = false;
+  private readonly due: TimeRing;
+  private readonly parser: Http1ResponseParser;
+  /** Requests queued by send() since the last flush. */
+  private queued = 0;
+  /** performance.now() of the read being parsed (one clock read per read). */
+  private readTime = 0;
+  /** The server said it closes after the response just parsed. */
+  private closing = false;
+
+  constructor(
+    ctx: LoadContext,
+    private readonly shared: Http1Shared,
+  ) {
+    super(ctx, ctx.options.pipeline);
+    this.due = new TimeRing(ctx.options.pipeline);
+    this.parser = new Http1ResponseParser(this, shared.headRequests);
+  }
+
+  protected open(): void {
+    const o = this.ctx.options;
+    this.connected = false;
+    this.closing = false;
+    this.parser.reset();
+    this.due.clear();
+    let socket: Socket;
+    if (o.target.tls) {
+      socket = tlsConnect(tlsConnectOptions(o, ['http/1.1']));
+      socket.once('secureConnect', this.onConnect);
+      socket.on('data', (chunk: Buffer) => this.onBytes(chunk, chunk.length));
+    } else {
+      socket = netConnect({
+        host: o.target.host,
+        port: o.target.port,
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (nread: number, buf: Uint8Array) => {
+            this.onBytes(buf as Buffer, nread);
+            return true;
+          },
+        },
+      });
+      socket.once('connect', this.onConnect);
+    }
+    socket.setNoDelay(true);
+    socket.on('error', (err: Error) => this.lostSocket(socket, err));
+    socket.on('close', () => this.closed(socket));
+    this.socket = socket;
+  }
+
+  private readonly onConnect = (): void => {
+    this.connected = true;
+    this.opened();
+  };
+
+  protected send(due: number): void {
+    this.due.push(due);
+    this.queued++;
+  }
+
+  protected override flush(): void {
+    const socket = this.socket;
+    const k = this.queued;
+    this.queued = 0;
+    if (!socket || k === 0) return;
+    const batch = this.shared.batches[k];
+    if (batch) {
+      socket.write(batch);
+      this.ctx.stats.bytesWritten += batch.length;
+      return;
+    }
+    socket.cork();
+    for (let i = 0; i < k; i++) socket.write(this.shared.request);
+    socket.uncork();
+    this.ctx.stats.bytesWritten += k * this.shared.request.length;
+  }
+
+  private onBytes(buf: Buffer, n: number): void {
+    if (n <= 0) return;
+    this.ctx.stats.bytesRead += n;
+    this.readTime = performance.now();
+    try {
+      this.parser.execute(buf.length === n ? buf : buf.subarray(0, n), n);
+    } catch (err) {
+      if (!(err instanceof ResponseParseError)) throw err;
+      this.ctx.stats.error('parse', err.message, 1);
+      // The request being parsed is the parse error; the others in flight are lost with the connection.
+      if (this.inFlight > 0) this.inFlight--;
+      this.lost('reset', 'connection closed after a malformed response');
+      return;
+    }
+    if (this.closing) {
+      this.lost('reset', 'the server closed the connection (Connection: close) with requests in flight');
+      return;
+    }
+    this.pump();
+  }
+
+  response(status: number, keepAlive: boolean): void {
+    if (this.due.length === 0) {
+      this.parser.halt();
+      throw new ResponseParseError('a response arrived with no request in flight');
+    }
+    this.answered(this.due.shift(), this.readTime, status);
+    if (!keepAlive) {
+      this.closing = true;
+      this.parser.halt();
+    }
+  }
+
+  private lostSocket(socket: Socket, err: Error): void {
+    if (socket !== this.socket) return;
+    this.lost(classifySocketError(err, this.connected), describeError(err));
+  }
+
+  private closed(socket: Socket): void {
+    if (socket !== this.socket) return;
+    // A response that runs until close ends here.
+    this.readTime = performance.now();
+    if (this.parser.finish()) {
+      this.lost('reset', 'the server closed the connection with requests in flight');
+      return;
+    }
+    this.lost(this.connected ? 'reset' : 'connect', this.connected ? 'the server closed the connection with requests in flight' : 'connection closed before it was up');
+  }
+
+  protected destroyTransport(): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.queued = 0;
+    this.due.clear();
+    socket?.destroy();
+  }
+}

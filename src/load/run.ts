@@ -1,0 +1,99 @@
+import { performance } from 'node:perf_hooks';
+import { LoadConnection, type LoadContext } from './connection.ts';
+import { H2Connection, h2Headers } from './h2-engine.ts';
+import { Http1Connection, http1Shared } from './http1-engine.ts';
+import type { LoadOptions } from './options.ts';
+import { Scheduler } from './scheduler.ts';
+import { LoadStats } from './stats.ts';
+import { TcpConnection } from './tcp-engine.ts';
+import { UdpConnection } from './udp-engine.ts';
+import { WsConnection } from './ws-engine.ts';
+
+// One load run: open the connections, let them send until the count or the deadline, then close
+// everything. Bounded three ways: the deadline (-d), the count (-n, each request itself bounded
+// by --timeout through the sweeper), and nothing waits on a connection that stopped answering.
+
+export interface RunHooks {
+  /** Called about once a second with the stats so far and the time since the start (ms). */
+  readonly tick?: (stats: LoadStats, elapsedMs: number) => void;
+}
+
+export interface RunOutcome {
+  readonly stats: LoadStats;
+  /** From the first connect to the last answer (count-bound) or to the deadline, ms. */
+  readonly elapsedMs: number;
+}
+
+function connectionFactory(ctx: LoadContext): () => LoadConnection {
+  const o = ctx.options;
+  switch (o.target.protocol) {
+    case 'http':
+      if (o.http2) {
+        const headers = h2Headers(ctx);
+        return () => new H2Connection(ctx, headers);
+      } else {
+        const shared = http1Shared(ctx);
+        return () => new Http1Connection(ctx, shared);
+      }
+    case 'ws':
+      return () => new WsConnection(ctx);
+    case 'tcp':
+      return () => new TcpConnection(ctx);
+    case 'udp':
+      return () => new UdpConnection(ctx);
+  }
+}
+
+/** Runs the load described by `options` (its warm-up is the caller's: see runBench). */
+export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<RunOutcome> {
+  const stats = new LoadStats();
+  const start = performance.now();
+  const scheduler = new Scheduler({
+    startMs: start,
+    endMs: options.durationMs === undefined ? Infinity : start + options.durationMs,
+    limit: options.requests ?? Infinity,
+    rate: options.rate,
+  });
+  return new Promise((resolve) => {
+    const connections: LoadConnection[] = [];
+    let finished = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (end: number) => {
+      if (finished) return;
+      finished = true;
+      scheduler.stop();
+      for (const t of timers) clearTimeout(t);
+      for (const c of connections) c.close();
+      resolve({ stats, elapsedMs: end - start });
+    };
+    const settled = () => {
+      if (finished) return;
+      const now = performance.now();
+      if (!scheduler.exhausted(now)) return;
+      for (const c of connections) if (!c.idle()) return;
+      finish(options.durationMs === undefined ? now : Math.min(now, start + options.durationMs));
+    };
+    const ctx: LoadContext = { options, stats, scheduler, settled };
+    const make = connectionFactory(ctx);
+    for (let i = 0; i < options.connections; i++) connections.push(make());
+
+    if (options.durationMs !== undefined) {
+      const durationMs = options.durationMs;
+      // What is still in flight at the deadline is dropped, not counted (as wrk does).
+      timers.push(setTimeout(() => finish(start + durationMs), durationMs));
+    }
+    const sweepMs = Math.min(250, Math.max(10, Math.floor(options.timeoutMs / 4)));
+    timers.push(
+      setInterval(() => {
+        const now = performance.now();
+        for (const c of connections) c.checkTimeout(now);
+        settled();
+      }, sweepMs),
+    );
+    if (hooks.tick) {
+      const tick = hooks.tick;
+      timers.push(setInterval(() => tick(stats, performance.now() - start), 1000));
+    }
+    for (const c of connections) c.start();
+  });
+}

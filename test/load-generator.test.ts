@@ -1,0 +1,495 @@
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createH2Server, createSecureServer as createH2SecureServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { WebSocketServer } from 'ws';
+import { benchOptions, type BenchCliOptions } from '../src/cli/bench.ts';
+import { Http1ResponseParser, ResponseParseError } from '../src/load/http1-parser.ts';
+import { parseTarget, runBench, type LoadReport } from '../src/load/index.ts';
+import { makeLeaf, makeTestCa } from './helpers/tls-fixtures.ts';
+
+// `switchyard bench` against real servers on loopback: exact counts, keep-alive, pipelining,
+// chunked bodies, errors by kind, timeouts, the open model, h2, ws, tcp and udp round trips, and
+// the CLI's JSON. Counts are asserted, never timings.
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+
+/** Runs a bench through the same option checks as the CLI. */
+function bench(url: string, o: Partial<BenchCliOptions>): Promise<LoadReport> {
+  const cli: BenchCliOptions = { connections: 4, header: [], timeout: 2000, warmup: 0, ...o };
+  return runBench(benchOptions(parseTarget(url), cli));
+}
+
+function listen<S extends NetServer | HttpServer>(server: S): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+}
+
+function closeServer(server: NetServer | HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    (server as HttpServer).closeAllConnections?.();
+  });
+}
+
+/** A node:http server counting the requests and connections it served. */
+async function countingServer(answer: (n: number) => number = () => 200, body: (res: import('node:http').ServerResponse) => void = (res) => res.end('hello')) {
+  const counts = { requests: 0, connections: 0 };
+  const server = createHttpServer((req, res) => {
+    counts.requests++;
+    req.resume();
+    req.on('end', () => {
+      res.statusCode = answer(counts.requests);
+      body(res);
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  server.on('connection', () => counts.connections++);
+  const port = await listen(server);
+  return { server, port, counts };
+}
+
+/** A raw TCP server: `onData` sees each connection's bytes. */
+async function rawServer(onData: (socket: Socket, chunk: Buffer, state: { buffered: string; requests: number }) => void) {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const state = { buffered: '', requests: 0 };
+    socket.on('data', (chunk: Buffer) => onData(socket, chunk, state));
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return closeServer(server);
+    },
+  };
+}
+
+/** Takes every whole request head out of `state.buffered`; returns how many. */
+function takeRequests(state: { buffered: string }, chunk: Buffer): number {
+  state.buffered += chunk.toString('latin1');
+  let n = 0;
+  for (let i = 0; i < 10_000; i++) {
+    const end = state.buffered.indexOf('\r\n\r\n');
+    if (end === -1) break;
+    state.buffered = state.buffered.slice(end + 4);
+    n++;
+  }
+  return n;
+}
+
+function assertMonotonic(r: LoadReport): void {
+  const l = r.latencyMs;
+  const series = [l.p50, l.p90, l.p99, l['p99.9'], l.max];
+  for (let i = 1; i < series.length; i++) assert.ok(series[i - 1] <= series[i], `percentiles must not decrease: ${series.join(' ')}`);
+  assert.ok(l.min <= l.p50, `min ${l.min} <= p50 ${l.p50}`);
+}
+
+describe('HTTP/1.1 response parser', () => {
+  const stream = Buffer.from(
+    [
+      'HTTP/1.1 100 Continue\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello',
+      'HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n',
+      'HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 201 Created\r\nCONTENT-LENGTH: 0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok',
+    ].join(''),
+    'latin1',
+  );
+  const expected = [
+    [200, true],
+    [404, true],
+    [204, true],
+    [201, true],
+    [200, false],
+  ];
+
+  test('finds every response, whatever the reads are split at', () => {
+    for (let cut1 = 0; cut1 <= stream.length; cut1 += 1) {
+      const cut2 = Math.min(stream.length, cut1 + 7);
+      const seen: (number | boolean)[][] = [];
+      const parser = new Http1ResponseParser({ response: (s, k) => void seen.push([s, k]) }, false);
+      for (const part of [stream.subarray(0, cut1), stream.subarray(cut1, cut2), stream.subarray(cut2)]) {
+        if (part.length > 0) parser.execute(Buffer.from(part), part.length);
+      }
+      assert.deepEqual(seen, expected, `split at ${cut1} and ${cut2}`);
+    }
+  });
+
+  test('one byte at a time', () => {
+    const seen: number[] = [];
+    const parser = new Http1ResponseParser({ response: (s) => void seen.push(s) }, false);
+    for (let i = 0; i < stream.length; i++) parser.execute(stream.subarray(i, i + 1), 1);
+    assert.deepEqual(seen, [200, 404, 204, 201, 200]);
+  });
+
+  test('a body that runs until close ends at finish(); HEAD responses have no body', () => {
+    const seen: number[] = [];
+    const parser = new Http1ResponseParser({ response: (s) => void seen.push(s) }, false);
+    const raw = Buffer.from('HTTP/1.0 200 OK\r\n\r\nsome body');
+    parser.execute(raw, raw.length);
+    assert.deepEqual(seen, []);
+    assert.equal(parser.finish(), true);
+    assert.deepEqual(seen, [200]);
+    const head = new Http1ResponseParser({ response: (s) => void seen.push(s) }, true);
+    const headRaw = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n');
+    head.execute(headRaw, headRaw.length);
+    assert.deepEqual(seen, [200, 200, 200]);
+  });
+
+  test('malformed responses are parse errors', () => {
+    for (const bad of ['SSH-2.0-OpenSSH\r\n\r\n', 'HTTP/1.1 2x0 OK\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 1z\r\n\r\n', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n']) {
+      const parser = new Http1ResponseParser({ response: () => {} }, false);
+      const buf = Buffer.from(bad);
+      assert.throws(() => parser.execute(buf, buf.length), ResponseParseError, bad);
+    }
+  });
+});
+
+describe('switchyard bench, HTTP/1.1', () => {
+  test('-n sends exactly that many requests, one keep-alive connection per -c', async () => {
+    const s = await countingServer();
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 1000, connections: 5 });
+      assert.equal(s.counts.requests, 1000);
+      assert.equal(r.sent, 1000);
+      assert.equal(r.responses, 1000);
+      assert.equal(r.successes, 1000);
+      assert.equal(r.errors.total, 0);
+      assert.deepEqual(r.statusCodes, { '200': 1000 });
+      assert.equal(s.counts.connections, 5, 'keep-alive: one connection per -c');
+      assertMonotonic(r);
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+
+  test('--pipeline keeps N requests in flight on one connection', async () => {
+    // This server answers only once it holds 4 requests, so without pipelining nothing comes back.
+    let mostBuffered = 0;
+    const s = await rawServer((socket, chunk, state) => {
+      state.requests += takeRequests(state, chunk);
+      mostBuffered = Math.max(mostBuffered, state.requests);
+      if (state.requests >= 4) {
+        state.requests -= 4;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'.repeat(4));
+      }
+    });
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 400, connections: 1, pipeline: 4, timeout: 3000 });
+      assert.equal(r.responses, 400);
+      assert.equal(r.errors.total, 0, JSON.stringify(r.errors));
+      assert.equal(r.depth, 4);
+      assert.ok(mostBuffered >= 4);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('chunked responses with trailers, and heads split over many writes', async () => {
+    const chunked = await countingServer(undefined, (res) => {
+      res.setHeader('Trailer', 'X-Sum');
+      res.write('abc');
+      res.write('0123456789');
+      res.addTrailers({ 'X-Sum': '13' });
+      res.end();
+    });
+    const split = await rawServer((socket, chunk, state) => {
+      const n = takeRequests(state, chunk);
+      const one = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Pad: ' + 'p'.repeat(300) + '\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+      for (let i = 0; i < n; i++) {
+        // Written in 7-byte pieces with Nagle off, so many reads hold part of a head.
+        socket.setNoDelay(true);
+        for (let at = 0; at < one.length; at += 7) socket.write(one.subarray(at, at + 7));
+      }
+    });
+    try {
+      const a = await bench(`http://127.0.0.1:${chunked.port}/`, { requests: 300, connections: 3 });
+      assert.equal(a.responses, 300);
+      assert.equal(a.errors.total, 0, JSON.stringify(a.errorMessages));
+      assert.equal(chunked.counts.connections, 3, 'chunked bodies keep the connection alive');
+      const b = await bench(`http://127.0.0.1:${split.port}/`, { requests: 100, connections: 2 });
+      assert.equal(b.responses, 100);
+      assert.equal(b.errors.total, 0, JSON.stringify(b.errorMessages));
+    } finally {
+      await closeServer(chunked.server);
+      await split.close();
+    }
+  });
+
+  test('non-2xx responses are answered and counted as status errors', async () => {
+    const s = await countingServer((n) => (n % 2 === 0 ? 503 : 200));
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 200, connections: 1 });
+      assert.equal(r.responses, 200);
+      assert.equal(r.errors.status, 100);
+      assert.equal(r.successes, 100);
+      assert.deepEqual(r.statusCodes, { '200': 100, '503': 100 });
+      assert.equal(r.errorMessages.status, 'HTTP 503');
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+
+  test('a server that drops connections mid-run: resets counted, and the run ends', async () => {
+    // Every connection gets 5 answers; the 6th request sees the connection destroyed.
+    const s = await rawServer((socket, chunk, state) => {
+      const n = takeRequests(state, chunk);
+      for (let i = 0; i < n; i++) {
+        state.requests++;
+        if (state.requests > 5) {
+          socket.destroy();
+          return;
+        }
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 120, connections: 2 });
+      assert.equal(r.sent, 120);
+      assert.ok(r.errors.reset > 0, JSON.stringify(r.errors));
+      assert.ok(r.responses > 0);
+      assert.equal(r.responses + r.errors.reset + r.errors.connect, 120, JSON.stringify(r));
+      assert.match(r.errorMessages.reset ?? '', /closed|reset/i);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a server that never answers: timeouts counted, the run ends', async () => {
+    const s = await rawServer(() => {});
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 3, connections: 1, timeout: 200 });
+      assert.equal(r.responses, 0);
+      assert.equal(r.errors.timeout, 3);
+      assert.equal(r.successes, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a refused connection is a connect error, once per request', async () => {
+    const probe = createNetServer();
+    const port = await listen(probe);
+    await closeServer(probe);
+    const r = await bench(`http://127.0.0.1:${port}/`, { requests: 20, connections: 2 });
+    assert.equal(r.errors.connect, 20);
+    assert.equal(r.responses, 0);
+    assert.match(r.errorMessages.connect ?? '', /ECONNREFUSED/);
+  });
+
+  test('-R (open model) sends about rate x duration requests; with -n exactly n', async () => {
+    const s = await countingServer();
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { rate: 200, duration: 1000, connections: 4 });
+      assert.equal(r.model, 'open');
+      assert.ok(r.sent <= 201, `at most rate x duration: ${r.sent}`);
+      assert.ok(r.sent >= 100, `about rate x duration: ${r.sent}`);
+      assert.ok(r.responses >= 100 && r.responses <= r.sent);
+      const before = s.counts.requests;
+      const n = await bench(`http://127.0.0.1:${s.port}/`, { rate: 1000, requests: 150, connections: 2 });
+      assert.equal(n.responses, 150);
+      assert.equal(s.counts.requests - before, 150);
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+
+  test('--method, -H and --body reach the server', async () => {
+    const seen: { method?: string; header?: string; body?: string } = {};
+    const server = createHttpServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        Object.assign(seen, { method: req.method, header: req.headers['x-test'], body });
+        res.end();
+      });
+    });
+    const port = await listen(server);
+    try {
+      const r = await bench(`http://127.0.0.1:${port}/submit?q=1`, { requests: 5, connections: 1, method: 'put', header: ['X-Test: yes'], body: '{"a":1}' });
+      assert.equal(r.successes, 5);
+      assert.deepEqual(seen, { method: 'PUT', header: 'yes', body: '{"a":1}' });
+    } finally {
+      await closeServer(server);
+    }
+  });
+});
+
+describe('switchyard bench, TLS, h2, ws, tcp, udp', () => {
+  let dir: string;
+  let tlsFiles: { cert: Buffer; key: Buffer; caPath: string };
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sy-load-'));
+    const ca = await makeTestCa(dir);
+    const leaf = await makeLeaf(dir, ca, 'localhost', ['localhost', '127.0.0.1']);
+    tlsFiles = { cert: await readFile(leaf.cert), key: await readFile(leaf.key), caPath: ca.cert };
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('https: verified with --ca, refused without it, accepted with --insecure', async () => {
+    let requests = 0;
+    const server = createHttpsServer({ cert: tlsFiles.cert, key: tlsFiles.key }, (_req, res) => {
+      requests++;
+      res.end('tls');
+    });
+    const port = await listen(server);
+    try {
+      const ok = await bench(`https://localhost:${port}/`, { requests: 50, connections: 2, ca: tlsFiles.caPath });
+      assert.equal(ok.successes, 50);
+      assert.equal(requests, 50);
+      const refused = await bench(`https://localhost:${port}/`, { requests: 4, connections: 1 });
+      assert.equal(refused.errors.connect, 4);
+      assert.equal(refused.responses, 0);
+      const insecure = await bench(`https://127.0.0.1:${port}/`, { requests: 10, connections: 1, insecure: true });
+      assert.equal(insecure.successes, 10);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  test('--http2: h2c streams over -c sessions, and h2 over TLS', async () => {
+    const counts = { streams: 0, sessions: 0 };
+    const h2c = createH2Server((_req, res) => {
+      counts.streams++;
+      res.end('h2');
+    });
+    h2c.on('session', () => counts.sessions++);
+    const port = await listen(h2c as unknown as NetServer);
+    const secure = createH2SecureServer({ cert: tlsFiles.cert, key: tlsFiles.key }, (_req, res) => {
+      res.statusCode = 201;
+      res.end();
+    });
+    const securePort = await listen(secure as unknown as NetServer);
+    try {
+      const r = await bench(`http://127.0.0.1:${port}/`, { requests: 300, connections: 2, http2: true, streams: 8 });
+      assert.equal(r.protocol, 'h2');
+      assert.equal(r.responses, 300);
+      assert.equal(r.successes, 300);
+      assert.equal(counts.streams, 300);
+      assert.equal(counts.sessions, 2);
+      const t = await bench(`https://localhost:${securePort}/`, { requests: 40, connections: 1, http2: true, streams: 4, ca: tlsFiles.caPath });
+      assert.deepEqual(t.statusCodes, { '201': 40 });
+    } finally {
+      h2c.close();
+      secure.close();
+    }
+  });
+
+  test('ws: each message awaits its echo', async () => {
+    let messages = 0;
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    wss.on('connection', (ws) =>
+      ws.on('message', (data, binary) => {
+        messages++;
+        ws.send(data, { binary });
+      }),
+    );
+    const port = (wss.address() as AddressInfo).port;
+    try {
+      const r = await bench(`ws://127.0.0.1:${port}/`, { requests: 500, connections: 3, pipeline: 2, body: 'hello ws' });
+      assert.equal(r.protocol, 'ws');
+      assert.equal(r.responses, 500);
+      assert.equal(messages, 500);
+      assert.equal(r.bytesRead, 500 * 8);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    }
+  });
+
+  test('tcp: a round trip is as many bytes back as were sent', async () => {
+    const s = await rawServer((socket, chunk) => socket.write(chunk));
+    try {
+      const r = await bench(`tcp://127.0.0.1:${s.port}`, { requests: 400, connections: 2, pipeline: 4, body: 'x'.repeat(100) });
+      assert.equal(r.responses, 400);
+      assert.equal(r.bytesRead, 400 * 100);
+      assert.equal(r.bytesWritten, 400 * 100);
+      assert.equal(r.errors.total, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('udp: datagram round trips; a silent server gives timeouts', async () => {
+    const echo: UdpSocket = createSocket('udp4');
+    echo.on('message', (m, rinfo) => echo.send(m, rinfo.port, rinfo.address));
+    await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', () => resolve()));
+    const silent: UdpSocket = createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', () => resolve()));
+    try {
+      const r = await bench(`udp://127.0.0.1:${echo.address().port}`, { requests: 300, connections: 2 });
+      assert.equal(r.responses, 300);
+      assert.equal(r.errors.total, 0);
+      const t = await bench(`udp://127.0.0.1:${silent.address().port}`, { requests: 3, connections: 1, timeout: 150 });
+      assert.equal(t.errors.timeout, 3);
+      assert.equal(t.responses, 0);
+    } finally {
+      echo.close();
+      silent.close();
+    }
+  });
+});
+
+describe('switchyard bench, the command', () => {
+  function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', CLI, 'bench', ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      });
+    });
+  }
+
+  test('--json prints a report that parses, with monotonic percentiles', async () => {
+    const s = await countingServer();
+    try {
+      const r = await cli([`http://127.0.0.1:${s.port}/`, '-n', '500', '-c', '4', '--json', '--progress', '-d', '30s']);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as LoadReport;
+      assert.equal(report.responses, 500);
+      assert.equal(report.successes, 500);
+      assert.equal(s.counts.requests, 500);
+      assertMonotonic(report);
+      for (const k of ['p50', 'p90', 'p99', 'p99.9', 'max'] as const) assert.equal(typeof report.latencyMs[k], 'number');
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+
+  test('the text report reads like wrk; nothing answered exits 1; bad usage exits 2', async () => {
+    const s = await countingServer();
+    const probe = createNetServer();
+    const deadPort = await listen(probe);
+    await closeServer(probe);
+    try {
+      const ok = await cli([`http://127.0.0.1:${s.port}/`, '-n', '50', '-c', '1']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /Requests\/sec:\s+[\d.]+/);
+      assert.match(ok.stdout, /99\.9%/);
+      const dead = await cli([`http://127.0.0.1:${deadPort}/`, '-n', '5', '-c', '1']);
+      assert.equal(dead.code, 1);
+      assert.match(dead.stdout, /connect 5/);
+      const bad = await cli(['ftp://127.0.0.1/', '-n', '5']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /unsupported scheme/);
+      const badCombo = await cli([`tcp://127.0.0.1:${s.port}`, '--http2']);
+      assert.equal(badCombo.code, 2);
+      assert.match(badCombo.stderr, /--http2 is for http/);
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+});
