@@ -359,6 +359,7 @@ async function udpSession(url: { host: string; port: number; href: string }, opt
   const client = await openUdp(url, {
     broadcast: opts.broadcast === true,
     multicast: opts.multicast === undefined ? undefined : { ttl: opts.ttl ?? 1, interface: opts.interface, loopback: opts.loopback ?? true },
+    onNotice: (text) => process.stderr.write(`switchyard connect: ${text}\n`),
     onMessage(data) {
       activity.last = Date.now();
       printMessage(data, !isText(data), opts.raw === true);

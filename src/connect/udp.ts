@@ -19,6 +19,8 @@ export interface UdpClientOptions {
   onMessage(data: Buffer): void;
   /** An error after the socket was set up (ECONNREFUSED when the peer's port is closed). */
   onError?(err: ConnectionLostError): void;
+  /** Something the user should know that is not an error (a multicast client that cannot read the group). */
+  onNotice?(text: string): void;
   /** SO_BROADCAST: the target may be a broadcast address (255.255.255.255, a subnet's). */
   broadcast?: boolean;
   /** The target is this multicast group: send to it and join it. */
@@ -140,11 +142,23 @@ async function openUnconnected(href: string, target: { address: string; family: 
       // The group's port, shared with the other members on this host (the daemons among them).
       const member = createSocket({ type, reuseAddr: true });
       sockets.push(member);
-      await bindSocket(member, href, { address: target.address, port: target.port });
       try {
-        member.addMembership(target.address, iface);
+        await bindSocket(member, href, { address: target.address, port: target.port });
       } catch (err) {
-        throw new ConnectError(href, `cannot join the group: ${describeNetError(err)}${(err as NodeJS.ErrnoException).code === 'ENODEV' || (err as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL' ? ' (no route to it: give --interface, or add one, e.g. ip route add 224.0.0.0/4 dev eth0)' : ''}`, { cause: err });
+        if ((err as ConnectError).cause === undefined || ((err as ConnectError).cause as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        // A receiver on this host holds the port without SO_REUSEADDR: members' replies still
+        // come back to the sending socket; only their datagrams to the group cannot be read.
+        sockets.pop();
+        await new Promise<void>((resolve) => member.close(() => resolve()));
+        options.onNotice?.(`port ${target.port} is held on this host by a receiver that does not share it (no reuseAddr): replies are printed, datagrams other members send to the group are not`);
+      }
+      if (sockets.includes(member)) {
+        try {
+          member.addMembership(target.address, iface);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new ConnectError(href, `cannot join the group: ${describeNetError(err)}${code === 'ENODEV' || code === 'EADDRNOTAVAIL' ? ' (no route to it: give --interface, or add one, e.g. ip route add 224.0.0.0/4 dev eth0)' : ''}`, { cause: err });
+        }
       }
     }
   } catch (err) {

@@ -27,6 +27,17 @@ function bind(): typeof setsockopt {
 }
 
 /**
+ * The fd of a bound dgram socket. Node keeps its handle under a symbol ("state symbol"); the
+ * `_handle` getter reaches the same one but prints a deprecation warning (DEP0112).
+ */
+function datagramSocketFd(socket: Socket): number | undefined {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = state && (socket as unknown as Record<symbol, { handle?: { fd?: number } | null } | undefined>)[state]?.handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
  * Makes `socket` (bound) receive only the groups it joined itself. Returns undefined when done,
  * else why not (no native calls here, no fd, or the kernel refused: older than Linux 4.20 for
  * IPv6), for one warning: the socket then still works, with the kernel's default.
@@ -34,7 +45,7 @@ function bind(): typeof setsockopt {
 export function receiveOwnGroupsOnly(socket: Socket, family: 4 | 6): string | undefined {
   const call = bind();
   if (!call) return failure;
-  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  const fd = datagramSocketFd(socket);
   if (typeof fd !== 'number' || fd < 0) return 'the socket has no file descriptor';
   const off = Buffer.alloc(4);
   const [level, name, label] = family === 4 ? [IPPROTO_IP, IP_MULTICAST_ALL, 'IP_MULTICAST_ALL'] : [IPPROTO_IPV6, IPV6_MULTICAST_ALL, 'IPV6_MULTICAST_ALL'];
