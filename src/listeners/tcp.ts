@@ -2,6 +2,8 @@ import { formatHostPort } from '../config/address.ts';
 import { listenTcp } from './bind.ts';
 import type { ListenerSummary } from '../handlers/types.ts';
 import { StreamListener, type StreamListenerOptions } from './stream.ts';
+import type { TcpListenerSocketOptions } from '../config/socket-options.ts';
+import { tcpConnectionOptions } from './socket-options.ts';
 
 export class TcpListener extends StreamListener {
   readonly protocol = 'tcp' as const;
@@ -9,12 +11,17 @@ export class TcpListener extends StreamListener {
   constructor(
     options: StreamListenerOptions,
     private readonly where: string,
+    /** `socket:` (docs/socket-options.md): set on the listening socket at start, noDelay on each connection. */
+    private readonly socket?: TcpListenerSocketOptions,
   ) {
     super(options);
+    // The raw TCP connection, before any TLS handshake.
+    const perConnection = tcpConnectionOptions(socket, this.name, options.log);
+    if (perConnection) this.server.on('connection', perConnection);
   }
 
   async start(): Promise<void> {
-    this.bound = await listenTcp(this.server, this.name, this.where, this.options.log, this.options.inherit);
+    this.bound = await listenTcp(this.server, this.name, this.where, this.options.log, this.options.inherit, this.socket);
   }
 
   summary(): ListenerSummary {

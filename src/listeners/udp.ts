@@ -7,6 +7,7 @@ import type { DatagramContext, DatagramHandler, ListenerSummary } from '../handl
 import type { Metrics } from '../observe/metrics.ts';
 import { receiveOwnGroupsOnly } from '../sys/multicast-all.ts';
 import { Memberships, MulticastError } from './multicast.ts';
+import { applyToDatagramSocket } from './socket-options.ts';
 import { ListenError, listenErrorReason, type BoundAddress, type Listener, type ListenerHandlers, type ListeningSocket } from './types.ts';
 
 // The datagram front end. UDP has no connections and no flow control, so the limits are per
@@ -48,6 +49,7 @@ export class UdpListener implements Listener {
     if (config.protocol !== 'udp' || Array.isArray(handlers)) throw new Error(`listener "${this.name}": not a udp config`);
     this.options = { ...this.options, config, handler: handlers as DatagramHandler };
     this.applyMembership('reload');
+    if (this.socket && config.socket) applyToDatagramSocket(this.socket, config.socket, this.name, this.options.log);
     return new Promise((resolve) => setTimeout(resolve, UDP_RELEASE_MS).unref());
   }
 
@@ -96,6 +98,7 @@ export class UdpListener implements Listener {
           return;
         }
         socket.on('error', (err) => log.error({ err, listener: name }, 'udp socket error'));
+        applyToDatagramSocket(socket, config.socket, name, log);
         socket.on('message', (msg, rinfo) => {
           received.inc(msg.length);
           if (msg.length > max()) {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { duration, size } from '../config/units.ts';
 import { parseTargetAddress } from './target.ts';
 import { upstreamTlsSchema } from './tls.ts';
+import { upstreamSocketSchema } from '../config/socket-options.ts';
 
 // The `upstreams:` section: named groups of backends with how to balance, check, break, retry
 // and time out. Every option has a default; every object is strict.
@@ -139,6 +140,13 @@ export const upstreamSchema = z
     http2: z.boolean().default(false),
     /** How to speak TLS to https:// and tls:// targets (src/upstream/tls.ts, docs/tls.md). */
     tls: upstreamTlsSchema.optional(),
+    /**
+     * Socket options of every connection to a target (HTTP/1.1 and HTTP/2 pools, WebSocket,
+     * tcp-proxy), set once it is connected: noDelay, keepAlive { idle, interval, count },
+     * receiveBufferSize, sendBufferSize (upstreamSocketSchema in src/config/socket-options.ts,
+     * docs/socket-options.md). Unset: Node's and the pools' own (undici: keepalive after 60s).
+     */
+    socket: upstreamSocketSchema.optional(),
   })
   .superRefine((u, ctx) => {
     if (u.balance === 'round-robin') {

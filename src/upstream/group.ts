@@ -1,4 +1,5 @@
 import { Pool, buildConnector } from 'undici';
+import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.ts';
@@ -15,6 +16,7 @@ import { OutageLog } from './health/outage-log.ts';
 import { UpstreamTls } from './tls.ts';
 import { Http2Dispatcher, type UpstreamDispatcher } from './h2-dispatcher.ts';
 import { Admission, type AdmissionOwner, type Refusal, type Rejection, type TryOutcome } from './admission.ts';
+import { upstreamConnectionOptions } from './socket-options.ts';
 
 export type { Rejection, TryOutcome } from './admission.ts';
 
@@ -80,6 +82,8 @@ export class UpstreamGroup implements AdmissionOwner {
   // pick() state for the one eligibility function, so a pick allocates no closure.
   private pickNow = 0;
   private pickTried: ReadonlySet<Target> | undefined;
+  /** `socket:` set on a connection to a target once connected; undefined when the group sets none. */
+  private readonly socketOptions: ((connection: Socket) => void) | undefined;
   private readonly eligible = (t: Target): boolean => t.available(this.pickNow) && (this.pickTried === undefined || !this.pickTried.has(t));
 
   constructor(
@@ -93,6 +97,9 @@ export class UpstreamGroup implements AdmissionOwner {
       return new Target(a.id, a.host, a.port, a.protocol, a.origin, weight, i);
     });
     this.kind = this.targets.every((t) => isHttpProtocol(t.protocol)) ? 'http' : 'l4';
+    this.socketOptions = upstreamConnectionOptions(config.socket, (field, message) =>
+      options.log.warn({ upstream: name, field: `socket.${field}` }, `upstream "${name}": socket.${field} not applied: ${message}`),
+    );
     this.balancer = createBalancer(config.balance, config.hash, this.targets, options.random);
 
     const m = options.metrics;
@@ -201,6 +208,14 @@ export class UpstreamGroup implements AdmissionOwner {
     return (this.tlsClient ?? NO_TLS).options(t);
   }
 
+  /**
+   * Sets the group's `socket:` options on a connection to one of its targets, once connected
+   * (a TLS one as soon as its TCP connection is up). Every proxy calls it on the sockets it makes.
+   */
+  connected(connection: Socket): void {
+    this.socketOptions?.(connection);
+  }
+
   /** A target for this request or connection, skipping `tried`; undefined when none is available. */
   pick(ctx: PickContext, tried?: ReadonlySet<Target>): Target | undefined {
     this.pickNow = Date.now();
@@ -229,6 +244,7 @@ export class UpstreamGroup implements AdmissionOwner {
           headersTimeout: c.timeouts.firstByte,
           bodyTimeout: c.timeouts.idle,
           maxSessions: c.pool.connections,
+          onConnect: this.socketOptions,
         });
         this.pools.set(t, p);
         return p;
@@ -241,6 +257,16 @@ export class UpstreamGroup implements AdmissionOwner {
         const base = buildConnector({ ...tlsOptions, timeout: c.timeouts.connect } as buildConnector.BuildOptions);
         const servername = tlsOptions.servername;
         connect = (opts, callback) => base({ ...opts, servername }, callback);
+      }
+      const socketOptions = this.socketOptions;
+      if (socketOptions) {
+        // undici's own settings (keepalive after 60 s, noDelay) are made before its callback: ours go after them.
+        const base = typeof connect === 'function' ? connect : buildConnector(connect);
+        connect = (opts, callback) =>
+          base(opts, (...args) => {
+            if (args[0] === null) socketOptions(args[1]);
+            callback(...args);
+          });
       }
       const pool = new Pool(t.origin, {
         connections: c.pool.connections,

@@ -1,5 +1,6 @@
 import { connect as connectHttp2, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import { connect as connectTcp, type Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 
 // Requests to an HTTP/2 target (h2c://, or https:// with http2: true) over node:http2 sessions
@@ -35,6 +36,8 @@ export interface Http2DispatcherOptions {
   /** No body bytes for this long while the response streams: UND_ERR_BODY_TIMEOUT (0: none). */
   readonly bodyTimeout: number;
   readonly maxSessions: number;
+  /** Runs on each session's socket once its TCP connection is up (the group's `socket:` options). */
+  readonly onConnect?: (socket: Socket) => void;
 }
 
 /** What the proxy sends: headers as a flat [name, value, ...] list, a body held or streamed. */
@@ -135,12 +138,16 @@ export class Http2Dispatcher implements UpstreamDispatcher {
   private connect(): void {
     if (this.connecting || this.closed) return;
     this.connecting = true;
-    const { protocol, host, port, tls, connectTimeout, id } = this.options;
+    const { protocol, host, port, tls, connectTimeout, id, onConnect } = this.options;
     const authority = `${this.scheme}://${id}`;
+    const socketOf = (socket: Socket): Socket => {
+      if (onConnect) socket.once('connect', () => onConnect(socket));
+      return socket;
+    };
     const session =
       protocol === 'https:'
-        ? connectHttp2(authority, { createConnection: () => connectTls({ ...tls, host, port, ALPNProtocols: ['h2'] }) })
-        : connectHttp2(authority);
+        ? connectHttp2(authority, { createConnection: () => socketOf(connectTls({ ...tls, host, port, ALPNProtocols: ['h2'] })) })
+        : connectHttp2(authority, onConnect ? { createConnection: () => socketOf(connectTcp({ host, port })) } : undefined);
     let settled = false;
     const fail = (err: Error) => {
       if (settled) return;

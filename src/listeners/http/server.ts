@@ -157,6 +157,8 @@ export class HttpListener implements Listener {
       // A missing Host is the check phase's to refuse (request-target.ts), upgrades included:
       // node's own check skips them and answers without a reason.
       requireHostHeader: false,
+      // TCP_NODELAY on each accepted connection (`socket.noDelay`, docs/socket-options.md).
+      noDelay: config.socket?.noDelay ?? true,
       // How often Node checks the two timeouts above; its default (30 s) would let a slow
       // client hold a connection for up to 30 s past its deadline.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(l.headerTimeout, l.requestTimeout || l.headerTimeout) / 4))),
@@ -232,7 +234,7 @@ export class HttpListener implements Listener {
   }
 
   async start(): Promise<void> {
-    this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log, this.options.inherit);
+    this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log, this.options.inherit, this.options.config.socket);
   }
 
   address(): BoundAddress {
