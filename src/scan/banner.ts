@@ -54,6 +54,8 @@ export interface BannerOptions {
   maxBytes: number;
   /** Handshake TLS whatever the port. */
   forceTls: boolean;
+  /** Cuts the grab short (the scan was stopped). */
+  signal?: AbortSignal;
 }
 
 function describeName(name: PeerCertificate['subject'] | undefined): string {
@@ -147,7 +149,8 @@ function describeReply(reply: Buffer, maxBytes: number, banner: Banner): Banner 
 
 /** What the service on `socket` (connected, unread) says about itself; ends the socket. */
 export async function grabBanner(socket: Socket, options: BannerOptions): Promise<Banner> {
-  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const deadline = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   const banner: Banner = {};
   let stream: Duplex = socket;
   try {

@@ -37,7 +37,10 @@ export interface ScanOptions {
   bannerBytes?: number;
   /** With `banner`, handshake TLS on every open port, not only the usual TLS ports. */
   tls?: boolean;
-  /** Stops the scan: no new probes start; hosts not finished are not reported. */
+  /**
+   * Stops the scan: no new probes start, banner grabs are cut short, probes in flight end within
+   * their timeouts; hosts not finished are not reported.
+   */
   signal?: AbortSignal;
   /** Called once the targets are resolved and counted, before the first probe. */
   onStart?: (start: ScanStart) => void;
@@ -202,7 +205,7 @@ export async function runScan(options: ScanOptions): Promise<ScanSummary> {
     }
     const report: PortReport = { port, protocol, state: outcome.state, reason: outcome.reason, service };
     if (outcome.socket) {
-      report.banner = await grabBanner(outcome.socket, { host: address, port, timeoutMs: bannerTimeoutMs, maxBytes: bannerBytes, forceTls: options.tls === true });
+      report.banner = await grabBanner(outcome.socket, { host: address, port, timeoutMs: bannerTimeoutMs, maxBytes: bannerBytes, forceTls: options.tls === true, ...(signal ? { signal } : {}) });
     }
     return report;
   };
