@@ -14,6 +14,8 @@ export interface TcpProbe extends ProbeOutcome {
 /** A failure of this machine, not an answer about the port: the scan retries later or stops. */
 export class LocalShortageError extends Error {
   override name = 'LocalShortageError';
+  /** The CLI's exit status for it: the scan could not run. */
+  readonly exitCode = 1;
   constructor(readonly code: string) {
     super(`out of local resources (${code}): lower --concurrency or raise the open-file limit (ulimit -n)`);
   }
