@@ -411,6 +411,17 @@ test('config errors name the socket field', () => {
     upstreams: { u: { targets: ['127.0.0.1:1'], socket: { backlog: 10 } } },
   });
   assert.equal(i.path, 'upstreams.u.socket.backlog');
+  // `[::]` with ipv6Only leaves the IPv4 port free for another listener; without it, the check refuses the pair.
+  const pair = (ipv6Only: boolean) => ({
+    listeners: [
+      { name: 'v6', protocol: 'tcp', address: '[::]:8080', socket: { ipv6Only }, handler: { type: 'echo' } },
+      { name: 'v4', protocol: 'http', address: '0.0.0.0:8080', routes: [{ handler: { type: 'respond' } }] },
+    ],
+  });
+  parseConfig(pair(true));
+  i = one(pair(false));
+  assert.equal(i.path, 'listeners[1].address');
+  assert.match(i.message, /ipv6Only/);
   // Accepted: an IPv6 address with ipv6Only, and every field at once.
   parseConfig(tcp({ ipv6Only: true, noDelay: false, keepAlive: { idle: '1m', interval: '10s', count: 5 }, receiveBufferSize: '1MiB', sendBufferSize: 65536, backlog: 4096, fastOpen: 16 }, '[::]:0'));
 });
