@@ -28,7 +28,7 @@ import type { BenchContext } from './types.ts';
 // core 1. Interleaved runs; median req/s, p99, ratio to nginx and the proxy core's CPU time per
 // request from /proc/stat.
 
-export const PROXY_IDS = ['switchyard', 'nginx', 'haproxy', 'caddy', 'http-proxy', 'fastify', 'undici'] as const;
+export const PROXY_IDS = ['switchyard', 'switchyard-inspect', 'nginx', 'haproxy', 'caddy', 'http-proxy', 'fastify', 'undici'] as const;
 type PeerId = (typeof PROXY_IDS)[number];
 
 /** Issue 3's target: Switchyard req/s over nginx req/s. */
@@ -105,40 +105,48 @@ ${nginxTempPaths(dir, temps)}
 // ---------------------------------------------------------------------------------------------
 // Proxies
 
-const switchyard: Peer = {
-  id: 'switchyard',
-  label: 'Switchyard',
-  prepare(env, port) {
-    return prepareSwitchyard({
-      repo: env.ctx.repoRoot,
-      work: env.work,
-      configName: 'switchyard.yaml',
-      port,
-      core: env.ctx.serverCore,
-      // All resilience features on: breaker and outlier detection (on by default, spelled out),
-      // retries with their budget, and active health checks every 5 s.
-      config: [
-        '# Written by bench/proxy.ts.',
-        'listeners:',
-        '  - name: web',
-        '    protocol: http',
-        `    address: 127.0.0.1:${port}`,
-        '    middleware: { accessLog: false, requestId: false }',
-        '    routes:',
-        '      - match: { path: /* }',
-        '        handler: { type: proxy, upstream: up }',
-        'upstreams:',
-        '  up:',
-        `    targets: ['${env.upstreamUrl}']`,
-        '    health: { path: /, interval: 5s }',
-        '    breaker: {}',
-        '    outlier: {}',
-        '    retry: {}',
-        '',
-      ].join('\n'),
-    });
-  },
-};
+/**
+ * Switchyard's proxy; `inspect`: with the inspect middleware and its default rules on (the same
+ * proxy otherwise), so that the table shows what inspection costs per request.
+ */
+function switchyardPeer(inspect: boolean): Peer {
+  return {
+    id: inspect ? 'switchyard-inspect' : 'switchyard',
+    label: inspect ? 'Switchyard + inspect (default rules)' : 'Switchyard',
+    prepare(env, port) {
+      return prepareSwitchyard({
+        repo: env.ctx.repoRoot,
+        work: env.work,
+        configName: inspect ? 'switchyard-inspect.yaml' : 'switchyard.yaml',
+        port,
+        core: env.ctx.serverCore,
+        // All resilience features on: breaker and outlier detection (on by default, spelled out),
+        // retries with their budget, and active health checks every 5 s.
+        config: [
+          '# Written by bench/proxy.ts.',
+          'listeners:',
+          '  - name: web',
+          '    protocol: http',
+          `    address: 127.0.0.1:${port}`,
+          `    middleware: { accessLog: false, requestId: false${inspect ? ', inspect: { defaultRules: true }' : ''} }`,
+          '    routes:',
+          '      - match: { path: /* }',
+          '        handler: { type: proxy, upstream: up }',
+          'upstreams:',
+          '  up:',
+          `    targets: ['${env.upstreamUrl}']`,
+          '    health: { path: /, interval: 5s }',
+          '    breaker: {}',
+          '    outlier: {}',
+          '    retry: {}',
+          '',
+        ].join('\n'),
+      });
+    },
+  };
+}
+
+const switchyard = switchyardPeer(false);
 
 function nginxProxyConf(dir: string, port: number, upstreamPort: number, connections: number, temps: readonly string[]): string {
   return `# Written by bench/proxy.ts: one worker process, no access log, keep-alive to the upstream.
@@ -276,6 +284,7 @@ function nodePeer(id: PeerId, label: string, script: string, packages: readonly 
 
 const PEERS: readonly Peer[] = [
   switchyard,
+  switchyardPeer(true),
   nginx,
   haproxy,
   caddy,
@@ -466,6 +475,15 @@ function printTable(ctx: BenchContext, peers: readonly Peer[], samples: readonly
     console.log(
       `- nginx was client-bound (client core ${formatPercent(ng.clientCoreBusy)}): its req/s is a lower bound, so every "vs nginx" ratio ` +
         'flatters the slower proxies; "CPU vs nginx" is the like-for-like cost.',
+    );
+  }
+  const plain = rows.find((r) => r.peer.id === 'switchyard');
+  const inspected = rows.find((r) => r.peer.id === 'switchyard-inspect');
+  if (plain && inspected && Number.isFinite(plain.cpu) && Number.isFinite(inspected.cpu) && plain.cpu > 0) {
+    const extra = inspected.cpu / plain.cpu - 1;
+    console.log(
+      `- inspection (default rules): ${formatMicros(inspected.cpu)} vs ${formatMicros(plain.cpu)} CPU µs/req, ${extra >= 0 ? '+' : ''}${(extra * 100).toFixed(1)}% ` +
+        `(goal: at most +10%): ${extra <= 0.1 ? 'met' : 'not met'}`,
     );
   }
   const floor = rows.find((r) => r.peer.id === 'undici');
