@@ -367,6 +367,23 @@ test('udp listener: receive and send buffer sizes', async () => {
   assert.equal(s.getSendBufferSize(), doubled(160 * 1024, 'net.core.wmem_max'));
 });
 
+test('a reload that changes socket: rebinds the listener with the new options; one that does not keeps its socket', { skip: native }, async () => {
+  const config = (idle: string, idleTimeout = '60s') => ({
+    listeners: [{ name: 'r', protocol: 'tcp', address: '127.0.0.1:0', limits: { idleTimeout }, socket: { keepAlive: { idle } }, handler: { type: 'echo' } }],
+  });
+  const { yard } = await start(config('30s'));
+  const first = listeningServer(yard, 'r');
+  assert.equal(getSocketOption(optionFd(first)!, 'keepIdle'), 30);
+  const kept = await yard.reload(parseConfig(config('30s', '30s')));
+  assert.ok(kept.ok, JSON.stringify(kept));
+  assert.equal(listeningServer(yard, 'r'), first, 'same socket options: the listener keeps its socket');
+  const replaced = await yard.reload(parseConfig(config('40s', '30s')));
+  assert.ok(replaced.ok && replaced.changed.some((c) => c.includes('replaced')), JSON.stringify(replaced));
+  const second = listeningServer(yard, 'r');
+  assert.notEqual(second, first);
+  assert.equal(getSocketOption(optionFd(second)!, 'keepIdle'), 40);
+});
+
 function issuesOf(input: unknown): { path: string; message: string }[] {
   try {
     parseConfig(input);
