@@ -112,7 +112,8 @@ export class Http1Connection extends LoadConnection implements ResponseSink {
     this.ctx.stats.bytesRead += n;
     this.readTime = performance.now();
     try {
-      this.parser.execute(buf.length === n ? buf : buf.subarray(0, n), n);
+      // The parser honours `n`: no view of the shared read buffer is made per read.
+      this.parser.execute(buf, n);
     } catch (err) {
       if (!(err instanceof ResponseParseError)) throw err;
       this.ctx.stats.error('parse', err.message, 1);

@@ -45,12 +45,22 @@ export interface LoadReport {
   readonly readBytesPerSec: number;
   /** Milliseconds. */
   readonly latencyMs: LatencySummary;
+  /**
+   * CPU the load generator itself used during the run, in cores (1 = one core fully busy).
+   * Near 1, it is the bottleneck and requests/s understates the server.
+   */
+  readonly clientCpuCores: number;
+  /** The load generator's CPU time per answered request, µs. */
+  readonly clientCpuUsPerResponse: number | null;
   readonly errors: Readonly<Record<ErrorKind, number>> & { readonly total: number };
   /** The first message of each error kind seen. */
   readonly errorMessages: Readonly<Partial<Record<ErrorKind, string>>>;
   /** HTTP responses by status code. */
   readonly statusCodes: Readonly<Record<string, number>>;
 }
+
+/** The load generator's own CPU share above which the report warns that it may be the limit. */
+const SATURATED = 0.9;
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -91,6 +101,8 @@ export function buildReport(options: LoadOptions, outcome: RunOutcome): LoadRepo
       mean: empty ? 0 : round3(h.mean / 1000),
       stdev: empty ? 0 : round3(h.stdDeviation / 1000),
     },
+    clientCpuCores: outcome.elapsedMs > 0 ? round3(outcome.cpuMs / outcome.elapsedMs) : 0,
+    clientCpuUsPerResponse: stats.responses > 0 ? round3((outcome.cpuMs * 1000) / stats.responses) : null,
     errors: { ...stats.errors, total: stats.errorTotal() },
     errorMessages: { ...stats.errorMessages },
     statusCodes,
@@ -136,5 +148,8 @@ export function formatReport(r: LoadReport): string {
   }
   lines.push(`Requests/sec: ${r.requestsPerSec.toFixed(2)}`);
   lines.push(`Transfer/sec: ${formatBytes(r.readBytesPerSec)}`);
+  if (r.clientCpuCores >= SATURATED) {
+    lines.push(`Note: switchyard bench itself kept ${Math.round(r.clientCpuCores * 100)}% of a CPU core busy; it may be the bottleneck, and the figures above its limit rather than the server's.`);
+  }
   return lines.join('\n') + '\n';
 }

@@ -22,6 +22,8 @@ export interface RunOutcome {
   readonly stats: LoadStats;
   /** From the first connect to the last answer (count-bound) or to the deadline, ms. */
   readonly elapsedMs: number;
+  /** CPU time this process used during the run (user + system), ms: the load generator's own cost. */
+  readonly cpuMs: number;
 }
 
 function connectionFactory(ctx: LoadContext): () => LoadConnection {
@@ -47,6 +49,7 @@ function connectionFactory(ctx: LoadContext): () => LoadConnection {
 /** Runs the load described by `options` (its warm-up is the caller's: see runBench). */
 export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<RunOutcome> {
   const stats = new LoadStats();
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   const scheduler = new Scheduler({
     startMs: start,
@@ -64,7 +67,8 @@ export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<Run
       scheduler.stop();
       for (const t of timers) clearTimeout(t);
       for (const c of connections) c.close();
-      resolve({ stats, elapsedMs: end - start });
+      const cpu = process.cpuUsage(cpu0);
+      resolve({ stats, elapsedMs: end - start, cpuMs: (cpu.user + cpu.system) / 1000 });
     };
     const settled = () => {
       if (finished) return;
