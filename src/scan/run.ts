@@ -168,14 +168,12 @@ export async function runScan(options: ScanOptions): Promise<ScanSummary> {
   let probesDone = 0;
   let hostsDone = 0;
   let open = 0;
-  const inFlight = new Map<number, HostProgress>();
   const finished = new Map<number, HostReport>();
   let nextToReport = 0;
 
   function* jobs(): Generator<{ progress: HostProgress; slot: number; port: number }> {
     for (const host of targets.hosts()) {
       const progress: HostProgress = { host, results: new Array<PortReport | undefined>(ports.length), remaining: ports.length };
-      inFlight.set(host.index, progress);
       for (let slot = 0; slot < ports.length; slot++) yield { progress, slot, port: ports[slot] as number };
     }
   }
@@ -236,7 +234,6 @@ export async function runScan(options: ScanOptions): Promise<ScanSummary> {
       probesDone++;
       if (result.state === 'open') open++;
       if (--progress.remaining === 0) {
-        inFlight.delete(progress.host.index);
         finished.set(progress.host.index, summarise(progress));
         hostsDone++;
         reportReady();
