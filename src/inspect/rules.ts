@@ -183,7 +183,8 @@ export class Hits {
 
   /** Runs each automaton of `field` over `text` from its start. */
   scanString(field: Field, text: string): void {
-    for (const m of field) {
+    for (let i = 0; i < field.length; i++) {
+      const m = field[i];
       this.ruleOf = m.ruleOf;
       m.ac.scanString(m.ac.start, text, this.sink);
     }
