@@ -22,7 +22,8 @@ import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
 
 // `npm run bench -- proxy`: wrk -> proxy -> an upstream that answers every request with the same
-// 100-byte body. Proxies: Switchyard (proxy handler, resilience features on), nginx (keepalive
+// 100-byte body. Proxies: Switchyard (proxy handler, resilience features on; and the same with
+// the inspect middleware's default rules, for what inspection costs per request), nginx (keepalive
 // upstream), HAProxy, Caddy, http-proxy, @fastify/http-proxy and a bare node:http + undici Pool proxy
 // (the floor for a Node.js proxy). Proxy on core 0; wrk and the upstream (its own nginx) on
 // core 1. Interleaved runs; median req/s, p99, ratio to nginx and the proxy core's CPU time per
