@@ -228,6 +228,29 @@ describe('switchyard bench, HTTP/1.1', () => {
     }
   });
 
+  test('a server that closes after every response (Connection: close) gets a new connection per request, no errors', async () => {
+    const s = await countingServer(undefined, (res) => {
+      res.setHeader('Connection', 'close');
+      res.end('bye');
+    });
+    const until = await rawServer((socket, chunk, state) => {
+      // HTTP/1.0 style: no length, the body ends when the connection does.
+      if (takeRequests(state, chunk) > 0) socket.end('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close');
+    });
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 60, connections: 3 });
+      assert.equal(r.responses, 60);
+      assert.equal(r.errors.total, 0, JSON.stringify(r.errorMessages));
+      assert.equal(s.counts.connections, 60);
+      const u = await bench(`http://127.0.0.1:${until.port}/`, { requests: 30, connections: 2 });
+      assert.equal(u.responses, 30);
+      assert.equal(u.errors.total, 0, JSON.stringify(u.errorMessages));
+    } finally {
+      await closeServer(s.server);
+      await until.close();
+    }
+  });
+
   test('non-2xx responses are answered and counted as status errors', async () => {
     const s = await countingServer((n) => (n % 2 === 0 ? 503 : 200));
     try {
@@ -292,11 +315,12 @@ describe('switchyard bench, HTTP/1.1', () => {
   test('-R (open model) sends about rate x duration requests; with -n exactly n', async () => {
     const s = await countingServer();
     try {
-      const r = await bench(`http://127.0.0.1:${s.port}/`, { rate: 200, duration: 1000, connections: 4 });
+      // Generous bounds: a loaded machine may answer late, but never more than the schedule holds.
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { rate: 200, duration: 1000, connections: 16 });
       assert.equal(r.model, 'open');
-      assert.ok(r.sent <= 201, `at most rate x duration: ${r.sent}`);
-      assert.ok(r.sent >= 100, `about rate x duration: ${r.sent}`);
-      assert.ok(r.responses >= 100 && r.responses <= r.sent);
+      assert.ok(r.sent <= 200, `at most rate x duration: ${r.sent}`);
+      assert.ok(r.sent >= 50, `about rate x duration: ${r.sent}`);
+      assert.ok(r.responses >= 50 && r.responses <= r.sent);
       const before = s.counts.requests;
       const n = await bench(`http://127.0.0.1:${s.port}/`, { rate: 1000, requests: 150, connections: 2 });
       assert.equal(n.responses, 150);
