@@ -20,7 +20,7 @@ export interface SchedulerOptions {
 export const NO_MORE = -1;
 
 export class Scheduler {
-  private issued = 0;
+  private handedOut = 0;
   private stopped = false;
   private readonly intervalMs: number;
 
@@ -38,26 +38,26 @@ export class Scheduler {
    * model, possibly later in the open model), or NO_MORE.
    */
   take(now: number): number {
-    if (this.stopped || this.issued >= this.o.limit || now >= this.o.endMs) return NO_MORE;
+    if (this.stopped || this.handedOut >= this.o.limit || now >= this.o.endMs) return NO_MORE;
     if (this.o.rate === undefined) {
-      this.issued++;
+      this.handedOut++;
       return now;
     }
-    const due = this.o.startMs + this.issued * this.intervalMs;
+    const due = this.o.startMs + this.handedOut * this.intervalMs;
     if (due >= this.o.endMs) return NO_MORE;
-    this.issued++;
+    this.handedOut++;
     return due;
   }
 
   /** No request will be handed out any more (count reached, deadline passed, or stopped). */
   exhausted(now: number): boolean {
-    if (this.stopped || this.issued >= this.o.limit || now >= this.o.endMs) return true;
-    return this.o.rate !== undefined && this.o.startMs + this.issued * this.intervalMs >= this.o.endMs;
+    if (this.stopped || this.handedOut >= this.o.limit || now >= this.o.endMs) return true;
+    return this.o.rate !== undefined && this.o.startMs + this.handedOut * this.intervalMs >= this.o.endMs;
   }
 
   /** Requests handed out so far. */
   get taken(): number {
-    return this.issued;
+    return this.handedOut;
   }
 
   stop(): void {
