@@ -33,3 +33,4 @@ export * from './protocol/index.ts';
 export { WsEndpoint, websocketOptionsSchema, type WebSocketOptions, type WsEndpointContext, type WsPeer } from './handlers/ws/index.ts';
 export { MemoryRoomStore, stateSchema, type StateConfig, type RoomStore, type RoomEvent, type RoomEventInput, type SharedState } from './state/index.ts';
 export * as connect from './connect/index.ts';
+export { scan, type ScanOptions, type HostReport as ScanHostReport, type PortReport as ScanPortReport, type ScanSummary } from './scan/index.ts';

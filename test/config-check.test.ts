@@ -182,7 +182,7 @@ test('zod issues read as what was expected and what was found', () => {
   assert.deepEqual(messages(base({ ...http('web', '127.0.0.1:0'), middleware: { cors: { credential: true } } })), ['listeners[0].middleware.cors.credential: unknown field "credential" (did you mean "credentials"?)']);
   assert.deepEqual(messages(base({ ...http('web', '127.0.0.1:0'), middleware: { cors: 'yes' } })), ['listeners[0].middleware.cors: expected true or false or an object (fields: values)']);
   // A field with no near namesake lists the fields there are.
-  assert.deepEqual(messages(base({ ...tcp('t', '127.0.0.1:0'), zzz: 1 })), ['listeners[0].zzz: unknown field "zzz" (fields here: name, protocol, address, limits, tls, handler)']);
+  assert.deepEqual(messages(base({ ...tcp('t', '127.0.0.1:0'), zzz: 1 })), ['listeners[0].zzz: unknown field "zzz" (fields here: name, protocol, address, limits, tls, socket, handler)']);
   // A handler type with a typo.
   assert.match(messages(base({ ...tcp('t', '127.0.0.1:0'), handler: { type: 'ecoh' } }))[0], /^listeners\[0\]\.handler\.type: unknown handler type "ecoh"; did you mean "echo"\? expected one of: /);
   assert.deepEqual(messages({ ...cfg(http('web', '127.0.0.1:0')), workers: 0 }), ['workers: must be at least 1, got 0']);

@@ -9,8 +9,8 @@ import { formatHostPort, parseHostPort } from './address.ts';
 // - http and tcp listeners share the TCP port space; udp listeners have their own (a udp and a tcp
 //   listener may use the same port number). Port 0 asks for a free port and never conflicts.
 // - The same host and port conflict. `0.0.0.0` takes the port on every IPv4 address, so it
-//   conflicts with any IPv4 host on that port. `::` is bound dual-stack (the listeners do not set
-//   ipv6Only), so it takes the port on every IPv6 and IPv4 address. `::ffff:a.b.c.d` is the IPv4
+//   conflicts with any IPv4 host on that port. `::` is bound dual-stack unless its listener sets
+//   `socket.ipv6Only`, so it takes the port on every IPv6 and IPv4 address (IPv6 only with it). `::ffff:a.b.c.d` is the IPv4
 //   address a.b.c.d. IPv6 addresses are compared in their canonical form (`0:0::1` is `::1`).
 // - A host name (e.g. `localhost`) is compared as written, case aside: validation does no DNS, so
 //   `localhost:8080` and `127.0.0.1:8080` are not caught here (the bind then reports it). A name
@@ -27,6 +27,8 @@ export interface BindingListener {
   protocol: string;
   address?: string;
   path?: string;
+  /** `socket:` of the listener; only `ipv6Only` matters here (read leniently: also run on raw configs). */
+  socket?: unknown;
 }
 
 export interface BindConflict {
@@ -46,6 +48,8 @@ interface IpBinding {
   family: 4 | 6 | undefined;
   /** As written in the config, for messages. */
   written: string;
+  /** `socket.ipv6Only`: `::` then takes IPv6 addresses only. */
+  v6only: boolean;
 }
 
 const SPACE_OF_PROTOCOL: Record<string, Space | undefined> = { http: 'tcp', tcp: 'tcp', udp: 'udp' };
@@ -72,7 +76,8 @@ function ipBinding(l: BindingListener): IpBinding | undefined {
   if (!space || l.address === undefined) return undefined;
   const hp = parseHostPort(l.address);
   if (!hp || hp.port === 0) return undefined;
-  return { space, port: hp.port, ...canonicalHost(hp.host, space), written: formatHostPort(hp) };
+  const v6only = typeof l.socket === 'object' && l.socket !== null && (l.socket as { ipv6Only?: unknown }).ipv6Only === true;
+  return { space, port: hp.port, ...canonicalHost(hp.host, space), written: formatHostPort(hp), v6only };
 }
 
 /** Why `a` and `b` (same space and port) cannot both be bound, or undefined when they can. */
@@ -82,7 +87,8 @@ function overlap(a: IpBinding, b: IpBinding): string | undefined {
     [a, b],
     [b, a],
   ]) {
-    if (wide.host === '::') return `"::" takes port ${wide.port} on every IPv6 and IPv4 address (bound dual-stack)`;
+    if (wide.host === '::' && wide.v6only && other.family === 4) continue;
+    if (wide.host === '::') return wide.v6only ? `"::" takes port ${wide.port} on every IPv6 address` : `"::" takes port ${wide.port} on every IPv6 and IPv4 address (bound dual-stack; socket.ipv6Only leaves IPv4 free)`;
     if (wide.host === '0.0.0.0' && other.family === 4) return `"0.0.0.0" takes port ${wide.port} on every IPv4 address`;
   }
   return undefined;

@@ -9,6 +9,7 @@ import { closestName, explainIssue, humanError } from './errors.ts';
 import { crossFieldIssues } from './cross-checks.ts';
 import { upstreamSchema } from '../upstream/config.ts';
 import { rateLimitSchema } from '../middleware/rate-limit.ts';
+import { multicastBindIssues, multicastSchema } from '../listeners/multicast.ts';
 import { accessLogSchema } from '../middleware/access-log.ts';
 import { headerRulesSchema } from '../middleware/headers.ts';
 import { errorPagesSchema } from '../middleware/error-pages.ts';
@@ -16,11 +17,13 @@ import { basicAuthSchema } from '../middleware/auth/basic.ts';
 import { jwtSchema } from '../middleware/auth/jwt.ts';
 import { forwardAuthSchema } from '../middleware/auth/forward.ts';
 import { compressSchema } from '../middleware/compress.ts';
+import { inspectSchema } from '../inspect/http.ts';
 import { stateSchema } from '../state/config.ts';
 import { listenerTlsSchema } from './tls.ts';
 import { tokenBucketSchema } from '../protocol/token-bucket.ts';
 import { pathPatternProblem } from '../listeners/http/router.ts';
 import { rewritesSchema } from '../listeners/http/rewrite.ts';
+import { socketAddressIssues, tcpListenerSocketSchema, udpListenerSocketSchema, unixListenerSocketSchema } from './socket-options.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
 // silently. Defaults are ones a production user would accept; each field says what it means.
@@ -189,6 +192,15 @@ const middlewareSchema = z.strictObject({
    */
   compress: compressSchema.optional(),
   /**
+   * Traffic inspection: literal-pattern rules over the request line, path, query (decoded as
+   * well), headers and the first bodyLimit bytes of the body; each rule logs, tags (a request
+   * header for the upstream) or blocks (403). `true`: the default rules (path traversal, SQL and
+   * shell injection probes, scanner user agents, log4shell); `false` on a route turns off its
+   * listener's. Fields (defaultRules, disable, defaultAction, rules, bodyLimit, bodyWait,
+   * tagHeader, logPerSecond) at inspectSchema (src/inspect/http.ts) and in docs/inspect.md.
+   */
+  inspect: inspectSchema.optional(),
+  /**
    * Middleware written as functions `(ctx, next) => ...`, in a config built in code (a config file
    * cannot hold one). They run in order after the built-in steps above, right before the
    * handler; a route's `use` replaces its listener's, like every other field here.
@@ -336,6 +348,12 @@ const httpListenerSchema = () =>
         }),
       ])
       .optional(),
+    /**
+     * Socket options (docs/socket-options.md): noDelay, keepAlive { idle, interval, count },
+     * receiveBufferSize, sendBufferSize, backlog, ipv6Only, fastOpen; tcpListenerSocketSchema in
+     * src/listeners/socket-options.ts. Unset ones keep the kernel's (and Node's) defaults.
+     */
+    socket: tcpListenerSocketSchema.optional(),
     /** HTTPS listeners: Strict-Transport-Security on every response; `true`: max-age one year. */
     hsts: z
       .union([
@@ -352,6 +370,8 @@ const httpListenerSchema = () =>
   .superRefine((l, ctx) => {
     if (l.redirectToHttps && l.tls) ctx.addIssue({ code: 'custom', path: ['redirectToHttps'], message: 'redirects plain http to https; this listener is https already (tls is set)' });
     if (l.http2.h2c && l.tls) ctx.addIssue({ code: 'custom', path: ['http2', 'h2c'], message: 'h2c is HTTP/2 over plain text; this listener has tls, where HTTP/2 is offered through ALPN (http2.enabled)' });
+    const hp = parseHostPort(l.address);
+    if (hp) for (const issue of socketAddressIssues(hp.host, l.socket)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     if (l.hsts && !l.tls) ctx.addIssue({ code: 'custom', path: ['hsts'], message: 'HSTS is sent on https only (browsers ignore it over plain http); set tls on this listener' });
     if (typeof l.hsts === 'object' && l.hsts.preload && (!l.hsts.includeSubDomains || l.hsts.maxAge < 31_536_000)) {
       ctx.addIssue({ code: 'custom', path: ['hsts', 'preload'], message: 'preload lists require includeSubDomains and a maxAge of at least 31536000 (one year)' });
@@ -359,15 +379,22 @@ const httpListenerSchema = () =>
   });
 
 const tcpListenerSchema = () =>
-  z.strictObject({
-    name: z.string().min(1),
-    protocol: z.literal('tcp'),
-    address: address(),
-    limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
-    /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
-    tls: listenerTlsSchema().optional(),
-    handler: handlerSchema(),
-  });
+  z
+    .strictObject({
+      name: z.string().min(1),
+      protocol: z.literal('tcp'),
+      address: address(),
+      limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
+      /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
+      tls: listenerTlsSchema().optional(),
+      /** Socket options, as on http listeners (docs/socket-options.md; tcpListenerSocketSchema). */
+      socket: tcpListenerSocketSchema.optional(),
+      handler: handlerSchema(),
+    })
+    .superRefine((l, ctx) => {
+      const hp = parseHostPort(l.address);
+      if (hp) for (const issue of socketAddressIssues(hp.host, l.socket)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    });
 
 const unixListenerSchema = () =>
   z.strictObject({
@@ -383,17 +410,35 @@ const unixListenerSchema = () =>
     limits: streamLimitsSchema.default(streamLimitsSchema.parse({})),
     /** TLS in front of the handler: it gets the clear stream (docs/tls.md). */
     tls: listenerTlsSchema().optional(),
+    /** Socket options of a unix listener: backlog, receiveBufferSize, sendBufferSize (docs/socket-options.md). */
+    socket: unixListenerSocketSchema.optional(),
     handler: handlerSchema(),
   });
 
 const udpListenerSchema = () =>
-  z.strictObject({
-    name: z.string().min(1),
-    protocol: z.literal('udp'),
-    address: address(),
-    limits: datagramLimitsSchema.default(datagramLimitsSchema.parse({})),
-    handler: handlerSchema(),
-  });
+  z
+    .strictObject({
+      name: z.string().min(1),
+      protocol: z.literal('udp'),
+      /** With `multicast`, `0.0.0.0:port` (`[::]:port` for IPv6 groups) or the one group's own address (docs/multicast.md). */
+      address: address(),
+      limits: datagramLimitsSchema.default(datagramLimitsSchema.parse({})),
+      /** Groups to join (one, or a list): multicastSchema in src/listeners/multicast.ts and docs/multicast.md. */
+      multicast: multicastSchema.optional(),
+      /** SO_BROADCAST: the handler may send to broadcast addresses (255.255.255.255, a subnet's). Receiving broadcasts needs only a `0.0.0.0:port` address. */
+      broadcast: z.boolean().default(false),
+      /** SO_REUSEADDR: other sockets (other daemons, receivers) may bind the same port too, each getting every group or broadcast datagram. Fixed at bind: a reload that changes it rebinds. */
+      reuseAddr: z.boolean().default(false),
+      /** Socket options of a udp listener: receiveBufferSize, sendBufferSize (docs/socket-options.md). */
+      socket: udpListenerSocketSchema.optional(),
+      handler: handlerSchema(),
+    })
+    .superRefine((l, ctx) => {
+      const hp = parseHostPort(l.address);
+      // Runs on the raw value too when a field failed: only well-formed groups are compared.
+      if (!hp || !Array.isArray(l.multicast)) return;
+      for (const issue of multicastBindIssues(hp.host, l.multicast)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    });
 
 /** Builds the schema from the handler modules registered now. */
 export function configSchema() {

@@ -5,6 +5,7 @@ import { duration } from '../config/units.ts';
 import type { UpstreamGroup } from '../upstream/group.ts';
 import { addressPick } from '../upstream/admission.ts';
 import type { Target } from '../upstream/target.ts';
+import { StreamInspector, streamInspectSchema } from '../inspect/stream.ts';
 import { describeTlsError, isTlsError } from '../upstream/tls.ts';
 import type { ConnContext, HandlerModule, StreamHandler } from './types.ts';
 
@@ -30,6 +31,12 @@ export const schema = z.strictObject({
   upstream: z.string().min(1),
   /** Overrides the group's `timeouts.connect` for this listener. */
   connectTimeout: duration().optional(),
+  /**
+   * Traffic inspection of the proxied bytes: literal patterns (`match.raw`) matched in either
+   * direction across chunk boundaries; `block` closes both sides, `log` warns. Fields at
+   * streamInspectSchema (src/inspect/stream.ts) and in docs/inspect.md. Off unless set.
+   */
+  inspect: streamInspectSchema.optional(),
 });
 
 export type TcpProxyConfig = z.output<typeof schema>;
@@ -63,6 +70,7 @@ class TcpProxyHandler implements StreamHandler {
   constructor(
     private readonly group: UpstreamGroup,
     private readonly connectTimeout: number,
+    private readonly inspector?: StreamInspector,
   ) {
     this.idle = group.config.timeouts.idle;
   }
@@ -84,6 +92,8 @@ class TcpProxyHandler implements StreamHandler {
     // admitted (in flight) until the client's side closes.
     let outcome: 'success' | 'failure' = 'success';
     client.once('close', () => adm.end(outcome));
+    // Before the early-data listener and the pipe: a blocked chunk is never forwarded.
+    const inspection = this.inspector?.watch(client, ctx);
     let early: Buffer[] = [];
     let earlyBytes = 0;
     let pending: Socket | undefined;
@@ -111,6 +121,8 @@ class TcpProxyHandler implements StreamHandler {
         upstream.setNoDelay(true);
       }
       pending = upstream;
+      // The group's `socket:` options, once the TCP connection is up (under TLS too).
+      upstream.once('connect', () => group.connected(upstream));
       this.upstreams.add(upstream);
       const timer = setTimeout(() => upstream.destroy(new ConnectTimeoutError(target, this.connectTimeout)), this.connectTimeout);
       // One socket, one 'close': the try stops being in flight exactly once, whatever happened
@@ -151,6 +163,7 @@ class TcpProxyHandler implements StreamHandler {
           return;
         }
         client.off('data', onEarlyData);
+        inspection?.connected(upstream);
         for (const chunk of early) upstream.write(chunk);
         early = [];
         this.splice(client, upstream);
@@ -203,6 +216,6 @@ export const tcpProxyHandler: HandlerModule<TcpProxyConfig> = {
   schema,
   stream: (config, ctx) => {
     const group = ctx.upstream(config.upstream);
-    return new TcpProxyHandler(group, config.connectTimeout ?? group.config.timeouts.connect);
+    return new TcpProxyHandler(group, config.connectTimeout ?? group.config.timeouts.connect, config.inspect && new StreamInspector(config.inspect, ctx.metrics));
   },
 };

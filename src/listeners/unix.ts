@@ -4,6 +4,8 @@ import { resolve as resolvePath } from 'node:path';
 import type { ListenerSummary } from '../handlers/types.ts';
 import { StreamListener, type StreamListenerOptions } from './stream.ts';
 import { ListenError, listenErrorReason } from './types.ts';
+import { DEFAULT_BACKLOG, type UnixListenerSocketOptions } from '../config/socket-options.ts';
+import { unixConnectionOptions } from './socket-options.ts';
 
 // Unix socket listeners. The socket file is created owner-only (mode 0600 unless configured),
 // with a tight umask during bind so it is never briefly open to others. A socket file left by a
@@ -19,9 +21,13 @@ export class UnixListener extends StreamListener {
     path: string,
     private readonly mode: number,
     baseDir: string,
+    /** `socket:` (docs/socket-options.md): backlog at listen, buffer sizes on each connection. */
+    private readonly socket?: UnixListenerSocketOptions,
   ) {
     super(options);
     this.path = path.startsWith('@') ? path : resolvePath(baseDir, path);
+    const perConnection = unixConnectionOptions(socket, this.name, options.log);
+    if (perConnection) this.server.on('connection', perConnection);
   }
 
   /** Set by an upgrade (upgrade.ts): the new daemon listens on this socket's file too. */
@@ -84,7 +90,7 @@ export class UnixListener extends StreamListener {
       this.server.once('error', onError);
       // The umask must cover the bind itself; it is restored as soon as listening starts.
       const previous = process.umask(0o777 & ~this.mode);
-      this.server.listen({ path: this.bindPath, backlog: 1024 }, () => {
+      this.server.listen({ path: this.bindPath, backlog: this.socket?.backlog ?? DEFAULT_BACKLOG }, () => {
         process.umask(previous);
         this.server.off('error', onError);
         this.server.on('error', (err) => this.options.log.error({ err, listener: this.name }, 'listener error'));

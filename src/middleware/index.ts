@@ -7,7 +7,9 @@ import { errorPages } from './error-pages.ts';
 import { rateLimit, type RateLimits } from './rate-limit.ts';
 import { compress } from './compress.ts';
 import { authMiddleware } from './auth/index.ts';
+import { inspect } from '../inspect/http.ts';
 import type { Middleware } from './types.ts';
+import type { Metrics } from '../observe/metrics.ts';
 
 export { compose, type Middleware, type MiddlewareContext, type Next } from './types.ts';
 export { newRequestId } from './request-id.ts';
@@ -18,6 +20,20 @@ export { hsts, hstsValue, redirectToHttps, HSTS_DEFAULTS, type HstsOptions, type
 export { authMiddleware, basicAuth, basicAuthSchema, jwtAuth, jwtSchema, forwardAuth, forwardAuthSchema, hashPassword, type AuthSettings, type BasicAuthConfig, type JwtConfig, type ForwardAuthConfig } from './auth/index.ts';
 export { rateLimit, rateLimitSchema, MemoryRateLimitStore, RateLimits, redisRateLimitPaths, type RateLimitStore, type RateLimitConfig } from './rate-limit.ts';
 export { compress, compressSchema, ZSTD_AVAILABLE, type CompressConfig, type CompressInput } from './compress.ts';
+
+/** What a listener gives every chain it builds, besides the settings themselves. */
+export interface ChainOptions {
+  /** Access log when neither the listener nor the route says (the config's `logging.accessLog`). */
+  accessLogDefault: boolean;
+  /** One middleware per settings object across the routes of a listener (see buildMiddleware). */
+  shared?: Map<object, Middleware>;
+  /** The yard's rate limits, with the names their buckets have in a shared store. */
+  limits?: { limits: RateLimits; listener: string; route: string };
+  /** Where relative paths in middleware settings (a JWKS file) resolve: the config file's folder. */
+  baseDir?: string;
+  /** The yard's metrics, for middleware that counts (inspect's matches). */
+  metrics?: Metrics;
+}
 
 const CORS_DEFAULTS: CorsConfig = {
   origins: ['*'],
@@ -33,24 +49,17 @@ const CORS_DEFAULTS: CorsConfig = {
  * route's. Order: request id (so every later step can log it), error pages (docs/error-pages.md;
  * so every later refusal gets them), access log (so refusals are logged), header rules
  * (docs/headers.md; before every step that may answer, so their refusals get the response
- * rules), CORS (preflights are answered before anything is counted), authentication (basic,
+ * rules), inspection (docs/inspect.md; an attack is refused before CORS or auth look at it),
+ * CORS (preflights are answered before anything is counted), authentication (basic,
  * jwt, forwardAuth: docs/auth.md; before the rate limit, which may key on the user it found),
  * rate limit, compression (last, so that only what the handler sends is compressed, not the
  * refusals before it).
  *
- * `shared` keeps one instance per settings object across the routes of a listener, so that a
- * listener-wide rate limit is one set of buckets, not one per route. `limits` (the yard's) builds
- * the rate limits, with the names their buckets have in a shared store.
+ * `options.shared` keeps one instance per settings object across the routes of a listener, so
+ * that a listener-wide rate limit is one set of buckets, not one per route.
  */
-export function buildMiddleware(
-  listener: MiddlewareConfig,
-  route: MiddlewareConfig | undefined,
-  accessLogDefault: boolean,
-  shared: Map<object, Middleware> = new Map(),
-  limits?: { limits: RateLimits; listener: string; route: string },
-  /** Where relative paths in middleware settings (a JWKS file) resolve: the config file's folder. */
-  baseDir?: string,
-): Middleware[] {
+export function buildMiddleware(listener: MiddlewareConfig, route: MiddlewareConfig | undefined, options: ChainOptions): Middleware[] {
+  const { accessLogDefault, shared = new Map<object, Middleware>(), limits, baseDir, metrics } = options;
   const merged: MiddlewareConfig = { ...listener, ...route };
   const chain: Middleware[] = [];
   const rid = merged.requestId ?? true;
@@ -61,6 +70,17 @@ export function buildMiddleware(
   if (log !== false) chain.push(accessLog(log === true ? undefined : log));
   // Before everything that may answer: response rules reach their refusals too.
   if (merged.headers) chain.push(headerRules(merged.headers));
+  // Before CORS and auth: an attack is refused before anything else looks at it (docs/inspect.md).
+  if (merged.inspect) {
+    // One per settings object (`true`: one for the defaults), so routes share its compiled rules.
+    const key: object = merged.inspect === true ? inspect : merged.inspect;
+    let inspector = shared.get(key);
+    if (!inspector) {
+      inspector = inspect(merged.inspect, { metrics });
+      shared.set(key, inspector);
+    }
+    chain.push(inspector);
+  }
   if (merged.cors) chain.push(cors(merged.cors === true ? CORS_DEFAULTS : merged.cors));
   chain.push(...authMiddleware(merged, shared, { baseDir }));
   if (merged.rateLimit) {

@@ -712,8 +712,8 @@ export class Yard implements YardView {
         const tls = l.tls ? await this.certificates(l.tls, at, l, undefined) : undefined;
         const opts = { ...common, name: l.name, handlerType: l.handler.type, handler: handlers as StreamHandler, limits: l.limits, tls, inherit: inherit as NetServer | undefined };
         return l.protocol === 'tcp'
-          ? new TcpListener(opts, l.address)
-          : new UnixListener(opts, l.path, parseInt(l.mode, 8), this.options.baseDir ?? process.cwd());
+          ? new TcpListener(opts, l.address, l.socket)
+          : new UnixListener(opts, l.path, parseInt(l.mode, 8), this.options.baseDir ?? process.cwd(), l.socket);
       }
       case 'udp':
         return new UdpListener({ ...common, config: l, handler: handlers as DatagramHandler, inherit: inherit as DgramSocket | undefined });
@@ -780,6 +780,8 @@ function bindingAddress(l: ListenerConfig): string {
  */
 function sameBinding(a: ListenerConfig, b: ListenerConfig, running: Listener): boolean {
   if (a.protocol !== b.protocol || !sameAddress(a, b, running)) return false;
+  // `socket:` of a stream listener is set at listen (docs/socket-options.md): a change rebinds.
+  if (a.protocol !== 'udp' && !isDeepStrictEqual(a.socket, (b as typeof a).socket)) return false;
   switch (a.protocol) {
     case 'http': {
       const y = b as typeof a;
@@ -790,7 +792,7 @@ function sameBinding(a: ListenerConfig, b: ListenerConfig, running: Listener): b
     case 'unix':
       return a.mode === (b as typeof a).mode && isDeepStrictEqual(a.tls, (b as typeof a).tls);
     case 'udp':
-      return true;
+      return a.reuseAddr === (b as typeof a).reuseAddr;
   }
 }
 

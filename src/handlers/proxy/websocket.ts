@@ -52,6 +52,8 @@ export function proxyWebSocket(ctx: UpgradeContext, group: UpstreamGroup, policy
       ? connectTls({ ...group.tlsOptions(target), host: target.host, port: target.port, ALPNProtocols: ['http/1.1'] })
       : connectTcp({ host: target.host, port: target.port, noDelay: true });
     upstream = up;
+    // The group's `socket:` options, once the TCP connection is up (under TLS too).
+    up.once('connect', () => group.connected(up));
     up.once('close', () => {
       if (adm.target === target) adm.finishTry();
     });

@@ -392,7 +392,7 @@ export class HttpListener implements Listener {
     const shared = new Map<object, Middleware>();
     return compileRoutes(config.routes, handlers).map((route) => {
       const limits = this.options.rateLimits && { limits: this.options.rateLimits, listener: config.name, route: route.name };
-      const chain = buildMiddleware(config.middleware, route.config.middleware, accessLogDefault, shared, limits, this.options.baseDir);
+      const chain = buildMiddleware(config.middleware, route.config.middleware, { accessLogDefault, shared, limits, baseDir: this.options.baseDir, metrics });
       const handler = route.handler;
       const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
       return {
