@@ -1,12 +1,11 @@
-import { nativeLibc, nativeUnavailableReason } from '../sys/koffi.ts';
+import { EAGAIN, EINTR, sendUnixDatagram, unixDatagramUnavailableReason, unixSocketAddress, type UnixSocketAddress } from '../sys/unix-datagram.ts';
 import type { ListenerSummary } from '../handlers/types.ts';
 
 // systemd's notification protocol (sd_notify(3)), for `Type=notify` services: newline-separated
 // KEY=VALUE fields in one datagram to the unix socket named by $NOTIFY_SOCKET (a path, or an
-// abstract socket written `@name`). Node's dgram has no unix datagram sockets, so the datagram
-// goes out through socket(2)/sendto(2) bound with koffi (sys/koffi.ts loads it). Each message
-// opens, sends and closes its own socket, as libsystemd does; the send never blocks (a full
-// receive queue is retried a few times, then the message is dropped and said so once).
+// abstract socket written `@name`). Node's dgram has no unix datagram sockets: the datagram goes
+// out through sys/unix-datagram.ts. A full receive queue is retried a few times, then the message
+// is dropped and said so once.
 //
 //   READY=1 + MAINPID + STATUS   once every listener is bound (and again after a reload)
 //   RELOADING=1 + MONOTONIC_USEC at the start of a reload
@@ -14,55 +13,15 @@ import type { ListenerSummary } from '../handlers/types.ts';
 //   WATCHDOG=1                   every WATCHDOG_USEC/2 when $WATCHDOG_USEC is set and
 //                                $WATCHDOG_PID is unset or this process
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
-const EAGAIN = 11;
-const EINTR = 4;
-/** sizeof(struct sockaddr_un): 2 bytes of family, 108 of path. */
-const SUN_PATH_MAX = 108;
-
-interface Native {
-  socket(domain: number, type: number, protocol: number): number;
-  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
-  close(fd: number): number;
-  errno(): number;
-}
-
-let native: Native | null | undefined;
-
-function bind(): Native | null {
-  if (native !== undefined) return native;
-  const n = nativeLibc();
-  if (!n) return (native = null);
-  const { koffi, lib } = n;
-  const socket = lib.func('int socket(int domain, int type, int protocol)');
-  const sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)');
-  const close = lib.func('int close(int fd)');
-  return (native = {
-    socket: (d, t, p) => socket(d, t, p) as number,
-    sendto: (fd, buf, len, flags, addr, addrlen) => Number(sendto(fd, buf, len, flags, addr, addrlen)),
-    close: (fd) => close(fd) as number,
-    errno: () => koffi.errno(),
-  });
-}
-
 /**
- * struct sockaddr_un for $NOTIFY_SOCKET, and its length: a path ends with a NUL counted in the
- * length; an abstract name (`@name`) starts with a NUL and has none at the end.
+ * struct sockaddr_un for $NOTIFY_SOCKET, and its length (a path, or `@name` for an abstract socket).
  */
-export function notifySocketAddress(value: string): { addr: Buffer; length: number } {
-  if (!value.startsWith('/') && !value.startsWith('@')) throw new Error(`NOTIFY_SOCKET must be an absolute path or @name, got "${value}"`);
-  const abstract = value.startsWith('@');
-  const name = Buffer.from(abstract ? value.slice(1) : value);
-  const pathBytes = abstract ? 1 + name.length : name.length + 1;
-  if (pathBytes > SUN_PATH_MAX) throw new Error(`NOTIFY_SOCKET is longer than ${SUN_PATH_MAX} bytes`);
-  const addr = Buffer.alloc(2 + SUN_PATH_MAX);
-  addr.writeUInt16LE(AF_UNIX, 0);
-  name.copy(addr, abstract ? 3 : 2);
-  return { addr, length: 2 + pathBytes };
+export function notifySocketAddress(value: string): UnixSocketAddress {
+  try {
+    return unixSocketAddress(value);
+  } catch (err) {
+    throw new Error(`NOTIFY_SOCKET: ${(err as Error).message}`);
+  }
 }
 
 /** CLOCK_MONOTONIC in microseconds (libuv's hrtime reads that clock on Linux), for MONOTONIC_USEC. */
@@ -86,7 +45,7 @@ export interface NotifierOptions {
 export class SystemdNotifier {
   private watchdog: NodeJS.Timeout | undefined;
   private warned = false;
-  private readonly address: { addr: Buffer; length: number };
+  private readonly address: UnixSocketAddress;
   private readonly warn: (line: string) => void;
 
   private constructor(
@@ -109,8 +68,9 @@ export class SystemdNotifier {
     const warn = options.warn ?? ((line: string) => process.stderr.write(line + '\n'));
     const socket = env.NOTIFY_SOCKET;
     if (!socket) return undefined;
-    if (!bind()) {
-      warn(`switchyard: NOTIFY_SOCKET is set but systemd notifications cannot be sent: ${nativeUnavailableReason() ?? 'koffi is unavailable'}`);
+    const unavailable = unixDatagramUnavailableReason();
+    if (unavailable) {
+      warn(`switchyard: NOTIFY_SOCKET is set but systemd notifications cannot be sent: ${unavailable}`);
       return undefined;
     }
     let interval: number | undefined;
@@ -133,22 +93,16 @@ export class SystemdNotifier {
     const text = Object.entries(fields)
       .map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`)
       .join('\n');
-    const n = bind();
-    if (!n) return false;
+    if (unixDatagramUnavailableReason()) return false;
     const buf = Buffer.from(text);
     for (let attempt = 0; ; attempt++) {
-      const fd = n.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) return this.failed(`socket() failed (errno ${n.errno()})`);
-      const sent = n.sendto(fd, buf, buf.length, MSG_DONTWAIT | MSG_NOSIGNAL, this.address.addr, this.address.length);
-      const errno = sent < 0 ? n.errno() : 0;
-      n.close(fd);
-      if (sent === buf.length) return true;
-      if (sent >= 0) return this.failed(`sendto() sent ${sent} of ${buf.length} bytes`);
-      if ((errno === EAGAIN || errno === EINTR) && attempt < 20) {
+      const result = sendUnixDatagram(this.address, buf, this.socket);
+      if (result.sent) return true;
+      if ((result.errno === EAGAIN || result.errno === EINTR) && attempt < 20) {
         await new Promise((resolve) => setTimeout(resolve, 25));
         continue;
       }
-      return this.failed(`sendto(${this.socket}) failed (errno ${errno})`);
+      return this.failed(result.why);
     }
   }
 
