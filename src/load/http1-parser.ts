@@ -69,6 +69,17 @@ export class Http1ResponseParser {
   private partialLength = 0;
   /** Set by halt(): the rest of the current read is ignored. */
   private halted = false;
+  /**
+   * The last complete head and what it said. A server under load sends the same head again and
+   * again (until its Date changes), and equal bytes parse the same: one native compare then
+   * replaces the scan.
+   */
+  private lastHead: Buffer | undefined;
+  private lastHeadLength = 0;
+  private lastLength = -1;
+  private lastChunked = false;
+  private lastStatus = 0;
+  private lastKeepAlive = true;
 
   constructor(
     private readonly sink: ResponseSink,
@@ -151,6 +162,11 @@ export class Http1ResponseParser {
 
   private head(buf: Buffer, pos: number, end: number): number {
     if (this.partialLength === 0) {
+      const same = this.lastHeadLength;
+      if (same > 0 && end - pos >= same && this.lastHead !== undefined && buf.compare(this.lastHead, 0, same, pos, pos + same) === 0) {
+        this.startBody(this.lastStatus, this.lastKeepAlive, this.lastLength, this.lastChunked);
+        return pos + same;
+      }
       const at = buf.indexOf(HEAD_END, pos);
       if (at !== -1 && at + 4 <= end) {
         this.parseHead(buf, pos, at);
@@ -224,6 +240,27 @@ export class Http1ResponseParser {
       line = lineEnd + 2;
     }
     if (status < 200 && status !== 101) return; // 1xx interim: the real response follows
+    this.remember(buf, start, headEnd + 4, length, chunked, status, keepAlive);
+    this.startBody(status, keepAlive, length, chunked);
+  }
+
+  private remember(buf: Buffer, start: number, end: number, length: number, chunked: boolean, status: number, keepAlive: boolean): void {
+    const size = end - start;
+    if (size > 1024) {
+      this.lastHeadLength = 0;
+      return;
+    }
+    if (this.lastHead === undefined || this.lastHead.length < size) this.lastHead = Buffer.allocUnsafe(Math.max(256, size));
+    buf.copy(this.lastHead, 0, start, end);
+    this.lastHeadLength = size;
+    this.lastLength = length;
+    this.lastChunked = chunked;
+    this.lastStatus = status;
+    this.lastKeepAlive = keepAlive;
+  }
+
+  /** After a head: where its body ends (or that it has none). */
+  private startBody(status: number, keepAlive: boolean, length: number, chunked: boolean): void {
     this.status = status;
     this.keepAlive = keepAlive;
     if (this.headRequests || status === 204 || status === 304 || status === 101) {
