@@ -241,7 +241,9 @@ describe('switchyard bench, HTTP/1.1', () => {
       const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 60, connections: 3 });
       assert.equal(r.responses, 60);
       assert.equal(r.errors.total, 0, JSON.stringify(r.errorMessages));
-      assert.equal(s.counts.connections, 60);
+      assert.equal(s.counts.requests, 60);
+      // One per request, plus at most one per -c opened just as the last request went out elsewhere.
+      assert.ok(s.counts.connections >= 60 && s.counts.connections <= 63, `connections: ${s.counts.connections}`);
       const u = await bench(`http://127.0.0.1:${until.port}/`, { requests: 30, connections: 2 });
       assert.equal(u.responses, 30);
       assert.equal(u.errors.total, 0, JSON.stringify(u.errorMessages));
