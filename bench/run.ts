@@ -10,6 +10,7 @@ import { GRPC_IDS, runGrpc } from './grpc.ts';
 import { H2_IDS, runH2 } from './h2.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
 import { COMPRESS_IDS, runCompress } from './compress.ts';
+import { LOADGEN_IDS, runLoadgen } from './loadgen.ts';
 import { runStatic, STATIC_IDS } from './static.ts';
 import { runTls, TLS_IDS } from './tls.ts';
 import { runWs, WS_IDS } from './ws.ts';
@@ -52,6 +53,11 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'on-the-fly gzip (level 6) of a 100 KB JSON static file: Switchyard `compress` vs nginx `gzip on`, Caddy `encode gzip`',
     servers: COMPRESS_IDS,
     run: runCompress,
+  },
+  loadgen: {
+    description: 'load generators on one core against nginx `return 200` and Switchyard `respond`: `switchyard bench` vs wrk vs autocannon, req/s, ratio to wrk, latency percentiles',
+    servers: LOADGEN_IDS,
+    run: runLoadgen,
   },
 };
 

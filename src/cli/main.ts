@@ -13,6 +13,8 @@ import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } fr
 import { parseIpcUrl } from './ipc/url.ts';
 import { parseSize } from './ipc/bench.ts';
 import { addConnectCommand } from './connect.ts';
+import { addBenchCommand } from './bench.ts';
+import { addScanCommand } from './scan.ts';
 import { caCommand } from './ca.ts';
 import { hashPasswordCommand } from './hash-password.ts';
 import { fileServerConfig, FILE_SERVER_ADDRESS } from './file-server.ts';
@@ -227,6 +229,8 @@ export function buildProgram(): Command {
     .action(async (url: ReturnType<typeof parseIpcUrl>, messages: string[]) => ipcSendCommand(url, messages));
 
   addConnectCommand(program);
+  addBenchCommand(program);
+  addScanCommand(program);
 
   program
     .command('ca')
