@@ -312,15 +312,17 @@ test('body: a pattern split across two chunks is found, and the body never reach
 
 test('body: a match after the handler began streaming answers 403 and the upstream never gets a complete body', async () => {
   const up = await upstream();
-  const { port } = await webYard(up, { bodyLimit: '64KiB' });
-  // 40 KiB of filler fills the request's buffer (its high-water mark is smaller than bodyLimit),
-  // so the proxy starts sending upstream before the pattern comes (the body, 100 KiB, is too
-  // large for the proxy to hold for retries: it streams).
-  const filler = 'a'.repeat(40 * 1024);
+  const { port } = await webYard(up, { bodyLimit: '64KiB', bodyWait: '100ms' });
+  // 8 KiB of filler, then nothing until the upstream has the request: bodyWait passes with less
+  // than bodyLimit seen, so the proxy starts sending upstream before the pattern comes (the body,
+  // over 100 KiB, is too large for the proxy to hold for retries: it streams). (Filling the
+  // request's buffer instead would depend on Node's stream high-water mark: 16 KiB on Node 20,
+  // 64 KiB from Node 22 on.)
+  const filler = 'a'.repeat(8 * 1024);
   const upstreamStarted = async () => {
     for (let i = 0; i < 100 && up.started === 0; i++) await sleep(20);
   };
-  const status = await twoPartPost(port, '/upload', [filler, ' union select secret from vault' + 'b'.repeat(60 * 1024)], 'text/plain', upstreamStarted);
+  const status = await twoPartPost(port, '/upload', [filler, ' union select secret from vault' + 'b'.repeat(100 * 1024)], 'text/plain', upstreamStarted);
   assert.equal(status, 403);
   await sleep(50);
   assert.equal(up.started, 1, 'the request had gone upstream before the pattern came');
