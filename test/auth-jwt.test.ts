@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, SignJWT, base64url, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { parseConfig } from '../src/config/index.ts';
-import type { Yard } from '../src/index.ts';
+import { serve, type Yard } from '../src/index.ts';
 import { curl, echoed, localServer, startYard } from './helpers/auth-client.ts';
 
 // JWT bearer tokens: signed here with jose, keys served by a real HTTP server on 127.0.0.1 and
@@ -258,4 +258,20 @@ test('HTTP/2 (h2c): claims reach the echo handler and a proxied upstream, forged
     const refused = await curl(['--http2-prior-knowledge', '-H', 'x-user-id: root', `${h2}${path}`]);
     assert.equal(refused.status, 401, path);
   }
+});
+
+test('a relative key-set file is read from the config file\'s folder (baseDir), not the working folder', async () => {
+  const confDir = mkdtempSync(join(dir, 'conf-'));
+  writeFileSync(join(confDir, 'keys.json'), JSON.stringify({ keys: [fileKey2.jwk] }));
+  const y = await serve(
+    {
+      listeners: [{ name: 'w', protocol: 'http', address: '127.0.0.1:0', routes: [{ handler: { type: 'echo' }, middleware: { jwt: { jwks: { file: 'keys.json' }, algorithms: ['ES256'], audience: AUDIENCE, claimsToHeaders: { sub: 'x-user-id' } } } }] }],
+      logging: { level: 'silent', accessLog: false },
+    },
+    { logLevel: 'silent', baseDir: confDir },
+  );
+  yards.push(y);
+  const a = await curl([...bearer(await sign(fileKey2)), `http://127.0.0.1:${y.address('w').port}/x`]);
+  assert.equal(a.status, 200, a.body);
+  assert.equal(echoed(a)['x-user-id'], 'user-42');
 });
