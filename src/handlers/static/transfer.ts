@@ -19,9 +19,18 @@ export class DestinationClosedError extends Error {
 /**
  * Writes bytes [start, start + length) of `handle` into `dest`, one `chunk`-sized read at a time.
  * Ends `dest` afterwards when `end` is true. Never closes `handle`. Rejects when `dest` closes
- * first, or when the file turns out shorter than `start + length`.
+ * first, or when the file turns out shorter than `start + length`. `observe` sees every chunk
+ * before it is written (the objects handler hashes what it sends); the buffer is reused after.
  */
-export async function streamRange(handle: FileHandle, start: number, length: number, dest: Writable, chunk: number, end: boolean): Promise<void> {
+export async function streamRange(
+  handle: FileHandle,
+  start: number,
+  length: number,
+  dest: Writable,
+  chunk: number,
+  end: boolean,
+  observe?: (bytes: Buffer) => void,
+): Promise<void> {
   let pos = start;
   const stop = start + length;
   const buf = Buffer.allocUnsafe(Math.min(chunk, length));
@@ -30,7 +39,9 @@ export async function streamRange(handle: FileHandle, start: number, length: num
     const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, stop - pos), pos);
     if (bytesRead === 0) throw new Error('file ended before the announced length (truncated while sending?)');
     pos += bytesRead;
-    await written(dest, bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+    const data = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    observe?.(data);
+    await written(dest, data);
   }
   if (end) dest.end();
 }
