@@ -93,10 +93,16 @@ export class FixedTicker {
     }
     this.tick++;
     this.onTick(this.tick);
-    const sample: TickSample = { tick: this.tick, jitterMs: now - due, durationMs: performance.now() - now };
+    // Sends of a tick are held (corked) and written in a process.nextTick queued during the tick;
+    // this one is queued after them, so the duration includes handing every snapshot to the kernel.
+    process.nextTick(this.record, this.tick, now, now - due);
+    if (this.timer !== undefined) this.schedule();
+  };
+
+  private readonly record = (tick: number, startedAt: number, jitterMs: number): void => {
+    const sample: TickSample = { tick, jitterMs, durationMs: performance.now() - startedAt };
     if (this.ring.length < this.ringSize) this.ring.push(sample);
     else this.ring[this.ringNext] = sample;
     this.ringNext = (this.ringNext + 1) % this.ringSize;
-    if (this.timer !== undefined) this.schedule();
   };
 }
