@@ -340,6 +340,9 @@ test('crash: SIGKILL mid-upload leaves no object, and the temp file is removed a
     await daemon.exited;
     uploader.kill('SIGKILL');
     assert.equal(readdirSync(tmp).length, 1, 'the killed daemon left its temp file behind');
+    // What a crash between a body's rename and its metadata's leaves: a body nothing names.
+    const orphan = join(store, 'crash', 'big.bin.0badf00d-000000000000.b');
+    writeFileSync(orphan, 'left behind');
 
     daemon = await startDaemon([file, '--log-level', 'info'], { cwd: crashDir });
     p = daemon.port('web');
@@ -348,6 +351,9 @@ test('crash: SIGKILL mid-upload leaves no object, and the temp file is removed a
     const list = await request(`${base()}/crash?list-type=2`);
     assert.deepEqual((JSON.parse(await list.body.text()) as { contents: unknown[] }).contents, []);
     assert.match(daemon.stdout() + daemon.stderr(), /removed temp files of an earlier run/);
+    const sweepDeadline = Date.now() + 10_000;
+    while (existsSync(orphan) && Date.now() < sweepDeadline) await sleep(50);
+    assert.equal(existsSync(orphan), false, 'a body no metadata names is removed at start');
   } finally {
     uploader?.kill('SIGKILL');
     await killDaemon(daemon);
