@@ -9,7 +9,7 @@ const MAX_BEHIND_TICKS = 5;
 export interface TickSample {
   /** The tick's number. */
   readonly tick: number;
-  /** How late the tick started against its due time, ms. */
+  /** How late the tick started against its due time, ms (negative: early). */
   readonly jitterMs: number;
   /** How long the tick's work took, ms. */
   readonly durationMs: number;
@@ -63,7 +63,8 @@ export class FixedTicker {
   stats(sinceTick = 0): TickStats {
     const recent = this.ring.filter((s) => s.tick > sinceTick);
     const durations = recent.map((s) => s.durationMs).sort((a, b) => a - b);
-    const jitters = recent.map((s) => s.jitterMs).sort((a, b) => a - b);
+    // Timers may also fire a fraction of a millisecond early: jitter is the distance either way.
+    const jitters = recent.map((s) => Math.abs(s.jitterMs)).sort((a, b) => a - b);
     return {
       tick: this.tick,
       samples: recent.length,
