@@ -8,7 +8,7 @@ import { BODY_SUFFIX, DIR_SUFFIX, META_SUFFIX, keyPlace } from './keys.ts';
 // The object store on disk. Layout under the root:
 //
 //   <bucket>/...                 one directory per bucket; keys below it (keys.ts)
-//   .staging/tmp/<boot>-<rand>   bodies being received: never where a reader looks
+//   .staging/tmp/<owner>-<rand>  bodies being received: never where a reader looks
 //   .staging/uploads/<id>/       multipart uploads in progress (multipart.ts)
 //
 // A write is: body streamed into .staging/tmp while hashed -> fsync -> renamed next to its key
@@ -20,10 +20,30 @@ import { BODY_SUFFIX, DIR_SUFFIX, META_SUFFIX, keyPlace } from './keys.ts';
 // opens) and a body renamed in place whose metadata never landed (removed by the sweep that
 // runs when the store opens).
 //
-// `boot` is random per process: a store opened again in the same process (a config reload)
-// must not remove the temp files and bodies its predecessor is still writing.
+// Temp files and bodies are named after the process that wrote them (`<boot>p<pid>-<rand>`,
+// `boot` random per process): a store opened again in the same process (a config reload), or
+// by another worker process on the same root (`workers:`), must not remove the temp files and
+// bodies a live writer is still working on. A name whose process is gone, or whose pid is ours
+// with another boot (an earlier incarnation, e.g. pid 1 in a container), is left over.
 
-export const BOOT = randomBytes(4).toString('hex');
+const BOOT = randomBytes(4).toString('hex');
+const OWNER = `${BOOT}p${process.pid}`;
+const OWNER_IN_NAME = /([0-9a-f]{8})p(\d+)-[0-9a-f]+(?:\.b)?$/;
+
+/** Whether a temp file or body of this name was left by a process that is no longer writing it. */
+export function leftOver(name: string): boolean {
+  const m = OWNER_IN_NAME.exec(name);
+  if (m === null) return true;
+  if (m[1] === BOOT) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 /** What `<name>.m` holds. */
 export interface ObjectMeta {
@@ -80,7 +100,7 @@ export class ObjectStore {
     await mkdir(store.uploadsDir, { recursive: true });
     let removed = 0;
     for (const name of await readdir(store.tmpDir)) {
-      if (name.startsWith(BOOT + '-')) continue;
+      if (!leftOver(name)) continue;
       await rm(join(store.tmpDir, name), { force: true, recursive: true });
       removed++;
     }
@@ -136,7 +156,7 @@ export class ObjectStore {
 
   /** A fresh path in .staging/tmp. */
   tempPath(): string {
-    return join(this.tmpDir, `${BOOT}-${randomBytes(8).toString('hex')}`);
+    return join(this.tmpDir, `${OWNER}-${randomBytes(8).toString('hex')}`);
   }
 
   /**
@@ -187,7 +207,7 @@ export class ObjectStore {
       contentType,
       etag: `"${sha256}"`,
       mtime: Date.now(),
-      body: `${place.name}.${BOOT}-${randomBytes(6).toString('hex')}${BODY_SUFFIX}`,
+      body: `${place.name}.${OWNER}-${randomBytes(6).toString('hex')}${BODY_SUFFIX}`,
     };
     const metaTemp = this.tempPath();
     try {
@@ -272,7 +292,7 @@ export class ObjectStore {
 
   /**
    * Removes bodies no metadata names (a crash between a body's rename and its metadata's), in
-   * every bucket. Bodies of this process are left alone: they may be a commit in progress.
+   * every bucket. Bodies of live processes are left alone: they may be a commit in progress.
    */
   async sweepOrphans(): Promise<number> {
     let removed = 0;
@@ -289,7 +309,7 @@ export class ObjectStore {
         else if (name.endsWith(DIR_SUFFIX)) await walk(join(dir, name), depth + 1);
       }
       for (const b of bodies) {
-        if (referenced.has(b) || b.includes(`.${BOOT}-`)) continue;
+        if (referenced.has(b) || !leftOver(b)) continue;
         await unlink(join(dir, b)).catch(() => {});
         removed++;
       }
