@@ -193,7 +193,7 @@ test('sending faster than the tick does not move faster: the queue is bounded, a
   const p = player();
   await until('a snapshot with me', () => p.me !== undefined, () => p.id && p.ack());
   const start = p.me!;
-  // 40 inputs at once: 32 are queued (maxQueuedInputs), 8 dropped; not enough drops to be kicked.
+  // 40 inputs at once: 32 are queued (maxQueuedInputs), 8 dropped; not enough to count as a flood.
   let last = 0;
   for (let i = 0; i < 5; i++) last = p.send(...Array.from({ length: 8 }, (): [number, number] => [0, 1]));
   const firstOfBurst = last - 39;
@@ -204,10 +204,10 @@ test('sending faster than the tick does not move faster: the queue is bounded, a
   const stats = (await (await fetch(`http://127.0.0.1:${port}/game/stats`)).json()) as { droppedInputs: number; kicked: number };
   assert.ok(stats.droppedInputs >= 8, 'the inputs over the queue were dropped');
 
-  // A flood: 12 messages of 8 at once, far past the queue; the player is kicked with 1008.
+  // A flood: 15 messages of 8 at once, 120 inputs, past 2 x 30 + 32 a second; kicked with 1008.
   const flooder = player();
   await until('the flooder joined', () => flooder.id !== '');
-  for (let i = 0; i < 12; i++) flooder.send(...Array.from({ length: 8 }, (): [number, number] => [1, 0]));
+  for (let i = 0; i < 15; i++) flooder.send(...Array.from({ length: 8 }, (): [number, number] => [1, 0]));
   const [code, reason] = await Promise.race([flooder.closed, new Promise<[number, Buffer]>((r) => setTimeout(() => r([0, Buffer.from('still open')]), WAIT_MS))]);
   assert.equal(code, 1008);
   assert.equal(reason.toString(), 'input flood');

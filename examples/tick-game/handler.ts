@@ -31,7 +31,10 @@ export const schema = z.strictObject({
   height: z.number().positive().max(1_000_000).default(600),
   /** Players at once; a join past it is refused (WebSocket 1013, UDP a `k` message). */
   maxPlayers: z.number().int().min(1).max(100_000).default(256),
-  /** Inputs waiting per player; more are dropped, and dropping this many within a second kicks the player. */
+  /**
+   * Inputs waiting per player; more are dropped. A player sending more than 2 x tickRate +
+   * maxQueuedInputs new inputs within a second is kicked (input flood).
+   */
   maxQueuedInputs: z.number().int().min(1).max(1024).default(32),
   /** Ticks of world state kept as delta baselines; a player whose last acknowledged snapshot is older gets a full one. */
   history: z.number().int().min(2).max(1024).default(64),

@@ -16,7 +16,7 @@ import type { Input } from './protocol.ts';
 export interface WorldSettings extends Rules {
   /** Players at once; joins past this are refused. */
   readonly maxPlayers: number;
-  /** Inputs waiting per player; more are dropped, and a player dropping this many within a second is kicked. */
+  /** Inputs waiting per player; more are dropped. */
   readonly maxQueuedInputs: number;
   /** Ticks of state kept as delta baselines; an older acknowledgement gets a full snapshot. */
   readonly history: number;
@@ -44,7 +44,9 @@ export class Player {
   /** Last snapshot tick the client says it holds (0: none). */
   ackTick = 0;
   credit = 1;
-  dropsThisSecond = 0;
+  /** Start (Date.now()) of the second whose inputs `received` counts. */
+  windowStart = 0;
+  received = 0;
   lastHeard = Date.now();
 
   constructor(
@@ -82,6 +84,11 @@ export class World {
     private readonly log: Logger,
   ) {
     this.ticker = new FixedTicker(1000 / settings.tickRate, (n) => this.tick(n), Math.max(64, settings.tickRate * 30));
+  }
+
+  /** New inputs a player may send within a second before it is kicked. */
+  private get floodLimit(): number {
+    return 2 * this.settings.tickRate + this.settings.maxQueuedInputs;
   }
 
   get size(): number {
@@ -122,14 +129,22 @@ export class World {
   receive(player: Player, ack: number, inputs: readonly Input[]): void {
     player.lastHeard = Date.now();
     if (ack > player.ackTick && ack <= this.ticker.currentTick) player.ackTick = ack;
+    const now = player.lastHeard;
+    if (now - player.windowStart >= 1000) {
+      player.windowStart = now;
+      player.received = 0;
+    }
     for (const input of inputs) {
       if (input.seq <= player.lastQueuedSeq) continue;
+      // A client sends one input a tick; a burst after a stall may double that, a flood is more.
+      // Counted on arrival, so a server falling behind never takes its players for flooders.
+      if (++player.received > this.floodLimit) {
+        this.remove(player, 'input flood');
+        return;
+      }
       if (player.queue.length >= this.settings.maxQueuedInputs) {
         this.droppedInputs++;
-        if (++player.dropsThisSecond >= this.settings.maxQueuedInputs) {
-          this.remove(player, 'input flood');
-          return;
-        }
+        player.lastQueuedSeq = input.seq;
         continue;
       }
       player.lastQueuedSeq = input.seq;
@@ -159,7 +174,6 @@ export class World {
 
   private tick(n: number): void {
     const s = this.settings;
-    const newSecond = n % s.tickRate === 0;
     const idleBefore = Date.now() - s.udpIdle;
     const state: State = new Map();
     for (const p of this.players.values()) {
@@ -167,7 +181,6 @@ export class World {
         this.remove(p, 'idle');
         continue;
       }
-      if (newSecond) p.dropsThisSecond = 0;
       // One input per tick on average, a few more to catch up: sending faster does not move faster.
       p.credit = Math.min(MAX_CREDIT, p.credit + 1);
       while (p.credit >= 1 && p.queue.length > 0) {
