@@ -165,10 +165,13 @@ test('two players: full snapshot on join, then deltas against the acknowledged t
   const fullBytes = Math.min(...fulls.filter((s) => s.state.size >= 2).map((s) => s.bytes));
   assert.ok(Number.isFinite(fullBytes), 'B got a full snapshot with both players');
   assert.ok(Math.max(...deltas.map((s) => s.bytes)) < fullBytes, 'a delta (one player moved, or none) is smaller than the full snapshot');
+  // A leaves: B's deltas say so (the `g` list), and B's state no longer has A.
   a.ws.close();
+  await a.closed;
+  await until('B sees A gone', () => b.last !== undefined && !b.last.state.has(a.id), () => b.ack());
+  assert.ok(b.last!.state.has(b.id));
   b.ws.close();
-  await Promise.all([a.closed, b.closed]);
-  await until('the others see the player gone', () => true);
+  await b.closed;
 });
 
 test('moves are clamped: a huge dx moves one step, and nobody leaves the world', async () => {
