@@ -22,7 +22,7 @@ export const TICK_GAME_IDS = ['switchyard'] as const;
 
 const TICK_RATE = 30;
 const PERIOD_MS = 1000 / TICK_RATE;
-const STEPS_QUICK = [25, 50, 100, 200, 300, 400, 600, 800];
+const STEPS_QUICK = [25, 50, 100, 200, 300, 400, 500, 600, 800];
 const STEPS = [25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000, 1200, 1600];
 /** Connections opened at once while adding players. */
 const CONNECT_BATCH = 25;

@@ -62,7 +62,7 @@ function errorText(err: unknown): string {
 function wsPlayer(world: World, peer: WsPeer): void {
   const player = world.join({
     kind: 'ws',
-    send: (text) => void peer.send(text),
+    send: (data) => void peer.send(data, false),
     kick: (reason) => peer.close(reason === 'server shutting down' ? 1001 : 1008, reason),
   });
   if (!player) return peer.close(1013, 'world is full');
@@ -128,7 +128,7 @@ export const tickGameHandler: HandlerModule<TickGameConfig> = {
           if (player) return world.welcome(player); // a repeated join: the welcome was lost
           const joined = world.join({
             kind: 'udp',
-            send: (text) => dctx.reply(Buffer.from(text), from),
+            send: (data) => dctx.reply(typeof data === 'string' ? Buffer.from(data) : data, from),
             kick: (reason) => {
               sessions.delete(key);
               dctx.reply(Buffer.from(JSON.stringify({ t: 'k', m: reason })), from);

@@ -26,7 +26,8 @@ export interface WorldSettings extends Rules {
 
 export interface Transport {
   readonly kind: 'ws' | 'udp';
-  send(text: string): void;
+  /** One message: a snapshot comes as a Buffer of ASCII JSON (a WebSocket sends it as text). */
+  send(data: string | Buffer): void;
   /** Ends the player's connection with this reason (the world has already removed the player). */
   kick(reason: string): void;
 }
@@ -193,7 +194,7 @@ export class World {
     }
     this.history.set(n, state);
     this.history.delete(n - s.history - 1);
-    const bodies = new Map<number, string>();
+    const bodies = new Map<number, Buffer>();
     for (const p of this.players.values()) {
       const base = p.ackTick > 0 && n - p.ackTick <= s.history && this.history.has(p.ackTick) ? p.ackTick : 0;
       let body = bodies.get(base);
@@ -203,12 +204,17 @@ export class World {
       }
       if (base === 0) this.fullSnapshots++;
       else this.deltaSnapshots++;
-      p.transport.send(`${body}${p.lastProcessedSeq}}`);
+      // The body is shared; only the ack differs, so each player's message is a copy plus a few digits.
+      const ack = `${p.lastProcessedSeq}}`;
+      const message = Buffer.allocUnsafe(body.length + ack.length);
+      body.copy(message, 0);
+      message.latin1Write(ack, body.length);
+      p.transport.send(message);
     }
   }
 
   /** A snapshot body up to its `ack` value: what changed since tick `base` (everything when 0). */
-  private encode(n: number, base: number, state: State): string {
+  private encode(n: number, base: number, state: State): Buffer {
     const baseline = base === 0 ? undefined : this.history.get(base);
     const changed: string[] = [];
     for (const [id, v] of state) {
@@ -218,7 +224,7 @@ export class World {
     }
     const gone: string[] = [];
     if (baseline) for (const id of baseline.keys()) if (!state.has(id)) gone.push(`"${id}"`);
-    return `{"t":"s","tick":${n},"base":${base},"p":[${changed.join(',')}],"g":[${gone.join(',')}],"ack":`;
+    return Buffer.from(`{"t":"s","tick":${n},"base":${base},"p":[${changed.join(',')}],"g":[${gone.join(',')}],"ack":`, 'latin1');
   }
 }
 
