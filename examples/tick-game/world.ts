@@ -208,7 +208,7 @@ export class World {
       const ack = `${p.lastProcessedSeq}}`;
       const message = Buffer.allocUnsafe(body.length + ack.length);
       body.copy(message, 0);
-      message.latin1Write(ack, body.length);
+      message.write(ack, body.length, 'latin1');
       p.transport.send(message);
     }
   }
