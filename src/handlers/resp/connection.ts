@@ -68,6 +68,7 @@ export class Connection implements Subscriber {
 
   /** Runs the buffered commands until they run out or their replies pile up, then sends the replies. */
   private runBuffered(): void {
+    this.service.store.tick();
     this.inBatch = true;
     try {
       this.parser.parse(this.executeBound);
@@ -115,17 +116,17 @@ export class Connection implements Subscriber {
       this.ctx.countRequest('error');
       return true;
     }
-    if (!this.authenticated && !cmd.flags.includes('noauth')) {
+    if (!this.authenticated && !cmd.noauth) {
       out.error(NOAUTH);
       this.ctx.countRequest('noauth');
       return true;
     }
-    if (!this.out.resp3 && this.subscriptions > 0 && !cmd.flags.includes('pubsub')) {
+    if (!this.out.resp3 && this.subscriptions > 0 && !cmd.subscribedOk) {
       out.error(`ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
       this.ctx.countRequest('error');
       return true;
     }
-    if (cmd.flags.includes('denyoom') && !this.service.makeRoom()) {
+    if (cmd.denyoom && !this.service.makeRoom()) {
       out.error(OOM);
       this.ctx.countRequest('oom');
       return true;

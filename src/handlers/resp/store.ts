@@ -64,7 +64,19 @@ export class Store {
   /** Writes since the last snapshot. */
   dirty = 0;
   readonly stats: StoreStats = { expiredKeys: 0, evictedKeys: 0, hits: 0, misses: 0 };
-  private readonly now: () => number = Date.now;
+  /**
+   * The time commands see, in ms: set once per batch of commands (tick), as Redis caches its
+   * clock per command, so that a batch does not ask the system for the time per key.
+   */
+  private clock = Date.now();
+
+  tick(): void {
+    this.clock = Date.now();
+  }
+
+  private now(): number {
+    return this.clock;
+  }
 
   get size(): number {
     return this.map.size;
@@ -95,9 +107,12 @@ export class Store {
     return e;
   }
 
-  /** Sets `key` to `value`, replacing whatever was there; `expiresAt` 0 clears the TTL. */
-  set(key: string, value: Value, expiresAt: number): Entry {
-    let e = this.map.get(key);
+  /**
+   * Sets `key` to `value`, replacing whatever was there; `expiresAt` 0 clears the TTL. `current`
+   * is the key's entry when the caller just looked it up (saves a second lookup).
+   */
+  set(key: string, value: Value, expiresAt: number, current: Entry | undefined | null = null): Entry {
+    let e = current === null ? this.map.get(key) : current;
     if (e === undefined) {
       e = { key, value, expiresAt: 0, lru: this.now(), size: 0, slot: this.slots.length, vslot: -1 };
       this.map.set(key, e);
@@ -188,6 +203,7 @@ export class Store {
    * Returns how many were deleted.
    */
   sweepExpired(budget: number): number {
+    this.tick();
     let deleted = 0;
     let looked = 0;
     const now = this.now();

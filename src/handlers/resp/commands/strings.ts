@@ -62,7 +62,7 @@ const set = command({
       if (returnOld) return oldValue ? c.out.bulk(oldValue) : c.out.nil();
       return c.out.nil();
     }
-    store.set(key, { type: 'string', data: Buffer.from(args[2]) }, keepTtl && old ? old.expiresAt : expiresAt);
+    store.set(key, { type: 'string', data: Buffer.from(args[2]) }, keepTtl && old ? old.expiresAt : expiresAt, old);
     if (returnOld) return oldValue ? c.out.bulk(oldValue) : c.out.nil();
     c.out.ok();
   },

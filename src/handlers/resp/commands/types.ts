@@ -25,14 +25,27 @@ export interface Command {
   readonly firstKey: number;
   readonly lastKey: number;
   readonly keyStep: number;
+  /** The flags the dispatcher checks per command, looked up once. */
+  readonly noauth: boolean;
+  readonly subscribedOk: boolean;
+  readonly denyoom: boolean;
   run(c: Connection, args: Buffer[]): void;
 }
 
-type Def = Omit<Command, 'firstKey' | 'lastKey' | 'keyStep'> & Partial<Pick<Command, 'firstKey' | 'lastKey' | 'keyStep'>>;
+type Def = Omit<Command, 'firstKey' | 'lastKey' | 'keyStep' | 'noauth' | 'subscribedOk' | 'denyoom'> &
+  Partial<Pick<Command, 'firstKey' | 'lastKey' | 'keyStep'>>;
 
 /** A command; key positions default to none. */
 export function command(def: Def): Command {
-  return { firstKey: 0, lastKey: 0, keyStep: 0, ...def };
+  return {
+    firstKey: 0,
+    lastKey: 0,
+    keyStep: 0,
+    ...def,
+    noauth: def.flags.includes('noauth'),
+    subscribedOk: def.flags.includes('pubsub'),
+    denyoom: def.flags.includes('denyoom'),
+  };
 }
 
 // Error replies, worded as Redis words them (clients and people match on them).
