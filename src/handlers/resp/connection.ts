@@ -3,7 +3,7 @@ import type { ConnContext } from '../types.ts';
 import { ProtocolError, ReplyWriter, RespParser } from './frame.ts';
 import type { RespService } from './service.ts';
 import type { Subscriber } from './pubsub.ts';
-import { COMMANDS } from './commands/index.ts';
+import { COMMANDS, COMMANDS_ANY_CASE } from './commands/index.ts';
 import { NOAUTH, OOM, arityError } from './commands/types.ts';
 
 // One client connection: bytes in through the parser, each complete command dispatched in order,
@@ -29,6 +29,7 @@ export class Connection implements Subscriber {
   private flushQueued = false;
   private paused = false;
   private readonly parser: RespParser;
+  private readonly hwm: number;
 
   constructor(
     readonly socket: Socket,
@@ -38,6 +39,7 @@ export class Connection implements Subscriber {
     this.id = service.newClientId();
     this.authenticated = service.config.password === undefined;
     this.parser = new RespParser(service.config);
+    this.hwm = service.config.outputHighWaterMark;
   }
 
   get resp3(): boolean {
@@ -87,7 +89,7 @@ export class Connection implements Subscriber {
 
   private readonly executeBound = (args: Buffer[]): boolean => {
     const go = this.execute(args);
-    const hwm = this.service.config.outputHighWaterMark;
+    const hwm = this.hwm;
     if (this.out.length >= hwm) this.flush();
     if (this.socket.writableLength > hwm && !this.closing) {
       // The client is not reading its replies: stop running its commands until it does.
@@ -100,8 +102,8 @@ export class Connection implements Subscriber {
 
   /** Runs one command; false stops the parser (the connection is closing). */
   private execute(args: Buffer[]): boolean {
-    const name = args[0].toString('latin1').toLowerCase();
-    const cmd = COMMANDS.get(name);
+    const raw = args[0].toString('latin1');
+    const cmd = COMMANDS_ANY_CASE.get(raw) ?? COMMANDS.get(raw.toLowerCase());
     const out = this.out;
     this.service.commandsProcessed++;
     if (cmd === undefined) {

@@ -228,6 +228,7 @@ export function splitInline(line: Buffer): Buffer[] {
 // ---- replies ----
 
 const INITIAL_SIZE = 16 * 1024;
+const OK_REPLY = Buffer.from('+OK\r\n');
 /** A writer's buffer grown past this (one big reply) is dropped after its flush rather than kept. */
 const KEEP_SIZE = 1024 * 1024;
 
@@ -268,7 +269,8 @@ export class ReplyWriter {
   }
 
   private header(prefix: string, n: number): void {
-    this.ascii(`${prefix}${n}\r\n`);
+    this.ensure(24);
+    this.lengthHeader(prefix.charCodeAt(0), n);
   }
 
   simple(s: string): void {
@@ -280,7 +282,8 @@ export class ReplyWriter {
   }
 
   ok(): void {
-    this.ascii('+OK\r\n');
+    this.ensure(5);
+    this.off += OK_REPLY.copy(this.buf, this.off);
   }
 
   /** An error reply; `message` starts with its code (`ERR`, `WRONGTYPE`, ...). */
@@ -296,15 +299,31 @@ export class ReplyWriter {
     if (typeof value === 'string') {
       const len = Buffer.byteLength(value);
       this.ensure(len + 24);
-      this.off += this.buf.write(`$${len}\r\n`, this.off, 'latin1');
+      this.lengthHeader(0x24, len);
       this.off += this.buf.write(value, this.off);
     } else {
       this.ensure(value.length + 24);
-      this.off += this.buf.write(`$${value.length}\r\n`, this.off, 'latin1');
+      this.lengthHeader(0x24, value.length);
       this.off += value.copy(this.buf, this.off);
     }
     this.buf[this.off++] = CR;
     this.buf[this.off++] = LF;
+  }
+
+  /** `$<n>\r\n` (or another prefix) written digit by digit: no string per reply. */
+  private lengthHeader(prefix: number, n: number): void {
+    const buf = this.buf;
+    buf[this.off++] = prefix;
+    if (n < 10) buf[this.off++] = 48 + n;
+    else {
+      let digits = 0;
+      for (let x = n; x > 0; x = Math.floor(x / 10)) digits++;
+      let i = this.off + digits;
+      this.off = i;
+      for (let x = n; x > 0; x = Math.floor(x / 10)) buf[--i] = 48 + (x % 10);
+    }
+    buf[this.off++] = CR;
+    buf[this.off++] = LF;
   }
 
   /** A bulk of a key kept as a latin1 string (keys are binary-safe that way). */

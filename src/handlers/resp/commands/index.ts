@@ -15,3 +15,6 @@ for (const cmd of [...STRING_COMMANDS, ...KEY_COMMANDS, ...HASH_COMMANDS, ...LIS
 table.set('command', commandCommand(table));
 
 export const COMMANDS: ReadonlyMap<string, Command> = table;
+
+/** Also by upper-case name, as clients mostly send them, so the dispatcher can skip lower-casing. */
+export const COMMANDS_ANY_CASE: ReadonlyMap<string, Command> = new Map([...table, ...[...table].map(([n, c]) => [n.toUpperCase(), c] as const)]);
