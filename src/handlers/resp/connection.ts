@@ -28,6 +28,8 @@ export class Connection implements Subscriber {
   private inBatch = false;
   private flushQueued = false;
   private paused = false;
+  /** The client half-closed while its commands were held back: end once they are answered. */
+  private endPending = false;
   private readonly parser: RespParser;
   private readonly hwm: number;
 
@@ -51,14 +53,21 @@ export class Connection implements Subscriber {
   }
 
   start(): void {
+    // A client that half-closes (nc -N, a script piping commands) still gets every reply; we
+    // end our side once the commands it sent are answered.
+    this.socket.allowHalfOpen = true;
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('end', () => this.endAfterReplies());
+    this.socket.on('end', () => {
+      if (this.paused) this.endPending = true;
+      else this.endAfterReplies();
+    });
     this.socket.on('drain', () => {
       if (!this.paused || this.closing) return;
       this.paused = false;
       this.socket.resume();
       this.runBuffered();
+      if (!this.paused && this.endPending) this.endAfterReplies();
     });
   }
 
