@@ -11,9 +11,12 @@ import { H2_IDS, runH2 } from './h2.ts';
 import { PROXY_IDS, runProxy } from './proxy.ts';
 import { COMPRESS_IDS, runCompress } from './compress.ts';
 import { LOADGEN_IDS, runLoadgen } from './loadgen.ts';
+import { OBJECTS_IDS, runObjects } from './objects.ts';
 import { runStatic, STATIC_IDS } from './static.ts';
 import { runTls, TLS_IDS } from './tls.ts';
+import { runTickGame, TICK_GAME_IDS } from './tick-game.ts';
 import { runWs, WS_IDS } from './ws.ts';
+import { RESP_IDS, runResp } from './resp.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
@@ -58,6 +61,23 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     description: 'load generators on one core against nginx `return 200` and Switchyard `respond`: `switchyard bench` vs wrk vs autocannon, req/s, ratio to wrk, latency percentiles',
     servers: LOADGEN_IDS,
     run: runLoadgen,
+  },
+  objects: {
+    description: 'objects handler, 1 MiB: GET vs static serving the same file (wrk), PUT vs an in-process write + fsync (undici loop)',
+    servers: OBJECTS_IDS,
+    run: runObjects,
+  },
+  'tick-game': {
+    description: 'the tick-game example at 30 Hz: players per core (ws clients added in steps) until p99 tick time passes half the period',
+    servers: TICK_GAME_IDS,
+    tools: ['taskset'],
+    run: runTickGame,
+  },
+  resp: {
+    description: 'Redis-compatible cache: Switchyard `resp` vs redis-server, redis-benchmark SET/GET, 50 clients, unpipelined and -P 16',
+    servers: RESP_IDS,
+    tools: ['redis-benchmark', 'redis-server', 'taskset'],
+    run: runResp,
   },
 };
 

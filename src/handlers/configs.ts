@@ -16,6 +16,8 @@ import type { staticSchema } from './static/config.ts';
 import type { proxySchema } from './proxy/config.ts';
 import type { chatSchema } from './chat/config.ts';
 import type { grpcSchema } from './grpc/config.ts';
+import type { respSchema } from './resp/config.ts';
+import type { objectsSchema } from './objects/config.ts';
 import type { InlineHandler, InlineHandlerConfig } from './inline.ts';
 
 // The handler configs a program may write, as types: what each module's schema accepts (its
@@ -52,6 +54,8 @@ export interface HandlerConfigs {
   'frame-echo': z.input<typeof frameEcho>;
   chat: z.input<typeof chatSchema>;
   grpc: z.input<typeof grpcSchema>;
+  resp: z.input<typeof respSchema>;
+  objects: z.input<typeof objectsSchema>;
   admin: z.input<typeof admin>;
   inline: InlineHandlerConfig;
 }

@@ -16,14 +16,16 @@ import { frameEchoHandler } from './frame-echo.ts';
 import { wsEchoHandler } from './ws-echo.ts';
 import { chatHandler } from './chat/index.ts';
 import { grpcHandler } from './grpc/index.ts';
+import { respHandler } from './resp/index.ts';
+import { objectsHandler } from './objects/index.ts';
 
 export { registerHandler, handlerModule, handlerModules } from './registry.ts';
 export type * from './types.ts';
 export { readBody, BodyTooLargeError, BodyAbortedError } from './http/body.ts';
 export { replyError, replyJson, replyText } from './http/reply.ts';
-export { echoHandler, respondHandler, redirectHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler };
+export { echoHandler, respondHandler, redirectHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler, objectsHandler, respHandler };
 
-const BUILTIN = [echoHandler, respondHandler, redirectHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler];
+const BUILTIN = [echoHandler, respondHandler, redirectHandler, metricsHandler, welcomeHandler, staticHandler, fileTcpHandler, upstreamsHandler, proxyHandler, tcpProxyHandler, sniProxyHandler, udpProxyHandler, wsEchoHandler, frameEchoHandler, chatHandler, grpcHandler, adminHandler, objectsHandler, respHandler];
 
 /** Registers the handler modules that ship with Switchyard (once; later calls do nothing). */
 export function registerBuiltinHandlers(): void {
