@@ -7,6 +7,8 @@ import type { ListenerSummary } from '../handlers/types.ts';
 import { Metrics } from '../observe/metrics.ts';
 import type { ReloadResult, Yard } from './yard.ts';
 import type { HandOverResult } from './upgrade.ts';
+import { SystemSampler, type SystemSample } from '../observe/system.ts';
+import { WorkerReporter, type ClusterRound, type CollectKind, type TargetChange, type WorkerReport } from '../handlers/admin/cluster.ts';
 
 // `workers: N` (docs/operations.md, "Workers"): `serve` becomes a primary that serves nothing
 // itself and runs N worker processes with node:cluster, each a whole daemon (a Yard) started from
@@ -28,6 +30,15 @@ import type { HandOverResult } from './upgrade.ts';
 // Metrics: the admin listener's /metrics (in whichever worker answers) asks the primary, which
 // collects every worker's registry (prom-client's AggregatorRegistry: counters, gauges and
 // histogram buckets summed) and answers with the sum.
+//
+// The rest of the admin API the same way (src/handlers/admin/cluster.ts):
+//   {ask collect snapshot|listeners|upstreams} -> the primary sends {collect} to every ready
+//   worker, waits for each {report} up to COLLECT_TIMEOUT_MS (a worker that does not answer is
+//   `stale`, never waited for longer) and answers with every slot's report; snapshots are taken
+//   at most once per COLLECT_MIN_INTERVAL_MS whoever asks (several workers' dashboards share them).
+//   {ask target drain|enable} -> {set-target} to every ready worker, an answer once every one has
+//   acknowledged or TARGET_TIMEOUT_MS passed; logged once, by the primary. The primary remembers
+//   the drain and applies it to a worker started later in that slot (after a crash).
 
 /** Set in a worker's environment: its slot, 1..N. */
 export const WORKER_ENV = 'SWITCHYARD_WORKER';
@@ -38,18 +49,50 @@ const BACKOFF_MAX_MS = 10_000;
 const BACKOFF_RESET_MS = 60_000;
 /** How long a worker has to start and report ready. */
 const READY_TIMEOUT_MS = 60_000;
+/** How long the primary waits for a worker's report before showing it stale. */
+export const COLLECT_TIMEOUT_MS = 2_000;
+/** Snapshots collected less than this long ago are handed out again rather than collected anew. */
+const COLLECT_MIN_INTERVAL_MS = 500;
+/** How long a drain or enable waits for every worker to acknowledge it. */
+export const TARGET_TIMEOUT_MS = 5_000;
+/** Largest report a worker sends (its JSON), so that a collection holds a bounded amount per worker. */
+const MAX_REPORT_BYTES = 4 * 1024 * 1024;
+/** The primary stops its own system sampling this long after the last snapshot collection. */
+const PRIMARY_IDLE_MS = 10_000;
+
+/** What a drain or enable through the primary did in each worker. */
+export interface TargetResult {
+  readonly upstream: string;
+  readonly target: string;
+  readonly drained: boolean;
+  /** Every slot: `ok`, or why not (`no-upstream`, `no-target`, did not acknowledge in time, not running). */
+  readonly workers: readonly { worker: number; pid: number; ok: boolean; error?: string }[];
+}
 
 type ToPrimary =
   | { sy: 'ready'; listeners: ListenerSummary[] }
   | { sy: 'ask'; id: number; what: 'config' | 'metrics' | 'upgrade' }
   | { sy: 'ask'; id: number; what: 'reload'; config: Config }
-  | { sy: 'applied'; id: number; result: ReloadResult };
+  | { sy: 'ask'; id: number; what: 'collect'; kind: CollectKind }
+  | { sy: 'ask'; id: number; what: 'target'; upstream: string; target: string; drained: boolean; by: string }
+  | { sy: 'applied'; id: number; result: ReloadResult }
+  | { sy: 'report'; id: number; ok: true; value: unknown }
+  | { sy: 'report'; id: number; ok: false; error: string };
 
 type ToWorker =
   | { sy: 'answer'; id: number; ok: true; value: unknown }
   | { sy: 'answer'; id: number; ok: false; error: string }
   | { sy: 'apply'; id: number; config: Config }
-  | { sy: 'reload-source' };
+  | { sy: 'reload-source' }
+  | { sy: 'collect'; id: number; kind: CollectKind }
+  | { sy: 'set-target'; id: number; upstream: string; target: string; drained: boolean };
+
+/** A question the primary put to several workers, waiting for their reports. */
+interface Poll {
+  readonly pending: Map<Worker, Rec>;
+  readonly got: Map<Rec, { ok: true; value: unknown } | { ok: false; error: string }>;
+  done: () => void;
+}
 
 /** `workers:` as a number of processes. */
 export function workerCount(workers: Config['workers']): number {
@@ -102,6 +145,20 @@ export class Primary {
   private loaded: Config | undefined;
   private applyId = 0;
   private readonly applying = new Map<number, { pending: Set<Worker>; results: { slot: number; result: ReloadResult }[]; done: () => void }>();
+  /** Times each slot's worker was started again after it died. */
+  private readonly restarts = new Map<number, number>();
+  private pollId = 0;
+  private readonly polls = new Map<number, Poll>();
+  /** Collections under way, by kind: a second ask joins the first. */
+  private readonly collecting = new Map<CollectKind, Promise<ClusterRound>>();
+  /** The last snapshot collection, handed out again for COLLECT_MIN_INTERVAL_MS. */
+  private lastSnapshots: ClusterRound | undefined;
+  /** Each slot's last snapshot report, shown (marked stale) when its worker misses a collection. */
+  private readonly lastGood = new Map<number, { pid: number; at: number; value: unknown }>();
+  private readonly system = new SystemSampler();
+  private systemIdle: NodeJS.Timeout | undefined;
+  /** Drains made through the admin API (upstream\0target -> true), applied to workers started later. */
+  private readonly drains = new Map<string, { upstream: string; target: string }>();
 
   constructor(private readonly o: PrimaryOptions) {
     // One socket per address shared by all workers, unless the operator asked for round-robin.
@@ -161,6 +218,12 @@ export class Primary {
         void id;
       }
     }
+    for (const poll of this.polls.values()) {
+      if (poll.pending.delete(rec.worker)) {
+        poll.got.set(rec, { ok: false, error: `it exited (${how})` });
+        if (poll.pending.size === 0) poll.done();
+      }
+    }
     if (this.stopping) {
       if (this.recs.size === 0) this.allGone?.();
       return;
@@ -174,8 +237,12 @@ export class Primary {
       this.timers.delete(t);
       if (this.stopping) return;
       const next = this.fork(rec.slot, 'serving');
+      this.restarts.set(rec.slot, (this.restarts.get(rec.slot) ?? 0) + 1);
       void next.readyWait.then((r) => {
-        if (r.ok) this.o.log.info({ worker: rec.slot, pid: next.worker.process.pid }, `worker ${rec.slot} is back (pid ${next.worker.process.pid})`);
+        if (!r.ok) return;
+        this.o.log.info({ worker: rec.slot, pid: next.worker.process.pid }, `worker ${rec.slot} is back (pid ${next.worker.process.pid})`);
+        // Targets drained through the admin API stay drained in the new worker too.
+        for (const d of this.drains.values()) send(next.worker, { sy: 'set-target', id: 0, upstream: d.upstream, target: d.target, drained: true });
       });
     }, delay);
     this.timers.add(t);
@@ -193,6 +260,14 @@ export class Primary {
         a.results.push({ slot: rec.slot, result: m.result });
         if (a.pending.size === 0) a.done();
       }
+    } else if (m.sy === 'report') {
+      // A report after its poll timed out (a worker that was held up) finds no poll: dropped.
+      const poll = this.polls.get(m.id);
+      if (poll?.pending.get(rec.worker) === rec) {
+        poll.pending.delete(rec.worker);
+        poll.got.set(rec, m.ok ? { ok: true, value: m.value } : { ok: false, error: m.error });
+        if (poll.pending.size === 0) poll.done();
+      }
     } else if (m.sy === 'ask') {
       const answer = (p: Promise<unknown>) =>
         p.then(
@@ -203,7 +278,117 @@ export class Primary {
       else if (m.what === 'metrics') void answer(this.aggregator.clusterMetrics());
       else if (m.what === 'reload') void answer(this.reloadAll(m.config));
       else if (m.what === 'upgrade') void answer(this.upgrade(`admin API (worker ${rec.slot})`));
+      else if (m.what === 'collect') void answer(this.collect(m.kind));
+      else if (m.what === 'target') void answer(this.setTarget(m.upstream, m.target, m.drained, m.by));
     }
+  }
+
+  /**
+   * Sends `message(id)` to every serving, ready worker and waits for their reports, at most
+   * `timeoutMs`: resolves with what each one answered; those missing did not answer in time.
+   */
+  private poll(message: (id: number) => ToWorker, timeoutMs: number): Promise<{ recs: Rec[]; got: Poll['got'] }> {
+    const recs = [...this.recs].filter((r) => r.role === 'serving' && r.ready);
+    const id = ++this.pollId;
+    const got: Poll['got'] = new Map();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(), timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        this.polls.delete(id);
+        resolve({ recs, got });
+      };
+      const poll: Poll = { pending: new Map(recs.map((r) => [r.worker, r])), got, done: finish };
+      this.polls.set(id, poll);
+      if (recs.length === 0) return finish();
+      for (const r of recs) send(r.worker, message(id));
+    });
+  }
+
+  /** Every slot's report of `kind` (a slot whose worker is starting, or did not answer in time, says so). */
+  collect(kind: CollectKind): Promise<ClusterRound> {
+    if (kind === 'snapshot' && this.lastSnapshots && Date.now() - this.lastSnapshots.at < COLLECT_MIN_INTERVAL_MS) return Promise.resolve(this.lastSnapshots);
+    const running = this.collecting.get(kind);
+    if (running) return running;
+    const run = this.collectNow(kind).finally(() => this.collecting.delete(kind));
+    this.collecting.set(kind, run);
+    return run;
+  }
+
+  private async collectNow(kind: CollectKind): Promise<ClusterRound> {
+    if (kind === 'snapshot') {
+      this.system.start();
+      if (this.systemIdle) clearTimeout(this.systemIdle);
+      this.systemIdle = setTimeout(() => {
+        this.system.stop();
+        this.lastGood.clear();
+      }, PRIMARY_IDLE_MS);
+      this.systemIdle.unref();
+    }
+    const [{ recs, got }, primary] = await Promise.all([
+      this.poll((id) => ({ sy: 'collect', id, kind }), COLLECT_TIMEOUT_MS),
+      kind === 'snapshot' ? this.system.sample() : Promise.resolve<SystemSample | undefined>(undefined),
+    ]);
+    const at = Date.now();
+    const workers: WorkerReport[] = [];
+    for (let slot = 1; slot <= this.o.count; slot++) {
+      const rec = recs.find((r) => r.slot === slot) ?? [...this.recs].find((r) => r.slot === slot && r.role === 'serving');
+      const base = { worker: slot, pid: rec?.worker.process.pid ?? 0, restarts: this.restarts.get(slot) ?? 0 };
+      const answer = rec && got.get(rec);
+      if (answer?.ok) {
+        if (kind === 'snapshot') this.lastGood.set(slot, { pid: base.pid, at, value: answer.value });
+        workers.push({ ...base, state: 'up', at, value: answer.value });
+        continue;
+      }
+      const asked = rec !== undefined && recs.includes(rec);
+      const error = !rec
+        ? 'not running (it is being started again)'
+        : !asked
+          ? 'starting'
+          : answer
+            ? answer.error
+            : `did not answer within ${COLLECT_TIMEOUT_MS / 1000} s`;
+      const last = kind === 'snapshot' ? this.lastGood.get(slot) : undefined;
+      const stale = asked && last !== undefined && last.pid === base.pid ? { at: last.at, value: last.value } : {};
+      workers.push({ ...base, state: asked ? 'stale' : 'starting', error, ...stale });
+    }
+    const round: ClusterRound = { at, ...(primary ? { primary } : {}), workers };
+    if (kind === 'snapshot') this.lastSnapshots = round;
+    return round;
+  }
+
+  /**
+   * POST /upstreams/NAME/targets/T/drain|enable: applied in every serving worker; answers once all
+   * acknowledged, or after TARGET_TIMEOUT_MS with those that did not. Logged here, once.
+   */
+  async setTarget(upstream: string, target: string, drained: boolean, by: string): Promise<TargetResult> {
+    const { recs, got } = await this.poll((id) => ({ sy: 'set-target', id, upstream, target, drained }), TARGET_TIMEOUT_MS);
+    const workers: TargetResult['workers'][number][] = [];
+    for (let slot = 1; slot <= this.o.count; slot++) {
+      const rec = recs.find((r) => r.slot === slot);
+      if (!rec) {
+        const later = [...this.recs].find((r) => r.slot === slot && r.role === 'serving');
+        workers.push({ worker: slot, pid: later?.worker.process.pid ?? 0, ok: false, error: 'not running; a worker started in this slot later takes drains made now' });
+        continue;
+      }
+      const a = got.get(rec);
+      const pid = rec.worker.process.pid ?? 0;
+      if (!a) workers.push({ worker: slot, pid, ok: false, error: `did not acknowledge within ${TARGET_TIMEOUT_MS / 1000} s` });
+      else if (!a.ok) workers.push({ worker: slot, pid, ok: false, error: a.error });
+      else if (a.value !== 'ok') workers.push({ worker: slot, pid, ok: false, error: a.value as TargetChange });
+      else workers.push({ worker: slot, pid, ok: true });
+    }
+    const applied = workers.filter((w) => w.ok).map((w) => w.worker);
+    if (applied.length > 0) {
+      const key = `${upstream}\u0000${target}`;
+      if (drained) this.drains.set(key, { upstream, target });
+      else this.drains.delete(key);
+      const missed = workers.filter((w) => !w.ok);
+      const what = `admin: target ${drained ? 'drained' : 'enabled'}`;
+      if (missed.length === 0) this.o.log.info({ by, upstream, target, workers: applied }, `${what} in every worker (${applied.length})`);
+      else this.o.log.warn({ by, upstream, target, workers: applied, missed }, `${what} in workers ${applied.join(', ')}; not in ${missed.map((w) => `${w.worker} (${w.error})`).join(', ')}`);
+    }
+    return { upstream, target, drained, workers };
   }
 
   /** Gives `config` to every serving worker (Yard.reloadHere in each), one reload at a time. */
@@ -265,6 +450,9 @@ export class Primary {
       for (const r of fresh) r.role = 'serving';
       this.loaded = undefined;
       this.delays.clear();
+      // New workers start from the config file, as a new daemon does: drains made before are gone.
+      this.drains.clear();
+      this.lastGood.clear();
       this.o.log.info({ upgrade: 'done', pids: this.pids() }, `upgrade: new workers ${this.pids().join(', ')} are serving; the old ones drain and exit`);
       return { ok: true, pid: process.pid };
     })().finally(() => {
@@ -339,34 +527,64 @@ function send(worker: Worker, m: ToWorker): void {
 // ---------------------------------------------------------------------------------------------
 // Worker
 
+/** This worker's line to its primary (a worker process has one), once serve made it. */
+let link: PrimaryLink | undefined;
+
+/**
+ * The line to the primary when this process is a worker of one (the admin API then answers for
+ * every worker through it); undefined in a daemon of one process.
+ */
+export function primaryLink(): PrimaryLink | undefined {
+  return link;
+}
+
+type Question = { what: 'config' | 'metrics' | 'upgrade' } | { what: 'reload'; config: Config } | { what: 'collect'; kind: CollectKind } | { what: 'target'; upstream: string; target: string; drained: boolean; by: string };
+
 /** A worker's line to its primary: questions with answers, and what the primary asks of it. */
 export class PrimaryLink {
   private nextId = 0;
   private readonly asks = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private yard: Yard | undefined;
+  private reporter: WorkerReporter | undefined;
   private reloadFromSource: (() => Promise<unknown>) | undefined;
 
   constructor() {
     process.on('message', (m: ToWorker) => this.onMessage(m));
+    link = this;
   }
 
   ask<T>(what: 'config' | 'metrics' | 'upgrade', timeoutMs?: number): Promise<T>;
   ask<T>(what: 'reload', timeoutMs: number, config: Config): Promise<T>;
   ask<T>(what: 'config' | 'metrics' | 'upgrade' | 'reload', timeoutMs = 10_000, config?: Config): Promise<T> {
+    return this.question<T>(what === 'reload' ? { what, config: config! } : { what }, timeoutMs);
+  }
+
+  /** Every worker's report of `kind`, collected by the primary (a worker that does not answer in time shows stale). */
+  collect<T>(kind: CollectKind): Promise<ClusterRound<T>> {
+    return this.question<ClusterRound<T>>({ what: 'collect', kind }, COLLECT_TIMEOUT_MS + 5_000);
+  }
+
+  /** Drains (or enables) a target in every worker, through the primary. */
+  setTarget(upstream: string, target: string, drained: boolean, by: string): Promise<TargetResult> {
+    return this.question<TargetResult>({ what: 'target', upstream, target, drained, by }, TARGET_TIMEOUT_MS + 5_000);
+  }
+
+  private question<T>(q: Question, timeoutMs: number): Promise<T> {
     const id = ++this.nextId;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.asks.delete(id);
-        reject(new Error(`the primary process did not answer (${what}) within ${timeoutMs / 1000} s`));
+        reject(new Error(`the primary process did not answer (${q.what}) within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       this.asks.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      process.send!((what === 'reload' ? { sy: 'ask', id, what, config: config! } : { sy: 'ask', id, what }) satisfies ToPrimary);
+      process.send!({ sy: 'ask', id, ...q } satisfies ToPrimary);
     });
   }
 
   /** Reports ready with the listeners, and from now on takes the primary's reloads. */
   ready(yard: Yard, reloadFromSource: () => Promise<unknown>): void {
     this.yard = yard;
+    this.reporter = new WorkerReporter(yard, yard.metrics);
     this.reloadFromSource = reloadFromSource;
     // prom-client answers the primary's AggregatorRegistry with this registry.
     new AggregatorRegistry();
@@ -390,7 +608,30 @@ export class PrimaryLink {
       yard.reloadHere(m.config).then(done, (err: unknown) => done({ ok: false, error: err instanceof Error ? err.message : String(err) }));
     } else if (m.sy === 'reload-source') {
       void this.reloadFromSource?.();
+    } else if (m.sy === 'collect') {
+      void this.report(m.id, async () => {
+        if (!this.reporter) throw new Error('the worker is still starting');
+        const value = await this.reporter.report(m.kind);
+        const bytes = Buffer.byteLength(JSON.stringify(value));
+        if (bytes > MAX_REPORT_BYTES) throw new Error(`its ${m.kind} report is ${bytes} bytes, more than the ${MAX_REPORT_BYTES} a report may be`);
+        return value;
+      });
+    } else if (m.sy === 'set-target') {
+      void this.report(m.id, async () => {
+        if (!this.reporter) throw new Error('the worker is still starting');
+        return this.reporter.setTarget(m.upstream, m.target, m.drained);
+      });
     }
+  }
+
+  private async report(id: number, make: () => Promise<unknown>): Promise<void> {
+    let m: ToPrimary;
+    try {
+      m = { sy: 'report', id, ok: true, value: await make() };
+    } catch (err) {
+      m = { sy: 'report', id, ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    if (process.connected) process.send!(m);
   }
 }
 

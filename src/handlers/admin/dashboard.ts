@@ -191,21 +191,56 @@ export interface TargetSnapshot {
   readonly requestsPerSecond: number | null;
   readonly failuresPerSecond: number | null;
   readonly pool: { connected: number; pending: number; running: number } | null;
+  /** With workers: the target's state in each worker (the `state` above is the worst of them). */
+  readonly workers?: readonly { worker: number; state: TargetState }[];
+}
+
+export interface BreakerSnapshot {
+  readonly state: 'closed' | 'half-open' | 'open';
+  readonly requests: number;
+  readonly failures: number;
+  readonly inFlight: number;
+  readonly retryAfterMs: number;
 }
 
 export interface UpstreamSnapshot {
   readonly name: string;
   readonly kind: string;
   readonly balance: string;
-  readonly breaker: { state: 'closed' | 'half-open' | 'open'; requests: number; failures: number; inFlight: number; retryAfterMs: number } | null;
+  readonly breaker: BreakerSnapshot | null;
+  /** With workers: each worker's breaker state (the `breaker` above is the worst of them). */
+  readonly breakers?: readonly { worker: number; state: BreakerSnapshot['state'] }[];
   readonly retryBudget: { requests: number; retries: number; allowed: number };
   readonly waiting: number;
   readonly targets: readonly TargetSnapshot[];
 }
 
-/** One process of the daemon. There are no worker processes yet: the list has one entry, `main`. */
+/**
+ * One process of the daemon: `main` for a daemon of one process; with `workers: N`, the `primary`
+ * and one `worker` per slot that has reported at least once (cluster.ts).
+ */
 export interface ProcessSnapshot extends SystemSample {
-  readonly role: 'main' | 'worker';
+  readonly role: 'main' | 'primary' | 'worker';
+  /** A worker's slot, 1..N. */
+  readonly worker?: number;
+  /** How many times the primary started this slot's worker again after it died. */
+  readonly restarts?: number;
+  /** `stale`: the worker did not answer the last collection in time; its numbers are its last ones. */
+  readonly state?: 'up' | 'stale';
+  /** How old a stale worker's numbers are. */
+  readonly sampleAgeSeconds?: number;
+}
+
+/** With `workers: N`: each slot, whether its worker answered the last collection. */
+export interface WorkerStatus {
+  readonly worker: number;
+  /** The slot's worker now (0 when none is running: between a crash and the restart). */
+  readonly pid: number;
+  /** up: answered; stale: did not answer in time; starting: not ready yet, or being restarted. */
+  readonly state: 'up' | 'stale' | 'starting';
+  readonly restarts: number;
+  /** Why it is not `up`. */
+  readonly error?: string;
 }
 
 export interface DashboardSnapshot {
@@ -224,6 +259,11 @@ export interface DashboardSnapshot {
   readonly rooms: readonly { room: string; members: number }[] | null;
   readonly roomsTruncated: boolean;
   readonly roomsError?: string;
+  /**
+   * With `workers: N`: every slot and whether it answered. Traffic, listeners and upstreams are
+   * then the sum (or, for states, the worst) over the workers whose state is `up`.
+   */
+  readonly workers?: readonly WorkerStatus[];
 }
 
 /** The shape UpstreamGroup.state() returns (it is typed `object` there). */
@@ -283,6 +323,16 @@ export function quantile(q: number, bounds: readonly number[], cumulative: Array
 
 const ALL = '\u0000all';
 
+/**
+ * The duration histogram over a snapshot's latency window: `bounds` (the buckets' upper bounds,
+ * +Inf left out) and, per key, the cumulative count per bucket (+Inf last). Keys: `''` for
+ * everything, a listener's name, or `listener\u0000route`. Keys with nothing in the window are left out.
+ */
+export interface LatencyWindows {
+  readonly bounds: number[];
+  readonly counts: Record<string, number[]>;
+}
+
 export interface SnapshotBuilderOptions {
   /** Seconds of history for the latency percentiles (counted in snapshots). Default 10. */
   windowSnapshots?: number;
@@ -323,6 +373,19 @@ export class SnapshotBuilder {
   }
 
   async snapshot(): Promise<DashboardSnapshot> {
+    return (await this.take(false)).snapshot;
+  }
+
+  /**
+   * A snapshot with the duration histograms it took its percentiles from (bucket counts over the
+   * window, per key): what a worker reports to its primary, so that percentiles of all workers
+   * are computed from their buckets added up rather than from percentiles (which do not add).
+   */
+  snapshotWithWindows(): Promise<{ snapshot: DashboardSnapshot; windows: LatencyWindows }> {
+    return this.take(true) as Promise<{ snapshot: DashboardSnapshot; windows: LatencyWindows }>;
+  }
+
+  private async take(withWindows: boolean): Promise<{ snapshot: DashboardSnapshot; windows?: LatencyWindows }> {
     const at = Date.now();
     const prev = this.prev;
     const dt = prev ? Math.max(0.001, (at - prev.at) / 1000) : 0;
@@ -373,15 +436,15 @@ export class SnapshotBuilder {
     if (this.ring.length > this.window + 1) this.ring.shift();
     const oldest = this.ring[0];
     const windowSeconds = round((at - oldest.at) / 1000, 1);
+    const windows: LatencyWindows | undefined = withWindows ? { bounds, counts: {} } : undefined;
     const latency = (key: string): Traffic['latencySeconds'] => {
       const now = hist.get(key);
       if (!now || oldest === this.ring[this.ring.length - 1]) return null;
       const then = oldest.hist.get(key);
       const delta = new Float64Array(now.length);
       for (let i = 0; i < now.length; i++) delta[i] = Math.max(0, now[i] - (then?.[i] ?? 0));
-      const p50 = quantile(0.5, bounds, delta);
-      if (p50 === null) return null;
-      return { p50: round(p50, 6), p90: round(quantile(0.9, bounds, delta) ?? 0, 6), p99: round(quantile(0.99, bounds, delta) ?? 0, 6) };
+      if (windows && delta[delta.length - 1] > 0) windows.counts[key === ALL ? '' : key] = Array.from(delta);
+      return percentiles(bounds, delta);
     };
     const traffic = (key: string): Traffic => ({
       requests: requests.get(key) ?? 0,
@@ -478,7 +541,7 @@ export class SnapshotBuilder {
     this.prev = { at, counters };
     let totalActive = 0;
     for (const v of active.values()) totalActive += v;
-    return {
+    const snapshot: DashboardSnapshot = {
       version: VERSION,
       at,
       intervalSeconds: prev ? round(dt, 3) : null,
@@ -491,7 +554,15 @@ export class SnapshotBuilder {
       roomsTruncated,
       ...(roomsError === undefined ? {} : { roomsError }),
     };
+    return { snapshot, windows };
   }
+}
+
+/** p50, p90 and p99 of a histogram given as cumulative counts per bucket; null when it is empty. */
+export function percentiles(bounds: readonly number[], cumulative: ArrayLike<number>): Traffic['latencySeconds'] {
+  const p50 = quantile(0.5, bounds, cumulative);
+  if (p50 === null) return null;
+  return { p50: round(p50, 6), p90: round(quantile(0.9, bounds, cumulative) ?? 0, 6), p99: round(quantile(0.99, bounds, cumulative) ?? 0, 6) };
 }
 
 function round(x: number, digits: number): number {

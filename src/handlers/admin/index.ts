@@ -11,6 +11,8 @@ import { callerOf, type Caller } from './caller.ts';
 import { DashboardPage, SnapshotBuilder, SnapshotFeed, prefersHtml, serveDashboardPage } from './dashboard.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import type { Logger } from 'pino';
+import { primaryLink, type PrimaryLink } from '../../yard/workers.ts';
+import { mergeListeners, mergeSnapshots, mergeUpstreams, type WorkerListener, type WorkerSnapshot } from './cluster.ts';
 
 // The writable admin API (Caddy's admin endpoint, nginx's reload, Envoy's admin): on the admin
 // listener, next to /metrics and /upstreams.
@@ -26,9 +28,16 @@ import type { Logger } from 'pino';
 //                                              cannot start (the running one is untouched)
 //   POST /reload                               the config file read again and loaded the same way
 //   GET  /listeners                            every listener: address, handlers, in-flight work
+//   GET  /upstreams                            every upstream group's live state (when the route
+//                                              leads here rather than to the `upstreams` handler)
 //   POST /upstreams/NAME/targets/ID/drain      take a target out (in-flight requests finish)
 //   POST /upstreams/NAME/targets/ID/enable     put it back
 //   GET  /rooms                                chat rooms with someone in them or a history
+//
+// With `workers: N` (src/yard/workers.ts) this runs in every worker, and /events, /listeners,
+// /upstreams and drain/enable answer for all of them: through the primary, which asks every
+// worker (cluster.ts merges what they report). The single-process answers keep their shape;
+// the cluster adds fields (`workers`, per-worker states) to them.
 //
 // Who may: callers on loopback (127.0.0.0/8, ::1), or anyone presenting the token (Authorization:
 // Bearer ...) when one is configured; everyone else gets 403, whatever the path. Every change is
@@ -70,12 +79,20 @@ class AdminHandler implements HttpHandler {
     log: Logger,
     /** Where a config sent to POST /load resolves its relative paths (as the running one does). */
     private readonly baseDir: string,
+    /** In a worker of a primary: the line through which every worker is asked. */
+    private readonly cluster: PrimaryLink | undefined,
   ) {
     const snapshots = new SnapshotBuilder(yard, metrics);
+    const link = cluster;
     this.feed = new SnapshotFeed({
-      sample: () => snapshots.snapshot(),
-      start: () => snapshots.start(),
-      stop: () => snapshots.stop(),
+      // With workers, each worker samples itself when the primary asks (cluster.ts WorkerReporter).
+      sample: link ? async () => mergeSnapshots(await link.collect<WorkerSnapshot>('snapshot')) : () => snapshots.snapshot(),
+      start: () => {
+        if (!link) snapshots.start();
+      },
+      stop: () => {
+        if (!link) snapshots.stop();
+      },
       // A reload provisions a new admin handler: subscribers of this one are let go to reconnect to it.
       epoch: () => yard.config,
       log,
@@ -114,8 +131,13 @@ class AdminHandler implements HttpHandler {
     }
     if (path === '/listeners') {
       if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
+      if (this.cluster) return replyJson(res, 200, mergeListeners(await this.cluster.collect<WorkerListener[]>('listeners')), nocache);
       const inFlight = this.yard.inFlightByListener();
       return replyJson(res, 200, { listeners: this.yard.listeners().map((l) => ({ ...l, inFlight: inFlight[l.name] ?? 0 })) }, nocache);
+    }
+    if (path === '/upstreams') {
+      if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
+      return replyJson(res, 200, await upstreamsView(this.yard), nocache);
     }
     if (path === '/rooms') {
       if (method !== 'GET' && method !== 'HEAD') return notAllowed(ctx, 'GET, HEAD');
@@ -140,15 +162,37 @@ class AdminHandler implements HttpHandler {
     const m = /^\/upstreams\/([^/]+)\/targets\/([^/]+)\/(drain|enable)$/.exec(path);
     if (m) {
       if (method !== 'POST') return notAllowed(ctx, 'POST');
-      const [name, id] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
+      let name: string, id: string;
+      try {
+        [name, id] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
+      } catch {
+        return replyError(res, 400, 'the upstream or target name is not valid percent-encoding');
+      }
+      const drained = m[3] === 'drain';
+      if (this.cluster) return this.setTargetEverywhere(ctx, caller, name, id, drained);
       const group = this.yard.upstreams().find((g) => g.name === name);
       if (!group) return replyError(res, 404, `no upstream named "${name}"`);
-      const drained = m[3] === 'drain';
       if (!group.setDrained(id, drained)) return replyError(res, 404, `upstream "${name}" has no target "${id}"`);
       ctx.log.info({ by: caller.who, upstream: name, target: id }, `admin: target ${drained ? 'drained' : 'enabled'}`);
       return replyJson(res, 200, { upstream: name, target: id, drained }, nocache);
     }
     return replyError(res, 404, 'not found');
+  }
+
+  /**
+   * Drain or enable through the primary, in every worker: 200 once every one applied it, 404 when
+   * every one that answered has no such upstream or target, 504 (with each worker's outcome) when
+   * one did not acknowledge in time or is not running. The primary logs it, once.
+   */
+  private async setTargetEverywhere(ctx: HttpContext, caller: Caller, name: string, id: string, drained: boolean): Promise<void> {
+    const result = await this.cluster!.setTarget(name, id, drained, caller.who);
+    const nocache = { 'cache-control': 'no-store' };
+    if (result.workers.every((w) => w.ok)) return replyJson(ctx.res, 200, result, nocache);
+    const answered = result.workers.filter((w) => w.error === 'no-upstream' || w.error === 'no-target' || w.ok);
+    if (answered.length > 0 && answered.every((w) => w.error === 'no-upstream')) return replyError(ctx.res, 404, `no upstream named "${name}"`);
+    if (answered.length > 0 && answered.every((w) => !w.ok)) return replyError(ctx.res, 404, `upstream "${name}" has no target "${id}"`);
+    const missed = result.workers.filter((w) => !w.ok).map((w) => `worker ${w.worker}${w.pid ? ` (pid ${w.pid})` : ''}: ${w.error}`);
+    return replyJson(ctx.res, 504, { ...result, error: `not every worker acknowledged: ${missed.join('; ')}` }, nocache);
   }
 
   private async load(ctx: HttpContext, caller: Caller): Promise<void> {
@@ -167,6 +211,17 @@ class AdminHandler implements HttpHandler {
     const result = await this.yard.reload(next);
     replyJson(res, result.ok ? 200 : 422, result, { 'cache-control': 'no-store' });
   }
+}
+
+/**
+ * GET /upstreams: every group's live state (UpstreamGroup.state()) as `{ upstreams }`; in a worker
+ * of a primary, with what every worker reports added (cluster.ts mergeUpstreams).
+ */
+export async function upstreamsView(yard: YardView): Promise<object> {
+  const own = yard.upstreams().map((g) => g.state());
+  const link = primaryLink();
+  if (!link) return { upstreams: own };
+  return mergeUpstreams(own, await link.collect<object[]>('upstreams'));
 }
 
 function notAllowed(ctx: HttpContext, allow: string): void {
@@ -199,6 +254,6 @@ export const adminHandler: HandlerModule<AdminConfig> = {
       }
       if (token.length < 16) throw new Error(`tokenFile: the token in ${file} must be at least 16 characters`);
     }
-    return new AdminHandler(ctx.yard, token, config.maxConfigSize, ctx.metrics, ctx.log, ctx.baseDir);
+    return new AdminHandler(ctx.yard, token, config.maxConfigSize, ctx.metrics, ctx.log, ctx.baseDir, primaryLink());
   },
 };

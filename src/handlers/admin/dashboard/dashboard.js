@@ -104,22 +104,60 @@
     );
   }
 
+  // One row per process (with workers: the primary, then each worker slot), and a row of totals
+  // when there is more than one. A slot whose worker has not reported yet (starting, restarting)
+  // has a row of dashes; a worker that did not answer in time keeps its last numbers, marked stale.
   function renderProcesses(s) {
-    $('processes').replaceChildren(...s.processes.map((p) => {
+    const rows = s.processes.map((p) => ({ p, status: p.worker ? (s.workers || []).find((w) => w.worker === p.worker) : undefined }));
+    for (const w of s.workers || []) {
+      if (!rows.some((r) => r.p.worker === w.worker)) rows.push({ p: { role: 'worker', worker: w.worker, pid: w.pid, restarts: w.restarts }, status: w });
+    }
+    const order = (r) => (r.p.role === 'worker' ? r.p.worker : 0);
+    rows.sort((a, b) => order(a) - order(b));
+    const td = (label, value, extra, cls) => h('td', { class: `num${cls ? ` ${cls}` : ''}`, 'data-label': label }, value, extra);
+    const body = rows.map(({ p, status }) => {
+      const state = status && status.state !== 'up' ? status.state : (p.state || 'up');
       const heap = p.heapTotalBytes > 0 ? p.heapUsedBytes / p.heapTotalBytes : 0;
       const eld = p.eventLoopDelayMs;
-      const kv = (label, value, extra) => h('div', null, h('span', null, label), h('b', null, value), extra);
-      return h('div', { class: 'card process', 'data-pid': p.pid, 'data-role': p.role },
-        h('div', { class: 'label' }, `${p.role} process · pid ${p.pid}`),
-        h('div', { class: 'kv' },
-          kv('CPU', fmtPct(p.cpuPercent), bar((p.cpuPercent ?? 0) / 100)),
-          kv('RSS', fmtBytes(p.rssBytes)),
-          kv('Heap used / total', `${fmtBytes(p.heapUsedBytes)} / ${fmtBytes(p.heapTotalBytes)}`, bar(heap)),
-          kv('Event-loop delay p50 / p99', eld ? `${fmtMs(eld.p50)} / ${fmtMs(eld.p99)}` : dash),
-          kv('Open fds', isNum(p.openFds) ? (isNum(p.maxFds) ? `${p.openFds} / ${p.maxFds}` : String(p.openFds)) : dash, isNum(p.openFds) && isNum(p.maxFds) ? bar(p.openFds / p.maxFds) : null),
-          kv('Uptime', fmtUptime(p.uptimeSeconds)),
-        ));
-    }));
+      const name = p.role === 'worker' ? `worker ${p.worker}` : p.role;
+      const why = state === 'stale' ? `stale${isNum(p.sampleAgeSeconds) ? ` (${fmtUptime(p.sampleAgeSeconds)} old)` : ''}` : state === 'starting' ? (status && status.pid ? 'starting' : 'restarting') : '';
+      return h('tr', { class: `process state-${state}`, 'data-role': p.role, 'data-pid': p.pid, 'data-worker': p.worker, 'data-state': state },
+        h('td', null, name, why ? ' ' : '', why ? h('span', { class: 'badge state-stale' }, why) : null, status && status.error && state !== 'up' ? h('div', { class: 'muted small' }, status.error) : null),
+        td('pid', p.pid ? String(p.pid) : dash),
+        td('CPU', fmtPct(p.cpuPercent), isNum(p.cpuPercent) ? bar(p.cpuPercent / 100) : null),
+        td('RSS', fmtBytes(p.rssBytes)),
+        td('heap used / total', isNum(p.heapUsedBytes) ? `${fmtBytes(p.heapUsedBytes)} / ${fmtBytes(p.heapTotalBytes)}` : dash, isNum(p.heapUsedBytes) ? bar(heap) : null),
+        td('loop delay p50 / p99', eld ? `${fmtMs(eld.p50)} / ${fmtMs(eld.p99)}` : dash),
+        td('open fds', isNum(p.openFds) ? (isNum(p.maxFds) ? `${p.openFds} / ${p.maxFds}` : String(p.openFds)) : dash, isNum(p.openFds) && isNum(p.maxFds) ? bar(p.openFds / p.maxFds) : null),
+        td('uptime', fmtUptime(p.uptimeSeconds)),
+        td('restarts', p.role === 'worker' ? String(p.restarts ?? 0) : dash, null, p.restarts > 0 ? 'err-some' : ''),
+      );
+    });
+    if (rows.length > 1) {
+      const ps = s.processes;
+      const total = (k) => ps.reduce((a, p) => a + (isNum(p[k]) ? p[k] : 0), 0);
+      const worstEld = ps.reduce((a, p) => (p.eventLoopDelayMs && p.eventLoopDelayMs.p99 > a ? p.eventLoopDelayMs.p99 : a), 0);
+      const cpu = ps.some((p) => isNum(p.cpuPercent)) ? total('cpuPercent') : null;
+      body.push(h('tr', { class: 'process-total' },
+        h('td', null, `all ${ps.length} processes`),
+        td('pid', dash),
+        td('CPU', fmtPct(cpu)),
+        td('RSS', fmtBytes(total('rssBytes'))),
+        td('heap used / total', `${fmtBytes(total('heapUsedBytes'))} / ${fmtBytes(total('heapTotalBytes'))}`),
+        td('worst loop delay p99', fmtMs(worstEld)),
+        td('open fds', String(total('openFds'))),
+        td('uptime', dash),
+        td('restarts', String((s.workers || []).reduce((a, w) => a + w.restarts, 0))),
+      ));
+    }
+    $('processes').tBodies[0].replaceChildren(...body);
+  }
+
+  /** "down in 1 of 2 workers" when the workers do not agree on something; '' when they do (or there are none). */
+  function disagreement(states, worst) {
+    if (!states || states.length < 2) return '';
+    const n = states.filter((x) => x.state === worst).length;
+    return n < states.length ? `${worst} in ${n} of ${states.length} workers` : '';
   }
 
   function trafficCells(t) {
@@ -165,11 +203,13 @@
         h('h3', null, u.name),
         h('span', { class: 'sub' }, `${u.kind} · ${u.balance}`),
         b ? h('span', { class: `badge breaker-${b.state}`, 'data-breaker': b.state }, `breaker ${b.state}${b.state === 'open' && b.retryAfterMs ? ` (${Math.ceil(b.retryAfterMs / 1000)} s)` : ''}`) : h('span', { class: 'badge' }, 'no breaker'),
+        b && disagreement(u.breakers, b.state) ? h('span', { class: 'sub' }, disagreement(u.breakers, b.state)) : null,
         h('span', { class: 'sub' }, `retry budget ${u.retryBudget.retries}/${u.retryBudget.allowed} · ${u.waiting} waiting`),
       );
       const rows = u.targets.map((t) => h('tr', { class: `target state-${t.state}`, 'data-upstream': u.name, 'data-target': t.id, 'data-state': t.state },
         h('td', null, t.id),
-        h('td', { 'data-label': 'state' }, h('span', { class: `badge state-${t.state}` }, t.state === 'ejected' ? `ejected ${Math.ceil(t.ejectedForMs / 1000)} s` : t.state)),
+        h('td', { 'data-label': 'state' }, h('span', { class: `badge state-${t.state}` }, t.state === 'ejected' ? `ejected ${Math.ceil(t.ejectedForMs / 1000)} s` : t.state),
+          disagreement(t.workers, t.state) ? h('div', { class: 'per-worker' }, disagreement(t.workers, t.state)) : null),
         h('td', { class: 'num', 'data-label': 'in flight' }, String(t.inFlight)),
         h('td', { class: 'num', 'data-label': 'tries/s' }, fmtRate(t.requestsPerSecond)),
         h('td', { class: `num${t.failuresPerSecond > 0 ? ' err-some' : ''}`, 'data-label': 'failed/s' }, fmtRate(t.failuresPerSecond)),
@@ -203,7 +243,8 @@
     renderUpstreams(s);
     renderRooms(s);
     $('window').textContent = String(s.windowSeconds);
-    $('meta').textContent = `v${s.version} · ${s.processes.length} process${s.processes.length === 1 ? '' : 'es'} · ${new Date(s.at).toLocaleTimeString()}`;
+    const who = s.workers ? `${s.workers.length} workers${s.workers.some((w) => w.state !== 'up') ? ` (${s.workers.filter((w) => w.state === 'up').length} answering)` : ''}` : `${s.processes.length} process${s.processes.length === 1 ? '' : 'es'}`;
+    $('meta').textContent = `v${s.version} · ${who} · ${new Date(s.at).toLocaleTimeString()}`;
     app.dataset.ready = 'true';
     app.dataset.at = String(s.at);
     lastAt = Date.now();
