@@ -1,0 +1,285 @@
+import { Duplex } from 'node:stream';
+import { QuicError, QuicStreamError } from './errors.ts';
+import { SHUTDOWN_READ, SHUTDOWN_WRITE, streamErrorCode, type QuicheConnection } from './native.ts';
+
+// One QUIC stream as a Node Duplex, so that the handlers written for TCP sockets (echo's
+// `socket.pipe(socket)`) work on each stream unchanged. Bytes move straight between quiche's
+// stream buffers and the Duplex: a read copies what quiche holds once, a write hands the chunk to
+// quiche and waits (keeping the write callback) while flow control or congestion says no, so a
+// slow peer slows the writer instead of growing memory.
+//
+// Unidirectional streams are Duplexes too: an incoming one has its writable side finished, an
+// outgoing one its readable side ended.
+
+/** What a stream needs from its connection (connection.ts implements it). */
+export interface StreamOwner {
+  readonly quiche: QuicheConnection;
+  /** A buffer to copy received bytes through (one per connection). */
+  readonly recvBuffer: Buffer;
+  /** Send what quiche has to send, soon (coalesced). */
+  scheduleFlush(): void;
+  /** The stream is gone: drop it from the connection's table. */
+  streamClosed(stream: QuicStream): void;
+  /** Count bytes for metrics. */
+  countBytes(read: number, written: number): void;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteFamily: 'IPv4' | 'IPv6';
+}
+
+export type StreamKind = 'bidi' | 'uni';
+
+/** Stream id bit 0x2: unidirectional (RFC 9000 §2.1). */
+export function kindOfStream(id: number): StreamKind {
+  return (id & 0x2) === 0 ? 'bidi' : 'uni';
+}
+
+export class QuicStream extends Duplex {
+  /** The QUIC stream id (RFC 9000 §2.1): bit 0 says who opened it, bit 1 whether it is unidirectional. */
+  readonly id: number;
+  readonly kind: StreamKind;
+  /** Opened by this side (`local`) or by the peer (`peer`). */
+  readonly initiator: 'local' | 'peer';
+  /** Whether its first bytes arrived as 0-RTT early data (replayable: act only on safe requests). */
+  readonly earlyData: boolean;
+  /** Bytes delivered to the reader / handed to quiche. */
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  private readEnded = false;
+  private writeEnded = false;
+  private wantRead = false;
+  private pendingChunk: Buffer | undefined;
+  private pendingCallback: ((err?: Error | null) => void) | undefined;
+  private pendingFin: ((err?: Error | null) => void) | undefined;
+  private gone = false;
+  /** Application error code sent with RESET_STREAM/STOP_SENDING when destroyed without one. */
+  private resetCode: number;
+
+  constructor(
+    private readonly owner: StreamOwner,
+    id: number,
+    initiator: 'local' | 'peer',
+    options: { highWaterMark: number; defaultErrorCode: number; earlyData: boolean },
+  ) {
+    super({ allowHalfOpen: true, highWaterMark: options.highWaterMark, decodeStrings: true });
+    this.id = id;
+    this.kind = kindOfStream(id);
+    this.initiator = initiator;
+    this.earlyData = options.earlyData;
+    this.resetCode = options.defaultErrorCode;
+    if (this.kind === 'uni') {
+      if (initiator === 'local') {
+        this.readEnded = true;
+        this.push(null);
+        this.resume();
+      } else {
+        this.writeEnded = true;
+        this.end();
+      }
+    }
+  }
+
+  get remoteAddress(): string {
+    return this.owner.remoteAddress;
+  }
+  get remotePort(): number {
+    return this.owner.remotePort;
+  }
+  get remoteFamily(): 'IPv4' | 'IPv6' {
+    return this.owner.remoteFamily;
+  }
+  get localAddress(): string {
+    return this.owner.localAddress;
+  }
+  get localPort(): number {
+    return this.owner.localPort;
+  }
+  /** Socket-compatible no-ops (QUIC has no Nagle and keeps itself alive): handlers written for TCP call them. */
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+
+  /**
+   * Abandons the stream with an application error code: RESET_STREAM on our sending side and
+   * STOP_SENDING on our receiving side (whichever are still open), then destroys it.
+   */
+  reset(code: number): void {
+    this.resetCode = code;
+    this.destroy();
+  }
+
+  /** Asks the peer to stop sending (STOP_SENDING with `code`); our sending side goes on. */
+  stopSending(code: number): void {
+    if (this.readEnded || this.gone) return;
+    this.readEnded = true;
+    try {
+      this.owner.quiche.streamShutdown(this.id, SHUTDOWN_READ, code);
+    } catch {
+      // Already reset by the peer: nothing left to stop.
+    }
+    this.push(null);
+    this.owner.scheduleFlush();
+  }
+
+  // ---- driven by the connection ----
+
+  /** quiche says the stream has data (or its end, or a reset) to read. */
+  onReadable(): void {
+    if (this.wantRead) this.pull();
+  }
+
+  /** quiche says the stream can take more bytes. */
+  onWritable(): void {
+    if (this.pendingChunk) {
+      const chunk = this.pendingChunk;
+      const cb = this.pendingCallback!;
+      this.pendingChunk = undefined;
+      this.pendingCallback = undefined;
+      this.send(chunk, cb);
+    } else if (this.pendingFin) {
+      const cb = this.pendingFin;
+      this.pendingFin = undefined;
+      this._final(cb);
+    }
+  }
+
+  /** The connection is gone: nothing more can be sent or received. */
+  onConnectionClosed(err: QuicError): void {
+    this.gone = true;
+    if (this.readEnded && this.writeEnded) return;
+    this.destroy(new QuicStreamError('QUIC_CONNECTION_CLOSED', 0, err.message));
+  }
+
+  // ---- Duplex ----
+
+  override _read(): void {
+    this.wantRead = true;
+    this.pull();
+  }
+
+  private pull(): void {
+    const q = this.owner.quiche;
+    const buf = this.owner.recvBuffer;
+    while (this.wantRead && !this.readEnded) {
+      let result: [number, boolean] | null;
+      try {
+        result = q.streamRecv(this.id, buf);
+      } catch (err) {
+        this.readEnded = true;
+        const code = streamErrorCode(err, 'StreamReset');
+        if (code !== undefined) this.destroy(new QuicStreamError('QUIC_STREAM_RESET', code, `the peer reset stream ${this.id} with code ${code}`));
+        else this.destroy(new QuicError('QUIC_INTERNAL', `stream ${this.id}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      if (result === null) return;
+      const [n, fin] = result;
+      if (n > 0) {
+        this.bytesRead += n;
+        this.owner.countBytes(n, 0);
+        const data = Buffer.allocUnsafe(n);
+        buf.copy(data, 0, 0, n);
+        // Reading opens the peer's flow-control window: tell it.
+        this.owner.scheduleFlush();
+        this.wantRead = this.push(data);
+      }
+      if (fin) {
+        this.readEnded = true;
+        this.wantRead = false;
+        this.push(null);
+        return;
+      }
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.send(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
+  }
+
+  private send(chunk: Buffer, cb: (err?: Error | null) => void): void {
+    if (this.gone) return cb(new QuicStreamError('QUIC_CONNECTION_CLOSED', 0, 'the connection is closed'));
+    let written: number | null;
+    try {
+      written = this.owner.quiche.streamSend(this.id, chunk, false);
+    } catch (err) {
+      return cb(this.sendError(err));
+    }
+    const n = written ?? 0;
+    if (n > 0) {
+      this.bytesWritten += n;
+      this.owner.countBytes(0, n);
+      this.owner.scheduleFlush();
+    }
+    if (n >= chunk.length) return cb();
+    // quiche took part (flow control, congestion window): the rest waits for onWritable.
+    this.pendingChunk = n > 0 ? chunk.subarray(n) : chunk;
+    this.pendingCallback = cb;
+  }
+
+  private sendError(err: unknown): Error {
+    const code = streamErrorCode(err, 'StreamStopped');
+    if (code !== undefined) {
+      this.writeEnded = true;
+      return new QuicStreamError('QUIC_STREAM_STOPPED', code, `the peer stopped stream ${this.id} with code ${code}`);
+    }
+    return new QuicError('QUIC_INTERNAL', `stream ${this.id}: ${(err as Error).message}`, { cause: err });
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.writeEnded) return cb();
+    if (this.gone) return cb(new QuicStreamError('QUIC_CONNECTION_CLOSED', 0, 'the connection is closed'));
+    let result: number | null;
+    try {
+      result = this.owner.quiche.streamSend(this.id, Buffer.alloc(0), true);
+    } catch (err) {
+      return cb(this.sendError(err));
+    }
+    if (result === null) {
+      this.pendingFin = cb;
+      return;
+    }
+    this.writeEnded = true;
+    this.owner.scheduleFlush();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.gone) {
+      const code = err instanceof QuicStreamError && err.code !== 'QUIC_CONNECTION_CLOSED' ? this.resetCode : this.resetCode;
+      const q = this.owner.quiche;
+      if (!this.readEnded) {
+        try {
+          q.streamShutdown(this.id, SHUTDOWN_READ, code);
+        } catch {
+          // Reset by the peer already.
+        }
+      }
+      if (!this.writeEnded) {
+        try {
+          q.streamShutdown(this.id, SHUTDOWN_WRITE, code);
+        } catch {
+          // Stopped by the peer already.
+        }
+      }
+      this.owner.scheduleFlush();
+    }
+    this.readEnded = true;
+    this.writeEnded = true;
+    const pending = this.pendingCallback ?? this.pendingFin;
+    this.pendingChunk = undefined;
+    this.pendingCallback = undefined;
+    this.pendingFin = undefined;
+    this.owner.streamClosed(this);
+    if (pending) pending(err ?? new QuicStreamError('QUIC_STREAM_RESET', this.resetCode, 'stream destroyed'));
+    cb(err);
+  }
+}
