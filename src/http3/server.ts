@@ -1,0 +1,128 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { listenQuic, type QuicServer, type QuicCertificate } from '../quic/endpoint.ts';
+import type { QuicConnection } from '../quic/connection.ts';
+import { H3 } from './errors.ts';
+import type { H3Request, H3Response } from './exchange.ts';
+import { QuicPeerSocket, asSocket } from './peer-socket.ts';
+import { serveRequestStream } from './request-stream.ts';
+import { Http3Session, type Http3Limits } from './session.ts';
+
+// The HTTP/3 side of an http listener: a QUIC endpoint (src/quic) on the listener's host and
+// port over UDP with ALPN h3 and the listener's certificate, an Http3Session per connection, and
+// each request stream handed to the listener's phases (the same serve() as HTTP/1.1 and
+// HTTP/2). Drain: GOAWAY to every connection, streams already taken finish, then each
+// connection closes with H3_NO_ERROR.
+
+export interface Http3ServerOptions {
+  readonly listener: string;
+  readonly host: string;
+  readonly port: number;
+  /** The certificate to present, read for each new connection (renewals and reloads apply). */
+  readonly certificate: () => QuicCertificate;
+  readonly limits: Http3Limits & {
+    /** Close a connection after this long without a packet (ms). */
+    readonly idleTimeout: number;
+    /** Request streams a connection may have open at once. */
+    readonly maxStreams: number;
+  };
+  readonly log: Logger;
+  /** The listener's phases; `socket` is the connection's stand-in (peer-socket.ts). */
+  readonly onRequest: (req: H3Request, res: H3Response, socket: Socket, expectsContinue: boolean) => void;
+  /** A connection began (the listener counts it and meters its bytes). */
+  readonly onConnection?: (socket: Socket) => void;
+  /** A connection ended. */
+  readonly onConnectionClosed?: (socket: Socket) => void;
+}
+
+/** Body bytes a request buffers before its stream stops being read. */
+const BODY_HIGH_WATER_MARK = 64 * 1024;
+
+let dateCache = '';
+let dateSecond = -1;
+function dateNow(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateCache = new Date(now).toUTCString();
+  }
+  return dateCache;
+}
+
+export class Http3Server {
+  private quic: QuicServer | undefined;
+  private readonly sessions = new Map<QuicConnection, { session: Http3Session; open: number; peer: QuicPeerSocket }>();
+  private draining = false;
+
+  constructor(private readonly options: Http3ServerOptions) {}
+
+  async start(): Promise<void> {
+    const o = this.options;
+    this.quic = await listenQuic({
+      host: o.host,
+      port: o.port,
+      certificate: o.certificate,
+      alpn: ['h3'],
+      limits: { idleTimeoutMs: o.limits.idleTimeout, maxStreamsBidi: o.limits.maxStreams, maxStreamsUni: 16 },
+      onConnection: (conn) => this.onConnection(conn),
+      closeCode: H3.NO_ERROR,
+      streamErrorCode: H3.REQUEST_CANCELLED,
+    });
+  }
+
+  /** The UDP address bound. */
+  address(): { host: string; port: number } {
+    if (!this.quic) throw new Error(`listener "${this.options.listener}": HTTP/3 is not started`);
+    return this.quic.address();
+  }
+
+  /** Connections open now. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** GOAWAY everywhere; connections close as their requests finish. New connections are refused. */
+  drain(): void {
+    this.draining = true;
+    this.quic?.stopAccepting();
+    for (const [conn, s] of this.sessions) this.goaway(conn, s);
+  }
+
+  async destroy(): Promise<void> {
+    await this.quic?.close();
+  }
+
+  private goaway(conn: QuicConnection, s: { session: Http3Session; open: number }): void {
+    s.session.goaway();
+    if (s.open === 0) void conn.close(H3.NO_ERROR, 'server shutting down');
+  }
+
+  private onConnection(conn: QuicConnection): void {
+    const o = this.options;
+    const session = new Http3Session(conn, 'server', o.limits);
+    const peer = new QuicPeerSocket(conn);
+    const entry = { session, open: 0, peer };
+    this.sessions.set(conn, entry);
+    o.onConnection?.(asSocket(peer));
+    conn.once('close', () => {
+      this.sessions.delete(conn);
+      peer.closed();
+      o.onConnectionClosed?.(asSocket(peer));
+    });
+    // The endpoint's drain (the QUIC side) is GOAWAY here: the connection's own streams (control,
+    // QPACK) never end, so it is closed once its requests are done.
+    conn.on('draining', () => this.goaway(conn, entry));
+    session.on('error', (err) => o.log.debug({ listener: o.listener, err: err.message, code: err.code }, 'h3: connection closed for a protocol error'));
+    session.on('request-stream', (stream) => {
+      entry.open++;
+      stream.once('close', () => {
+        entry.open--;
+        if (entry.open === 0 && session.goingAway) void conn.close(H3.NO_ERROR, 'server shutting down');
+      });
+      serveRequestStream(stream, { session, peer, onRequest: (req, res, expectsContinue) => o.onRequest(req, res, asSocket(peer), expectsContinue), dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK });
+    });
+    session.start();
+    if (this.draining) this.goaway(conn, entry);
+  }
+}
