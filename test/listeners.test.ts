@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync, existsSync, watch, lstatSync, rmSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve, ListenError, type Yard } from '../src/index.ts';
@@ -95,6 +95,43 @@ test('unix echo: socket file is 0600, removed on stop; a stale socket file is re
   assert.equal(nc.stdout, 'unix hello\n');
   await y.stop(100);
   assert.equal(existsSync(path), false);
+});
+
+test('unix: a listener whose socket is handed over stops without the file ever leaving its path', async () => {
+  const sub = mkdtempSync(join(dir, 'handover-'));
+  const path = join(sub, 'kept.sock');
+  const y = await serve({ listeners: [{ name: 'k', protocol: 'unix', path, handler: { type: 'echo' } }] }, { baseDir: dir, logLevel: 'silent' });
+  const inode = lstatSync(path).ino;
+  // Every name change in the folder (an unlink, a link, a rename) is an event here: a stop that
+  // removes the file and puts it back, however quickly, shows up.
+  const seen: string[] = [];
+  const watcher = watch(sub, (event, name) => seen.push(`${event}:${name}`));
+  try {
+    y.keepUnixSocketFiles();
+    await y.stop(100);
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    watcher.close();
+  }
+  assert.deepEqual(seen, []);
+  assert.equal(lstatSync(path).ino, inode, 'the same socket file is still there');
+  rmSync(path);
+});
+
+test('unix: a stop removes only its own socket file, not one that has replaced it', async () => {
+  const path = join(dir, 'replaced.sock');
+  const y = await serve({ listeners: [{ name: 'r', protocol: 'unix', path, handler: { type: 'echo' } }] }, { baseDir: dir, logLevel: 'silent' });
+  // Another process's socket moved in under the same name while this one runs.
+  const other = join(dir, 'other.sock');
+  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(other)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((r) => child.stdout.once('data', r));
+  renameSync(other, path);
+  const theirs = lstatSync(path).ino;
+  await y.stop(100);
+  assert.equal(lstatSync(path).ino, theirs, 'the other socket file is left alone');
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  rmSync(path);
 });
 
 test('unix: a live socket is "in use", a regular file is never deleted', async () => {

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer as createNetServer } from 'node:net';
@@ -124,4 +124,9 @@ test('upgrade under load: the new daemon takes the sockets over, no request fail
   assert.equal(pidOf(), newPid);
   assert.equal(await (await request(base, { reset: true })).body.text(), 'new');
   process.kill(newPid, 'SIGTERM');
+  // The daemon that took the socket over as an fd removes its file when it stops, as one that
+  // bound it does.
+  for (let i = 0; i < 200 && alive(newPid); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(alive(newPid), false, 'the new daemon stopped on SIGTERM');
+  assert.equal(existsSync(socketPath), false, 'the unix socket file is removed on stop');
 });
