@@ -52,7 +52,7 @@ const READY_TIMEOUT_MS = 60_000;
 /** How long the primary waits for a worker's report before showing it stale. */
 export const COLLECT_TIMEOUT_MS = 2_000;
 /** Snapshots collected less than this long ago are handed out again rather than collected anew. */
-const COLLECT_MIN_INTERVAL_MS = 500;
+const COLLECT_MIN_INTERVAL_MS = 900;
 /** How long a drain or enable waits for every worker to acknowledge it. */
 export const TARGET_TIMEOUT_MS = 5_000;
 /** Largest report a worker sends (its JSON), so that a collection holds a bounded amount per worker. */
