@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
 import type { ConnContext } from '../types.ts';
+import type { CommandArgs } from './args.ts';
 import { ProtocolError, ReplyWriter, RespParser } from './frame.ts';
 import type { RespService } from './service.ts';
 import type { Subscriber } from './pubsub.ts';
-import { COMMANDS, COMMANDS_ANY_CASE } from './commands/index.ts';
+import { findCommand } from './commands/index.ts';
 import { NOAUTH, OOM, arityError } from './commands/types.ts';
 
 // One client connection: bytes in through the parser, each complete command dispatched in order,
@@ -32,6 +33,8 @@ export class Connection implements Subscriber {
   private endPending = false;
   private readonly parser: RespParser;
   private readonly hwm: number;
+  /** Commands served in the current batch, counted in the metrics once per batch. */
+  private served = 0;
 
   constructor(
     readonly socket: Socket,
@@ -91,12 +94,16 @@ export class Connection implements Subscriber {
       this.closing = true;
     } finally {
       this.inBatch = false;
+      if (this.served > 0) {
+        this.ctx.countRequest('ok', this.served);
+        this.served = 0;
+      }
     }
     this.flush();
     if (this.closing) this.endAfterReplies();
   }
 
-  private readonly executeBound = (args: Buffer[]): boolean => {
+  private readonly executeBound = (args: CommandArgs): boolean => {
     const go = this.execute(args);
     const hwm = this.hwm;
     if (this.out.length >= hwm) this.flush();
@@ -110,15 +117,14 @@ export class Connection implements Subscriber {
   };
 
   /** Runs one command; false stops the parser (the connection is closing). */
-  private execute(args: Buffer[]): boolean {
-    const raw = args[0].toString('latin1');
-    const cmd = COMMANDS_ANY_CASE.get(raw) ?? COMMANDS.get(raw.toLowerCase());
+  private execute(args: CommandArgs): boolean {
+    const cmd = findCommand(args);
     const out = this.out;
     this.service.commandsProcessed++;
     if (cmd === undefined) {
       let rest = '';
-      for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i].toString('latin1').slice(0, 128)}' `;
-      out.error(`ERR unknown command '${args[0].toString('latin1').slice(0, 128)}', with args beginning with: ${rest}`);
+      for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args.latin1(i).slice(0, 128)}' `;
+      out.error(`ERR unknown command '${args.latin1(0).slice(0, 128)}', with args beginning with: ${rest}`);
       this.ctx.countRequest('error');
       return true;
     }
@@ -143,8 +149,8 @@ export class Connection implements Subscriber {
       return true;
     }
     this.lastCommand = cmd.name;
-    cmd.run(this, args);
-    this.ctx.countRequest('ok');
+    cmd.exec(this, args);
+    this.served++;
     return !this.closing;
   }
 

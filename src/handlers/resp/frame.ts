@@ -1,11 +1,14 @@
 // RESP on the wire: the command parser (RESP2 multibulk `*N\r\n$len\r\n...` and inline
 // telnet-style lines) and the reply encoder (RESP2, or RESP3 after HELLO 3).
 //
-// The parser works over the socket's Buffers and hands out arguments as views into them: no
-// string is built per command. A length header is checked against its limit before anything
-// of that size exists, so `$999999999999` costs nothing but the refusal. Bytes of an
-// unfinished bulk are kept as a list of chunks and joined once the whole bulk is there, so a
-// large value arriving in many reads is copied once, not once per read.
+// The parser works over the socket's Buffers and hands out each command as offsets into them
+// (CommandArgs, reused for every command): nothing is allocated per argument. A length header
+// is checked against its limit before anything of that size exists, so `$999999999999` costs
+// nothing but the refusal. A command cut by the end of a read is kept in a buffer of our own
+// that grows geometrically (or straight to the size of the bulk being read, once its length is
+// known), so bytes arriving in many reads are copied about once, never once per read.
+
+import { CommandArgs } from './args.ts';
 
 /** Limits the parser enforces; see the handler's config (config.ts) for what each means. */
 export interface ParserLimits {
@@ -20,86 +23,107 @@ export class ProtocolError extends Error {}
 const EMPTY = Buffer.alloc(0);
 const CR = 13;
 const LF = 10;
+/** Smallest buffer of our own a cut command is kept in. */
+const MIN_KEEP = 16 * 1024;
 
 export class RespParser {
+  /** Bytes received and not parsed yet, from `pos` on (before it: what the current command's args point at). */
   private buf: Buffer = EMPTY;
+  /** Our own storage behind `buf` when it has room to append in place. */
+  private spare: Buffer | undefined;
   private pos = 0;
-  /** Chunks received while waiting for `need` bytes (a bulk not complete yet). */
-  private waiting: Buffer[] = [];
-  private waitingLen = 0;
+  /** Where the command being read started (its arguments are offsets from the buffer's start). */
+  private cmdStart = 0;
+  /** Bytes needed from `pos` before parsing can go on (a bulk not all here yet); 0 when unknown. */
   private need = 0;
-  /** The multibulk being read: arguments still to come, those read so far, the announced length of the next. */
+  /** The multibulk being read: arguments still to come, the announced length of the next. */
   private argsLeft = 0;
-  private args: Buffer[] = [];
   private bulkLen = -1;
+  private readonly args = new CommandArgs();
 
   constructor(private readonly limits: ParserLimits) {}
 
   /** Bytes received and not yet part of a whole command. */
   get buffered(): number {
-    return this.buf.length - this.pos + this.waitingLen;
+    return this.buf.length - this.pos;
   }
 
-  /** Adds received bytes without parsing them (the connection is paused; see `parse`). */
+  /** Adds received bytes without parsing them (the connection may be paused; see `parse`). */
   append(chunk: Buffer): void {
-    if (this.need > 0) {
-      this.waiting.push(chunk);
-      this.waitingLen += chunk.length;
-      if (this.buf.length - this.pos + this.waitingLen < this.need) return;
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.waiting]);
-      this.waiting = [];
-      this.waitingLen = 0;
-      this.need = 0;
-    } else if (this.pos < this.buf.length) {
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
-    } else {
+    const from = this.argsLeft > 0 ? this.cmdStart : this.pos;
+    const keep = this.buf.length - from;
+    if (keep === 0) {
       this.buf = chunk;
+      this.spare = undefined;
+      this.pos = 0;
+      this.cmdStart = 0;
+      return;
     }
-    this.pos = 0;
+    const total = keep + chunk.length;
+    const spare = this.spare;
+    if (spare !== undefined && from === 0 && total <= spare.length) {
+      spare.set(chunk, keep);
+      this.buf = spare.subarray(0, total);
+      if (this.argsLeft > 0) this.args.shift(this.buf, 0);
+      return;
+    }
+    const wanted = this.need > 0 ? this.pos - from + this.need : 0;
+    const next = Buffer.allocUnsafe(Math.max(wanted, total * 2, MIN_KEEP));
+    next.set(this.buf.subarray(from), 0);
+    next.set(chunk, keep);
+    this.spare = next;
+    this.buf = next.subarray(0, total);
+    this.pos -= from;
+    this.cmdStart -= from;
+    if (this.argsLeft > 0) this.args.shift(this.buf, from);
   }
 
   /**
-   * Calls `onCommand` for each complete command buffered, in order. `onCommand` returns false
-   * to stop (QUIT, or replies piling up): the rest stays for the next call. Throws
-   * ProtocolError on bad input.
+   * Calls `onCommand` for each complete command buffered, in order; its arguments are valid only
+   * during the call. `onCommand` returns false to stop (QUIT, or replies piling up): the rest
+   * stays for the next call. Throws ProtocolError on bad input.
    */
-  parse(onCommand: (args: Buffer[]) => boolean): void {
-    if (this.need > 0) return;
-    for (;;) {
-      const args = this.next();
-      if (args === undefined) break;
+  parse(onCommand: (args: CommandArgs) => boolean): void {
+    if (this.buf.length - this.pos < this.need) return;
+    this.need = 0;
+    const args = this.args;
+    while (this.next()) {
       if (args.length === 0) continue; // an empty inline line, ignored as Redis does
       if (!onCommand(args)) break;
     }
-    if (this.pos >= this.buf.length && this.need === 0) {
+    if (this.pos >= this.buf.length && this.argsLeft === 0) {
       this.buf = EMPTY;
+      this.spare = undefined;
       this.pos = 0;
+      this.cmdStart = 0;
     }
   }
 
-  /** One complete command, or undefined when more bytes are needed. */
-  private next(): Buffer[] | undefined {
+  /** Reads one complete command into `args`; false when more bytes are needed. */
+  private next(): boolean {
     const buf = this.buf;
+    const args = this.args;
     if (this.argsLeft === 0) {
-      if (this.pos >= buf.length) return undefined;
+      if (this.pos >= buf.length) return false;
+      this.cmdStart = this.pos;
       if (buf[this.pos] !== 0x2a /* * */) return this.inline();
       const end = this.lineEnd(this.pos);
-      if (end < 0) return undefined;
+      if (end < 0) return false;
       const n = parseLength(buf, this.pos + 1, end);
       if (n === undefined || n > this.limits.maxArgs) throw new ProtocolError('Protocol error: invalid multibulk length');
       this.pos = end + 2;
-      if (n <= 0) return [];
+      args.reset(buf);
+      if (n <= 0) return true;
       this.argsLeft = n;
-      this.args = [];
     }
     while (this.argsLeft > 0) {
       if (this.bulkLen < 0) {
-        if (this.pos >= buf.length) return undefined;
+        if (this.pos >= buf.length) return false;
         if (buf[this.pos] !== 0x24 /* $ */) {
           throw new ProtocolError(`Protocol error: expected '$', got '${String.fromCharCode(buf[this.pos])}'`);
         }
         const end = this.lineEnd(this.pos);
-        if (end < 0) return undefined;
+        if (end < 0) return false;
         const len = parseLength(buf, this.pos + 1, end);
         if (len === undefined || len < 0 || len > this.limits.maxBulkSize) throw new ProtocolError('Protocol error: invalid bulk length');
         this.bulkLen = len;
@@ -107,18 +131,16 @@ export class RespParser {
       }
       if (buf.length - this.pos < this.bulkLen + 2) {
         this.need = this.bulkLen + 2;
-        return undefined;
+        return false;
       }
       const endOfBulk = this.pos + this.bulkLen;
       if (buf[endOfBulk] !== CR || buf[endOfBulk + 1] !== LF) throw new ProtocolError('Protocol error: bulk string not terminated by CRLF');
-      this.args.push(buf.subarray(this.pos, endOfBulk));
+      args.push(this.pos, endOfBulk);
       this.pos = endOfBulk + 2;
       this.bulkLen = -1;
       this.argsLeft--;
     }
-    const args = this.args;
-    this.args = [];
-    return args;
+    return true;
   }
 
   /** The index of the CR of the line starting at `from`, -1 if it has not all arrived. */
@@ -134,20 +156,28 @@ export class RespParser {
   }
 
   /** A telnet-style line: arguments separated by spaces, "double" and 'single' quotes as redis-cli writes them. */
-  private inline(): Buffer[] | undefined {
+  private inline(): boolean {
     const buf = this.buf;
     const lf = buf.indexOf(LF, this.pos);
     if (lf < 0) {
       if (buf.length - this.pos > this.limits.maxInlineSize) throw new ProtocolError('Protocol error: too big inline request');
-      return undefined;
+      return false;
     }
     if (lf - this.pos > this.limits.maxInlineSize) throw new ProtocolError('Protocol error: too big inline request');
     const end = lf > this.pos && buf[lf - 1] === CR ? lf - 1 : lf;
     const line = buf.subarray(this.pos, end);
     this.pos = lf + 1;
-    const args = splitInline(line);
-    if (args.length > this.limits.maxArgs) throw new ProtocolError('Protocol error: invalid multibulk length');
-    return args;
+    const parts = splitInline(line);
+    if (parts.length > this.limits.maxArgs) throw new ProtocolError('Protocol error: invalid multibulk length');
+    // The unquoted arguments in a buffer of their own, so that they read like a multibulk's.
+    const joined = Buffer.concat(parts);
+    this.args.reset(joined);
+    let at = 0;
+    for (const p of parts) {
+      this.args.push(at, at + p.length);
+      at += p.length;
+    }
+    return true;
   }
 }
 
@@ -228,7 +258,10 @@ export function splitInline(line: Buffer): Buffer[] {
 // ---- replies ----
 
 const INITIAL_SIZE = 16 * 1024;
+// Constant replies, encoded once.
 const OK_REPLY = Buffer.from('+OK\r\n');
+const NULL_BULK_REPLY = Buffer.from('$-1\r\n');
+const NULL3_REPLY = Buffer.from('_\r\n');
 /** A writer's buffer grown past this (one big reply) is dropped after its flush rather than kept. */
 const KEEP_SIZE = 1024 * 1024;
 
@@ -283,7 +316,10 @@ export class ReplyWriter {
 
   ok(): void {
     this.ensure(5);
-    this.off += OK_REPLY.copy(this.buf, this.off);
+    const buf = this.buf;
+    let off = this.off;
+    for (let i = 0; i < OK_REPLY.length; i++) buf[off++] = OK_REPLY[i];
+    this.off = off;
   }
 
   /** An error reply; `message` starts with its code (`ERR`, `WRONGTYPE`, ...). */
@@ -302,12 +338,32 @@ export class ReplyWriter {
       this.lengthHeader(0x24, len);
       this.off += this.buf.write(value, this.off);
     } else {
-      this.ensure(value.length + 24);
-      this.lengthHeader(0x24, value.length);
-      this.off += value.copy(this.buf, this.off);
+      const n = value.length;
+      this.ensure(n + 24);
+      this.lengthHeader(0x24, n);
+      // TypedArray#set, not Buffer#copy: copy's argument handling costs more than a 100-byte copy.
+      this.buf.set(value, this.off);
+      this.off += n;
     }
     this.buf[this.off++] = CR;
     this.buf[this.off++] = LF;
+  }
+
+  /** A bulk of bytes src[start, end) (an argument still in the read buffer, say). */
+  bulkRange(src: Buffer, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n + 24);
+    this.lengthHeader(0x24, n);
+    const buf = this.buf;
+    let off = this.off;
+    if (n <= 32) for (let i = start; i < end; i++) buf[off++] = src[i];
+    else {
+      buf.set(src.subarray(start, end), off);
+      off += n;
+    }
+    buf[off++] = CR;
+    buf[off++] = LF;
+    this.off = off;
   }
 
   /** `$<n>\r\n` (or another prefix) written digit by digit: no string per reply. */
@@ -336,7 +392,12 @@ export class ReplyWriter {
   }
 
   nil(): void {
-    this.ascii(this.resp3 ? '_\r\n' : '$-1\r\n');
+    const reply = this.resp3 ? NULL3_REPLY : NULL_BULK_REPLY;
+    this.ensure(reply.length);
+    const buf = this.buf;
+    let off = this.off;
+    for (let i = 0; i < reply.length; i++) buf[off++] = reply[i];
+    this.off = off;
   }
 
   nilArray(): void {

@@ -127,6 +127,13 @@ export class Store {
     return e;
   }
 
+  /** A write that changed the entry's value in place (same size): its TTL, LRU clock and the dirty count. */
+  touchWrite(e: Entry, expiresAt: number): void {
+    e.lru = this.now();
+    this.setExpiry(e, expiresAt);
+    this.dirty++;
+  }
+
   /** Counts the entry's bytes again after its value changed in place. */
   resize(e: Entry, size = ENTRY_OVERHEAD + e.key.length + valueSize(e.value)): void {
     this.usedMemory += size - e.size;

@@ -14,11 +14,11 @@ function stringEntry(c: Connection, key: string, read = false): Entry | undefine
 
 const get = command({
   name: 'get', arity: 2, flags: ['readonly', 'fast'], firstKey: 1, lastKey: 1, keyStep: 1,
-  run(c, args) {
-    const e = stringEntry(c, str(args[1]), true);
-    if (e === null) return c.out.error(WRONGTYPE);
+  runArgs(c, args) {
+    const e = c.service.store.read(args.latin1(1));
     if (e === undefined) return c.out.nil();
-    c.out.bulk(e.value.data as Buffer);
+    if (e.value.type !== 'string') return c.out.error(WRONGTYPE);
+    c.out.bulk(e.value.data);
   },
 });
 
@@ -33,9 +33,8 @@ export function expiryFrom(opt: string, arg: Buffer, now: number, cmd: string): 
 
 const set = command({
   name: 'set', arity: -3, flags: ['write', 'denyoom'], firstKey: 1, lastKey: 1, keyStep: 1,
-  run(c, args) {
+  runArgs(c, args) {
     const store = c.service.store;
-    const key = str(args[1]);
     let nx = false;
     let xx = false;
     let returnOld = false;
@@ -43,26 +42,35 @@ const set = command({
     let expiresAt = 0;
     let expiryGiven = false;
     for (let i = 3; i < args.length; i++) {
-      const opt = word(args[i]);
+      const opt = args.latin1(i).toLowerCase();
       if (opt === 'nx' && !xx) nx = true;
       else if (opt === 'xx' && !nx) xx = true;
       else if (opt === 'get') returnOld = true;
       else if (opt === 'keepttl' && !expiryGiven) keepTtl = true;
       else if ((opt === 'ex' || opt === 'px' || opt === 'exat' || opt === 'pxat') && !expiryGiven && !keepTtl && i + 1 < args.length) {
-        const at = expiryFrom(opt, args[++i], Date.now(), 'set');
+        const at = expiryFrom(opt, args.view(++i), Date.now(), 'set');
         if (typeof at === 'string') return c.out.error(at);
         expiresAt = at;
         expiryGiven = true;
       } else return c.out.error(SYNTAX);
     }
+    const key = args.latin1(1);
     const old = store.lookup(key);
-    if (returnOld && old && old.value.type !== 'string') return c.out.error(WRONGTYPE);
-    const oldValue = old?.value.type === 'string' ? old.value.data : undefined;
-    if ((nx && old) || (xx && !old)) {
-      if (returnOld) return oldValue ? c.out.bulk(oldValue) : c.out.nil();
-      return c.out.nil();
+    if (old === undefined) {
+      if (xx) return c.out.nil();
+      store.set(key, { type: 'string', data: args.copy(2) }, expiresAt, old);
+      return returnOld ? c.out.nil() : c.out.ok();
     }
-    store.set(key, { type: 'string', data: Buffer.from(args[2]) }, keepTtl && old ? old.expiresAt : expiresAt, old);
+    const oldValue = old.value.type === 'string' ? old.value.data : undefined;
+    if (returnOld && oldValue === undefined) return c.out.error(WRONGTYPE);
+    if (nx) return returnOld && oldValue ? c.out.bulk(oldValue) : c.out.nil();
+    if (oldValue !== undefined && oldValue.length === args.byteLength(2) && !returnOld) {
+      // The same size as before: the new bytes go over the old ones, no new value object.
+      args.copyInto(2, oldValue);
+      store.touchWrite(old, keepTtl ? old.expiresAt : expiresAt);
+      return c.out.ok();
+    }
+    store.set(key, { type: 'string', data: args.copy(2) }, keepTtl ? old.expiresAt : expiresAt, old);
     if (returnOld) return oldValue ? c.out.bulk(oldValue) : c.out.nil();
     c.out.ok();
   },
@@ -147,7 +155,7 @@ function incrBy(c: Connection, keyArg: Buffer, delta: bigint): void {
 const incr = command({ name: 'incr', arity: 2, flags: ['write', 'denyoom', 'fast'], firstKey: 1, lastKey: 1, keyStep: 1, run: (c, a) => incrBy(c, a[1], 1n) });
 const decr = command({ name: 'decr', arity: 2, flags: ['write', 'denyoom', 'fast'], firstKey: 1, lastKey: 1, keyStep: 1, run: (c, a) => incrBy(c, a[1], -1n) });
 
-function byArg(sign: 1n | -1n): Command['run'] {
+function byArg(sign: 1n | -1n): (c: Connection, args: Buffer[]) => void {
   return (c, args) => {
     const n = parseI64(args[2]);
     if (n === undefined) return c.out.error(NOT_INTEGER);

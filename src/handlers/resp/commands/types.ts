@@ -1,3 +1,4 @@
+import type { CommandArgs } from '../args.ts';
 import type { Connection } from '../connection.ts';
 
 // What a command is: its name, Redis arity (positive: exactly that many arguments counting the
@@ -29,22 +30,34 @@ export interface Command {
   readonly noauth: boolean;
   readonly subscribedOk: boolean;
   readonly denyoom: boolean;
-  run(c: Connection, args: Buffer[]): void;
+  /** Runs the command, writing its reply to the connection; `args` are valid only during the call. */
+  exec(c: Connection, args: CommandArgs): void;
 }
 
-type Def = Omit<Command, 'firstKey' | 'lastKey' | 'keyStep' | 'noauth' | 'subscribedOk' | 'denyoom'> &
-  Partial<Pick<Command, 'firstKey' | 'lastKey' | 'keyStep'>>;
+/**
+ * How a command is written: `run` takes its arguments as an array of Buffers (views, built per
+ * call), `runArgs` reads them straight from the read buffer; the hot commands (GET, SET) take
+ * the latter so that a pipelined batch of them allocates nothing per argument.
+ */
+type Runner = { run(c: Connection, args: Buffer[]): void; runArgs?: never } | { runArgs(c: Connection, args: CommandArgs): void; run?: never };
+
+type Def = Omit<Command, 'firstKey' | 'lastKey' | 'keyStep' | 'noauth' | 'subscribedOk' | 'denyoom' | 'exec'> &
+  Partial<Pick<Command, 'firstKey' | 'lastKey' | 'keyStep'>> &
+  Runner;
 
 /** A command; key positions default to none. */
 export function command(def: Def): Command {
+  const { run, runArgs, ...rest } = def;
+  const exec = runArgs ?? ((c: Connection, args: CommandArgs) => (run as (c: Connection, args: Buffer[]) => void)(c, args.array()));
   return {
     firstKey: 0,
     lastKey: 0,
     keyStep: 0,
-    ...def,
+    ...rest,
     noauth: def.flags.includes('noauth'),
     subscribedOk: def.flags.includes('pubsub'),
     denyoom: def.flags.includes('denyoom'),
+    exec,
   };
 }
 
