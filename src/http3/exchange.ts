@@ -140,6 +140,9 @@ export class H3Response extends EventEmitter {
   /** HEAD, 204, 304: no body goes out. */
   private bodyless = false;
   private drainHooked = false;
+  /** Run just before the head goes out (response header rules); they may still change fields. */
+  private headHooks: (() => void)[] | null = null;
+  private inHeadHooks = false;
 
   constructor(
     readonly quicStream: QuicStream,
@@ -161,8 +164,13 @@ export class H3Response extends EventEmitter {
   }
   set statusMessage(_value: string) {}
 
+  /** Calls `fn` just before the head goes out, when it may still change the fields (header rules). */
+  onHead(fn: () => void): void {
+    (this.headHooks ??= []).push(fn);
+  }
+
   setHeader(name: string, value: FieldValue): this {
-    if (this.headersSent) throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot set headers after they are sent to the client');
+    if (this.headSent || (this.headWritten && !this.inHeadHooks)) throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot set headers after they are sent to the client');
     const key = name.toLowerCase();
     if (CONNECTION_SPECIFIC.has(key)) return this;
     (this.fields ??= Object.create(null) as Fields)[key] = value;
@@ -198,7 +206,7 @@ export class H3Response extends EventEmitter {
   }
 
   removeHeader(name: string): void {
-    if (this.headersSent) throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot remove headers after they are sent to the client');
+    if (this.headSent || (this.headWritten && !this.inHeadHooks)) throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot remove headers after they are sent to the client');
     const key = name.toLowerCase();
     if (key === 'date') this.sendDate = false;
     if (this.fields) delete this.fields[key];
@@ -239,6 +247,16 @@ export class H3Response extends EventEmitter {
   }
 
   private sendHead(): void {
+    const hooks = this.headHooks;
+    if (hooks) {
+      this.headHooks = null;
+      this.inHeadHooks = true;
+      try {
+        for (const fn of hooks) fn();
+      } finally {
+        this.inHeadHooks = false;
+      }
+    }
     this.headSent = true;
     this.headWritten = true;
     const status = this.statusCode;

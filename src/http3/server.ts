@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { Metrics } from '../observe/metrics.ts';
 import { listenQuic, type QuicServer, type QuicCertificate } from '../quic/endpoint.ts';
 import type { QuicConnection } from '../quic/connection.ts';
 import { H3 } from './errors.ts';
@@ -27,6 +28,8 @@ export interface Http3ServerOptions {
     readonly maxStreams: number;
   };
   readonly log: Logger;
+  /** Requests are counted in switchyard_http3_requests_total (besides the listener's own request metrics). */
+  readonly metrics: Metrics;
   /** The listener's phases; `socket` is the connection's stand-in (peer-socket.ts). */
   readonly onRequest: (req: H3Request, res: H3Response, socket: Socket, expectsContinue: boolean) => void;
   /** A connection began (the listener counts it and meters its bytes). */
@@ -54,8 +57,11 @@ export class Http3Server {
   private quic: QuicServer | undefined;
   private readonly sessions = new Map<QuicConnection, { session: Http3Session; open: number; peer: QuicPeerSocket }>();
   private draining = false;
+  private readonly requests;
 
-  constructor(private readonly options: Http3ServerOptions) {}
+  constructor(private readonly options: Http3ServerOptions) {
+    this.requests = options.metrics.counter('switchyard_http3_requests_total', 'Requests served over HTTP/3, by listener and status (they are in switchyard_total_requests too).', ['listener', 'status']);
+  }
 
   async start(): Promise<void> {
     const o = this.options;
@@ -120,7 +126,11 @@ export class Http3Server {
         entry.open--;
         if (entry.open === 0 && session.goingAway) void conn.close(H3.NO_ERROR, 'server shutting down');
       });
-      serveRequestStream(stream, { session, peer, onRequest: (req, res, expectsContinue) => o.onRequest(req, res, asSocket(peer), expectsContinue), dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK });
+      const onRequest = (req: H3Request, res: H3Response, expectsContinue: boolean) => {
+        res.once('close', () => this.requests.labels(o.listener, String(res.statusCode)).inc());
+        o.onRequest(req, res, asSocket(peer), expectsContinue);
+      };
+      serveRequestStream(stream, { session, peer, onRequest, dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK });
     });
     session.start();
     if (this.draining) this.goaway(conn, entry);

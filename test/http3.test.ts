@@ -1,0 +1,170 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { serve, type Yard } from '../src/index.ts';
+import { Http3Client } from '../src/http3/client.ts';
+import { parseConfig } from '../src/config/index.ts';
+
+// HTTP/3 on an https listener, through the project's own client over real UDP sockets on
+// loopback: the same routes, middleware and handlers as HTTP/1.1 and HTTP/2 (static with ETag and
+// Range, echo with a body, respond, a proxy to an HTTP/1.1 upstream, 404), the header limit
+// (431), Alt-Svc on the TCP side, and the listener's metrics.
+
+const dir = mkdtempSync(join(tmpdir(), 'sy-http3-'));
+const root = join(dir, 'www');
+const dataDir = join(dir, 'data');
+const DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz\n';
+const BIG = Buffer.alloc(300_000, 'abcdefghij');
+let yard: Yard;
+let upstream: Server;
+let port: number;
+let ca: string;
+let client: Http3Client;
+
+before(async () => {
+  mkdirSync(root);
+  writeFileSync(join(root, 'digits.txt'), DIGITS);
+  writeFileSync(join(root, 'big.bin'), BIG);
+  upstream = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ url: req.url, method: req.method, version: req.httpVersion, host: req.headers.host, proto: req.headers['x-forwarded-proto'], body: Buffer.concat(chunks).toString() }));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  yard = await serve(
+    {
+      listeners: [
+        {
+          name: 'web',
+          protocol: 'http',
+          address: '127.0.0.1:0',
+          tls: { issuer: 'internal', names: ['localhost'] },
+          http3: { maxFieldSectionSize: 4096 },
+          middleware: { requestId: true },
+          routes: [
+            { match: { path: '/hello' }, handler: { type: 'respond', body: 'hello over h3\n' } },
+            { match: { path: '/echo' }, handler: { type: 'echo' } },
+            { match: { path: '/api/*' }, handler: { type: 'proxy', upstream: 'api' } },
+            { match: { path: '/static/*' }, handler: { type: 'static', root } },
+          ],
+        },
+      ],
+      upstreams: { api: { targets: [`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`] } },
+    },
+    { logLevel: 'silent', dataDir, baseDir: dir },
+  );
+  port = yard.address('web').port;
+  ca = readFileSync(join(dataDir, 'pki', 'local', 'root.crt'), 'utf8');
+  client = await Http3Client.connect({ host: '127.0.0.1', port, ca, serverName: 'localhost' });
+});
+
+after(async () => {
+  await client?.close();
+  await yard?.stop(100);
+  upstream?.close();
+});
+
+test('respond handler over HTTP/3, with the middleware (request id) and a Date', async () => {
+  const res = await client.request({ path: '/hello' });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), 'hello over h3\n');
+  assert.match(String(res.headers['x-request-id']), /.+/);
+  assert.ok(res.headers.date);
+  assert.equal(res.headers['alt-svc'], undefined, 'HTTP/3 responses do not advertise themselves');
+});
+
+test('static file: whole body with ETag, a conditional 304, a Range 206, HEAD, a large file', async () => {
+  const full = await client.request({ path: '/static/digits.txt' });
+  assert.equal(full.status, 200);
+  assert.equal(full.body.toString(), DIGITS);
+  const etag = String(full.headers.etag);
+  assert.match(etag, /^(W\/)?"/);
+  const cached = await client.request({ path: '/static/digits.txt', headers: { 'if-none-match': etag } });
+  assert.equal(cached.status, 304);
+  assert.equal(cached.body.length, 0);
+  const part = await client.request({ path: '/static/digits.txt', headers: { range: 'bytes=10-15' } });
+  assert.equal(part.status, 206);
+  assert.equal(part.body.toString(), 'abcdef');
+  assert.equal(part.headers['content-range'], `bytes 10-15/${DIGITS.length}`);
+  const head = await client.request({ method: 'HEAD', path: '/static/digits.txt' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body.length, 0);
+  assert.equal(head.headers['content-length'], String(DIGITS.length));
+  const big = await client.request({ path: '/static/big.bin' });
+  assert.equal(big.status, 200);
+  assert.ok(big.body.equals(BIG), `big body: ${big.body.length} bytes`);
+});
+
+test('POST to echo with a body', async () => {
+  const body = 'x'.repeat(70_000) + 'end';
+  const res = await client.request({ method: 'POST', path: '/echo?a=1', headers: { 'content-type': 'text/plain', 'content-length': String(body.length) }, body });
+  assert.equal(res.status, 200);
+  const echoed = JSON.parse(res.body.toString()) as Record<string, unknown>;
+  assert.equal(echoed.method, 'POST');
+  assert.match(String(echoed.url ?? echoed.path), /\/echo/);
+  assert.ok(JSON.stringify(echoed).includes('end'), 'the body came back');
+});
+
+test('proxied route to an HTTP/1.1 upstream: path, Host and body forwarded', async () => {
+  const get = await client.request({ path: '/api/items?x=1' });
+  assert.equal(get.status, 200);
+  const seen = JSON.parse(get.body.toString()) as Record<string, string>;
+  assert.equal(seen.url, '/api/items?x=1');
+  assert.equal(seen.method, 'GET');
+  assert.equal(seen.version, '1.1');
+  // The client's :authority (127.0.0.1:port) is the Host the upstream gets.
+  assert.equal(seen.host, `127.0.0.1:${port}`);
+  assert.equal(seen.proto, 'https');
+  assert.equal(seen.body, '');
+  const post = await client.request({ method: 'POST', path: '/api/items', body: 'payload without a length' });
+  assert.equal(post.status, 200);
+  assert.equal((JSON.parse(post.body.toString()) as Record<string, string>).body, 'payload without a length');
+});
+
+test('unknown path is 404; a header section over maxFieldSectionSize is 431 and the connection goes on', async () => {
+  const missing = await client.request({ path: '/nothing/here' });
+  assert.equal(missing.status, 404);
+  const huge = await client.request({ path: '/hello', rawFields: [['x-big', 'v'.repeat(5000)]] });
+  assert.equal(huge.status, 431);
+  const many = await client.request({ path: '/hello', rawFields: Array.from({ length: 150 }, (_, i) => [`x-f${i}`, 'vvvvvvvv'] as [string, string]) });
+  assert.equal(many.status, 431);
+  const after = await client.request({ path: '/hello' });
+  assert.equal(after.status, 200);
+});
+
+test('the TCP side advertises HTTP/3 with Alt-Svc on the same port', async () => {
+  const head = await new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] }, () => {
+      s.write(`GET /hello HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`);
+    });
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    s.on('end', () => resolve(text));
+    s.on('error', reject);
+  });
+  assert.match(head, /^HTTP\/1\.1 200/);
+  assert.match(head, new RegExp(`\\r\\nalt-svc: h3=":${port}"; ma=86400\\r\\n`, 'i'));
+});
+
+test('h3 requests are in the listener request metrics and the HTTP/3 counter', async () => {
+  const text = await yard.metrics.registry.metrics();
+  const h3 = text.split('\n').filter((l) => l.startsWith('switchyard_http3_requests_total{'));
+  assert.ok(h3.some((l) => /listener="web",status="200"} [1-9]/.test(l)), h3.join('\n'));
+  assert.ok(h3.some((l) => /status="404"} [1-9]/.test(l)), h3.join('\n'));
+  assert.match(text, /switchyard_total_requests\{listener="web",route="[^"]*static[^"]*",status="206"\} [1-9]/);
+});
+
+test('http3 without tls is a config error naming the field', () => {
+  assert.throws(
+    () => parseConfig({ listeners: [{ name: 'plain', protocol: 'http', address: '127.0.0.1:0', http3: true, routes: [{ handler: { type: 'respond', body: 'x' } }] }] }),
+    (err: Error) => /http3/.test(err.message) && /tls/.test(err.message),
+  );
+});
