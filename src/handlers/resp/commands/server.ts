@@ -347,10 +347,9 @@ const config = command({
 const bgsave = command({
   name: 'bgsave', arity: -1, flags: ['admin'],
   run(c) {
-    const save = c.service.save;
-    if (!save) return c.out.error('ERR no snapshot file is configured for this cache (snapshot.file)');
+    if (!c.service.canSave) return c.out.error('ERR no snapshot file is configured for this cache (snapshot.file)');
     // Failures are logged by the snapshot writer; LASTSAVE tells a client when it succeeded.
-    save().catch(() => {});
+    c.service.save().catch(() => {});
     c.out.simple('Background saving started');
   },
 });
