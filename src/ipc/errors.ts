@@ -9,7 +9,9 @@ export type IpcErrorCode =
   | 'SWITCHYARD_IPC_TIMEOUT' // a send/receive/connect with a deadline ran out of time
   | 'SWITCHYARD_IPC_PERMISSION' // refused by credentials (uid/gid allow list) or file permissions
   | 'SWITCHYARD_IPC_UNSUPPORTED' // the transport or call is not available on this machine
-  | 'SWITCHYARD_IPC_FULL'; // a non-waiting send found the queue full
+  | 'SWITCHYARD_IPC_FULL' // a non-waiting send found the queue full
+  | 'SWITCHYARD_IPC_VIEW_RELEASED' // a zero-copy view or slot used after release/commit (its bytes belong to the ring again)
+  | 'SWITCHYARD_IPC_VIEW_HELD'; // another receive/send while a zero-copy view or slot is still held (or the reverse)
 
 export class IpcError extends Error {
   constructor(

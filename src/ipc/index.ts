@@ -7,6 +7,8 @@ export { IpcError, type IpcErrorCode } from './errors.ts';
 export { StreamChannel, type StreamChannelOptions } from './stream-channel.ts';
 export type { ChannelServer } from './server.ts';
 export * from './transports/index.ts';
+export { RingChannel } from './transports/ring-channel.ts';
+export { RingView, RingSlot } from './ring-view.ts';
 export { sendFd, receiveFd, receiveFile, receiveSocket, receiveServer, connectForFds, type FdKind, type Passable } from './fd-passing.ts';
 export * from './queue/index.ts';
 export { onSignals, nextSignal, signalStream, UNCATCHABLE_SIGNALS, FAULT_SIGNALS, type CatchableSignal, type SignalStream } from './signals.ts';

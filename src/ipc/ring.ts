@@ -48,11 +48,18 @@ export class Ring {
   /** Control words; exposed so a transport can wait on TAIL/HEAD (Atomics.wait or futex). */
   readonly ctl: Int32Array;
   readonly data: Uint8Array;
-  private readonly lens: DataView;
+  /** The data area as a DataView (little-endian access for in-place views and slots). */
+  readonly view: DataView;
   readonly capacity: number;
   /** Largest payload one record can carry. */
   readonly maxMessageSize: number;
   private readonly mask: number;
+  // The other side's counter as last read: HEAD for a producer, TAIL for a consumer. Each only
+  // moves forward, so a stale copy under-states the free space (producer) or the bytes to read
+  // (consumer), which is safe; it is re-read only when it says "full" or "empty". That keeps each
+  // side off the cache line the other keeps writing, one cache miss less per message.
+  private headSeen: number;
+  private tailSeen: number;
 
   /**
    * Views the ring at `byteOffset` of `buffer` (8-byte aligned). Does not initialise it: the
@@ -67,15 +74,19 @@ export class Ring {
     if (buffer.byteLength < byteOffset + ringBytes(capacity)) throw new RangeError('buffer too small for the ring');
     this.ctl = new Int32Array(buffer, byteOffset, RING_CONTROL_BYTES / 4);
     this.data = new Uint8Array(buffer, byteOffset + RING_CONTROL_BYTES, capacity);
-    this.lens = new DataView(buffer, byteOffset + RING_CONTROL_BYTES, capacity);
+    this.view = new DataView(buffer, byteOffset + RING_CONTROL_BYTES, capacity);
     this.capacity = capacity;
     this.mask = capacity - 1;
     this.maxMessageSize = capacity - 4;
+    this.headSeen = Atomics.load(this.ctl, HEAD) >>> 0;
+    this.tailSeen = Atomics.load(this.ctl, TAIL) >>> 0;
   }
 
   static init(buffer: ArrayBufferLike, byteOffset: number, capacity: number): Ring {
     const r = new Ring(buffer, byteOffset, capacity);
     for (let i = 0; i < r.ctl.length; i++) Atomics.store(r.ctl, i, 0);
+    r.headSeen = 0;
+    r.tailSeen = 0;
     return r;
   }
 
@@ -84,13 +95,23 @@ export class Ring {
     return (Atomics.load(this.ctl, TAIL) - Atomics.load(this.ctl, HEAD)) >>> 0;
   }
 
+  /** Consumer side: nothing to read now. */
   isEmpty(): boolean {
-    return Atomics.load(this.ctl, TAIL) === Atomics.load(this.ctl, HEAD);
+    const head = Atomics.load(this.ctl, HEAD) >>> 0;
+    if (head !== this.tailSeen && ((this.tailSeen - head) >>> 0) <= this.capacity) return false;
+    this.tailSeen = Atomics.load(this.ctl, TAIL) >>> 0;
+    return head === this.tailSeen;
   }
 
   /** Whether a message of `len` bytes would fit now (producer side). */
   canWrite(len: number): boolean {
-    return this.used() + recordSize(len) <= this.capacity;
+    return this.fits(Atomics.load(this.ctl, TAIL) >>> 0, recordSize(len));
+  }
+
+  private fits(tail: number, rec: number): boolean {
+    if (((tail - this.headSeen) >>> 0) + rec <= this.capacity) return true;
+    this.headSeen = Atomics.load(this.ctl, HEAD) >>> 0;
+    return ((tail - this.headSeen) >>> 0) + rec <= this.capacity;
   }
 
   /**
@@ -102,11 +123,10 @@ export class Ring {
     if (len === 0) throw new RangeError('empty messages are not allowed in the ring');
     if (len > this.maxMessageSize) throw new RangeError(`message of ${len} bytes exceeds the ring's maximum of ${this.maxMessageSize}`);
     const tail = Atomics.load(this.ctl, TAIL) >>> 0;
-    const head = Atomics.load(this.ctl, HEAD) >>> 0;
     const rec = recordSize(len);
-    if (((tail - head) >>> 0) + rec > this.capacity) return false;
+    if (!this.fits(tail, rec)) return false;
     const pos = tail & this.mask;
-    this.lens.setUint32(pos, len, true);
+    this.view.setUint32(pos, len, true);
     let p = (pos + 4) & this.mask;
     const first = Math.min(len, this.capacity - p);
     if (first === len) {
@@ -122,10 +142,13 @@ export class Ring {
   /** Consumer: length of the next message, or 0 when the ring is empty. */
   peekLength(): number {
     const head = Atomics.load(this.ctl, HEAD) >>> 0;
-    const tail = Atomics.load(this.ctl, TAIL) >>> 0;
-    if (head === tail) return 0;
-    const len = this.lens.getUint32(head & this.mask, true);
-    const avail = (tail - head) >>> 0;
+    // Re-read TAIL when the copy says empty, or makes no sense (counters set from outside).
+    if (head === this.tailSeen || ((this.tailSeen - head) >>> 0) > this.capacity) {
+      this.tailSeen = Atomics.load(this.ctl, TAIL) >>> 0;
+      if (head === this.tailSeen) return 0;
+    }
+    const len = this.view.getUint32(head & this.mask, true);
+    const avail = (this.tailSeen - head) >>> 0;
     if (len === 0 || recordSize(len) > avail) throw new RangeError(`corrupt ring record (length ${len}, ${avail} bytes available)`);
     return len;
   }
@@ -166,5 +189,51 @@ export class Ring {
     else fn(this.data.subarray(p, this.capacity), this.data.subarray(0, len - first));
     Atomics.store(this.ctl, HEAD, (head + recordSize(len)) | 0);
     return len;
+  }
+
+  // ---- in place: the zero-copy paths of RingChannel (ring-view.ts) ----------------------------
+
+  /** Consumer: where the payload of the next message starts in `data` (after peekLength() > 0). */
+  readOffset(): number {
+    return ((Atomics.load(this.ctl, HEAD) >>> 0) + 4) & this.mask;
+  }
+
+  /** Consumer: frees the next record, whose payload is `len` bytes (after reading it in place). */
+  advanceRead(len: number): void {
+    const head = Atomics.load(this.ctl, HEAD) >>> 0;
+    Atomics.store(this.ctl, HEAD, (head + recordSize(len)) | 0);
+  }
+
+  /** Producer: where the payload of the next record will start in `data`. */
+  writeOffset(): number {
+    return ((Atomics.load(this.ctl, TAIL) >>> 0) + 4) & this.mask;
+  }
+
+  /**
+   * Producer: publishes a record of `len` payload bytes already written at writeOffset() (split
+   * over the end as tryWrite would split it). The caller checked canWrite(len) for at least `len`.
+   */
+  publish(len: number): void {
+    const tail = Atomics.load(this.ctl, TAIL) >>> 0;
+    this.view.setUint32(tail & this.mask, len, true);
+    Atomics.store(this.ctl, TAIL, (tail + recordSize(len)) | 0);
+  }
+
+  /** Copies `len` bytes of payload at `offset` (wrapping at the end) into `out`. */
+  copyOut(offset: number, len: number, out: Uint8Array): void {
+    const first = Math.min(len, this.capacity - offset);
+    out.set(this.data.subarray(offset, offset + first));
+    if (first < len) out.set(this.data.subarray(0, len - first), first);
+  }
+
+  /** Copies `src` into the payload area at `offset`, wrapping at the end. */
+  copyIn(offset: number, src: Uint8Array): void {
+    const len = src.byteLength;
+    const first = Math.min(len, this.capacity - offset);
+    if (first === len) this.data.set(src, offset);
+    else {
+      this.data.set(src.subarray(0, first), offset);
+      this.data.set(src.subarray(first), 0);
+    }
   }
 }

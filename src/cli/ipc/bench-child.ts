@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import type { Channel } from '../../ipc/channel.ts';
 import { loadIpcModule, pick } from './load.ts';
-import { peerChannel, peerRawPort, peerRawSab, peerRawStream, sabSize, type Plan } from './bench-roles.ts';
+import type { RingChannel } from '../../ipc/transports/ring-channel.ts';
+import { peerChannel, peerRawPort, peerRawSab, peerRawStream, peerView, sabSize, type Plan } from './bench-roles.ts';
 
 // The far side of `switchyard ipc bench`: run as a child process (spec as JSON in argv[2]) or as
 // a worker thread (spec in workerData). It connects to what the parent set up, echoes the latency
@@ -61,6 +62,13 @@ async function framed(spec: PeerSpec): Promise<Channel> {
 }
 
 async function runProcess(spec: PeerSpec): Promise<void> {
+  if (spec.mode === 'framed' && spec.transport === 'shm-view') {
+    const f = pick<(n: string, o: object) => RingChannel>(await loadIpcModule('transports/shm'), ['openShmChannel']);
+    if ('reason' in f) throw new Error(f.reason);
+    const ch = f.fn(spec.name!, { mode: 'futex' });
+    peerView(ch, spec.plan);
+    return ch.close();
+  }
   if (spec.mode === 'framed') return peerChannel(await framed(spec), spec.plan);
   let input: net.Socket;
   let output: net.Socket;
@@ -76,7 +84,8 @@ async function runProcess(spec: PeerSpec): Promise<void> {
       input = new net.Socket({ fd: 3, readable: true, writable: false });
       output = new net.Socket({ fd: 4, readable: false, writable: true });
       break;
-    case 'shm': {
+    case 'shm':
+    case 'shm-view': {
       const sys = await import('../../sys/shm.ts');
       const seg = sys.shmOpen(spec.name!, sabSize(spec.plan.chunk));
       peerRawSab(seg.buffer, spec.plan);

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { MessagePort } from 'node:worker_threads';
 import type { Channel } from '../../ipc/channel.ts';
+import type { RingChannel } from '../../ipc/transports/ring-channel.ts';
 
 // The two workloads of `switchyard ipc bench`, each in two forms: over a Switchyard Channel
 // (framed) and over the bare transport (raw baseline). The measuring side ("parent") drives;
@@ -77,6 +78,77 @@ export async function measureChannel(ch: Channel, plan: Plan, progress: Progress
   const ack = await ch.receive();
   const ns = Number(now() - t0);
   if (ack === undefined) throw new Error('peer closed before acknowledging the bulk transfer');
+  await ch.close();
+  return { samples, bytes: plan.bytes, ns };
+}
+
+// ---- zero-copy: a shm RingChannel's synchronous path (reserve/commit out, views in) ----------
+// The same workload as the framed one, through the synchronous calls: each message is written in
+// place with reserve()/commit() and read in place with receiveViewSync()/release(), no promise
+// and no copy on the receiving side (the raw ring's receiver copies each message out; here the
+// receiver reads its first byte and length only, which is what zero-copy buys).
+
+/** A spinning side gives up after this long without an answer (the other side is gone). */
+const VIEW_TIMEOUT_MS = 10_000;
+
+export function peerView(ch: RingChannel, plan: Plan): void {
+  for (let i = 0; i < plan.warmup + plan.rounds; i++) {
+    const v = ch.receiveViewSync(VIEW_TIMEOUT_MS);
+    if (v === undefined) throw new Error('parent closed during the latency phase');
+    const s = ch.reserve(v.length, VIEW_TIMEOUT_MS);
+    s.setUint8(0, v.getUint8(0));
+    v.release();
+    s.commit();
+  }
+  let left = plan.bytes;
+  while (left > 0) {
+    const v = ch.receiveViewSync(VIEW_TIMEOUT_MS);
+    if (v === undefined) throw new Error('parent closed during the throughput phase');
+    if (v.getUint8(0) !== 0xab) throw new Error('bulk message with the wrong contents');
+    left -= v.length;
+    v.release();
+  }
+  const s = ch.reserve(1, VIEW_TIMEOUT_MS);
+  s.setUint8(0, ACK[0]);
+  s.commit();
+  // Wait for the parent to close, so nothing is cut short.
+  for (;;) {
+    const v = ch.receiveViewSync(VIEW_TIMEOUT_MS);
+    if (v === undefined) break;
+    v.release();
+  }
+}
+
+export async function measureView(ch: RingChannel, plan: Plan, progress: Progress): Promise<Measured> {
+  const samples = new Float64Array(plan.rounds);
+  const total = plan.warmup + plan.rounds;
+  for (let i = 0; i < total; i++) {
+    const t0 = now();
+    const s = ch.reserve(1, VIEW_TIMEOUT_MS);
+    s.setUint8(0, 1);
+    s.commit();
+    const v = ch.receiveViewSync(VIEW_TIMEOUT_MS);
+    const dt = Number(now() - t0);
+    if (v === undefined) throw new Error('peer closed during the latency phase');
+    v.release();
+    if (i >= plan.warmup) samples[i - plan.warmup] = dt;
+  }
+  progress(0.3);
+  const buf = new Uint8Array(plan.chunk).fill(0xab);
+  const t0 = now();
+  let sent = 0;
+  while (sent < plan.bytes) {
+    const size = Math.min(plan.chunk, plan.bytes - sent);
+    const s = ch.reserve(size, VIEW_TIMEOUT_MS);
+    s.bytes().set(size === plan.chunk ? buf : buf.subarray(0, size));
+    s.commit();
+    sent += size;
+  }
+  const ack = ch.receiveViewSync(VIEW_TIMEOUT_MS);
+  const ns = Number(now() - t0);
+  if (ack === undefined) throw new Error('peer closed before acknowledging the bulk transfer');
+  ack.release();
+  progress(1);
   await ch.close();
   return { samples, bytes: plan.bytes, ns };
 }

@@ -6,11 +6,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Channel } from '../../ipc/channel.ts';
+import type { RingChannel } from '../../ipc/transports/ring-channel.ts';
 import type { ChannelServer } from '../../ipc/server.ts';
 import { O_CLOEXEC, closeFd, pipe2 } from '../../sys/pipe.ts';
 import { mkfifo } from '../../sys/fifo.ts';
 import { loadIpcModule, pick } from './load.ts';
-import { measureChannel, measureRawPort, measureRawSab, measureRawStream, sabSize, type Measured, type Plan, type Progress } from './bench-roles.ts';
+import { measureChannel, measureRawPort, measureRawSab, measureRawStream, measureView, sabSize, type Measured, type Plan, type Progress } from './bench-roles.ts';
 import type { PeerSpec } from './bench-child.ts';
 
 // `switchyard ipc bench`: every transport, framed (Switchyard's Channel) and raw (the same
@@ -38,6 +39,8 @@ export interface TransportDef {
    * throughput for 100 MB on localhost): quoted for scale beside the measurement, not measured.
    */
   published: { latency: string; throughput: string };
+  /** Said in the notes column of the framed row: how this row differs from a plain Channel. */
+  note?: string;
   run(mode: Mode, plan: Plan, progress: Progress): Promise<Measured>;
 }
 
@@ -306,14 +309,16 @@ const shmThread: TransportDef = {
   },
 };
 
-function shmDef(name: string, shmMode: 'spin' | 'futex'): TransportDef {
+function shmDef(name: string, shmMode: 'spin' | 'futex' | 'view'): TransportDef {
   return {
     name,
+    note: shmMode === 'view' ? 'synchronous zero-copy: reserve/commit, receiveViewSync/release' : undefined,
     form: 'processes',
     published: { latency: '0.1 µs', throughput: '20 GB/s' },
     async run(mode, plan, progress) {
       if (mode === 'raw') {
         if (shmMode === 'futex') throw new Unavailable('no raw baseline: the raw ring only spins, so it is the raw row of shm');
+        // shm-view measures the raw ring again, so its ratio compares figures of the same run.
         // The same shm_open + mmap segment, a fixed-slot ring without the Channel, both sides spinning.
         const sys = await import('../../sys/shm.ts');
         if (!sys.shmAvailable()) throw new Unavailable('shm_open/mmap not reachable through koffi here');
@@ -327,9 +332,15 @@ function shmDef(name: string, shmMode: 'spin' | 'futex'): TransportDef {
           sys.shmUnlink(segName);
         }
       }
-      const f = pick<(n: string, o: object) => Channel>(await loadIpcModule('transports/shm'), ['createShmChannel']);
+      const f = pick<(n: string, o: object) => RingChannel>(await loadIpcModule('transports/shm'), ['createShmChannel']);
       if ('reason' in f) throw new Unavailable(f.reason);
       const segment = `bench-${process.pid}-${name}`;
+      if (shmMode === 'view') {
+        // The synchronous calls spin a bounded time, then sleep on the futex whatever the mode.
+        const channel = f.fn(segment, { mode: 'futex' });
+        const peer = spawnPeer({ transport: 'shm-view', mode, plan, name: segment });
+        return withPeer(peer, () => measureView(channel, plan, progress));
+      }
       const channel = f.fn(segment, { mode: shmMode });
       const peer = spawnPeer({ transport: 'shm', mode, plan, name: segment, shmMode });
       return withPeer(peer, () => measureChannel(channel, plan, progress));
@@ -337,8 +348,11 @@ function shmDef(name: string, shmMode: 'spin' | 'futex'): TransportDef {
   };
 }
 
-/** shm: spin mode (both sides busy-wait, as the raw ring does); shm-futex: the default mode. */
-export const TRANSPORTS: TransportDef[] = [tcp, unix, pipe, fifo, worker, shmThread, shmDef('shm', 'spin'), shmDef('shm-futex', 'futex')];
+/**
+ * shm: spin mode (both sides busy-wait, as the raw ring does); shm-futex: the default mode;
+ * shm-view: the synchronous zero-copy calls (bounded spin, then futex), against the raw ring.
+ */
+export const TRANSPORTS: TransportDef[] = [tcp, unix, pipe, fifo, worker, shmThread, shmDef('shm', 'spin'), shmDef('shm-futex', 'futex'), shmDef('shm-view', 'view')];
 
 // ---- running and reporting -----------------------------------------------------------------
 
@@ -358,6 +372,8 @@ export interface Row {
   transport: string;
   form: Form;
   published: { latency: string; throughput: string };
+  /** How the framed row differs from a plain Channel, when it does. */
+  note?: string;
   raw: Outcome;
   framed: Outcome;
 }
@@ -406,7 +422,7 @@ export async function runBench(options: BenchOptions): Promise<Row[]> {
   const runs = options.runs ?? 1;
   for (const name of options.transports) {
     const def = TRANSPORTS.find((t) => t.name === name)!;
-    const row: Row = { transport: def.name, form: def.form, published: def.published, raw: { ok: false, unavailable: true, reason: 'not run' }, framed: { ok: false, unavailable: true, reason: 'not run' } };
+    const row: Row = { transport: def.name, form: def.form, published: def.published, note: def.note, raw: { ok: false, unavailable: true, reason: 'not run' }, framed: { ok: false, unavailable: true, reason: 'not run' } };
     const got: Record<Mode, Figures[]> = { raw: [], framed: [] };
     const stopped: Partial<Record<Mode, Outcome>> = {};
     for (let run = 1; run <= runs; run++) {
@@ -479,6 +495,11 @@ function targetLines(rows: Row[], plan: Plan, quick: boolean): string[] {
     lines.push(`shm ring round trip <= ${SHM_MAX_P50_US} µs: ${verdict(s.framed.figures.p50us <= SHM_MAX_P50_US)} (${fmt(s.framed.figures.p50us)} µs p50)`);
     lines.push(`shm ring >= ${SHM_MIN_MBPS / 1000} GB/s: ${verdict(s.framed.figures.mbps >= SHM_MIN_MBPS)} (${fmt(s.framed.figures.mbps, 0)} MB/s)`);
   } else lines.push(`shm ring targets (<= ${SHM_MAX_P50_US} µs, >= ${SHM_MIN_MBPS / 1000} GB/s): not measured`);
+  const v = rows.find((r) => r.transport === 'shm-view');
+  if (v?.framed.ok) {
+    lines.push(`shm ring, zero-copy calls, round trip <= ${SHM_MAX_P50_US} µs: ${verdict(v.framed.figures.p50us <= SHM_MAX_P50_US)} (${fmt(v.framed.figures.p50us)} µs p50)`);
+    lines.push(`shm ring, zero-copy calls, >= ${SHM_MIN_MBPS / 1000} GB/s: ${verdict(v.framed.figures.mbps >= SHM_MIN_MBPS)} (${fmt(v.framed.figures.mbps, 0)} MB/s)`);
+  } else if (v) lines.push(`shm ring, zero-copy calls (<= ${SHM_MAX_P50_US} µs, >= ${SHM_MIN_MBPS / 1000} GB/s): not measured`);
   return lines;
 }
 
@@ -501,7 +522,7 @@ export function formatTable(rows: Row[], plan: Plan, runs = 1, quick = false): s
       const o = r[mode];
       const rt = ratios(r);
       const ratio = mode === 'framed' && rt.latency !== undefined ? `${rt.latency.toFixed(2)}x, ${rt.throughput!.toFixed(2)}x` : '';
-      const note = o.ok ? '' : `${o.unavailable ? 'not available' : 'FAILED'}: ${o.reason}`;
+      const note = o.ok ? (mode === 'framed' ? (r.note ?? '') : '') : `${o.unavailable ? 'not available' : 'FAILED'}: ${o.reason}`;
       out.push(
         `| ${r.transport} | ${r.form} | ${mode} | ${cell(o, (f) => fmt(f.p50us))} | ${cell(o, (f) => fmt(f.p99us))} | ${cell(o, (f) => fmt(f.mbps, 0))} | ${ratio} | ${mode === 'framed' ? r.published.latency : ''} | ${mode === 'framed' ? r.published.throughput : ''} | ${note.replace(/\|/g, '\\|')} |`,
       );

@@ -2,7 +2,7 @@ import { isMainThread } from 'node:worker_threads';
 import { DEFAULT_MAX_MESSAGE_SIZE, type ChannelOptions } from '../channel.ts';
 import { ringCapacityFor, type Ring } from '../ring.ts';
 import {
-  RingChannel, layout, segmentBytes, type Waiter,
+  RingChannel, layout, segmentBytes, DEFAULT_SYNC_SPIN_MICROS, DEFAULT_SYNC_SPIN_MAX_MICROS, type Waiter,
   H_MAGIC, H_VERSION, H_CAPACITY, H_MAX_MESSAGE, H_CREATOR_CLOSED, H_OPENER_CLOSED, MAGIC, VERSION,
 } from './ring-channel.ts';
 
@@ -24,6 +24,17 @@ export interface ShmThreadOptions extends ChannelOptions {
   wait?: 'async' | 'sync';
   /** Longest single sleep, ms (default 50). */
   sliceMs?: number;
+  /**
+   * Busy-wait of the synchronous calls (receiveViewSync, sendSync, reserve) before they block in
+   * Atomics.wait, µs (default 50). They block whichever thread calls them, the main thread too.
+   */
+  syncSpinMicros?: number;
+  /**
+   * The longest those calls spin, µs (default 1000): after a wait that the peer ended soon after
+   * it went to sleep, the next spin lasts twice that wait, up to this (so two sides whose wake-up
+   * is slower than the spin do not keep putting each other to sleep). Never unbounded.
+   */
+  syncSpinMaxMicros?: number;
 }
 
 /** What the other thread needs to attach; pass it in workerData or postMessage. */
@@ -49,6 +60,9 @@ function atomicsWaiter(mode: 'async' | 'sync'): Waiter {
       const r = waitAsync(ring.ctl, index, expected, sliceMs);
       return r.async ? (r.value as Promise<string>) : undefined;
     },
+    waitSync(ring: Ring, index: number, expected: number, ms: number) {
+      Atomics.wait(ring.ctl, index, expected, ms);
+    },
     wake(ring: Ring, index: number) {
       Atomics.notify(ring.ctl, index);
     },
@@ -68,6 +82,8 @@ function make(peer: ShmThreadPeer, creator: boolean, options: ShmThreadOptions) 
     waiter: atomicsWaiter(options.wait ?? 'async'),
     spinMicros: options.spinMicros ?? 5,
     sliceMs: options.sliceMs ?? 50,
+    syncSpinMicros: options.syncSpinMicros ?? DEFAULT_SYNC_SPIN_MICROS,
+    syncSpinMaxMicros: Math.max(options.syncSpinMaxMicros ?? DEFAULT_SYNC_SPIN_MAX_MICROS, options.syncSpinMicros ?? DEFAULT_SYNC_SPIN_MICROS),
     peerAlive: () => true,
     peerAttached: () => false,
     release: () => undefined,

@@ -2,9 +2,9 @@ import { DEFAULT_MAX_MESSAGE_SIZE, type ChannelOptions } from '../channel.ts';
 import { IpcError } from '../errors.ts';
 import { ringCapacityFor, type Ring } from '../ring.ts';
 import { shmCreate, shmOpen, shmUnlink, ShmError, type ShmSegment } from '../../sys/shm.ts';
-import { futexWaitAsync, futexWake } from '../../sys/futex.ts';
+import { futexWait, futexWaitAsync, futexWake } from '../../sys/futex.ts';
 import {
-  RingChannel, layout, segmentBytes, HEADER_BYTES, type Waiter,
+  RingChannel, layout, segmentBytes, HEADER_BYTES, DEFAULT_SYNC_SPIN_MICROS, DEFAULT_SYNC_SPIN_MAX_MICROS, type Waiter,
   H_MAGIC, H_VERSION, H_CAPACITY, H_MAX_MESSAGE, H_CREATOR_PID, H_OPENER_PID, H_CREATOR_CLOSED, H_OPENER_CLOSED,
   MAGIC, VERSION,
 } from './ring-channel.ts';
@@ -21,6 +21,10 @@ import {
 // while waiting (lowest latency, for benchmarks and dedicated processes; a process that both
 // sends and receives concurrently on one channel must not use it).
 //
+// Synchronous zero-copy calls (receiveViewSync, receiveWith, reserve/commit, sendSync; see
+// ring-channel.ts and ring-view.ts) block the calling thread: they spin at most `syncSpinMicros`,
+// then sleep on the futex (a plain blocking syscall, no threadpool) in slices of `sliceMs`.
+//
 // Peer death: each side writes its pid in the header; a waiting side whose peer pid no longer
 // exists (kill(pid, 0) -> ESRCH) gets IpcError SWITCHYARD_IPC_PEER_GONE (after draining what the
 // peer had already sent). close() sets this side's closed flag (the peer's receive ends cleanly
@@ -36,6 +40,17 @@ export interface ShmChannelOptions extends ChannelOptions {
   spinMicros?: number;
   /** Longest single sleep before re-checking the peer, ms (default 20). */
   sliceMs?: number;
+  /**
+   * Busy-wait of the synchronous calls (receiveViewSync, sendSync, reserve) before they sleep on
+   * a futex, µs (default 50). Bounded in every mode, so a waiting process gives its core back.
+   */
+  syncSpinMicros?: number;
+  /**
+   * The longest those calls spin, µs (default 1000): after a wait that the peer ended soon after
+   * it went to sleep, the next spin lasts twice that wait, up to this (so two sides whose wake-up
+   * is slower than the spin do not keep putting each other to sleep). Never unbounded.
+   */
+  syncSpinMaxMicros?: number;
 }
 
 export class ShmChannel extends RingChannel {
@@ -78,6 +93,9 @@ function futexWaiter(seg: ShmSegment, mode: 'futex' | 'spin'): Waiter {
         if ((i & 1023) === 0 && performance.now() > end) return;
       }
     },
+    waitSync(ring, index, expected, ms) {
+      futexWait(addr(ring, index), expected, ms);
+    },
     wake(ring, index) {
       futexWake(addr(ring, index), 0x7fffffff);
     },
@@ -110,6 +128,8 @@ function build(seg: ShmSegment, creator: boolean, capacity: number, maxMessageSi
       waiter: futexWaiter(seg, options.mode ?? 'futex'),
       spinMicros: options.spinMicros ?? 5,
       sliceMs: options.sliceMs ?? 20,
+      syncSpinMicros: options.syncSpinMicros ?? DEFAULT_SYNC_SPIN_MICROS,
+      syncSpinMaxMicros: Math.max(options.syncSpinMaxMicros ?? DEFAULT_SYNC_SPIN_MAX_MICROS, options.syncSpinMicros ?? DEFAULT_SYNC_SPIN_MICROS),
       peerAttached: () => Atomics.load(h, peerPidWord) !== 0,
       peerAlive: () => pidAlive(Atomics.load(h, peerPidWord)),
       release: () => {
