@@ -26,6 +26,11 @@ export interface LatencySummary {
 export interface LoadReport {
   readonly target: string;
   readonly protocol: string;
+  /**
+   * Whose sockets carried the load: "native" (the load generator's own, one recv and one send
+   * per request; plain http:// over IPv4) or "node" (Node's net, tls, http2 and dgram).
+   */
+  readonly sockets: 'native' | 'node';
   readonly connections: number;
   /** Requests in flight per connection (HTTP/2: streams). */
   readonly depth: number;
@@ -79,6 +84,7 @@ export function buildReport(options: LoadOptions, outcome: RunOutcome): LoadRepo
   return {
     target: options.target.url,
     protocol: options.target.protocol === 'http' ? (options.http2 ? 'h2' : 'http/1.1') : options.target.protocol,
+    sockets: outcome.nativeSockets ? 'native' : 'node',
     connections: options.connections,
     depth: options.target.protocol === 'http' && options.http2 ? options.streams : options.pipeline,
     model: options.rate === undefined ? 'closed' : 'open',

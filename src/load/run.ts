@@ -1,7 +1,11 @@
+import { lookup } from 'node:dns/promises';
+import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LoadConnection, type LoadContext } from './connection.ts';
 import { H2Connection, h2Headers } from './h2-engine.ts';
 import { Http1Connection, http1Shared } from './http1-engine.ts';
+import { NativeHttp1Connection } from './http1-native-engine.ts';
+import { ipv4SocketAddress, NativeSocketLoop, nativeSocketsUnavailable } from './native-sockets.ts';
 import type { LoadOptions } from './options.ts';
 import { Scheduler } from './scheduler.ts';
 import { LoadStats } from './stats.ts';
@@ -24,15 +28,45 @@ export interface RunOutcome {
   readonly elapsedMs: number;
   /** CPU time this process used during the run (user + system), ms: the load generator's own cost. */
   readonly cpuMs: number;
+  /** The load went over the load generator's own sockets (native-sockets.ts), not Node's. */
+  readonly nativeSockets: boolean;
 }
 
-function connectionFactory(ctx: LoadContext): () => LoadConnection {
+/** Set to `node` to keep plain http:// on Node's sockets (the engine's own sockets are the default). */
+export const SOCKETS_ENV = 'SWITCHYARD_BENCH_SOCKETS';
+
+/**
+ * The target's IPv4 address when plain HTTP/1.1 can run on the load generator's own sockets
+ * (native-sockets.ts), else undefined: TLS, HTTP/2, an IPv6 target, no koffi, or SOCKETS_ENV=node.
+ */
+async function nativeHttp1Address(o: LoadOptions): Promise<Buffer | undefined> {
+  if (o.target.protocol !== 'http' || o.target.tls || o.http2) return undefined;
+  if (process.env[SOCKETS_ENV] === 'node' || nativeSocketsUnavailable() !== undefined) return undefined;
+  let ip = o.target.host;
+  if (!isIPv4(ip)) {
+    // A name with IPv6 addresses too is left to Node's sockets, which try every family.
+    let addresses: { address: string; family: number }[];
+    try {
+      addresses = await lookup(ip, { all: true });
+    } catch {
+      return undefined; // Node's sockets report the lookup failure as a connect error
+    }
+    if (addresses.length === 0 || addresses.some((a) => a.family !== 4)) return undefined;
+    ip = addresses[0].address;
+  }
+  return ipv4SocketAddress(ip, o.target.port);
+}
+
+function connectionFactory(ctx: LoadContext, native: { loop: NativeSocketLoop; address: Buffer } | undefined): () => LoadConnection {
   const o = ctx.options;
   switch (o.target.protocol) {
     case 'http':
       if (o.http2) {
         const headers = h2Headers(ctx);
         return () => new H2Connection(ctx, headers);
+      } else if (native !== undefined) {
+        const shared = { ...http1Shared(ctx), ...native };
+        return () => new NativeHttp1Connection(ctx, shared);
       } else {
         const shared = http1Shared(ctx);
         return () => new Http1Connection(ctx, shared);
@@ -47,7 +81,17 @@ function connectionFactory(ctx: LoadContext): () => LoadConnection {
 }
 
 /** Runs the load described by `options` (its warm-up is the caller's: see runBench). */
-export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<RunOutcome> {
+export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<RunOutcome> {
+  const address = await nativeHttp1Address(options);
+  const native = address === undefined ? undefined : { loop: new NativeSocketLoop(), address };
+  try {
+    return await runConnections(options, hooks, native);
+  } finally {
+    native?.loop.close();
+  }
+}
+
+function runConnections(options: LoadOptions, hooks: RunHooks, native: { loop: NativeSocketLoop; address: Buffer } | undefined): Promise<RunOutcome> {
   const stats = new LoadStats();
   const cpu0 = process.cpuUsage();
   const start = performance.now();
@@ -68,7 +112,7 @@ export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<Run
       for (const t of timers) clearTimeout(t);
       for (const c of connections) c.close();
       const cpu = process.cpuUsage(cpu0);
-      resolve({ stats, elapsedMs: end - start, cpuMs: (cpu.user + cpu.system) / 1000 });
+      resolve({ stats, elapsedMs: end - start, cpuMs: (cpu.user + cpu.system) / 1000, nativeSockets: native !== undefined });
     };
     const settled = () => {
       if (finished) return;
@@ -78,7 +122,7 @@ export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<Run
       finish(options.durationMs === undefined ? now : Math.min(now, start + options.durationMs));
     };
     const ctx: LoadContext = { options, stats, scheduler, settled };
-    const make = connectionFactory(ctx);
+    const make = connectionFactory(ctx, native);
     for (let i = 0; i < options.connections; i++) connections.push(make());
 
     if (options.durationMs !== undefined) {

@@ -6,10 +6,18 @@ import { ERROR_KINDS, type ErrorKind } from './errors.ts';
 
 /** The longest latency the histogram tracks exactly, µs (an hour); longer ones are clamped. */
 const MAX_TRACKED_US = 3_600_000_000;
+/**
+ * Latencies below this many µs are counted in a plain array indexed by the value, and moved into
+ * the histogram when it is read: an array increment instead of the histogram's bucket arithmetic
+ * (a log and a power) on every response. The histogram ends up with the same counts.
+ */
+const EXACT_BELOW_US = 16_384;
 
 export class LoadStats {
-  /** Latency of every answered request, microseconds. */
-  readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_TRACKED_US, numberOfSignificantValueDigits: 3, autoResize: false, useWebAssembly: false });
+  private readonly hdr = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_TRACKED_US, numberOfSignificantValueDigits: 3, autoResize: false, useWebAssembly: false });
+  /** Counts of latencies below EXACT_BELOW_US, by whole µs, not yet in `hdr`. */
+  private readonly exact = new Float64Array(EXACT_BELOW_US);
+  private exactCount = 0;
   /** Requests answered (any status), the figure requests/s is made of. */
   responses = 0;
   /** Requests written (or attempted: a failed connect uses up one request). */
@@ -22,13 +30,32 @@ export class LoadStats {
   /** HTTP responses by status code (index = status). */
   readonly statusCodes = new Uint32Array(600);
 
+  /** Latency of every answered request, microseconds. */
+  get histogram(): hdr.Histogram {
+    if (this.exactCount > 0) {
+      const exact = this.exact;
+      for (let us = 1; us < EXACT_BELOW_US; us++) {
+        if (exact[us] > 0) {
+          this.hdr.recordValueWithCount(us, exact[us]);
+          exact[us] = 0;
+        }
+      }
+      this.exactCount = 0;
+    }
+    return this.hdr;
+  }
+
   /** One answered request whose latency is `latencyMs`. */
   record(latencyMs: number): void {
     this.responses++;
     let us = Math.round(latencyMs * 1000);
-    if (us < 1) us = 1;
-    else if (us > MAX_TRACKED_US) us = MAX_TRACKED_US;
-    this.histogram.recordValue(us);
+    if (us < EXACT_BELOW_US) {
+      this.exact[us < 1 ? 1 : us]++;
+      this.exactCount++;
+      return;
+    }
+    if (us > MAX_TRACKED_US) us = MAX_TRACKED_US;
+    this.hdr.recordValue(us);
   }
 
   /** An answered HTTP request: latency, status, and a status error when not 2xx. */
@@ -57,6 +84,6 @@ export class LoadStats {
   }
 
   destroy(): void {
-    this.histogram.destroy();
+    this.hdr.destroy();
   }
 }
