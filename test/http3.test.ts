@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type Yard } from '../src/index.ts';
 import { Http3Client } from '../src/http3/client.ts';
 import { parseConfig } from '../src/config/index.ts';
+import { runCli } from './helpers/daemon.ts';
 
 // HTTP/3 on an https listener, through the project's own client over real UDP sockets on
 // loopback: the same routes, middleware and handlers as HTTP/1.1 and HTTP/2 (static with ETag and
@@ -167,4 +168,19 @@ test('http3 without tls is a config error naming the field', () => {
     () => parseConfig({ listeners: [{ name: 'plain', protocol: 'http', address: '127.0.0.1:0', http3: true, routes: [{ handler: { type: 'respond', body: 'x' } }] }] }),
     (err: Error) => /http3/.test(err.message) && /tls/.test(err.message),
   );
+});
+
+test('switchyard connect https://... --http3: GET, and a POST with -d to echo', { timeout: 60_000 }, async () => {
+  const caFile = join(dataDir, 'pki', 'local', 'root.crt');
+  const get = await runCli(['connect', `https://localhost:${port}/hello`, '--http3', '--ca', caFile], { timeoutMs: 30_000 });
+  assert.equal(get.code, 0, get.stderr);
+  assert.match(get.stdout, /^HTTP\/3 200 OK\r\n/);
+  assert.match(get.stdout, /\r\n\r\nhello over h3\n$/);
+  const post = await runCli(['connect', `https://localhost:${port}/echo`, '--http3', '--ca', caFile, '-d', 'a=1&b=2'], { timeoutMs: 30_000 });
+  assert.equal(post.code, 0, post.stderr);
+  assert.match(post.stdout, /^HTTP\/3 200/);
+  assert.ok(post.stdout.includes('a=1&b=2'), post.stdout);
+  const wrong = await runCli(['connect', `http://127.0.0.1:${port}/hello`, '--http3'], { timeoutMs: 30_000 });
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /--http3 applies to https URLs only/);
 });

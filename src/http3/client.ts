@@ -33,7 +33,8 @@ export interface Http3RequestInit {
   /** :authority; default host:port. */
   authority?: string;
   headers?: Record<string, string | string[]>;
-  body?: string | Uint8Array;
+  /** The body: bytes, or a stream of them (a file) sent as it is read, one DATA frame per chunk. */
+  body?: string | Uint8Array | AsyncIterable<Uint8Array>;
   /** Field lines sent as they are after the pseudo-headers (tests of limits). */
   rawFields?: FieldLine[];
 }
@@ -68,6 +69,28 @@ function headerObject(fields: readonly FieldLine[]): Record<string, string | str
     else out[name] = [had, value];
   }
   return out;
+}
+
+/** Streams a body as DATA frames, waiting for 'drain' whenever QUIC holds enough; then the FIN. A failed read resets the stream. */
+async function sendBody(stream: QuicStream, body: AsyncIterable<Uint8Array>): Promise<void> {
+  try {
+    for await (const chunk of body) {
+      if (stream.destroyed) return;
+      if (chunk.byteLength === 0) continue;
+      if (!stream.write(encodeFrame(FRAME.DATA, chunk))) await new Promise<void>((resolve) => {
+        const done = () => {
+          stream.removeListener('drain', done);
+          stream.removeListener('close', done);
+          resolve();
+        };
+        stream.once('drain', done);
+        stream.once('close', done);
+      });
+    }
+    stream.end();
+  } catch {
+    stream.reset(H3.REQUEST_CANCELLED);
+  }
 }
 
 export class Http3Client {
@@ -116,8 +139,10 @@ export class Http3Client {
       return Promise.reject(new Http3RequestError(`cannot open a request stream: ${(err as Error).message}`));
     }
     stream.write(encodeFrame(FRAME.HEADERS, encodeFieldSection(fields)));
-    if (body && body.length > 0) stream.write(encodeFrame(FRAME.DATA, body));
-    stream.end();
+    if (body === undefined || body instanceof Uint8Array) {
+      if (body && body.length > 0) stream.write(encodeFrame(FRAME.DATA, body));
+      stream.end();
+    } else void sendBody(stream, body);
     return this.readResponse(stream, init.method === 'HEAD');
   }
 
