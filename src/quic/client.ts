@@ -136,6 +136,11 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
     if (options.earlyData && q.isInEarlyData()) return done();
     void conn.closed.then((info) => reject(info.error ?? new QuicError('QUIC_HANDSHAKE_FAILED', 'the connection closed during the handshake')));
   });
+  // Closed in the same breath as the handshake completed (refused at the server's limit).
+  if (conn.isClosed) {
+    const info = await conn.closed;
+    throw info.error ?? new QuicError('QUIC_CONNECTION_CLOSED', 'the server closed the connection at once');
+  }
   if (!options.insecure) checkServerIdentity(conn, serverName ?? address);
   return conn;
 }

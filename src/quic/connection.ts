@@ -72,13 +72,15 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
   private local: HostPort;
   private remote: HostPort;
   private readonly options: ConnectionOptions;
-  private sendBuffer: Buffer;
+  private readonly sendBuffer: Buffer;
   private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private established_ = false;
   private ready = false;
+  private received = false;
+  private readonly blocked = new Set<QuicStream>();
   private closeInfo: QuicCloseInfo | undefined;
   private closeBy: QuicCloseInfo['by'] | undefined;
   private resolveClosed!: (info: QuicCloseInfo) => void;
@@ -256,18 +258,23 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
 
   // ---- driven by the endpoint / client ----
 
-  /** A datagram arrived for this connection. */
+  /**
+   * A datagram arrived for this connection. quiche takes it at once; streams and replies are
+   * dealt with once per event-loop turn (scheduleFlush), after every datagram the socket had
+   * ready has been taken: one pass over the streams and one send loop per batch, not per packet.
+   */
   receive(datagram: Buffer, from: HostPort, to: HostPort): void {
     if (this.closeInfo) return;
     try {
       this.quiche.recv(datagram, { from, to });
     } catch {
       // A packet quiche refuses (bad crypto, a TLS failure): quiche records the error and closes
-      // if it must; checkClosed below tells.
+      // if it must; checkClosed tells.
     }
     this.options.counters?.datagrams(1, datagram.length, 0, 0);
     if (from.host !== this.remote.host || from.port !== this.remote.port) this.remote = { host: from.host, port: from.port };
-    this.afterEvent();
+    this.received = true;
+    this.scheduleFlush();
   }
 
   /** Client only: the local address the socket is bound to changed (migration). */
@@ -311,13 +318,18 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
   }
 
   private processStreams(): void {
-    for (const id of this.quiche.readable()) {
-      const stream = this.streams.get(id) ?? this.acceptPeerStream(id);
-      stream?.onReadable();
+    if (this.received) {
+      this.received = false;
+      for (const id of this.quiche.readable()) {
+        const stream = this.streams.get(id) ?? this.acceptPeerStream(id);
+        stream?.onReadable();
+      }
     }
-    for (const id of this.quiche.writable()) {
-      const stream = this.streams.get(id) ?? this.acceptPeerStream(id);
-      stream?.onWritable();
+    // Only streams that wait are retried: cheaper than walking quiche's writable set every turn.
+    if (this.blocked.size > 0) {
+      const waiting = [...this.blocked];
+      this.blocked.clear();
+      for (const stream of waiting) stream.onWritable();
     }
   }
 
@@ -353,18 +365,22 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     return stream;
   }
 
-  /** Stream writes and reads call this: one flush per event-loop turn. */
+  /** Datagrams arrivals, stream writes and reads call this: one pass per event-loop turn. */
   scheduleFlush(): void {
     if (this.flushScheduled || this.closeInfo) return;
     this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      if (this.closeInfo) return;
-      // Reads and writes may have made room (flow control) for other streams too.
-      if (this.ready) this.processStreams();
-      this.flush();
-      this.checkClosed();
-    });
+    setImmediate(this.runScheduled);
+  }
+
+  private readonly runScheduled = (): void => {
+    this.flushScheduled = false;
+    if (this.closeInfo) return;
+    this.afterEvent();
+  };
+
+  /** A stream whose write waits for capacity (flow control, congestion window). */
+  writerBlocked(stream: QuicStream): void {
+    this.blocked.add(stream);
   }
 
   /** Drains quiche's outgoing packets into datagrams, then re-arms its timer. */
@@ -381,9 +397,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
       }
       if (result === null) break;
       const [n, info] = result;
-      // The socket keeps the buffer until the datagram is out: hand it over and take a new one.
-      const datagram = this.sendBuffer.subarray(0, n);
-      this.sendBuffer = Buffer.allocUnsafe(this.options.maxDatagram);
+      // The socket keeps the buffer until the datagram is out: send a copy of just the packet.
+      const datagram = Buffer.allocUnsafe(n);
+      this.sendBuffer.copy(datagram, 0, 0, n);
       this.wire.send(datagram, info.to, info.from);
       sent++;
       sentBytes += n;
@@ -434,7 +450,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
       void this.close(this.drainCode, this.drainReason);
       return;
     }
-    if (this.quiche.isClosed()) this.finish();
+    // Draining (either side sent CONNECTION_CLOSE): nothing more will be sent or delivered, so
+    // the connection is over for its users now rather than after quiche's 3-PTO draining period.
+    if (this.quiche.isClosed() || this.quiche.isDraining()) this.finish();
   }
 
   private finish(): void {
@@ -465,6 +483,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     const streamError = error ?? new QuicError('QUIC_CONNECTION_CLOSED', 'the connection was closed');
     for (const stream of [...this.streams.values()]) stream.onConnectionClosed(streamError);
     this.streams.clear();
+    this.blocked.clear();
     this.lastLost = this.quiche.stats().lost;
     this.emit('close', this.closeInfo);
     this.resolveClosed(this.closeInfo);
@@ -477,6 +496,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
 
   streamClosed(stream: QuicStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    this.blocked.delete(stream);
     if (this.draining_ && this.streams.size === 0) this.scheduleFlush();
     if (this.draining_ && this.streams.size === 0 && !this.closeBy && !this.closeInfo) void this.close(this.drainCode, this.drainReason);
   }

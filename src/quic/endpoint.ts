@@ -266,6 +266,9 @@ export class QuicServer {
     if (refuse) {
       this.refusing++;
       conn.receive(msg, from, this.bound);
+      // The close goes out under the handshake keys: the client can read it only after our
+      // first flight (ServerHello), so that goes first.
+      conn.flush();
       conn.closeTransport(0x2, 'too many connections');
       observer?.refused?.();
       void conn.closed.then(() => {

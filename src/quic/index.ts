@@ -8,3 +8,4 @@ export { QuicStream, type StreamKind } from './stream.ts';
 export { QuicError, QuicStreamError, isQuicError, type QuicErrorCode, type QuicCloseInfo } from './errors.ts';
 export { DEFAULT_LIMITS, type QuicLimits } from './config.ts';
 export { certificateFromTls } from './certificate.ts';
+export { quicMetricsObserver } from './metrics.ts';

@@ -18,6 +18,8 @@ export interface StreamOwner {
   readonly recvBuffer: Buffer;
   /** Send what quiche has to send, soon (coalesced). */
   scheduleFlush(): void;
+  /** A write waits for capacity: call onWritable when there may be some. */
+  writerBlocked(stream: QuicStream): void;
   /** The stream is gone: drop it from the connection's table. */
   streamClosed(stream: QuicStream): void;
   /** Count bytes for metrics. */
@@ -223,6 +225,7 @@ export class QuicStream extends Duplex {
     // quiche took part (flow control, congestion window): the rest waits for onWritable.
     this.pendingChunk = n > 0 ? chunk.subarray(n) : chunk;
     this.pendingCallback = cb;
+    this.owner.writerBlocked(this);
   }
 
   private sendError(err: unknown): Error {
@@ -245,6 +248,7 @@ export class QuicStream extends Duplex {
     }
     if (result === null) {
       this.pendingFin = cb;
+      this.owner.writerBlocked(this);
       return;
     }
     this.writeEnded = true;
@@ -254,7 +258,7 @@ export class QuicStream extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (!this.gone) {
-      const code = err instanceof QuicStreamError && err.code !== 'QUIC_CONNECTION_CLOSED' ? this.resetCode : this.resetCode;
+      const code = this.resetCode;
       const q = this.owner.quiche;
       if (!this.readEnded) {
         try {
