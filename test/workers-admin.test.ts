@@ -20,6 +20,8 @@ import type { DashboardSnapshot } from '../src/handlers/admin/dashboard.ts';
 const skip = browserSkipReason();
 /** Upper bound for anything waited on (never a timing assertion: only how long to wait). */
 const WAIT_MS = 20_000;
+/** Bound for a killed worker's replacement to be up (a fresh process loading the code, on a busy machine). */
+const RESTART_WAIT_MS = 60_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'sy-workers-admin-'));
 const configFile = join(dir, 'yard.json');
@@ -202,11 +204,13 @@ test('/events, /listeners and /upstreams answer for both workers: a row per work
   assert.ok(lat && lat.p50 > 0 && lat.p50 <= lat.p90 && lat.p90 <= lat.p99);
   events.close();
 
-  const l = await getJson<{ listeners: { name: string; inFlight: number; workers: { pid: number }[] }[]; workers: { pid: number }[] }>('/listeners');
+  const l = await getJson<{ listeners: { name: string; inFlight: number; workers: { pid: number; inFlight: number }[] }[]; workers: { pid: number }[] }>('/listeners');
   assert.deepEqual(l.listeners.map((x) => x.name), ['web', 'admin']);
   for (const x of l.listeners) assert.deepEqual(x.workers.map((w) => w.pid).sort(), [...pids].sort());
-  // This request itself is in flight in the worker answering it.
-  assert.equal(l.listeners.find((x) => x.name === 'admin')?.inFlight, 1);
+  // This request itself is in flight in the worker answering it (the closed event stream may still count too).
+  const adminL = l.listeners.find((x) => x.name === 'admin')!;
+  assert.ok(adminL.inFlight >= 1);
+  assert.equal(adminL.inFlight, adminL.workers.reduce((a, w) => a + w.inFlight, 0), 'the sum of the workers');
 
   const u = await getJson<UpstreamsAnswer>('/upstreams');
   assert.deepEqual(u.workers.map((w) => w.pid).sort(), [...pids].sort());
@@ -325,14 +329,15 @@ test('the dashboard in Chromium: a system row per worker; a killed worker comes 
     if ((await el.count()) !== 1) return undefined;
     const pid = Number(await el.getAttribute('data-pid'));
     return pid !== pids[0] ? { pid, text: (await el.textContent()) ?? '' } : undefined;
-  });
+  }, RESTART_WAIT_MS);
   assert.ok(row.pid > 0);
   assert.match(daemon.stdout(), new RegExp(`worker 1 is back \\(pid ${row.pid}\\)`));
   // Its restarts cell counts the one restart.
   assert.equal(await page.locator('tr.process[data-worker="1"] td[data-label="restarts"]').textContent(), '1');
   assert.equal(await page.locator('tr.process[data-role="worker"]').count(), 2);
   await page.screenshot({ path: join(dir, 'workers-after.png'), fullPage: true });
-  assert.deepEqual(problems, []);
+  // The one thing allowed: the page's event stream was cut when it was the killed worker's (it reconnects).
+  assert.deepEqual(problems.filter((p) => !/ERR_INCOMPLETE_CHUNKED_ENCODING/.test(p)), []);
 });
 
 test('a killed worker is replaced: /events shows the new pid and a restart; drains made before reach it', { timeout: 120_000 }, async () => {
@@ -342,17 +347,27 @@ test('a killed worker is replaced: /events shows the new pid and a restart; drai
   const d = await call('POST', `/upstreams/api/targets/${encodeURIComponent(b.id)}/drain`);
   assert.equal(d.status, 200, d.body);
 
-  const events = await Events.open();
-  await events.next('a first snapshot', () => true);
   process.kill(victim, 'SIGKILL');
-  const s = await events.next('worker 2 back with a new pid', (x) => {
-    const w = x.workers?.find((y) => y.worker === 2);
-    return w !== undefined && w.state === 'up' && w.pid !== victim && x.processes.some((p) => p.worker === 2 && p.pid === w.pid);
-  });
+  // A stream of its own each time: one that landed on the killed worker ends with it.
+  const s = await until(
+    'worker 2 back with a new pid',
+    async () => {
+      const events = await Events.open();
+      try {
+        const x = await events.next('a snapshot', () => true);
+        const w = x.workers?.find((y) => y.worker === 2);
+        return w !== undefined && w.state === 'up' && w.pid !== victim && x.processes.some((p) => p.worker === 2 && p.pid === w.pid) ? x : undefined;
+      } catch {
+        return undefined;
+      } finally {
+        events.close();
+      }
+    },
+    RESTART_WAIT_MS,
+  );
   const w2 = s.workers!.find((w) => w.worker === 2)!;
   assert.ok(w2.restarts >= 1);
   assert.equal(s.processes.filter((p) => p.role === 'worker').length, 2);
-  events.close();
 
   // The new worker started from the config, then took the drain the primary remembers.
   await until('the drain in the new worker', async () => {

@@ -1,6 +1,7 @@
 import type { YardView } from '../types.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import type { SystemSample } from '../../observe/system.ts';
+import { VERSION } from '../../version.ts';
 import {
   SnapshotBuilder,
   percentiles,
@@ -274,7 +275,7 @@ export function mergeSnapshots(round: ClusterRound<WorkerSnapshot>): DashboardSn
   const roomsFrom = fresh[0]?.value.snapshot;
   const intervals = fresh.map((w) => w.value.snapshot.intervalSeconds).filter((x): x is number => x !== null);
   return {
-    version: roomsFrom?.version ?? round.workers.find((w) => w.value)?.value?.snapshot.version ?? '',
+    version: VERSION,
     at: round.at,
     intervalSeconds: intervals.length > 0 ? Math.max(...intervals) : null,
     windowSeconds: fresh.length > 0 ? Math.min(...fresh.map((w) => w.value.snapshot.windowSeconds)) : 0,

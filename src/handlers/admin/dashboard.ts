@@ -15,8 +15,9 @@ import { VERSION } from '../../version.ts';
 //   SnapshotBuilder   one JSON snapshot of the yard: listeners and routes with request and error
 //                     rates (counter deltas between snapshots) and latency percentiles (the
 //                     duration histogram's buckets over a sliding window), upstream targets,
-//                     connections, chat rooms, and a list of processes (one today) with CPU,
-//                     memory, event-loop delay, open fds and uptime
+//                     connections, chat rooms, and the process with CPU, memory, event-loop
+//                     delay, open fds and uptime (with workers, cluster.ts puts every worker's
+//                     snapshot together into one of the same shape)
 //   SnapshotFeed      GET /events: server-sent events, a snapshot a second to each subscriber;
 //                     at most `maxSubscribers` (503 beyond), a subscriber whose connection does
 //                     not take the frames is skipped and then dropped (never buffered for), and
