@@ -453,6 +453,7 @@ export class Primary {
       // New workers start from the config file, as a new daemon does: drains made before are gone.
       this.drains.clear();
       this.lastGood.clear();
+      this.restarts.clear();
       this.o.log.info({ upgrade: 'done', pids: this.pids() }, `upgrade: new workers ${this.pids().join(', ')} are serving; the old ones drain and exit`);
       return { ok: true, pid: process.pid };
     })().finally(() => {
