@@ -24,7 +24,7 @@ type TargetId = (typeof LOADGEN_IDS)[number];
 
 const BODY = 'hello, load\n';
 
-type GeneratorId = 'wrk' | 'autocannon' | 'switchyard bench';
+type GeneratorId = 'wrk' | 'autocannon' | 'switchyard bench' | 'switchyard bench, Node sockets';
 
 interface Latencies {
   readonly p50?: number;
@@ -60,8 +60,8 @@ interface Sample {
 // /proc/self/stat line carries the child's CPU time (cutime + cstime).
 const WRAPPER = 'taskset -c "$LOAD_CORE" "$@"; s=$?; echo "loadgen-cpu $(cat /proc/$$/stat)" >&2; exit $s';
 
-async function runPinned(core: string, command: string, args: readonly string[], timeoutMs: number, cwd: string): Promise<{ stdout: string; stderr: string; cpuSeconds: number | undefined }> {
-  const r = await runCaptured('sh', ['-c', WRAPPER, 'sh', command, ...args], timeoutMs, cwd, { ...process.env, LOAD_CORE: core });
+async function runPinned(core: string, command: string, args: readonly string[], timeoutMs: number, cwd: string, env: Readonly<Record<string, string>> = {}): Promise<{ stdout: string; stderr: string; cpuSeconds: number | undefined }> {
+  const r = await runCaptured('sh', ['-c', WRAPPER, 'sh', command, ...args], timeoutMs, cwd, { ...process.env, ...env, LOAD_CORE: core });
   if (r.timedOut) throw new Error(`${command} did not finish within ${timeoutMs / 1000}s (killed)`);
   const cpuLine = /^loadgen-cpu (.*)$/m.exec(r.stderr);
   const stderr = r.stderr.replace(/^loadgen-cpu .*$\n?/m, '').trim();
@@ -127,6 +127,7 @@ function autocannonGenerator(ctx: BenchContext, bin: string): Generator {
 }
 
 interface SwitchyardJson {
+  readonly sockets: 'native' | 'node';
   readonly responses: number;
   readonly requestsPerSec: number;
   readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly 'p99.9': number; readonly max: number };
@@ -134,13 +135,22 @@ interface SwitchyardJson {
   readonly clientCpuUsPerResponse: number | null;
 }
 
-function switchyardGenerator(ctx: BenchContext, cli: readonly string[]): Generator {
+/**
+ * `switchyard bench` as users run it: plain http:// on its own sockets (one recv and one send
+ * per request through koffi); with `nodeSockets`, on Node's net sockets instead
+ * (SWITCHYARD_BENCH_SOCKETS=node), the transport it falls back to without koffi.
+ */
+function switchyardGenerator(ctx: BenchContext, cli: readonly string[], nodeSockets: boolean): Generator {
+  const id: GeneratorId = nodeSockets ? 'switchyard bench, Node sockets' : 'switchyard bench';
   return {
-    id: 'switchyard bench',
-    info: `node ${cli.join(' ')} bench -c ${ctx.connections} --json`,
+    id,
+    info: `${nodeSockets ? 'SWITCHYARD_BENCH_SOCKETS=node ' : ''}node ${cli.join(' ')} bench -c ${ctx.connections} --json`,
     async run(url, durationSec) {
-      const r = await runPinned(ctx.clientCore, process.execPath, [...cli, 'bench', url, '-c', String(ctx.connections), '-d', `${durationSec}s`, '--json', '--no-progress'], (durationSec + 30) * 1000, ctx.repoRoot);
+      const args = [...cli, 'bench', url, '-c', String(ctx.connections), '-d', `${durationSec}s`, '--json', '--no-progress'];
+      const r = await runPinned(ctx.clientCore, process.execPath, args, (durationSec + 30) * 1000, ctx.repoRoot, { SWITCHYARD_BENCH_SOCKETS: nodeSockets ? 'node' : '' });
       const j = JSON.parse(r.stdout) as SwitchyardJson;
+      const expected = nodeSockets ? 'node' : 'native';
+      if (j.sockets !== expected) throw new Error(`ran on ${j.sockets} sockets, not ${expected}`);
       return {
         requests: j.responses,
         requestsPerSec: j.requestsPerSec,
@@ -232,8 +242,8 @@ export async function runLoadgen(ctx: BenchContext): Promise<number> {
   const build = await buildSwitchyard(ctx.repoRoot);
   const cli = build === undefined ? [join(ctx.repoRoot, 'dist/cli/main.js')] : ['--import', 'tsx', join(ctx.repoRoot, 'src/cli/main.ts')];
   if (build !== undefined) console.log(`  switchyard bench: \`npm run build\` fails, running the sources through tsx (slower than the build):\n    ${build.split('\n').slice(0, 5).join('\n    ')}`);
-  generators.push(switchyardGenerator(ctx, cli));
-  for (const g of generators) console.log(`  ${g.id.padEnd(17)} ${g.info}`);
+  generators.push(switchyardGenerator(ctx, cli, false), switchyardGenerator(ctx, cli, true));
+  for (const g of generators) console.log(`  ${g.id.padEnd(30)} ${g.info}`);
 
   const targets = LOADGEN_IDS.filter((id) => !ctx.servers || ctx.servers.has(id));
   const used = new Set<number>();

@@ -12,7 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { benchOptions, type BenchCliOptions } from '../src/cli/bench.ts';
 import { Http1ResponseParser, ResponseParseError } from '../src/load/http1-parser.ts';
-import { parseTarget, runBench, type LoadReport } from '../src/load/index.ts';
+import { LoadStats, parseTarget, runBench, type LoadReport } from '../src/load/index.ts';
+import * as hdr from 'hdr-histogram-js';
 import { makeLeaf, makeTestCa } from './helpers/tls-fixtures.ts';
 
 // `switchyard bench` against real servers on loopback: exact counts, keep-alive, pipelining,
@@ -153,6 +154,33 @@ describe('HTTP/1.1 response parser', () => {
       const parser = new Http1ResponseParser({ response: () => {} }, false);
       const buf = Buffer.from(bad);
       assert.throws(() => parser.execute(buf, buf.length), ResponseParseError, bad);
+    }
+  });
+});
+
+describe('LoadStats', () => {
+  test('latencies counted in the exact array reach the histogram as if recorded one by one', () => {
+    const stats = new LoadStats();
+    const direct = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, autoResize: false, useWebAssembly: false });
+    try {
+      // Below 1 µs, around the exact array's end (65.536 ms), far above it, and a spread in between.
+      const values = [0.0002, 0.001, 0.25, 0.2504, 1.5, 12.3456, 65.535, 65.536, 65.537, 900, 4_000_000];
+      for (let i = 0; i < 5000; i++) values.push(((i * 7919) % 100_000) / 1000);
+      for (const ms of values) {
+        stats.record(ms);
+        direct.recordValue(Math.min(3_600_000_000, Math.max(1, Math.round(ms * 1000))));
+      }
+      const h = stats.histogram;
+      assert.equal(stats.responses, values.length);
+      assert.equal(h.totalCount, direct.totalCount);
+      for (const p of [0, 1, 10, 50, 90, 99, 99.9, 100]) assert.equal(h.getValueAtPercentile(p), direct.getValueAtPercentile(p), `p${p}`);
+      assert.equal(h.maxValue, direct.maxValue);
+      assert.equal(h.minNonZeroValue, direct.minNonZeroValue);
+      // Read twice: nothing is moved in twice.
+      assert.equal(stats.histogram.totalCount, direct.totalCount);
+    } finally {
+      stats.destroy();
+      direct.destroy();
     }
   });
 });

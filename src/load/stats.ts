@@ -7,11 +7,11 @@ import { ERROR_KINDS, type ErrorKind } from './errors.ts';
 /** The longest latency the histogram tracks exactly, µs (an hour); longer ones are clamped. */
 const MAX_TRACKED_US = 3_600_000_000;
 /**
- * Latencies below this many µs are counted in a plain array indexed by the value, and moved into
+ * Latencies below this many µs (65 ms) are counted in a plain array indexed by the value, and moved into
  * the histogram when it is read: an array increment instead of the histogram's bucket arithmetic
  * (a log and a power) on every response. The histogram ends up with the same counts.
  */
-const EXACT_BELOW_US = 16_384;
+const EXACT_BELOW_US = 65_536;
 
 export class LoadStats {
   private readonly hdr = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_TRACKED_US, numberOfSignificantValueDigits: 3, autoResize: false, useWebAssembly: false });
