@@ -12,7 +12,8 @@ import { DashboardPage, SnapshotBuilder, SnapshotFeed, prefersHtml, serveDashboa
 import type { Metrics } from '../../observe/metrics.ts';
 import type { Logger } from 'pino';
 import { primaryLink, type PrimaryLink } from '../../yard/workers.ts';
-import { mergeListeners, mergeSnapshots, mergeUpstreams, type WorkerListener, type WorkerSnapshot } from './cluster.ts';
+import { mergeListeners, mergeSnapshots, type WorkerListener, type WorkerSnapshot } from './cluster.ts';
+import { upstreamsView } from './upstreams-view.ts';
 
 // The writable admin API (Caddy's admin endpoint, nginx's reload, Envoy's admin): on the admin
 // listener, next to /metrics and /upstreams.
@@ -211,17 +212,6 @@ class AdminHandler implements HttpHandler {
     const result = await this.yard.reload(next);
     replyJson(res, result.ok ? 200 : 422, result, { 'cache-control': 'no-store' });
   }
-}
-
-/**
- * GET /upstreams: every group's live state (UpstreamGroup.state()) as `{ upstreams }`; in a worker
- * of a primary, with what every worker reports added (cluster.ts mergeUpstreams).
- */
-export async function upstreamsView(yard: YardView): Promise<object> {
-  const own = yard.upstreams().map((g) => g.state());
-  const link = primaryLink();
-  if (!link) return { upstreams: own };
-  return mergeUpstreams(own, await link.collect<object[]>('upstreams'));
 }
 
 function notAllowed(ctx: HttpContext, allow: string): void {
