@@ -8,6 +8,8 @@ import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { serve, type Yard } from '../src/index.ts';
 import { Http3Client } from '../src/http3/client.ts';
+import { H3 } from '../src/http3/errors.ts';
+import { encodeFrame, FRAME } from '../src/http3/frames.ts';
 import { parseConfig } from '../src/config/index.ts';
 import { runCli } from './helpers/daemon.ts';
 
@@ -52,6 +54,7 @@ before(async () => {
           middleware: { requestId: true },
           routes: [
             { match: { path: '/hello' }, handler: { type: 'respond', body: 'hello over h3\n' } },
+            { match: { path: '/ruled' }, handler: { type: 'respond', body: 'ruled\n' }, middleware: { headers: { response: { set: { 'x-rule': 'on' }, remove: ['x-request-id'] } } } },
             { match: { path: '/echo' }, handler: { type: 'echo' } },
             { match: { path: '/api/*' }, handler: { type: 'proxy', upstream: 'api' } },
             { match: { path: '/static/*' }, handler: { type: 'static', root } },
@@ -160,6 +163,7 @@ test('h3 requests are in the listener request metrics and the HTTP/3 counter', a
   const h3 = text.split('\n').filter((l) => l.startsWith('switchyard_http3_requests_total{'));
   assert.ok(h3.some((l) => /listener="web",status="200"} [1-9]/.test(l)), h3.join('\n'));
   assert.ok(h3.some((l) => /status="404"} [1-9]/.test(l)), h3.join('\n'));
+  assert.ok(h3.some((l) => /status="431"} [1-9]/.test(l)), `refusals before the phases are counted too: ${h3.join('\n')}`);
   assert.match(text, /switchyard_total_requests\{listener="web",route="[^"]*static[^"]*",status="206"\} [1-9]/);
 });
 
@@ -183,4 +187,30 @@ test('switchyard connect https://... --http3: GET, and a POST with -d to echo', 
   const wrong = await runCli(['connect', `http://127.0.0.1:${port}/hello`, '--http3'], { timeoutMs: 30_000 });
   assert.notEqual(wrong.code, 0);
   assert.match(wrong.stderr, /--http3 applies to https URLs only/);
+});
+
+test('response header rules apply to HTTP/3 responses', async () => {
+  const res = await client.request({ path: '/ruled' });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['x-rule'], 'on');
+  assert.equal(res.headers['x-request-id'], undefined);
+});
+
+test('a malformed request (upper-case field name) is 400 and the connection goes on', async () => {
+  const res = await client.request({ path: '/hello', rawFields: [['X-Upper', 'v']] });
+  assert.equal(res.status, 400);
+  assert.match(res.body.toString(), /lower-case/);
+  assert.equal((await client.request({ path: '/hello' })).status, 200);
+});
+
+test('a field section that references the dynamic table closes the connection with QPACK_DECOMPRESSION_FAILED', { timeout: 30_000 }, async () => {
+  const other = await Http3Client.connect({ host: '127.0.0.1', port, ca, serverName: 'localhost' });
+  const stream = other.quic.openBidi();
+  stream.on('error', () => {});
+  // Required Insert Count 1: a dynamic table we said has capacity 0.
+  stream.end(encodeFrame(FRAME.HEADERS, Buffer.from([0x02, 0x00, 0x80])));
+  const info = await other.quic.closed;
+  assert.equal(info.by, 'peer');
+  assert.equal(info.isApp, true);
+  assert.equal(info.code, H3.QPACK_DECOMPRESSION_FAILED);
 });

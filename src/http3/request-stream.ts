@@ -28,6 +28,8 @@ export interface RequestStreamOptions {
   readonly dateNow: () => string;
   /** Body bytes the request buffers before the stream stops being read. */
   readonly bodyHighWaterMark: number;
+  /** A request answered here, before the phases (400 malformed, 431 too large). */
+  readonly onRefused: (status: number) => void;
 }
 
 type State = 'head' | 'body' | 'trailers';
@@ -50,6 +52,7 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
     r.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) + 1 });
     r.end(`${text}\n`);
     stream.stopSending(code);
+    options.onRefused(status);
   };
 
   const streamError = (err: Http3Error) => {

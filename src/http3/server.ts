@@ -130,7 +130,8 @@ export class Http3Server {
         res.once('close', () => this.requests.labels(o.listener, String(res.statusCode)).inc());
         o.onRequest(req, res, asSocket(peer), expectsContinue);
       };
-      serveRequestStream(stream, { session, peer, onRequest, dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK });
+      const onRefused = (status: number) => this.requests.labels(o.listener, String(status)).inc();
+      serveRequestStream(stream, { session, peer, onRequest, onRefused, dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK });
     });
     session.start();
     if (this.draining) this.goaway(conn, entry);
