@@ -55,6 +55,8 @@ before(async () => {
           middleware: { accessLog: false },
           routes: [
             { match: { path: '/metrics' }, handler: { type: 'metrics' } },
+            // The embedded default's layout: the upstreams handler answers this path, not admin.
+            { match: { path: '/state/upstreams' }, handler: { type: 'upstreams' } },
             { match: { path: '/*' }, handler: { type: 'admin' } },
           ],
         },
@@ -216,6 +218,9 @@ test('/events, /listeners and /upstreams answer for both workers: a row per work
   assert.deepEqual(u.workers.map((w) => w.pid).sort(), [...pids].sort());
   assert.ok(u.workers.every((w) => w.upstreams?.[0]?.targets.length === 2));
   assert.ok(u.upstreams[0].targets.every((t) => t.workers.of === 2));
+  const h = await getJson<UpstreamsAnswer>('/state/upstreams');
+  assert.deepEqual(h.workers.map((w) => w.pid).sort(), [...pids].sort(), 'the upstreams handler answers for every worker too');
+  assert.ok(h.upstreams[0].targets.every((t) => t.workers.of === 2));
 });
 
 test('a drain through the admin API reaches both workers, is logged once with who made it; enable puts the target back', { timeout: 90_000 }, async () => {

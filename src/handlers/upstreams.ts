@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import type { HandlerModule } from './types.ts';
 import { replyError, replyJson } from './http/reply.ts';
+import { upstreamsView } from './admin/upstreams-view.ts';
 
 // GET /upstreams on the admin listener: the live state of every upstream group (targets, health,
-// ejections, in-flight requests, breaker, retry budget, pools) as JSON.
+// ejections, in-flight requests, breaker, retry budget, pools) as JSON; with workers, merged from
+// every worker (admin/upstreams-view.ts).
 
 /** This module's config schema (its z.input is the handler's entry in HandlerConfigs, src/handlers/configs.ts). */
 export const schema = z.strictObject({
@@ -17,9 +19,10 @@ export const upstreamsHandler: HandlerModule<UpstreamsConfig> = {
   summary: 'live state of the upstream groups as JSON (admin)',
   schema,
   http: (_config, { yard }) => ({
-    handle({ req, res }) {
+    async handle({ req, res }) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return replyError(res, 405, 'method not allowed', { headers: { allow: 'GET, HEAD' } });
-      replyJson(res, 200, { upstreams: yard.upstreams().map((g) => g.state()) }, { 'cache-control': 'no-store' });
+      // With workers, the whole daemon's view (every worker's targets), as the admin handler's.
+      replyJson(res, 200, await upstreamsView(yard), { 'cache-control': 'no-store' });
     },
   }),
 };
