@@ -193,28 +193,53 @@ export class Ring {
 
   // ---- in place: the zero-copy paths of RingChannel (ring-view.ts) ----------------------------
 
-  /** Consumer: where the payload of the next message starts in `data` (after peekLength() > 0). */
-  readOffset(): number {
-    return ((Atomics.load(this.ctl, HEAD) >>> 0) + 4) & this.mask;
-  }
+  /** Where the record the last peekNext() found starts (the consumer alone moves HEAD). */
+  private readHead = 0;
+  /** Where the record the last reserveNext() made room for starts (the producer alone moves TAIL). */
+  private writeTail = 0;
+  /** Payload offset in `data` of the message the last peekNext() found. */
+  nextOffset = 0;
 
-  /** Consumer: frees the next record, whose payload is `len` bytes (after reading it in place). */
-  advanceRead(len: number): void {
+  /**
+   * Consumer: length of the next message (0 when empty), its payload offset left in `nextOffset`;
+   * advanceRead(len) frees it once read in place. One load of HEAD, TAIL only when needed.
+   */
+  peekNext(): number {
     const head = Atomics.load(this.ctl, HEAD) >>> 0;
-    Atomics.store(this.ctl, HEAD, (head + recordSize(len)) | 0);
+    if (head === this.tailSeen || ((this.tailSeen - head) >>> 0) > this.capacity) {
+      this.tailSeen = Atomics.load(this.ctl, TAIL) >>> 0;
+      if (head === this.tailSeen) return 0;
+    }
+    const len = this.view.getUint32(head & this.mask, true);
+    const avail = (this.tailSeen - head) >>> 0;
+    if (len === 0 || recordSize(len) > avail) throw new RangeError(`corrupt ring record (length ${len}, ${avail} bytes available)`);
+    this.readHead = head;
+    this.nextOffset = (head + 4) & this.mask;
+    return len;
   }
 
-  /** Producer: where the payload of the next record will start in `data`. */
-  writeOffset(): number {
-    return ((Atomics.load(this.ctl, TAIL) >>> 0) + 4) & this.mask;
+  /** Consumer: frees the record peekNext() found, whose payload is `len` bytes. */
+  advanceRead(len: number): void {
+    Atomics.store(this.ctl, HEAD, (this.readHead + recordSize(len)) | 0);
   }
 
   /**
-   * Producer: publishes a record of `len` payload bytes already written at writeOffset() (split
-   * over the end as tryWrite would split it). The caller checked canWrite(len) for at least `len`.
+   * Producer: the payload offset in `data` where a message of `len` bytes can be written now,
+   * or -1 when it does not fit; publish(len) then makes it visible.
+   */
+  reserveNext(len: number): number {
+    const tail = Atomics.load(this.ctl, TAIL) >>> 0;
+    if (!this.fits(tail, recordSize(len))) return -1;
+    this.writeTail = tail;
+    return (tail + 4) & this.mask;
+  }
+
+  /**
+   * Producer: publishes the record reserveNext() made room for, with `len` payload bytes (at most
+   * the reserved length) already written at its offset (split over the end as tryWrite splits).
    */
   publish(len: number): void {
-    const tail = Atomics.load(this.ctl, TAIL) >>> 0;
+    const tail = this.writeTail;
     this.view.setUint32(tail & this.mask, len, true);
     Atomics.store(this.ctl, TAIL, (tail + recordSize(len)) | 0);
   }

@@ -111,6 +111,8 @@ export class RingChannel implements Channel, ViewOwner {
   /** Where a message that wraps around the ring's end is gathered (views) or built (slots). */
   private scratchIn: { u8: Uint8Array; dv: DataView } | undefined;
   private scratchOut: { u8: Uint8Array; dv: DataView } | undefined;
+  /** Payload offset in the send ring of the slot held (where a scratch slot is copied to). */
+  private slotOffset = 0;
   /**
    * How long the synchronous receive / send spin before sleeping, ms. A wait the peer ended soon
    * after we went to sleep means the spin was just too short (the peer was being woken itself, or
@@ -219,9 +221,11 @@ export class RingChannel implements Channel, ViewOwner {
    */
   receiveViewSync(timeoutMs = Infinity): RingView | undefined {
     this.checkViewReceive();
-    const { rx } = this.p;
     // A short spin without the clock first: most answers of a busy peer come within it.
-    for (let i = 0; i < QUICK_SPINS; i++) if (!rx.isEmpty()) return this.takeView();
+    for (let i = 0; i < QUICK_SPINS; i++) {
+      const v = this.takeView();
+      if (v) return v;
+    }
     return this.receiveViewSlow(timeoutMs);
   }
 
@@ -287,14 +291,19 @@ export class RingChannel implements Channel, ViewOwner {
    */
   reserve(length: number, timeoutMs = Infinity): RingSlot {
     this.checkReserve(length);
-    if (!this.p.tx.canWrite(length)) this.waitWritable(length, timeoutMs);
-    return this.makeSlot(length);
+    let at = this.p.tx.reserveNext(length);
+    if (at < 0) {
+      this.waitWritable(length, timeoutMs);
+      at = this.p.tx.reserveNext(length);
+    }
+    return this.makeSlot(at, length);
   }
 
   /** Reserves without waiting: undefined when the ring is too full now. */
   tryReserve(length: number): RingSlot | undefined {
     this.checkReserve(length);
-    return this.p.tx.canWrite(length) ? this.makeSlot(length) : undefined;
+    const at = this.p.tx.reserveNext(length);
+    return at < 0 ? undefined : this.makeSlot(at, length);
   }
 
   /** @internal RingView.release() */
@@ -311,7 +320,7 @@ export class RingChannel implements Channel, ViewOwner {
     if (slot !== this.heldSlot) return;
     this.heldSlot = undefined;
     const tx = this.p.tx;
-    if (slot.scratch) tx.copyIn(tx.writeOffset(), slot.payload(length));
+    if (slot.scratch) tx.copyIn(this.slotOffset, slot.payload(length));
     tx.publish(length);
     this.afterWrite();
   }
@@ -343,12 +352,12 @@ export class RingChannel implements Channel, ViewOwner {
 
   private takeView(): RingView | undefined {
     const rx = this.p.rx;
-    const len = rx.peekLength();
+    const len = rx.peekNext();
     if (len === 0) return undefined;
     if (len > this.maxMessageSize) {
       throw new IpcError('SWITCHYARD_IPC_MESSAGE_TOO_LARGE', `received a message of ${len} bytes, over the limit of ${this.maxMessageSize}`);
     }
-    const at = rx.readOffset();
+    const at = rx.nextOffset;
     let v: RingView;
     if (at + len <= rx.capacity) v = new RingView(this, rx.data, rx.view, at, len);
     else {
@@ -361,9 +370,9 @@ export class RingChannel implements Channel, ViewOwner {
     return v;
   }
 
-  private makeSlot(length: number): RingSlot {
+  private makeSlot(at: number, length: number): RingSlot {
     const tx = this.p.tx;
-    const at = tx.writeOffset();
+    this.slotOffset = at;
     let slot: RingSlot;
     if (at + length <= tx.capacity) slot = new RingSlot(this, tx.data, tx.view, at, length, false);
     else {
