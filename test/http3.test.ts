@@ -214,3 +214,42 @@ test('a field section that references the dynamic table closes the connection wi
   assert.equal(info.isApp, true);
   assert.equal(info.code, H3.QPACK_DECOMPRESSION_FAILED);
 });
+
+test('a stopping listener sends GOAWAY, lets the request in flight finish, then closes with H3_NO_ERROR', { timeout: 60_000 }, async () => {
+  let release: (() => void) | undefined;
+  let arrived: (() => void) | undefined;
+  const got = new Promise<void>((r) => (arrived = r));
+  const slow = createServer((_req, res) => {
+    arrived?.();
+    release = () => res.end('late but whole');
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  const d = await serve(
+    {
+      listeners: [{ name: 'drain', protocol: 'http', address: '127.0.0.1:0', tls: { issuer: 'internal', names: ['localhost'] }, http3: true, routes: [{ handler: { type: 'proxy', upstream: 'slow' } }] }],
+      upstreams: { slow: { targets: [`http://127.0.0.1:${(slow.address() as AddressInfo).port}`] } },
+    },
+    { logLevel: 'silent', dataDir, baseDir: dir },
+  );
+  try {
+    const c = await Http3Client.connect({ host: '127.0.0.1', port: d.address('drain').port, ca, serverName: 'localhost' });
+    const goaway = new Promise<number>((r) => c.session.once('goaway', r));
+    const pending = c.request({ path: '/wait' });
+    await got;
+    const stopping = d.stop(20_000);
+    assert.equal(await goaway, 4, 'GOAWAY names the first request stream id not taken (stream 0 was)');
+    release?.();
+    const res = await pending;
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), 'late but whole');
+    // Closed once the answer is in: by the client, which has nothing more to ask, or by the
+    // server's linger; either way with H3_NO_ERROR.
+    const info = await c.quic.closed;
+    assert.equal(info.code, H3.NO_ERROR, `closed by ${info.by} with ${info.code}`);
+    assert.equal(info.isApp, true);
+    await stopping;
+  } finally {
+    await d.stop(100);
+    slow.close();
+  }
+});

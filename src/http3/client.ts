@@ -94,11 +94,21 @@ async function sendBody(stream: QuicStream, body: AsyncIterable<Uint8Array>): Pr
 }
 
 export class Http3Client {
+  /** Requests sent and not yet answered (or failed). */
+  private pending = 0;
+  /** The server sent GOAWAY: no new requests; the connection is closed once the pending ones are done. */
+  private goneAway = false;
+
   private constructor(
     readonly quic: QuicClientConnection,
     readonly session: Http3Session,
     private readonly options: Http3ClientOptions,
-  ) {}
+  ) {
+    session.on('goaway', () => {
+      this.goneAway = true;
+      if (this.pending === 0) void this.close();
+    });
+  }
 
   static async connect(options: Http3ClientOptions): Promise<Http3Client> {
     const quic = await connectQuic({
@@ -132,6 +142,7 @@ export class Http3Client {
     }
     if (init.rawFields) fields.push(...init.rawFields);
     const body = init.body === undefined ? undefined : typeof init.body === 'string' ? Buffer.from(init.body) : init.body;
+    if (this.goneAway) return Promise.reject(new Http3RequestError('the server is going away (GOAWAY): open a new connection', H3.REQUEST_REJECTED));
     let stream: QuicStream;
     try {
       stream = this.quic.openBidi();
@@ -143,7 +154,14 @@ export class Http3Client {
       if (body && body.length > 0) stream.write(encodeFrame(FRAME.DATA, body));
       stream.end();
     } else void sendBody(stream, body);
-    return this.readResponse(stream, init.method === 'HEAD');
+    this.pending++;
+    const done = () => {
+      this.pending--;
+      if (this.goneAway && this.pending === 0) void this.close();
+    };
+    const response = this.readResponse(stream, init.method === 'HEAD');
+    response.then(done, done);
+    return response;
   }
 
   private readResponse(stream: QuicStream, _head: boolean): Promise<Http3ClientResponse> {

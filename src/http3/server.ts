@@ -53,6 +53,19 @@ function dateNow(): string {
   return dateCache;
 }
 
+/**
+ * How long a connection with nothing left to serve after GOAWAY lingers before we close it. A
+ * response's last bytes handed to QUIC may not have been delivered yet, and a CONNECTION_CLOSE
+ * sent now would drop them; clients usually close first, once they have read everything.
+ */
+const CLOSE_LINGER_MS = 1000;
+
+function closeSoon(conn: QuicConnection): void {
+  const timer = setTimeout(() => void conn.close(H3.NO_ERROR, 'server shutting down'), CLOSE_LINGER_MS);
+  timer.unref();
+  conn.once('close', () => clearTimeout(timer));
+}
+
 export class Http3Server {
   private quic: QuicServer | undefined;
   private readonly sessions = new Map<QuicConnection, { session: Http3Session; open: number; peer: QuicPeerSocket }>();
@@ -101,7 +114,7 @@ export class Http3Server {
 
   private goaway(conn: QuicConnection, s: { session: Http3Session; open: number }): void {
     s.session.goaway();
-    if (s.open === 0) void conn.close(H3.NO_ERROR, 'server shutting down');
+    if (s.open === 0) closeSoon(conn);
   }
 
   private onConnection(conn: QuicConnection): void {
@@ -124,7 +137,7 @@ export class Http3Server {
       entry.open++;
       stream.once('close', () => {
         entry.open--;
-        if (entry.open === 0 && session.goingAway) void conn.close(H3.NO_ERROR, 'server shutting down');
+        if (entry.open === 0 && session.goingAway) closeSoon(conn);
       });
       const onRequest = (req: H3Request, res: H3Response, expectsContinue: boolean) => {
         res.once('close', () => this.requests.labels(o.listener, String(res.statusCode)).inc());

@@ -86,8 +86,10 @@ export class Http3Session extends EventEmitter<Http3SessionEvents> {
   goaway(): void {
     if (this.goingAway || this.failed) return;
     this.goingAway = true;
-    const next = this.role === 'server' ? this.lastRequestId + 4 : 0;
-    this.control?.write(encodeVarintFrame(FRAME.GOAWAY, Math.max(0, next)));
+    // Server: a client-initiated bidirectional stream id (a multiple of 4). Client: a push id,
+    // and we allow no pushes, so 0.
+    const next = this.role === 'server' && this.lastRequestId >= 0 ? this.lastRequestId + 4 : 0;
+    this.control?.write(encodeVarintFrame(FRAME.GOAWAY, next));
   }
 
   /** Ends the connection for a protocol error, with the RFC's code. */
