@@ -11,8 +11,10 @@ import type { Dispatcher } from 'undici';
 // calls/s; node:http2 directly does the same work in a fraction of it.
 //
 // Sessions: at most `maxSessions`; a request goes on the session with the most room under the
-// target's SETTINGS_MAX_CONCURRENT_STREAMS, and a new session is opened (one at a time) only when
-// every session is full. A session that got GOAWAY, failed or closed leaves at once; streams
+// target's SETTINGS_MAX_CONCURRENT_STREAMS (and under maxStreamsPerSession, when set), and a new
+// session is opened (one at a time) only when every session is full. Past maxStreamsPerSession
+// the request does not wait for the new session: it goes on the least busy one that is still
+// under the target's limit while the next connects. A session that got GOAWAY, failed or closed leaves at once; streams
 // already on it finish there. Requests waiting for a session count as `pending`.
 //
 // The handler sees what undici would show it: onConnect(abort) when the stream is opened,
@@ -36,6 +38,12 @@ export interface Http2DispatcherOptions {
   /** No body bytes for this long while the response streams: UND_ERR_BODY_TIMEOUT (0: none). */
   readonly bodyTimeout: number;
   readonly maxSessions: number;
+  /**
+   * Streams a session carries before the next request opens another session (up to
+   * maxSessions), so that calls are spread over a few connections instead of all on one (0: one
+   * session until the target's own SETTINGS_MAX_CONCURRENT_STREAMS is reached).
+   */
+  readonly maxStreamsPerSession?: number;
   /** Runs on each session's socket once its TCP connection is up (the group's `socket:` options). */
   readonly onConnect?: (socket: Socket) => void;
 }
@@ -68,11 +76,15 @@ class CodedError extends Error {
 /** Request header names HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers. */
 const DROPPED = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
+/** After a failed connection attempt, sessions past maxStreamsPerSession wait this long (ms) before trying again. */
+const BACKGROUND_CONNECT_BACKOFF = 1000;
+
 class PooledSession {
   streams = 0;
   usable = true;
   constructor(readonly session: ClientHttp2Session) {}
 
+  /** Streams it may still take under the target's limit. */
   get room(): number {
     if (!this.usable || this.session.closed || this.session.destroyed) return 0;
     return (this.session.remoteSettings.maxConcurrentStreams ?? 100) - this.streams;
@@ -88,6 +100,8 @@ export class Http2Dispatcher implements UpstreamDispatcher {
   private readonly sessions: PooledSession[] = [];
   private readonly waiting: Waiting[] = [];
   private connecting = false;
+  /** When the last connection attempt failed (Date.now()), to pace attempts no request waits for. */
+  private failedAt = 0;
   private closed = false;
   private running = 0;
   private readonly scheme: string;
@@ -124,13 +138,33 @@ export class Http2Dispatcher implements UpstreamDispatcher {
 
   /** The session with the most room, or undefined when a new one is needed (or all are full and no more may open). */
   private pick(): PooledSession | undefined {
+    const sessions = this.sessions;
+    const soft = this.options.maxStreamsPerSession ?? 0;
     let best: PooledSession | undefined;
-    for (const s of this.sessions) if (s.room > 0 && (!best || s.room > best.room)) best = s;
+    let bestRoom = 0;
+    for (let i = 0; i < sessions.length; i++) {
+      const s = sessions[i];
+      let room = s.room;
+      if (soft > 0 && soft - s.streams < room) room = soft - s.streams;
+      if (room > bestRoom) {
+        best = s;
+        bestRoom = room;
+      }
+    }
     if (best) return best;
-    if (this.sessions.length >= this.options.maxSessions && this.sessions.length > 0) {
+    const more = sessions.length < this.options.maxSessions;
+    if (soft > 0) {
+      // Every session has its share: another one is opened (one at a time), and meanwhile the
+      // request goes on the least busy session the target still takes streams on.
+      if (more && Date.now() - this.failedAt >= BACKGROUND_CONNECT_BACKOFF) this.connect();
+      let least: PooledSession | undefined;
+      for (const s of sessions) if (s.room > 0 && (!least || s.streams < least.streams)) least = s;
+      if (least) return least;
+    }
+    if (!more && sessions.length > 0) {
       // Every session is at the target's limit and no more may open: the least busy one takes
       // it (nghttp2 holds the stream until one ends).
-      return this.sessions.reduce((a, b) => (a.streams <= b.streams ? a : b));
+      return sessions.reduce((a, b) => (a.streams <= b.streams ? a : b));
     }
     return undefined;
   }
@@ -153,6 +187,7 @@ export class Http2Dispatcher implements UpstreamDispatcher {
       if (settled) return;
       settled = true;
       this.connecting = false;
+      this.failedAt = Date.now();
       clearTimeout(timer);
       session.destroy();
       // Nothing was sent: every request waiting for this connection fails as a connect failure

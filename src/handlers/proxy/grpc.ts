@@ -13,7 +13,8 @@ import {
   replyGrpcStatus,
   type GrpcContentType,
 } from '../../protocol/grpc/index.ts';
-import type { HttpRequest, HttpResponse } from '../types.ts';
+import { constants } from 'node:http2';
+import type { Http2Request, HttpRequest, HttpResponse } from '../types.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import type { Refusal } from '../../upstream/admission.ts';
 import type { BodySink, PipeableBody } from '../../upstream/h2-dispatcher.ts';
@@ -176,39 +177,51 @@ export class GrpcReplay implements PipeableBody {
 
   pipeTo(sink: BodySink, onError: (err: Error) => void): void {
     const req = this.req;
+    // An HTTP/2 request nobody has read yet is read from its stream itself: the request's own
+    // Readable would add a push, a 'data' event and its buffering to every chunk of the call.
+    const raw = req.httpVersionMajor === 2 && req.readableFlowing === null && req.readableLength === 0 && !req.readableEnded ? (req as Http2Request).stream : undefined;
+    const source: NodeJS.EventEmitter & { pause(): unknown; resume(): unknown } = raw ?? req;
     const decoder = this.text ? new Base64StreamDecoder() : undefined;
     let total = 0;
+    let settled = false;
     const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onFail);
+      settled = true;
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onFail);
+      if (raw) raw.off('close', onClose);
     };
     const onFail = (err: Error) => {
+      if (settled) return;
       cleanup();
       onError(err instanceof ProxyError ? err : new ProxyError('DOWNSTREAM_BODY', { cause: err }));
     };
-    const onData = (raw: Buffer) => {
-      let chunk: Buffer;
-      try {
-        chunk = decoder ? decoder.push(raw) : raw;
-      } catch (err) {
-        return onFail(err as Error);
+    const onData = (chunk: Buffer) => {
+      if (decoder) {
+        try {
+          chunk = decoder.push(chunk);
+        } catch (err) {
+          return onFail(err as Error);
+        }
       }
       total += chunk.length;
       if (total > this.maxBody) return onFail(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${this.maxBody} bytes` }));
       this.keep(chunk);
       if (chunk.length > 0 && !sink.write(chunk)) {
-        req.pause();
-        sink.once('drain', () => req.resume());
+        source.pause();
+        sink.once('drain', () => source.resume());
       }
     };
     const onEnd = () => {
+      // A stream reset by the client ends its reading side too: that is the close's to report.
+      if (raw && (raw.aborted || raw.rstCode !== NGHTTP2_NO_ERROR)) return;
       cleanup();
       if (decoder) {
         let rest: Buffer;
         try {
           rest = decoder.end();
         } catch (err) {
+          settled = false;
           return onFail(err as Error);
         }
         this.keep(rest);
@@ -217,9 +230,17 @@ export class GrpcReplay implements PipeableBody {
       this.ended = true;
       if (!sink.destroyed) sink.end();
     };
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onFail);
+    // The stream closed before 'end': reset by the client (or its connection went), or closed
+    // cleanly with the whole body read and only its end still to come.
+    const onClose = () => (raw!.aborted || raw!.rstCode !== NGHTTP2_NO_ERROR ? onFail(new ProxyError('DOWNSTREAM_ABORTED')) : onEnd());
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', onFail);
+    if (raw) {
+      raw.once('close', onClose);
+      // The body ended with the HEADERS (or was read to its end already): no 'end' will come.
+      if (raw.endAfterHeaders || raw.readableEnded) return onEnd();
+    }
   }
 
   private async *stream(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -257,6 +278,8 @@ export function webTrailersFrame(call: GrpcCall, trailers: Record<string, string
   const frame = encodeGrpcWebTrailers(trailers);
   return call.text ? encodeBase64Chunk(frame) : frame;
 }
+
+const { NGHTTP2_NO_ERROR } = constants;
 
 /** Names of services and methods counted one by one per route; beyond, they are counted as "other". */
 const MAX_NAMES = 200;
