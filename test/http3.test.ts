@@ -34,6 +34,13 @@ before(async () => {
   writeFileSync(join(root, 'digits.txt'), DIGITS);
   writeFileSync(join(root, 'big.bin'), BIG);
   upstream = createServer((req, res) => {
+    if (req.url === '/api/trailers') {
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.write('body with trailers');
+      res.addTrailers({ 'x-checksum': 'abc123' });
+      res.end();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -131,6 +138,13 @@ test('proxied route to an HTTP/1.1 upstream: path, Host and body forwarded', asy
   const post = await client.request({ method: 'POST', path: '/api/items', body: 'payload without a length' });
   assert.equal(post.status, 200);
   assert.equal((JSON.parse(post.body.toString()) as Record<string, string>).body, 'payload without a length');
+});
+
+test('proxied route: the upstream trailers reach the HTTP/3 client', async () => {
+  const res = await client.request({ path: '/api/trailers', headers: { te: 'trailers' } });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), 'body with trailers');
+  assert.deepEqual(res.trailers, { 'x-checksum': 'abc123' });
 });
 
 test('unknown path is 404; a header section over maxFieldSectionSize is 431 and the connection goes on', async () => {
@@ -252,4 +266,31 @@ test('a stopping listener sends GOAWAY, lets the request in flight finish, then 
     await d.stop(100);
     slow.close();
   }
+});
+
+test('the peer QPACK streams and unknown stream types are accepted; a dynamic-table insertion is QPACK_ENCODER_STREAM_ERROR', { timeout: 30_000 }, async () => {
+  /** A unidirectional stream of ours with `bytes` on it (its errors are the connection's, checked below). */
+  const uni = (conn: Http3Client, bytes: number[]) => {
+    const s = conn.quic.openUni();
+    s.on('error', () => {});
+    s.write(Buffer.from(bytes));
+  };
+  const c = await Http3Client.connect({ host: '127.0.0.1', port, ca, serverName: 'localhost' });
+  try {
+    // Encoder stream: Set Dynamic Table Capacity 0 (001 00000); decoder stream: a Stream
+    // Cancellation (01 000000); a reserved stream type (0x21) with bytes nobody reads.
+    uni(c, [0x02, 0x20]);
+    uni(c, [0x03, 0x40]);
+    uni(c, [0x21, 1, 2, 3, 4]);
+    const res = await c.request({ path: '/hello' });
+    assert.equal(res.status, 200);
+  } finally {
+    await c.close();
+  }
+  const bad = await Http3Client.connect({ host: '127.0.0.1', port, ca, serverName: 'localhost' });
+  // Insert With Literal Name (01xxxxxx) on the encoder stream: we offered a table of capacity 0.
+  uni(bad, [0x02, 0x41, 0x61, 0x01, 0x62]);
+  const info = await bad.quic.closed;
+  assert.equal(info.by, 'peer');
+  assert.equal(info.code, H3.QPACK_ENCODER_STREAM_ERROR);
 });
