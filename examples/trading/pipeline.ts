@@ -64,6 +64,7 @@ export interface Summary {
 
 export class Pipeline {
   private readonly children = new Map<Role, ChildProcess>();
+  private readonly closed = new Map<ChildProcess, Promise<void>>();
   private readonly finals = new Map<Role, StageStats>();
   private readonly control: Control;
   private readonly controlName: string;
@@ -96,6 +97,7 @@ export class Pipeline {
       const spec: StageSpec = { role, channels: this.channels, control: this.controlName, options: this.o };
       const child = fork(stageScript, [JSON.stringify(spec)], { execArgv: nodeArgs(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       this.children.set(role, child);
+      this.closed.set(child, new Promise<void>((resolve) => child.once('close', () => resolve())));
       child.on('message', (m: StageReport) => {
         if (m.t === 'ready') {
           ready.add(m.role);
@@ -140,7 +142,8 @@ export class Pipeline {
 
   /** Waits for every stage to exit; the summary, or an error saying which stage failed. */
   async finished(limitMs: number): Promise<Summary> {
-    const exits = [...this.children.values()].map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()))));
+    // 'close', not 'exit': 'exit' may come before the last IPC messages (the final reports) are read.
+    const exits = [...this.children.values()].map((c) => this.closed.get(c)!);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([Promise.all(exits).then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), limitMs)))]);
     clearTimeout(timer);

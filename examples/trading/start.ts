@@ -18,8 +18,9 @@ try {
   options = parseOptions(process.argv.slice(2));
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
-  if (err.message) process.stderr.write(`trading: ${err.message}\n`);
-  process.stderr.write(`${USAGE}\n`);
+  // --help: the usage on stdout, exit 0; a bad flag: one line naming it, then the usage, exit 2.
+  if (err.message) process.stderr.write(`trading: ${err.message}\n${USAGE}\n`);
+  else process.stdout.write(`${USAGE}\n`);
   process.exit(err.message ? 2 : 0);
 }
 
