@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { serve, type Yard } from '../src/index.ts';
 import { Http3Client } from '../src/http3/client.ts';
 import { H3 } from '../src/http3/errors.ts';
-import { encodeFrame, FRAME } from '../src/http3/frames.ts';
+import { encodeFrame, FRAME, FrameReader } from '../src/http3/frames.ts';
+import { decodeFieldSection } from '../src/http3/qpack.ts';
 import { parseConfig } from '../src/config/index.ts';
 import { runCli } from './helpers/daemon.ts';
 
@@ -293,4 +294,30 @@ test('the peer QPACK streams and unknown stream types are accepted; a dynamic-ta
   const info = await bad.quic.closed;
   assert.equal(info.by, 'peer');
   assert.equal(info.code, H3.QPACK_ENCODER_STREAM_ERROR);
+});
+
+test('a request head that does not arrive within limits.headerTimeout gets 408', { timeout: 30_000 }, async () => {
+  const d = await serve(
+    { listeners: [{ name: 'slowhead', protocol: 'http', address: '127.0.0.1:0', tls: { issuer: 'internal', names: ['localhost'] }, http3: true, limits: { headerTimeout: '300ms' }, routes: [{ handler: { type: 'respond', body: 'x' } }] }] },
+    { logLevel: 'silent', dataDir, baseDir: dir },
+  );
+  const c = await Http3Client.connect({ host: '127.0.0.1', port: d.address('slowhead').port, ca, serverName: 'localhost' });
+  try {
+    const stream = c.quic.openBidi();
+    stream.on('error', () => {});
+    // A HEADERS frame that says 100 bytes and brings 3: the rest never comes.
+    stream.write(Buffer.from([FRAME.HEADERS, 100, 0, 0, 0xd1]));
+    const statuses: string[] = [];
+    const reader = new FrameReader({ frame: (_t, p) => statuses.push(String(decodeFieldSection(p, { maxSectionSize: 4096, maxFields: 50 }).find(([n]) => n === ':status')?.[1])), data: () => {}, oversized: () => {} }, 4096);
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => reader.push(chunk));
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      setTimeout(() => reject(new Error('no answer within 20 s')), 20_000).unref();
+    });
+    assert.deepEqual(statuses, ['408']);
+  } finally {
+    await c.close();
+    await d.stop(100);
+  }
 });

@@ -28,8 +28,12 @@ export interface RequestStreamOptions {
   readonly dateNow: () => string;
   /** Body bytes the request buffers before the stream stops being read. */
   readonly bodyHighWaterMark: number;
-  /** A request answered here, before the phases (400 malformed, 431 too large). */
+  /** A request answered here, before the phases (400 malformed, 408 slow head, 431 too large). */
   readonly onRefused: (status: number) => void;
+  /** The request head must have arrived within this long (ms) of the stream opening; else 408. */
+  readonly headerTimeout: number;
+  /** A stream with no byte moving either way for this long (ms) is reset (a client that stopped reading holds our response otherwise). */
+  readonly idleTimeout: number;
 }
 
 type State = 'head' | 'body' | 'trailers';
@@ -63,6 +67,28 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
     stream.reset(err.code);
   };
 
+  // The head must come in time: a client that opens streams and trickles their HEADERS would
+  // otherwise hold them (and their buffers) for as long as it keeps the connection alive.
+  const headTimer = setTimeout(() => {
+    if (state === 'head') refuse(408, '408 request head not received in time', H3.REQUEST_INCOMPLETE);
+  }, options.headerTimeout);
+  headTimer.unref();
+  // No progress either way for idleTimeout: the stream is reset. Checked by its byte counts, so
+  // a busy stream costs one timer per period, not one per chunk.
+  let lastBytes = -1;
+  const idleTimer = setInterval(() => {
+    const bytes = stream.bytesRead + stream.bytesWritten;
+    if (bytes !== lastBytes) {
+      lastBytes = bytes;
+      return;
+    }
+    clearInterval(idleTimer);
+    over = true;
+    req?.cut();
+    stream.reset(H3.REQUEST_CANCELLED);
+  }, options.idleTimeout);
+  idleTimer.unref();
+
   const reader = new FrameReader(
     {
       frame(type, payload) {
@@ -85,6 +111,7 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
         const head = requestHead(fields);
         if ('malformed' in head) throw new Http3Error(H3.MESSAGE_ERROR, head.malformed, 'stream');
         state = 'body';
+        clearTimeout(headTimer);
         const length = head.headers['content-length'];
         declared = length === undefined ? -1 : Number(length);
         req = new H3Request(head.headers, head.rawHeaders, asSocket(peer), () => stream.resume(), options.bodyHighWaterMark);
@@ -159,6 +186,8 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
     if (!readEnded) stream.stopSending(H3.NO_ERROR);
   });
   stream.once('close', () => {
+    clearTimeout(headTimer);
+    clearInterval(idleTimer);
     account();
     if (req && !req.complete) req.cut();
     res?.streamGone();

@@ -26,6 +26,8 @@ export interface Http3ServerOptions {
     readonly idleTimeout: number;
     /** Request streams a connection may have open at once. */
     readonly maxStreams: number;
+    /** A request's head must arrive within this long of its stream opening (ms); else 408. */
+    readonly headerTimeout: number;
   };
   readonly log: Logger;
   /** Requests are counted in switchyard_http3_requests_total (besides the listener's own request metrics). */
@@ -144,7 +146,7 @@ export class Http3Server {
         o.onRequest(req, res, asSocket(peer), expectsContinue);
       };
       const onRefused = (status: number) => this.requests.labels(o.listener, String(status)).inc();
-      serveRequestStream(stream, { session, peer, onRequest, onRefused, dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK });
+      serveRequestStream(stream, { session, peer, onRequest, onRefused, dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK, headerTimeout: o.limits.headerTimeout, idleTimeout: o.limits.idleTimeout });
     });
     session.start();
     if (this.draining) this.goaway(conn, entry);
