@@ -74,12 +74,22 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
     }
   }
   const sockets = new Map<string, UdpSocket>([[key(local), socket]]);
+  let pending = 0;
+  let drained: (() => void) | undefined;
   const conn = new QuicConnection({
     side: 'client',
     quiche: q,
     wire: {
       send(datagram, to, from) {
-        (sockets.get(key(from)) ?? socket).send(datagram, to.port, to.host);
+        const out = sockets.get(key(from)) ?? socket;
+        try {
+          out.send(datagram, to.port, to.host, () => {
+            if (--pending === 0 && drained) drained();
+          });
+          pending++;
+        } catch {
+          // The socket is closed (the connection is over): the datagram has nowhere to go.
+        }
       },
     },
     local,
@@ -95,7 +105,12 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
     s.on('error', () => {});
   };
   listen(socket);
-  void conn.closed.then(() => {
+  void conn.closed.then(async () => {
+    // The CONNECTION_CLOSE is still on its way out: let the sockets send it before closing them.
+    if (pending > 0) await new Promise<void>((resolve) => {
+      drained = resolve;
+      setTimeout(resolve, 200).unref();
+    });
     for (const s of sockets.values()) s.close();
     sockets.clear();
   });
@@ -113,14 +128,15 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
       throw new QuicError('QUIC_INTERNAL', `cannot migrate: ${(err as Error).message}`, { cause: err });
     }
     const previous = socket;
+    const previousKey = key(local);
     socket = next;
     local = nextLocal;
     conn.setLocal(nextLocal);
     conn.flush();
     // The old path's socket stays a moment for packets in flight, then goes.
     setTimeout(() => {
-      if (sockets.get(key(localOf(previous))) === previous) {
-        sockets.delete(key(localOf(previous)));
+      if (sockets.get(previousKey) === previous) {
+        sockets.delete(previousKey);
         previous.close();
       }
     }, 2000).unref();

@@ -81,6 +81,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
   private ready = false;
   private received = false;
   private readonly blocked = new Set<QuicStream>();
+  /** Peer streams that arrived while nobody listened for 'stream' (bounded by the stream limits). */
+  private readonly unclaimed: QuicStream[] = [];
   private closeInfo: QuicCloseInfo | undefined;
   private closeBy: QuicCloseInfo['by'] | undefined;
   private resolveClosed!: (info: QuicCloseInfo) => void;
@@ -106,6 +108,13 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     const mine = this.side === 'client' ? 0 : 1;
     this.nextLocal = { bidi: mine, uni: mine | 2 };
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event !== 'stream' || this.unclaimed.length === 0) return;
+      process.nextTick(() => {
+        const waiting = this.unclaimed.splice(0);
+        for (const stream of waiting) if (!stream.destroyed) this.emit('stream', stream);
+      });
+    });
     this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), options.handshakeTimeoutMs);
     this.handshakeTimer.unref();
   }
@@ -361,7 +370,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     }
     const stream = this.newStream(id, 'peer');
     this.options.counters?.streamOpened(kind, 'peer');
-    this.emit('stream', stream);
+    // Streams the peer opens with its first flight (HTTP/3's control stream) can arrive before
+    // connectQuic's caller has had a chance to listen: they wait for the first 'stream' listener.
+    if (this.listenerCount('stream') === 0) this.unclaimed.push(stream);
+    else this.emit('stream', stream);
     return stream;
   }
 
@@ -480,7 +492,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.timer = undefined;
     this.handshakeTimer = undefined;
-    const streamError = error ?? new QuicError('QUIC_CONNECTION_CLOSED', 'the connection was closed');
+    // Our own close() ends streams quietly; anything else (the peer, a timeout) is an error for them.
+    const streamError = by === 'local' && this.closeBy === 'local' ? undefined : (error ?? new QuicError('QUIC_CONNECTION_CLOSED', 'the connection was closed'));
     for (const stream of [...this.streams.values()]) stream.onConnectionClosed(streamError);
     this.streams.clear();
     this.blocked.clear();

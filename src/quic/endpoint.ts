@@ -296,7 +296,11 @@ export class QuicServer {
 
   private readonly wire = {
     send: (datagram: Buffer, to: HostPort) => {
-      this.socket.send(datagram, to.port, to.host);
+      try {
+        this.socket.send(datagram, to.port, to.host);
+      } catch {
+        // The socket is closed (close() ran): connections still winding down have nowhere to send.
+      }
     },
   };
 

@@ -134,6 +134,9 @@ export class QuicStream extends Duplex {
   /** quiche says the stream has data (or its end, or a reset) to read. */
   onReadable(): void {
     if (this.wantRead) this.pull();
+    // A reset must reach a stream nobody is reading too (quiche reports a reset stream as
+    // finished): read it now, which ends it with the peer's code.
+    else if (!this.readEnded && this.owner.quiche.streamFinished(this.id)) this.pull(true);
   }
 
   /** quiche says the stream can take more bytes. */
@@ -151,11 +154,15 @@ export class QuicStream extends Duplex {
     }
   }
 
-  /** The connection is gone: nothing more can be sent or received. */
-  onConnectionClosed(err: QuicError): void {
+  /**
+   * The connection is gone: nothing more can be sent or received. Closed by this side on
+   * purpose (`err` undefined), the stream just closes; otherwise it ends with an error, as a TCP
+   * socket does on a reset.
+   */
+  onConnectionClosed(err: QuicError | undefined): void {
     this.gone = true;
     if (this.readEnded && this.writeEnded) return;
-    this.destroy(new QuicStreamError('QUIC_CONNECTION_CLOSED', 0, err.message));
+    this.destroy(err ? new QuicStreamError('QUIC_CONNECTION_CLOSED', 0, err.message) : undefined);
   }
 
   // ---- Duplex ----
@@ -165,10 +172,11 @@ export class QuicStream extends Duplex {
     this.pull();
   }
 
-  private pull(): void {
+  private pull(once = false): void {
     const q = this.owner.quiche;
     const buf = this.owner.recvBuffer;
-    while (this.wantRead && !this.readEnded) {
+    while ((this.wantRead || once) && !this.readEnded) {
+      once = false;
       let result: [number, boolean] | null;
       try {
         result = q.streamRecv(this.id, buf);
