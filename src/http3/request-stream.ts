@@ -189,7 +189,9 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
     clearTimeout(headTimer);
     clearInterval(idleTimer);
     account();
+    // As node's requests: 'close' once the exchange is over; cut off first, 'aborted' and an error.
     if (req && !req.complete) req.cut();
+    else if (req && !req.destroyed) req.emit('close');
     res?.streamGone();
   });
   // Stream errors (reset by the client, connection gone) end in 'close'.
