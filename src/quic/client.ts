@@ -5,6 +5,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { buildQuicheConfig, limitsWith, type QuicLimits } from './config.ts';
 import { QuicConnection } from './connection.ts';
 import { QuicError } from './errors.ts';
+import { enableUdpSegmentation } from '../sys/udp-gso.ts';
 import { CID_LENGTH, quiche, type HostPort } from './native.ts';
 
 // The client side: one UDP socket per connection, bound to an ephemeral port. The connection
@@ -74,6 +75,8 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
     }
   }
   const sockets = new Map<string, UdpSocket>([[key(local), socket]]);
+  const segmented = (s: UdpSocket) => limits.maxUdpPayload * 2 <= 65_000 && enableUdpSegmentation(s, limits.maxUdpPayload) === undefined;
+  let gso = segmented(socket) ? limits.maxUdpPayload : 0;
   let pending = 0;
   let drained: (() => void) | undefined;
   const conn = new QuicConnection({
@@ -83,7 +86,9 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
       send(datagram, to, from) {
         const out = sockets.get(key(from)) ?? socket;
         try {
-          out.send(datagram, to.port, to.host, () => {
+          out.send(datagram, to.port, to.host, (err) => {
+            // A device without checksum offload refuses segmented sends (EIO): one per packet then.
+            if (err && datagram.length > gso) gso = 0;
             if (--pending === 0 && drained) drained();
           });
           pending++;
@@ -91,6 +96,7 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
           // The socket is closed (the connection is over): the datagram has nowhere to go.
         }
       },
+      segmentSize: () => gso,
     },
     local,
     remote,
@@ -118,6 +124,7 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
   conn.migrate = async () => {
     const next = await bindSocket(family, localHost);
     const nextLocal = localOf(next);
+    if (gso > 0 && !segmented(next)) gso = 0;
     sockets.set(key(nextLocal), next);
     listen(next);
     try {

@@ -4,6 +4,7 @@ import { isIPv6 } from 'node:net';
 import { buildQuicheConfig, limitsWith, type QuicLimits } from './config.ts';
 import { QuicConnection, type ConnectionCounters } from './connection.ts';
 import { QuicError, type QuicCloseInfo } from './errors.ts';
+import { enableUdpSegmentation } from '../sys/udp-gso.ts';
 import { CID_LENGTH, PACKET_INITIAL, quiche, type HostPort, type QuicheConfig, type QuicheHeader } from './native.ts';
 
 // A QUIC server endpoint: one UDP socket, the connections on it (found by the destination
@@ -104,6 +105,10 @@ export class QuicServer {
     }
     const a = this.socket.address();
     this.bound = { host: a.address, port: a.port };
+    // Worth it when several packets fit in one send; loss of it only costs speed.
+    if (this.limits.maxUdpPayload * 2 <= 65_000 && enableUdpSegmentation(this.socket, this.limits.maxUdpPayload) === undefined) {
+      this.gso = this.limits.maxUdpPayload;
+    }
   }
 
   /** The bound address (the real port when 0 was asked for). */
@@ -186,6 +191,16 @@ export class QuicServer {
   }
 
   private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const from = { host: rinfo.address, port: rinfo.port };
+    // Short-header packets (all of them once a connection is up) carry our connection id right
+    // after the first byte, at the length we hand out: looked up without asking quiche to parse.
+    if (msg.length > CID_LENGTH && (msg[0] & 0xc0) === 0x40) {
+      const conn = this.byCid.get(msg.toString('latin1', 1, 1 + CID_LENGTH));
+      if (conn) {
+        conn.receive(msg, from, this.bound);
+        return;
+      }
+    }
     let header: QuicheHeader;
     try {
       header = quiche.Header.fromSlice(msg, CID_LENGTH);
@@ -193,18 +208,16 @@ export class QuicServer {
       this.options.observer?.datagramDropped?.('not-quic');
       return;
     }
-    const from = { host: rinfo.address, port: rinfo.port };
-    const conn = this.byCid.get(Buffer.from(header.dcid).toString('hex'));
+    const conn = this.byCid.get(cidKey(header.dcid));
     if (conn) {
       conn.receive(msg, from, this.bound);
       return;
     }
     try {
       this.accept(msg, header, from);
-    } catch (err) {
+    } catch {
       // A packet that makes quiche throw in accept must not take the endpoint down.
       this.options.observer?.datagramDropped?.('not-quic');
-      void err;
     }
   }
 
@@ -242,9 +255,9 @@ export class QuicServer {
     const refuse = this.live.size >= this.limits.maxConnections;
     if (refuse && this.refusing >= MAX_REFUSING) return observer?.datagramDropped?.('not-accepting');
     const q = quiche.Connection.accept(scid, odcid ?? null, this.bound, from, this.configForNewConnection());
-    const keys = [scid.toString('hex')];
+    const keys = [cidKey(scid)];
     // Until the client learns our id, its packets still carry the id it picked.
-    if (!odcid) keys.push(Buffer.from(header.dcid).toString('hex'));
+    if (!odcid) keys.push(cidKey(header.dcid));
     const conn = new QuicConnection({
       side: 'server',
       quiche: q,
@@ -258,8 +271,8 @@ export class QuicServer {
       counters: observer,
       onReady: refuse ? undefined : (c) => this.ready(c),
       newConnectionId: (cid) => {
-        keys.push(cid.toString('hex'));
-        this.byCid.set(cid.toString('hex'), conn);
+        keys.push(cidKey(cid));
+        this.byCid.set(cidKey(cid), conn);
       },
     });
     for (const k of keys) this.byCid.set(k, conn);
@@ -297,11 +310,21 @@ export class QuicServer {
   private readonly wire = {
     send: (datagram: Buffer, to: HostPort) => {
       try {
-        this.socket.send(datagram, to.port, to.host);
+        if (datagram.length > this.gso && this.gso > 0) this.socket.send(datagram, to.port, to.host, this.onSegmentedSent);
+        else this.socket.send(datagram, to.port, to.host);
       } catch {
         // The socket is closed (close() ran): connections still winding down have nowhere to send.
       }
     },
+    segmentSize: () => this.gso,
+  };
+
+  /** UDP_SEGMENT size on the socket, 0 when off (see src/sys/udp-gso.ts). */
+  private gso = 0;
+
+  /** A device without checksum offload refuses segmented sends (EIO): go back to one per packet. */
+  private readonly onSegmentedSent = (err: Error | null) => {
+    if (err) this.gso = 0;
   };
 
   /** token = time (8) | HMAC(time, address, odcid) (16) | odcid */
@@ -324,6 +347,11 @@ export class QuicServer {
   private tokenMac(time: Buffer, host: string, odcid: Buffer): Buffer {
     return createHmac('sha256', this.tokenKey).update(time).update(host).update(odcid).digest().subarray(0, 16);
   }
+}
+
+/** A connection id as a map key (one char per byte). */
+function cidKey(cid: Uint8Array): string {
+  return Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1');
 }
 
 /** A short word for why a handshake failed, for the metric's label (bounded set). */
