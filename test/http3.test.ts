@@ -180,6 +180,8 @@ test('h3 requests are in the listener request metrics and the HTTP/3 counter', a
   assert.ok(h3.some((l) => /status="404"} [1-9]/.test(l)), h3.join('\n'));
   assert.ok(h3.some((l) => /status="431"} [1-9]/.test(l)), `refusals before the phases are counted too: ${h3.join('\n')}`);
   assert.match(text, /switchyard_total_requests\{listener="web",route="[^"]*static[^"]*",status="206"\} [1-9]/);
+  // The QUIC endpoint counts under the listener's name: our client's bidirectional streams.
+  assert.match(text, /switchyard_quic_streams_total\{listener="web",kind="bidi",initiator="peer"\} [1-9]/);
 });
 
 test('http3 without tls is a config error naming the field', () => {

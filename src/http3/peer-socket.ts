@@ -6,14 +6,14 @@ import type { QuicConnection } from '../quic/connection.ts';
 // request's socket for the client's address (access log, X-Forwarded-For, allow lists), whether
 // it is encrypted (X-Forwarded-Proto), its byte counts (the listener's byte metrics) and its
 // client certificate. A QUIC connection has no TCP socket; this object answers those questions
-// for one connection, and nothing more: it is typed as a Socket in one place (asSocket) so that
+// for one connection, and nothing more (the listener's byte metrics come from the QUIC endpoint): it is typed as a Socket in one place (asSocket) so that
 // the request fits the HttpRequest contract, and code that writes to a request's socket
 // directly (sendfile, upgrades) checks the HTTP version first and never gets here.
 
 export class QuicPeerSocket extends EventEmitter {
   readonly encrypted = true;
   readonly alpnProtocol = 'h3';
-  /** Body and frame bytes read from / written to the connection's streams (the listener's byte meter reads them). */
+  /** Bytes read from / written to the connection's request streams (frames included), as a socket's counts. */
   bytesRead = 0;
   bytesWritten = 0;
   destroyed = false;

@@ -156,8 +156,7 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
     options.onRequest(request, response, expect !== undefined);
   };
 
-  // What went out on the stream, added to the connection's stand-in socket (the listener's byte
-  // meter reads it when the response closes).
+  // What went out on the stream, added to the connection's stand-in socket's count.
   let accounted = 0;
   const account = () => {
     peer.bytesWritten += stream.bytesWritten - accounted;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.ts';
 import { listenQuic, type QuicServer, type QuicCertificate } from '../quic/endpoint.ts';
 import type { QuicConnection } from '../quic/connection.ts';
+import { quicMetricsObserver } from '../quic/metrics.ts';
 import { H3 } from './errors.ts';
 import type { H3Request, H3Response } from './exchange.ts';
 import { QuicPeerSocket, asSocket } from './peer-socket.ts';
@@ -30,14 +31,14 @@ export interface Http3ServerOptions {
     readonly headerTimeout: number;
   };
   readonly log: Logger;
-  /** Requests are counted in switchyard_http3_requests_total (besides the listener's own request metrics). */
+  /**
+   * Requests are counted in switchyard_http3_requests_total (besides the listener's own request
+   * metrics); the QUIC endpoint's connections, bytes, handshake failures and lost packets under
+   * the listener's name (src/quic/metrics.ts).
+   */
   readonly metrics: Metrics;
   /** The listener's phases; `socket` is the connection's stand-in (peer-socket.ts). */
   readonly onRequest: (req: H3Request, res: H3Response, socket: Socket, expectsContinue: boolean) => void;
-  /** A connection began (the listener counts it and meters its bytes). */
-  readonly onConnection?: (socket: Socket) => void;
-  /** A connection ended. */
-  readonly onConnectionClosed?: (socket: Socket) => void;
 }
 
 /** Body bytes a request buffers before its stream stops being read. */
@@ -87,6 +88,7 @@ export class Http3Server {
       alpn: ['h3'],
       limits: { idleTimeoutMs: o.limits.idleTimeout, maxStreamsBidi: o.limits.maxStreams, maxStreamsUni: 16 },
       onConnection: (conn) => this.onConnection(conn),
+      observer: quicMetricsObserver(o.metrics, o.listener),
       closeCode: H3.NO_ERROR,
       streamErrorCode: H3.REQUEST_CANCELLED,
     });
@@ -125,11 +127,9 @@ export class Http3Server {
     const peer = new QuicPeerSocket(conn);
     const entry = { session, open: 0, peer };
     this.sessions.set(conn, entry);
-    o.onConnection?.(asSocket(peer));
     conn.once('close', () => {
       this.sessions.delete(conn);
       peer.closed();
-      o.onConnectionClosed?.(asSocket(peer));
     });
     // The endpoint's drain (the QUIC side) is GOAWAY here: the connection's own streams (control,
     // QPACK) never end, so it is closed once its requests are done.
