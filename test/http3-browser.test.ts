@@ -77,6 +77,7 @@ test('Chromium loads a static page and a proxied API over HTTP/3', { skip, timeo
           http3: true,
           routes: [
             { match: { path: '/api/*' }, handler: { type: 'proxy', upstream: 'api' } },
+            { match: { path: '/echo' }, handler: { type: 'echo' } },
             { match: { path: '/*' }, handler: { type: 'static', root } },
           ],
         },
@@ -109,11 +110,21 @@ test('Chromium loads a static page and a proxied API over HTTP/3', { skip, timeo
   assert.equal(response?.status(), 200);
   await page.waitForFunction(() => document.getElementById('out')?.textContent !== 'waiting', undefined, { timeout: 20_000 });
   assert.equal(await page.textContent('#out'), 'api said hello from upstream');
+  // A request body from the browser (DATA frames of Chromium's) and a 300 KB response.
+  const posted = await page.evaluate(async () => {
+    const body = 'b'.repeat(200_000);
+    const r = await fetch('/echo', { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    const text = await r.text();
+    return { status: r.status, hasBody: text.includes('b'.repeat(1000)), length: text.length };
+  });
+  assert.equal(posted.status, 200);
+  assert.ok(posted.hasBody && posted.length > 200_000, JSON.stringify(posted));
   const protocols = await page.evaluate(() =>
     (performance.getEntries() as PerformanceResourceTiming[]).filter((e) => 'nextHopProtocol' in e).map((e) => `${new URL(e.name).pathname} ${e.nextHopProtocol}`),
   );
   assert.ok(protocols.includes('/index.html h3'), `page: ${protocols.join(', ')} (net log: ${netLog})`);
   assert.ok(protocols.includes('/api/data h3'), `api: ${protocols.join(', ')}`);
+  assert.ok(protocols.includes('/echo h3'), `echo: ${protocols.join(', ')}`);
   const after = await h3Requests(yard);
-  assert.ok(after - before >= 2, `the daemon counted ${after - before} HTTP/3 requests`);
+  assert.ok(after - before >= 3, `the daemon counted ${after - before} HTTP/3 requests`);
 });
