@@ -157,3 +157,28 @@ test('frames: HTTP/2-only types, oversized frames and bad SETTINGS are refused',
   assert.throws(() => parseSettings(Buffer.from('0101' + '0102', 'hex')), (e: unknown) => e instanceof Http3Error && e.code === H3.SETTINGS_ERROR);
   assert.throws(() => parseSettings(Buffer.from('0201', 'hex')), (e: unknown) => e instanceof Http3Error && e.code === H3.SETTINGS_ERROR);
 });
+
+test('request heads: what RFC 9114 §4.2/§4.3 makes malformed is refused, a good one kept whole', async () => {
+  const { requestHead } = await import('../src/http3/fields.ts');
+  const base: FieldLine[] = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'a.test'], [':path', '/x']];
+  const good = requestHead([...base, ['cookie', 'a=1'], ['cookie', 'b=2'], ['accept', 'text/html'], ['accept', 'text/plain']]);
+  assert.ok(!('malformed' in good));
+  assert.equal(good.headers.cookie, 'a=1; b=2');
+  assert.equal(good.headers.accept, 'text/html, text/plain');
+  assert.equal(good.headers[':path'], '/x');
+  const bad: [string, FieldLine[]][] = [
+    ['pseudo after regular', [[':method', 'GET'], ['accept', '*/*'], [':scheme', 'https'], [':path', '/']]],
+    ['unknown pseudo', [...base, [':protocol', 'websocket']]],
+    ['repeated pseudo', [...base, [':path', '/y']]],
+    ['upper case', [...base, ['Accept', '*/*']]],
+    ['connection-specific', [...base, ['connection', 'close']]],
+    ['transfer-encoding', [...base, ['transfer-encoding', 'chunked']]],
+    ['te other than trailers', [...base, ['te', 'gzip']]],
+    ['no :path', base.filter(([n]) => n !== ':path')],
+    ['no :method', base.filter(([n]) => n !== ':method')],
+    ['content-length values differ', [...base, ['content-length', '1'], ['content-length', '2']]],
+    ['bad content-length', [...base, ['content-length', '-1']]],
+    ['CR in a value', [...base, ['x-a', 'a\rb']]],
+  ];
+  for (const [why, fields] of bad) assert.ok('malformed' in requestHead(fields), why);
+});

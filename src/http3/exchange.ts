@@ -217,7 +217,8 @@ export class H3Response extends EventEmitter {
     if (this.headersSent) throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot write headers after they are sent to the client');
     const headers = typeof reasonOrHeaders === 'string' ? maybeHeaders : reasonOrHeaders;
     const status = statusCode | 0;
-    if (status < 100 || status > 599) throw codedError('ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${statusCode}`);
+    // Interim (1xx) answers go through writeContinue / writeEarlyHints: the head is the final one.
+    if (status < 200 || status > 599) throw codedError('ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${statusCode}`);
     if (Array.isArray(headers)) {
       // [name, value, ...] or [[name, value], ...]: replaces fields of those names.
       const pairs: [string, string][] = Array.isArray(headers[0]) ? (headers as [string, string][]) : [];

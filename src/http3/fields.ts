@@ -8,7 +8,8 @@ import type { FieldLine } from './qpack.ts';
 /** Connection-specific fields (§4.2): malformed in a request; dropped from our responses. */
 export const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
-const REQUEST_PSEUDO = new Set([':method', ':scheme', ':authority', ':path', ':protocol']);
+/** Request pseudo-headers (§4.3.1). `:protocol` (extended CONNECT) is not among them: we do not offer SETTINGS_ENABLE_CONNECT_PROTOCOL. */
+const REQUEST_PSEUDO = new Set([':method', ':scheme', ':authority', ':path']);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 /** Field values: no NUL, CR or LF, no leading or trailing whitespace (RFC 9110 §5.5). */
 const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
@@ -49,7 +50,7 @@ export function requestHead(fields: readonly FieldLine[]): RequestHead | { malfo
   }
   const method = headers[':method'];
   if (method === undefined || method === '') return { malformed: 'no :method' };
-  if (method === 'CONNECT' && headers[':protocol'] === undefined) {
+  if (method === 'CONNECT') {
     if (headers[':scheme'] !== undefined || headers[':path'] !== undefined || headers[':authority'] === undefined) return { malformed: 'CONNECT takes :authority only' };
   } else {
     if (headers[':scheme'] === undefined || headers[':scheme'] === '') return { malformed: 'no :scheme' };

@@ -61,7 +61,7 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
 
   const streamError = (err: Http3Error) => {
     if (over) return;
-    if (!res) return refuse(err.code === H3.REQUEST_INCOMPLETE ? 400 : 400, `bad request: ${err.message}`, err.code);
+    if (!res) return refuse(400, `bad request: ${err.message}`, err.code);
     over = true;
     req?.cut(err);
     stream.reset(err.code);
