@@ -1,4 +1,5 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { createUdpSocket } from './udp.ts';
 import { lookup } from 'node:dns/promises';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { isIP, isIPv6 } from 'node:net';
@@ -77,21 +78,16 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
   const sockets = new Map<string, UdpSocket>([[key(local), socket]]);
   const segmented = (s: UdpSocket) => limits.maxUdpPayload * 2 <= 65_000 && enableUdpSegmentation(s, limits.maxUdpPayload) === undefined;
   let gso = segmented(socket) ? limits.maxUdpPayload : 0;
-  let pending = 0;
-  let drained: (() => void) | undefined;
   const conn = new QuicConnection({
     side: 'client',
     quiche: q,
     wire: {
       send(datagram, to, from) {
-        const out = sockets.get(key(from)) ?? socket;
+        const out = sockets.size === 1 ? socket : (sockets.get(key(from)) ?? socket);
         try {
-          out.send(datagram, to.port, to.host, (err) => {
-            // A device without checksum offload refuses segmented sends (EIO): one per packet then.
-            if (err && datagram.length > gso) gso = 0;
-            if (--pending === 0 && drained) drained();
-          });
-          pending++;
+          // A device without checksum offload refuses segmented sends (EIO): one per packet then.
+          if (datagram.length > gso && gso > 0) out.send(datagram, to.port, to.host, (err) => void (err && (gso = 0)));
+          else out.send(datagram, to.port, to.host);
         } catch {
           // The socket is closed (the connection is over): the datagram has nowhere to go.
         }
@@ -112,11 +108,10 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
   };
   listen(socket);
   void conn.closed.then(async () => {
-    // The CONNECTION_CLOSE is still on its way out: let the sockets send it before closing them.
-    if (pending > 0) await new Promise<void>((resolve) => {
-      drained = resolve;
-      setTimeout(resolve, 200).unref();
-    });
+    // The CONNECTION_CLOSE is still on its way out: let the sockets send it before closing them
+    // (bounded: 20 turns of the event loop).
+    for (let i = 0; i < 20 && [...sockets.values()].some((s) => s.getSendQueueCount() > 0); i++) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
     for (const s of sockets.values()) s.close();
     sockets.clear();
   });
@@ -197,7 +192,7 @@ function localOf(socket: UdpSocket): HostPort {
 
 function bindSocket(type: 'udp4' | 'udp6', host: string): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket({ type, recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 4 * 1024 * 1024 });
+    const socket = createUdpSocket(type);
     socket.once('error', (err) => reject(new QuicError('QUIC_BIND_FAILED', `cannot bind a udp socket: ${err.message}`, { cause: err })));
     socket.bind(0, host, () => resolve(socket));
   });

@@ -1,4 +1,5 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import { createUdpSocket } from './udp.ts';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { buildQuicheConfig, limitsWith, type QuicLimits } from './config.ts';
@@ -78,7 +79,7 @@ export class QuicServer {
 
   constructor(private readonly options: QuicServerOptions) {
     this.limits = limitsWith(options.limits);
-    this.socket = options.socket ?? createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 4 * 1024 * 1024 });
+    this.socket = options.socket ?? createUdpSocket(isIPv6(options.host) ? 'udp6' : 'udp4');
     this.socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
     // A send to a vanished peer (ICMP unreachable) surfaces here: it concerns one peer only.
     this.socket.on('error', () => {});
