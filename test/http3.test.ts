@@ -323,3 +323,35 @@ test('a request head that does not arrive within limits.headerTimeout gets 408',
     await d.stop(100);
   }
 });
+
+test('a reload that replaces the listener (new TLS names) brings HTTP/3 back on the same port once the old one has drained', { timeout: 60_000 }, async () => {
+  const config = (names: string[]) => ({
+    listeners: [{ name: 'swap', protocol: 'http', address: '127.0.0.1:0', tls: { issuer: 'internal', names }, http3: true, routes: [{ handler: { type: 'respond', body: names.join(',') } }] }],
+  });
+  const d = await serve(config(['localhost']), { logLevel: 'silent', dataDir, baseDir: dir });
+  try {
+    const p = d.address('swap').port;
+    const first = await Http3Client.connect({ host: '127.0.0.1', port: p, ca, serverName: 'localhost' });
+    assert.equal((await first.request({ path: '/' })).body.toString(), 'localhost');
+    // Same port, other names: the listener is built anew while the old one drains its QUIC
+    // connection (our client closes it after the GOAWAY), then gives the UDP port back.
+    const next = config(['localhost', 'h3.test']);
+    next.listeners[0].address = `127.0.0.1:${p}`;
+    const result = await d.reload(parseConfig(next, 'test'));
+    assert.equal(result.ok, true, JSON.stringify(result));
+    let body = '';
+    for (let i = 0; i < 80 && body !== 'localhost,h3.test'; i++) {
+      try {
+        const c = await Http3Client.connect({ host: '127.0.0.1', port: p, ca, serverName: 'localhost', timeout: 2000 });
+        body = (await c.request({ path: '/' })).body.toString();
+        await c.close();
+      } catch {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    assert.equal(body, 'localhost,h3.test', 'the new listener serves HTTP/3');
+    await first.close();
+  } finally {
+    await d.stop(100);
+  }
+});
