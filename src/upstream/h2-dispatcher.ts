@@ -368,7 +368,9 @@ class StreamExchange {
   response(h: IncomingHttpHeaders): void {
     if (this.done) return;
     this.responded = true;
-    this.stream.setTimeout(this.options.bodyTimeout);
+    // Each setTimeout() makes a new timer: kept when the body's limit is the head's.
+    const { headersTimeout, bodyTimeout } = this.options;
+    if (bodyTimeout !== headersTimeout) this.stream.setTimeout(bodyTimeout);
     if (this.handler.onHeaders?.(Number(h[':status']), rawOf(h) as unknown as Buffer[], this.resume, '') === false) this.stream.pause();
   }
 

@@ -50,6 +50,8 @@ export class GrpcCall {
   readonly contentType: GrpcContentType;
   readonly service: string;
   readonly method: string;
+  /** The request's path (`/service/method`): what metrics find the call's names by. */
+  readonly path: string;
   /** The deadline from grpc-timeout, in ms (0: none). */
   readonly deadline: number;
   /** The status the call ended with (for metrics), or -1 while unknown. */
@@ -61,7 +63,10 @@ export class GrpcCall {
     this.contentType = ct;
     this.web = ct.protocol !== 'grpc';
     this.text = ct.protocol === 'grpc-web-text';
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    this.path = path;
     const slash = path.lastIndexOf('/');
     this.service = slash > 0 ? path.slice(1, slash) : '';
     this.method = slash >= 0 ? path.slice(slash + 1) : '';
@@ -79,13 +84,17 @@ export class GrpcCall {
 
   /** The Content-Type of the downstream answer. */
   get responseType(): string {
-    return `application/${this.contentType.protocol}+${this.contentType.format}`;
+    return this.contentType === PLAIN_GRPC ? 'application/grpc+proto' : `application/${this.contentType.protocol}+${this.contentType.format}`;
   }
 }
 
+/** The content type nearly every gRPC client sends, known without parsing it. */
+const PLAIN_GRPC: GrpcContentType = { protocol: 'grpc', format: 'proto' };
+
 /** The gRPC call a request is, or undefined when it is not one. */
 export function grpcCallOf(req: HttpRequest): GrpcCall | undefined {
-  const ct = parseGrpcContentType(req.headers['content-type']);
+  const value = req.headers['content-type'];
+  const ct = value === 'application/grpc' ? PLAIN_GRPC : parseGrpcContentType(value);
   return ct ? new GrpcCall(req, ct) : undefined;
 }
 
@@ -305,7 +314,7 @@ export class GrpcMetrics {
 
   record(call: GrpcCall, seconds: number): void {
     const status = call.status < 0 ? GrpcStatus.UNKNOWN : call.status;
-    let key = `${call.service}/${call.method}`;
+    let key = call.path;
     let entry = this.names.get(key);
     if (!entry) {
       let service = call.service;
