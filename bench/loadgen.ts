@@ -313,12 +313,20 @@ export async function runLoadgen(ctx: BenchContext): Promise<number> {
     { title: 'client core', align: 'right' },
     { title: 'server core', align: 'right' },
     { title: 'others', align: 'right' },
+    { title: 'runs', align: 'right' },
   ];
   const rows: string[][] = [];
   let noisy = false;
   for (const { id } of ready) {
+    // A row's medians come from its undisturbed runs when it has any (others at most NOISY),
+    // else from all of them: on a shared machine one quiet run says more than three busy ones.
+    const used = (g: GeneratorId): Sample[] => {
+      const all = samples.filter((s) => s.target === id && s.generator === g);
+      const quiet = all.filter((s) => s.m.others <= NOISY);
+      return quiet.length > 0 ? quiet : all;
+    };
     const med = (g: GeneratorId, f: (m: LoadMeasurement<GeneratorRun>) => number | undefined): number | undefined => {
-      const xs = samples.filter((s) => s.target === id && s.generator === g).map((s) => f(s.m)).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      const xs = used(g).map((s) => f(s.m)).filter((x): x is number => x !== undefined && Number.isFinite(x));
       return xs.length ? median(xs) : undefined;
     };
     const wrkRps = med('wrk', (m) => m.rps);
@@ -347,11 +355,16 @@ export async function runLoadgen(ctx: BenchContext): Promise<number> {
         formatPercent(med(g.id, (m) => m.clientCoreBusy) ?? Number.NaN),
         formatPercent(med(g.id, (m) => m.serverCoreBusy) ?? Number.NaN),
         `${others.toFixed(2)}`,
+        (() => {
+          const u = used(g.id);
+          const quiet = u.filter((s) => s.m.others <= NOISY).length;
+          return quiet > 0 ? `${quiet} quiet` : `${u.length} busy`;
+        })(),
       ]);
     }
   }
   console.log(markdownTable(columns, rows));
-  console.log(`\nMedians over ${ctx.runs} run(s). "vs wrk": req/s relative to wrk against the same server. "client core"/"server core": busy share of cores ${ctx.clientCore} and ${ctx.serverCore}; a load generator at 100% of its core while the server core has room is the bottleneck, and its req/s understates the server. "others": cores' worth of CPU used by other processes during the measurement (above ${NOISY}: the figures are disturbed).`);
+  console.log(`\nMedians over each row's undisturbed runs ("runs": how many were quiet, others at most ${NOISY} cores), or over all ${ctx.runs} when none was ("busy"). "vs wrk": req/s relative to wrk against the same server. "client core"/"server core": busy share of cores ${ctx.clientCore} and ${ctx.serverCore}; a load generator at 100% of its core while the server core has room is the bottleneck, and its req/s understates the server. "others": cores' worth of CPU used by other processes during the measurement (above ${NOISY}: the figures are disturbed).`);
   console.log('"client µs/req": the load generator\'s own CPU time per request (its cost; other processes on the machine change it little, unlike req/s), and that relative to wrk (below 1.00x: cheaper than wrk). autocannon\'s includes node\'s start-up.');
   console.log('autocannon reports latency in whole milliseconds; wrk --latency prints no 99.9th percentile.');
   if (noisy) console.log('\nWARNING: other processes used the cores during some measurements; rerun on a quiet machine for figures to quote.');
