@@ -182,7 +182,11 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
   stream.once('finish', () => {
     account();
     res?.streamFinished();
-    if (!readEnded) stream.stopSending(H3.NO_ERROR);
+    if (!readEnded) {
+      // What is left of the request is not read: its end (ours, below) is no protocol error.
+      over = true;
+      stream.stopSending(H3.NO_ERROR);
+    }
   });
   stream.once('close', () => {
     clearTimeout(headTimer);
