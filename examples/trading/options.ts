@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 
 // The runner's flags, checked before anything starts: a bad value is one line naming the flag
@@ -32,6 +33,15 @@ export interface TradingOptions {
   json: boolean;
 }
 
+/**
+ * With a core for each of the four stages and the runner, waiting stages may spin long (a hop
+ * then costs about the ring's own latency). With fewer, a spinning stage takes the core from the
+ * one it waits for, so they spin briefly and sleep (a hop then costs a futex wake-up).
+ */
+const MANY_CORES = os.availableParallelism() >= 5;
+const SPIN_DEFAULT = MANY_CORES ? 50 : 20;
+const SPIN_MAX_DEFAULT = MANY_CORES ? 1000 : 100;
+
 export const USAGE = `usage: node --import tsx examples/trading/start.ts [options]
   --duration <s>            stop after s seconds (default 10; 0: until Ctrl-C)
   --count <n>               stop after the feed sent n quotes (default: no limit)
@@ -39,12 +49,12 @@ export const USAGE = `usage: node --import tsx examples/trading/start.ts [option
   --instruments <n>         instruments quoted (default 8)
   --max-position <n>        risk: largest |position| per instrument (default 500)
   --max-qty <n>             risk: largest order quantity (default 100)
-  --max-order-rate <n>      risk: orders per second passed (default 2000)
+  --max-order-rate <n>      risk: orders per second passed (default 1500)
   --kill-after-orders <n>   trip the kill switch after n orders (default: never)
   --kill-file <path>        trip the kill switch when this file exists
   --ring-bytes <n>          ring size per channel, a power of two (default 1048576)
-  --spin-us <n>             least busy-wait before a stage sleeps, µs (default 50)
-  --spin-max-us <n>         most busy-wait before a stage sleeps, µs (default 1000)
+  --spin-us <n>             least busy-wait before a stage sleeps, µs (default ${SPIN_DEFAULT}: 50 with 5 cores or more, else 20)
+  --spin-max-us <n>         most busy-wait before a stage sleeps, µs (default ${SPIN_MAX_DEFAULT}: 1000 with 5 cores or more, else 100)
   --json                    also print the summary as one JSON line
 The kill switch can also be tripped with: kill -USR1 <pid of start.ts>`;
 
@@ -90,7 +100,7 @@ export function parseOptions(argv: string[]): TradingOptions {
   const s = (k: string) => values[k] as string | undefined;
   const ringBytes = int('ring-bytes', s('ring-bytes'), 1 << 20, 4096, 1 << 28);
   if ((ringBytes & (ringBytes - 1)) !== 0) throw new UsageError(`--ring-bytes must be a power of two (got ${ringBytes})`);
-  const spinMicros = int('spin-us', s('spin-us'), 50, 0, 1_000_000);
+  const spinMicros = int('spin-us', s('spin-us'), SPIN_DEFAULT, 0, 1_000_000);
   const o: TradingOptions = {
     duration: int('duration', s('duration'), 10, 0, 86_400),
     count: int('count', s('count'), 0, 0, 2 ** 32 - 2),
@@ -98,12 +108,12 @@ export function parseOptions(argv: string[]): TradingOptions {
     instruments: int('instruments', s('instruments'), 8, 1, 65_535),
     maxPosition: int('max-position', s('max-position'), 500, 1, 2 ** 31 - 1),
     maxQty: int('max-qty', s('max-qty'), 100, 1, 2 ** 31 - 1),
-    maxOrderRate: int('max-order-rate', s('max-order-rate'), 2000, 1, 10_000_000),
+    maxOrderRate: int('max-order-rate', s('max-order-rate'), 1500, 1, 10_000_000),
     killAfterOrders: int('kill-after-orders', s('kill-after-orders'), 0, 0, 2 ** 32 - 2),
     killFile: s('kill-file') ?? '',
     ringBytes,
     spinMicros,
-    spinMaxMicros: int('spin-max-us', s('spin-max-us'), Math.max(1000, spinMicros), spinMicros, 1_000_000),
+    spinMaxMicros: int('spin-max-us', s('spin-max-us'), Math.max(SPIN_MAX_DEFAULT, spinMicros), spinMicros, 1_000_000),
     json: values.json === true,
   };
   return o;

@@ -34,7 +34,8 @@ const pipeline = new Pipeline(options, {
     else if (s.role === 'feed') latest.feed = s;
   },
   gateway(g) {
-    // The other stages report the same second a moment apart: print once theirs are in.
+    // The other stages report the same second a moment apart (each between two of its 50 ms
+    // slices): print once theirs are in.
     setTimeout(() => {
       reports++;
       const r = latest.risk?.rejected ?? {};
@@ -43,7 +44,7 @@ const pipeline = new Pipeline(options, {
         `trading: ${String(reports).padStart(3)}s  quotes ${n(latest.feed?.sent ?? 0)}  orders ${n(latest.strategy?.orders ?? 0)}  sent ${n(g.sent)}  ` +
           `rejected ${n(rejected)} (${REJECT_REASONS.map((k) => `${k} ${n(r[k] ?? 0)}`).join(', ')})  held ${n(g.held)}  | feed->gateway ${formatLatency(g.interval)}`,
       );
-    }, 100);
+    }, 250);
   },
   killed(k, what) {
     if (what === 'tripped') out(`trading: KILL SWITCH tripped by ${k.source} at ${k.atSeconds.toFixed(2)} s: from now on no order passes risk or leaves the gateway`);
