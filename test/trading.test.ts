@@ -146,6 +146,32 @@ test('kill switch by SIGUSR1 and by a file; Ctrl-C (SIGINT) then drains and ends
   }
 });
 
+test('a runner killed mid-run: its stages stop by themselves and every segment is removed', { timeout: 120_000 }, async () => {
+  let stagePids: number[] = [];
+  let runnerPid = 0;
+  const r = await runTrading(['--count', '2000000', '--rate', '5000'], (line, pid) => {
+    const m = /^trading: feed (\d+) -> strategy (\d+) -> risk (\d+) -> gateway (\d+),/.exec(line);
+    if (m) stagePids = m.slice(1).map(Number);
+    if (!runnerPid && /^trading: +\d+s /.test(line)) {
+      runnerPid = pid;
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+  assert.equal(r.code, null, 'the runner was killed');
+  assert.equal(stagePids.length, 4, r.stdout);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 200 && stagePids.some(alive); i++) await new Promise((res) => setTimeout(res, 100));
+  assert.deepEqual(stagePids.filter(alive), [], 'every stage ended');
+  assert.deepEqual(leftovers().filter((f) => f.startsWith(`switchyard-trading-${runnerPid}-`)), [], 'no segment of the run left');
+});
+
 test('a bad flag is one line naming it and exit 2', { timeout: 60_000 }, async () => {
   const r = await runTrading(['--max-position', 'lots']);
   assert.equal(r.code, 2);

@@ -70,6 +70,11 @@ export class Control {
     return Atomics.load(this.times, 0);
   }
 
+  /** Removes the block's name (mappings stay valid): for a stage whose runner died. */
+  unlink(): void {
+    shmUnlink(this.seg.name);
+  }
+
   close(): void {
     this.seg.unmap();
     if (this.owner) shmUnlink(this.seg.name);

@@ -72,6 +72,7 @@ export class Pipeline {
   private startNs = 0n;
   private killReport: KillReport | undefined;
   private failure: string | undefined;
+  private cleaned = false;
 
   constructor(
     private readonly o: TradingOptions,
@@ -156,6 +157,21 @@ export class Pipeline {
     return this.summary();
   }
 
+  /** Removes every segment of the run (idempotent; also after a failed start). */
+  cleanup(): void {
+    if (this.cleaned) return;
+    this.cleaned = true;
+    // The stages remove their own segments when they end cleanly; after a crash nobody did.
+    for (const name of Object.values(this.channels)) {
+      try {
+        shmUnlink(shmSegmentName(name));
+      } catch {
+        // already gone
+      }
+    }
+    this.control.close();
+  }
+
   private onReport(m: StageReport): void {
     if (m.t === 'killed') {
       this.noteKill();
@@ -174,18 +190,6 @@ export class Pipeline {
     const at = this.control.killTime;
     this.killReport = { source: this.control.killSource, atSeconds: this.startNs ? Number(at - this.startNs) / 1e9 : 0 };
     this.events.killed(this.killReport, 'tripped');
-  }
-
-  private cleanup(): void {
-    // The stages remove their own segments when they end cleanly; after a crash nobody did.
-    for (const name of Object.values(this.channels)) {
-      try {
-        shmUnlink(shmSegmentName(name));
-      } catch {
-        // already gone
-      }
-    }
-    this.control.close();
   }
 
   private summary(): Summary {

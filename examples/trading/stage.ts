@@ -46,7 +46,9 @@ const STEP_MS = 50;
 const REPORT_MS = 1000;
 const OPEN_TIMEOUT_MS = 30_000;
 
-const send = (m: StageReport): Promise<void> => new Promise((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
+/** Reports to the runner; a runner that is gone is not waited for. */
+const send = (m: StageReport): Promise<void> =>
+  new Promise((resolve) => (process.send && process.connected ? process.send(m, () => resolve()) : resolve()));
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -99,6 +101,16 @@ async function main(spec: StageSpec): Promise<void> {
   // Ctrl-C in a terminal reaches the whole process group: the runner decides, through STOP.
   process.on('SIGINT', () => undefined);
   const control = Control.open(spec.control);
+  let controlOpen = true;
+  // The runner never disconnects first: a disconnect before our own end means it died (killed,
+  // crashed) and cannot stop the run. Stop it from here, so the feed ends and every stage drains,
+  // closes and removes its segments instead of running on unwatched; and remove the control
+  // block's name, as the runner would have (harmless when another stage already did).
+  process.on('disconnect', () => {
+    if (!controlOpen) return;
+    control.stop();
+    control.unlink();
+  });
   let input: ShmChannel | undefined;
   let output: ShmChannel | undefined;
   let pump: (budgetMs: number) => boolean;
@@ -180,8 +192,9 @@ async function main(spec: StageSpec): Promise<void> {
   await output?.close();
   await send({ t: 'stats', role: spec.role, final: true, stats: stats() });
   await input?.close();
+  controlOpen = false;
   control.close();
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as StageSpec).catch((err: unknown) => {

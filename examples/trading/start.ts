@@ -101,4 +101,5 @@ try {
   process.exitCode = 1;
 } finally {
   if (killFilePoll) clearInterval(killFilePoll);
+  pipeline.cleanup();
 }
