@@ -88,8 +88,10 @@ export async function connectQuic(options: QuicConnectOptions): Promise<QuicClie
           // A device without checksum offload refuses segmented sends (EIO): one per packet then.
           if (datagram.length > gso && gso > 0) out.send(datagram, to.port, to.host, (err) => void (err && (gso = 0)));
           else out.send(datagram, to.port, to.host);
+          return out.getSendQueueCount() === 0;
         } catch {
           // The socket is closed (the connection is over): the datagram has nowhere to go.
+          return false;
         }
       },
       segmentSize: () => gso,

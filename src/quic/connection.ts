@@ -15,8 +15,11 @@ import { CID_LENGTH, type HostPort, type QuicheConnection, type QuicheStats } fr
 
 /** How datagrams leave: the endpoint's or client's socket. */
 export interface Wire {
-  /** One datagram, or (when segmentSize is set) a run of packets the kernel cuts at segmentSize. */
-  send(datagram: Buffer, to: HostPort, from: HostPort): void;
+  /**
+   * One datagram, or (when segmentSize is set) a run of packets the kernel cuts at segmentSize.
+   * True when the kernel took it already, so the buffer may be reused.
+   */
+  send(datagram: Buffer, to: HostPort, from: HostPort): boolean;
   /** UDP_SEGMENT size set on the socket (src/sys/udp-gso.ts), 0 when each packet goes alone. */
   segmentSize(): number;
 }
@@ -80,6 +83,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
   private remote: HostPort;
   private readonly options: ConnectionOptions;
   private readonly sendBuffer: Buffer;
+  private spareBatch: Buffer | undefined;
   private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = 0;
@@ -420,7 +424,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     let batchFrom: HostPort | undefined;
     const sendBatch = () => {
       if (!batch || batchLength === 0) return;
-      this.wire.send(batch.subarray(0, batchLength), batchTo!, batchFrom!);
+      // A batch the kernel took at once leaves its buffer for the next one (less garbage).
+      if (this.wire.send(batch.subarray(0, batchLength), batchTo!, batchFrom!)) this.spareBatch = batch;
       batch = undefined;
       batchLength = 0;
       batchCount = 0;
@@ -439,7 +444,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
       if (segment > 0 && n <= segment) {
         if (batch && (info.to.port !== batchTo!.port || info.to.host !== batchTo!.host || info.from.port !== batchFrom!.port)) sendBatch();
         if (!batch) {
-          batch = Buffer.allocUnsafe(Math.max(segment, Math.floor(MAX_GSO_BYTES / segment) * segment));
+          const size = Math.max(segment, Math.floor(MAX_GSO_BYTES / segment) * segment);
+          batch = this.spareBatch?.length === size ? this.spareBatch : Buffer.allocUnsafe(size);
+          this.spareBatch = undefined;
           batchTo = info.to;
           batchFrom = info.from;
         }

@@ -309,12 +309,14 @@ export class QuicServer {
   }
 
   private readonly wire = {
-    send: (datagram: Buffer, to: HostPort) => {
+    send: (datagram: Buffer, to: HostPort): boolean => {
       try {
         if (datagram.length > this.gso && this.gso > 0) this.socket.send(datagram, to.port, to.host, this.onSegmentedSent);
         else this.socket.send(datagram, to.port, to.host);
+        return this.socket.getSendQueueCount() === 0;
       } catch {
         // The socket is closed (close() ran): connections still winding down have nowhere to send.
+        return false;
       }
     },
     segmentSize: () => this.gso,
