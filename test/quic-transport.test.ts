@@ -166,3 +166,27 @@ test('server-opened uni and bidi streams reach the client; drain closes an idle 
   const refused = await connectQuic({ host: '127.0.0.1', port, alpn: ['test'], ca, limits: { handshakeTimeoutMs: 500 } }).catch((e: unknown) => e);
   assert.ok(isQuicError(refused) && refused.code === 'QUIC_HANDSHAKE_TIMEOUT', String(refused));
 });
+
+test('a stream listener that throws loses its stream, not the process', async () => {
+  let calls = 0;
+  const port = await server({
+    onConnection(conn) {
+      conn.on('stream', (s) => {
+        calls++;
+        if (calls === 1) throw new Error('handler bug');
+        s.on('error', () => {});
+        s.pipe(s);
+      });
+    },
+  });
+  const c = await connectQuic({ host: '127.0.0.1', port, alpn: ['test'], ca });
+  const first = c.openBidi();
+  first.write('x');
+  const err = await new Promise<unknown>((resolve) => first.on('error', resolve));
+  assert.ok(err instanceof QuicStreamError && err.code === 'QUIC_STREAM_RESET', String(err));
+  const second = c.openBidi();
+  const reply = collect(second);
+  second.end('still served');
+  assert.equal(await reply, 'still served');
+  await c.close();
+});

@@ -123,7 +123,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
       if (event !== 'stream' || this.unclaimed.length === 0) return;
       process.nextTick(() => {
         const waiting = this.unclaimed.splice(0);
-        for (const stream of waiting) if (!stream.destroyed) this.emit('stream', stream);
+        for (const stream of waiting) if (!stream.destroyed) this.announce(stream);
       });
     });
     this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), options.handshakeTimeoutMs);
@@ -306,7 +306,13 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     if (!this.ready && (this.quiche.isEstablished() || this.quiche.isInEarlyData())) {
       this.ready = true;
       this.alpn_ = DECODE.decode(this.quiche.applicationProto());
-      this.options.onReady?.(this);
+      try {
+        this.options.onReady?.(this);
+      } catch {
+        // The owner's connection callback failed: this connection cannot be served.
+        this.closeTransport(0x1, 'internal error');
+        return;
+      }
     }
     if (!this.established_ && this.quiche.isEstablished()) this.becomeEstablished();
     if (this.ready && !this.closeInfo) this.processStreams();
@@ -384,7 +390,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     // Streams the peer opens with its first flight (HTTP/3's control stream) can arrive before
     // connectQuic's caller has had a chance to listen: they wait for the first 'stream' listener.
     if (this.listenerCount('stream') === 0) this.unclaimed.push(stream);
-    else this.emit('stream', stream);
+    else this.announce(stream);
     return stream;
   }
 
@@ -393,6 +399,18 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     if (this.flushScheduled || this.closeInfo) return;
     this.flushScheduled = true;
     setImmediate(this.runScheduled);
+  }
+
+  /**
+   * Hands a peer's stream to the 'stream' listeners. A listener that throws loses that stream
+   * (reset), not the process: this runs inside the packet loop of every connection.
+   */
+  private announce(stream: QuicStream): void {
+    try {
+      this.emit('stream', stream);
+    } catch {
+      stream.reset(this.options.defaultStreamErrorCode);
+    }
   }
 
   private readonly runScheduled = (): void => {
@@ -486,7 +504,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
   private onTimer(): void {
     this.timer = undefined;
     if (this.closeInfo) return;
-    this.quiche.onTimeout();
+    try {
+      this.quiche.onTimeout();
+    } catch {
+      // quiche reports its own state through isClosed(): checked below.
+    }
     this.afterEvent();
   }
 
@@ -546,8 +568,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
     this.streams.clear();
     this.blocked.clear();
     this.lastLost = this.quiche.stats().lost;
-    this.emit('close', this.closeInfo);
-    this.resolveClosed(this.closeInfo);
+    try {
+      this.emit('close', this.closeInfo);
+    } finally {
+      this.resolveClosed(this.closeInfo);
+    }
   }
 
   /** Packets quiche declared lost over the connection's life (final once closed). */
