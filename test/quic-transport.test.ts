@@ -190,3 +190,33 @@ test('a stream listener that throws loses its stream, not the process', async ()
   assert.equal(await reply, 'still served');
   await c.close();
 });
+
+test('STOP_SENDING ends only our sending side: the reply still arrives whole, writes after it are dropped quietly', async () => {
+  const port = await server({
+    onConnection(conn) {
+      conn.on('stream', (s) => {
+        s.on('error', () => {});
+        s.once('data', () => {
+          // Answer before the request is all sent, and tell the client to stop sending.
+          s.stopSending(0x100);
+          s.end('answer');
+        });
+      });
+    },
+  });
+  const c = await connectQuic({ host: '127.0.0.1', port, alpn: ['test'], ca });
+  const s = c.openBidi();
+  const errors: unknown[] = [];
+  s.on('error', (err) => errors.push(err));
+  const stopped = new Promise<number>((resolve) => s.once('stopped', resolve));
+  const reply = collect(s);
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  // 3 MiB, more than the stream's window: most of it is written after STOP_SENDING.
+  for (let i = 0; i < 48; i++) if (!s.write(chunk)) await new Promise((r) => s.once('drain', r));
+  s.end();
+  assert.equal(await reply, 'answer');
+  assert.equal(await stopped, 0x100);
+  await new Promise((r) => s.once('close', r));
+  assert.deepEqual(errors, []);
+  await c.close();
+});

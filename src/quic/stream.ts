@@ -57,6 +57,7 @@ export class QuicStream extends Duplex {
   private pendingCallback: ((err?: Error | null) => void) | undefined;
   private pendingFin: ((err?: Error | null) => void) | undefined;
   private gone = false;
+  private stoppedCode: number | undefined;
   /** Application error code sent with RESET_STREAM/STOP_SENDING when destroyed without one. */
   private resetCode: number;
 
@@ -217,6 +218,8 @@ export class QuicStream extends Duplex {
 
   private send(chunk: Buffer, cb: (err?: Error | null) => void): void {
     if (this.gone) return cb(new QuicStreamError('QUIC_CONNECTION_CLOSED', 0, 'the connection is closed'));
+    // The peer asked us to stop sending: what is still written goes nowhere, quietly.
+    if (this.stoppedCode !== undefined) return cb();
     let written: number | null;
     try {
       written = this.owner.quiche.streamSend(this.id, chunk, false);
@@ -236,13 +239,39 @@ export class QuicStream extends Duplex {
     this.owner.writerBlocked(this);
   }
 
-  private sendError(err: unknown): Error {
+  /** A failed streamSend: STOP_SENDING from the peer ends our sending side quietly (undefined); anything else is an error. */
+  private sendError(err: unknown): Error | undefined {
     const code = streamErrorCode(err, 'StreamStopped');
     if (code !== undefined) {
-      this.writeEnded = true;
-      return new QuicStreamError('QUIC_STREAM_STOPPED', code, `the peer stopped stream ${this.id} with code ${code}`);
+      this.onStopped(code);
+      return undefined;
     }
     return new QuicError('QUIC_INTERNAL', `stream ${this.id}: ${(err as Error).message}`, { cause: err });
+  }
+
+  /**
+   * The peer sent STOP_SENDING: our sending side is over (RESET_STREAM with its code goes back,
+   * as RFC 9000 §3.5 asks), writes from now on are dropped without an error, and the reading side
+   * goes on untouched (an HTTP/3 response that the server cut the request body short for is
+   * still whole). 'stopped' (code) tells writers to stop.
+   */
+  private onStopped(code: number): void {
+    if (this.stoppedCode !== undefined) return;
+    this.stoppedCode = code;
+    this.writeEnded = true;
+    this.pendingChunk = undefined;
+    try {
+      this.owner.quiche.streamShutdown(this.id, SHUTDOWN_WRITE, code);
+    } catch {
+      // quiche has already let the sending side go.
+    }
+    this.owner.scheduleFlush();
+    this.emit('stopped', code);
+  }
+
+  /** The code of the peer's STOP_SENDING, once it came. */
+  get stopSendingCode(): number | undefined {
+    return this.stoppedCode;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -255,6 +284,7 @@ export class QuicStream extends Duplex {
       return cb(this.sendError(err));
     }
     if (result === null) {
+      if (this.stoppedCode !== undefined) return cb();
       this.pendingFin = cb;
       this.owner.writerBlocked(this);
       return;
