@@ -355,3 +355,10 @@ test('a reload that replaces the listener (new TLS names) brings HTTP/3 back on 
     await d.stop(100);
   }
 });
+
+test('a large body the handler never reads: the response still arrives whole', { timeout: 30_000 }, async () => {
+  const res = await client.request({ method: 'POST', path: '/hello', body: Buffer.alloc(3 * 1024 * 1024, 1) });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), 'hello over h3\n');
+  assert.equal((await client.request({ path: '/hello' })).status, 200, 'the connection goes on');
+});

@@ -71,20 +71,26 @@ function headerObject(fields: readonly FieldLine[]): Record<string, string | str
   return out;
 }
 
-/** Streams a body as DATA frames, waiting for 'drain' whenever QUIC holds enough; then the FIN. A failed read resets the stream. */
+/**
+ * Streams a body as DATA frames, waiting for 'drain' whenever QUIC holds enough; then the FIN.
+ * The server may stop it early (STOP_SENDING, with its answer already sent: RFC 9114 §4.1): the
+ * rest is not read. A failed read resets the stream.
+ */
 async function sendBody(stream: QuicStream, body: AsyncIterable<Uint8Array>): Promise<void> {
   try {
     for await (const chunk of body) {
-      if (stream.destroyed) return;
+      if (stream.destroyed || stream.stopSendingCode !== undefined) return;
       if (chunk.byteLength === 0) continue;
       if (!stream.write(encodeFrame(FRAME.DATA, chunk))) await new Promise<void>((resolve) => {
         const done = () => {
           stream.removeListener('drain', done);
           stream.removeListener('close', done);
+          stream.removeListener('stopped', done);
           resolve();
         };
         stream.once('drain', done);
         stream.once('close', done);
+        stream.once('stopped', done);
       });
     }
     stream.end();
