@@ -20,6 +20,10 @@ import type { BenchContext } from './types.ts';
 // the time from the first write to the last echoed byte (so each byte crossed loopback twice).
 // CPU ms/MB is the daemon's CPU time (user + system, its whole process group) per MB echoed.
 // Goal for QUIC: >= 100 MB/s and >= 0.25x TLS over TCP.
+//
+// Then small exchanges: 16 at a time for --duration seconds, 100 bytes each way. Over QUIC each
+// exchange is a new stream on one connection (as HTTP/3 runs a request); over TLS each of 16
+// connections sends its 100 bytes and waits for them back (as HTTP/1.1 keep-alive does).
 
 export const QUIC_IDS = ['tls', 'quic-1350', 'quic-16k', 'quic-64k'] as const;
 type Id = (typeof QUIC_IDS)[number];
@@ -29,6 +33,14 @@ const PAYLOADS: Record<Exclude<Id, 'tls'>, number> = { 'quic-1350': 1350, 'quic-
 const GOAL_MBPS = 100;
 const GOAL_RATIO = 0.25;
 const MB = 1024 * 1024;
+const SMALL = Buffer.alloc(100, 0x61);
+const SMALL_CONCURRENCY = 16;
+
+interface SmallSample {
+  rate: number;
+  serverUsPerExchange: number;
+  disturbed: boolean;
+}
 
 interface Sample {
   mbps: number;
@@ -73,6 +85,10 @@ export async function runQuic(ctx: BenchContext): Promise<number> {
   }
   const want = QUIC_IDS.filter((id) => !ctx.servers || ctx.servers.has(id));
   const samples = new Map<Id, Sample[]>(want.map((id) => [id, []]));
+  const small = new Map<'tls' | 'quic', SmallSample[]>([
+    ['tls', []],
+    ['quic', []],
+  ]);
   for (let run = 0; run < ctx.runs; run++) {
     const background = await waitQuiet(ctx);
     const server: RunningServer = await startServer(prepared.spec);
@@ -100,6 +116,17 @@ export async function runQuic(ctx: BenchContext): Promise<number> {
             (r.lost !== undefined ? `  lost packets ${r.lost}` : '') +
             (sample.disturbed ? `  (background load ${formatPercent(background)})` : ''),
         );
+      }
+      for (const kind of ['tls', 'quic'] as const) {
+        if (ctx.servers && !ctx.servers.has(kind === 'tls' ? 'tls' : 'quic-1350')) continue;
+        const exchange = kind === 'tls' ? () => smallTls(tcpPort, ca, ctx.durationSec) : () => smallQuic(udpPorts['quic-1350'], ca, ctx.durationSec);
+        if (ctx.warmupSec > 0) await (kind === 'tls' ? smallTls(tcpPort, ca, ctx.warmupSec) : smallQuic(udpPorts['quic-1350'], ca, ctx.warmupSec));
+        const cpu0 = processGroupCpuSeconds(server.pid);
+        const r = await exchange();
+        const serverCpu = processGroupCpuSeconds(server.pid) - cpu0;
+        const sample = { rate: r.count / r.seconds, serverUsPerExchange: (serverCpu * 1e6) / Math.max(1, r.count), disturbed: background > NOISY };
+        small.get(kind)!.push(sample);
+        console.log(`run ${run + 1}/${ctx.runs} small ${kind.padEnd(5)} ${sample.rate.toFixed(0).padStart(7)} exchanges/s  server ${sample.serverUsPerExchange.toFixed(0)} µs each`);
       }
     } finally {
       await server.stop();
@@ -141,7 +168,89 @@ export async function runQuic(ctx: BenchContext): Promise<number> {
       rows,
     ),
   );
+  const tlsSmall = small.get('tls')!;
+  const quicSmall = small.get('quic')!;
+  if (tlsSmall.length && quicSmall.length) {
+    console.log(`\nSmall exchanges, 100 bytes each way, ${SMALL_CONCURRENCY} at a time (QUIC: a new stream each on one connection, 1350-byte payloads; TLS: ${SMALL_CONCURRENCY} keep-alive connections), medians:\n`);
+    const row = (name: string, xs: SmallSample[], ratioText: string) => [
+      name,
+      median(xs.map((x) => x.rate)).toFixed(0),
+      ratioText,
+      median(xs.map((x) => x.serverUsPerExchange)).toFixed(0),
+      xs.some((x) => x.disturbed) ? `${xs.filter((x) => x.disturbed).length} of ${xs.length} runs with background load` : '',
+    ];
+    const ratios = quicSmall.map((q, i) => (tlsSmall[i] ? q.rate / tlsSmall[i].rate : NaN)).filter((x) => !Number.isNaN(x));
+    console.log(
+      markdownTable(
+        [{ title: 'transport' }, { title: 'exchanges/s', align: 'right' }, { title: 'vs TLS/TCP', align: 'right' }, { title: 'daemon CPU µs each', align: 'right' }, { title: 'notes' }],
+        [row('TLS 1.3 over TCP', tlsSmall, '-'), row('QUIC, a stream per exchange', quicSmall, ratios.length ? `${median(ratios).toFixed(2)}x` : '-')],
+      ),
+    );
+  }
   return 0;
+}
+
+/** 100 bytes out, 100 back, on SMALL_CONCURRENCY keep-alive TLS connections, for `seconds`. */
+async function smallTls(port: number, ca: string, seconds: number): Promise<{ count: number; seconds: number }> {
+  const conns = await Promise.all(Array.from({ length: SMALL_CONCURRENCY }, () => openTls(port, ca)));
+  const started = performance.now();
+  const stopAt = started + seconds * 1000;
+  let count = 0;
+  await Promise.all(
+    conns.map(async ({ stream }) => {
+      while (performance.now() < stopAt) {
+        await new Promise<void>((resolve, reject) => {
+          let got = 0;
+          const onData = (d: Buffer) => {
+            got += d.length;
+            if (got >= SMALL.length) {
+              stream.off('data', onData);
+              stream.off('error', reject);
+              resolve();
+            }
+          };
+          stream.on('data', onData);
+          stream.once('error', reject);
+          stream.write(SMALL);
+        });
+        count++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  for (const c of conns) await c.close();
+  return { count, seconds: elapsed };
+}
+
+/** 100 bytes out and back on a new stream each, SMALL_CONCURRENCY at a time on one QUIC connection, for `seconds`. */
+async function smallQuic(port: number, ca: string, seconds: number): Promise<{ count: number; seconds: number }> {
+  const conn = await connectQuic({ host: '127.0.0.1', port, alpn: ['echo'], ca });
+  const started = performance.now();
+  const stopAt = started + seconds * 1000;
+  let count = 0;
+  await Promise.all(
+    Array.from({ length: SMALL_CONCURRENCY }, async () => {
+      while (performance.now() < stopAt) {
+        // Stream credit comes back as the server finishes streams: wait a moment when it is out.
+        if (conn.streamsLeft('bidi') <= 0) {
+          await new Promise((r) => setTimeout(r, 1));
+          continue;
+        }
+        const s = conn.openBidi();
+        await new Promise<void>((resolve, reject) => {
+          let got = 0;
+          s.on('data', (d: Buffer) => (got += d.length));
+          s.once('end', () => (got >= SMALL.length ? resolve() : reject(new Error(`short echo: ${got} bytes`))));
+          s.once('error', reject);
+          s.end(SMALL);
+        });
+        count++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  await conn.close();
+  return { count, seconds: elapsed };
 }
 
 async function openTls(port: number, ca: string): Promise<{ stream: Duplex; close: () => Promise<void> }> {
