@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { h2Request, withH2Session } from './lib/h2-client.ts';
@@ -10,6 +10,7 @@ import {
   formatMs,
   isDisturbed,
   measureLoad,
+  pinned,
   progressLine,
   ratio,
   summarizeRow,
@@ -42,7 +43,7 @@ import type { BenchContext } from './types.ts';
 //
 // Per-process columns show where the time went (proxy process, backend process, h2load).
 
-export const GRPC_IDS = ['direct', 'switchyard', 'nginx', 'caddy'] as const;
+export const GRPC_IDS = ['direct', 'switchyard', 'switchyard-spread', 'switchyard-baseline', 'nginx', 'caddy'] as const;
 type PeerId = (typeof GRPC_IDS)[number];
 type Placement = 'split' | 'shared';
 const PLACEMENTS: readonly Placement[] = ['split', 'shared'];
@@ -124,37 +125,90 @@ const direct: Peer = {
   },
 };
 
+/** Switchyard's benchmark config; `pool`: the upstream group's pool block (YAML flow map), if any. */
+function switchyardConfig(port: number, env: Env, pool?: string): string {
+  return [
+    '# Written by bench/grpc.ts.',
+    'listeners:',
+    '  - name: grpc',
+    '    protocol: http',
+    `    address: 127.0.0.1:${port}`,
+    '    http2: { h2c: true }',
+    '    middleware: { accessLog: false, requestId: false }',
+    '    routes:',
+    "      - match: { path: '/*' }",
+    '        handler: { type: proxy, upstream: g }',
+    'upstreams:',
+    '  g:',
+    `    targets: ['h2c://127.0.0.1:${env.backendPort}']`,
+    ...(pool ? [`    pool: ${pool}`] : []),
+    '',
+  ].join('\n');
+}
+
 const switchyard: Peer = {
   id: 'switchyard',
   label: 'Switchyard',
   proxy: true,
   prepare(env, port) {
+    // The setup: an h2c listener, every path proxied to one h2c:// target; the upstream group at
+    // its defaults (breaker, outlier detection and retries on, no active health checks; every
+    // call on one connection to the target).
+    return prepareSwitchyard({ repo: env.ctx.repoRoot, work: env.work, configName: 'switchyard.yaml', port, core: env.ctx.serverCore, config: switchyardConfig(port, env) });
+  },
+};
+
+/** Streams per upstream connection for the spread variant: h2load's calls in flight over 8 connections. */
+const SPREAD_STREAMS = (CONNECTIONS * STREAMS) / 8;
+
+const switchyardSpread: Peer = {
+  id: 'switchyard-spread',
+  label: `Switchyard, pool.maxStreamsPerConnection ${SPREAD_STREAMS}`,
+  proxy: true,
+  prepare(env, port) {
+    // The same, with the calls spread over several connections to the target.
     return prepareSwitchyard({
       repo: env.ctx.repoRoot,
       work: env.work,
-      configName: 'switchyard.yaml',
+      configName: 'switchyard-spread.yaml',
       port,
       core: env.ctx.serverCore,
-      // The setup: an h2c listener, every path proxied to one h2c:// target; the
-      // upstream group at its defaults (breaker, outlier detection and retries on, no active
-      // health checks).
-      config: [
-        '# Written by bench/grpc.ts.',
-        'listeners:',
-        '  - name: grpc',
-        '    protocol: http',
-        `    address: 127.0.0.1:${port}`,
-        '    http2: { h2c: true }',
-        '    middleware: { accessLog: false, requestId: false }',
-        '    routes:',
-        "      - match: { path: '/*' }",
-        '        handler: { type: proxy, upstream: g }',
-        'upstreams:',
-        '  g:',
-        `    targets: ['h2c://127.0.0.1:${env.backendPort}']`,
-        '',
-      ].join('\n'),
+      config: switchyardConfig(port, env, `{ maxStreamsPerConnection: ${SPREAD_STREAMS} }`),
     });
+  },
+};
+
+/**
+ * Another build of Switchyard for an A/B in one run: the compiled daemon of another tree
+ * (SWITCHYARD_BASELINE=<its dist folder>, e.g. a `git worktree` of an earlier commit after `npm run
+ * build`), with the same config as the `switchyard` row. Measured only when that is set.
+ */
+const BASELINE_DIST = process.env.SWITCHYARD_BASELINE;
+
+const switchyardBaseline: Peer = {
+  id: 'switchyard-baseline',
+  label: 'Switchyard (baseline build)',
+  proxy: true,
+  async prepare(env, port) {
+    if (!BASELINE_DIST) return { ok: false, reason: 'SWITCHYARD_BASELINE (the dist folder of the build to compare with) is not set' };
+    const main = join(BASELINE_DIST, 'cli/main.js');
+    if (!existsSync(main)) return { ok: false, reason: `no ${main}` };
+    const cfg = join(env.work, 'switchyard-baseline.yaml');
+    writeFileSync(cfg, switchyardConfig(port, env));
+    const args = [main, 'serve', cfg, '--log-level', 'warn'];
+    return {
+      ok: true,
+      info: `node ${args.join(' ')}`,
+      spec: {
+        name: 'Switchyard (baseline build)',
+        ...pinned(env.ctx.serverCore, process.execPath, args),
+        cwd: env.ctx.repoRoot,
+        env: { ...process.env, NODE_ENV: 'production' },
+        logFile: cfg.replace(/\.ya?ml$/, '') + '.log',
+        port,
+        startTimeoutMs: 60_000,
+      },
+    };
   },
 };
 
@@ -218,7 +272,7 @@ const caddy: Peer = {
   },
 };
 
-const PEERS: readonly Peer[] = [direct, switchyard, nginx, caddy];
+const PEERS: readonly Peer[] = [direct, switchyard, switchyardSpread, ...(BASELINE_DIST ? [switchyardBaseline] : []), nginx, caddy];
 
 // ---------------------------------------------------------------------------------------------
 // Checks
