@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createH2Server, type ServerHttp2Stream } from 'node:http2';
+import { connect as h2connect, constants, createServer as createH2Server, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { serve } from '../src/index.ts';
 
@@ -9,7 +9,8 @@ import { serve } from '../src/index.ts';
 // pool.maxStreamsPerConnection the calls past that many open more connections, never more than
 // pool.connections, and every call is still answered. The backend is a bare node:http2 server
 // that counts its sessions and holds every answer until all the calls of a round have arrived,
-// so that they are all in flight at once.
+// so that they are all in flight at once. Last, a call the client resets while its body is still
+// coming is cancelled upstream too (the proxy reads a call's body from its HTTP/2 stream itself).
 
 const closers: (() => unknown)[] = [];
 after(async () => {
@@ -26,6 +27,8 @@ type Client = grpc.Client & { Unary(msg: Buffer, cb: (err: grpc.ServiceError | n
 interface Backend {
   port: number;
   sessions: number;
+  /** Told of every stream as it arrives. */
+  onStream?: (stream: ServerHttp2Stream) => void;
   /** Answers are held until this many calls are open (or a second passed). */
   hold: number;
 }
@@ -42,6 +45,8 @@ async function backend(): Promise<Backend> {
   const server = createH2Server();
   server.on('session', () => b.sessions++);
   server.on('stream', (stream: ServerHttp2Stream) => {
+    b.onStream?.(stream);
+    stream.on('error', () => {});
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -121,4 +126,47 @@ test('pool.maxStreamsPerConnection is checked: a negative count is a config erro
     ),
     /maxStreamsPerConnection/,
   );
+});
+
+test('a call the client resets mid-body is reset upstream too, and the next call on the connection is answered', async () => {
+  const b = await backend();
+  b.hold = 1;
+  const upstream: { stream: ServerHttp2Stream; got: number }[] = [];
+  const seen = new Promise<void>((resolve) => {
+    b.onStream = (stream) => {
+      const entry = { stream, got: 0 };
+      upstream.push(entry);
+      stream.on('data', (c: Buffer) => {
+        entry.got += c.length;
+        resolve();
+      });
+    };
+  });
+  const port = await gateway(b, {});
+  const session = h2connect(`http://127.0.0.1:${port}`);
+  closers.push(() => session.destroy());
+  session.on('error', () => {});
+  const call = session.request({ ':method': 'POST', ':path': '/bench.Echo/Stream', 'content-type': 'application/grpc', te: 'trailers' });
+  call.on('error', () => {});
+  // Half a message: the 5-byte prefix says 100 bytes, 10 follow; the stream stays open.
+  call.write(Buffer.concat([Buffer.from([0, 0, 0, 0, 100]), Buffer.alloc(10, 1)]));
+  await seen;
+  assert.equal(upstream.length, 1);
+  const closed = new Promise<number>((resolve) => upstream[0].stream.once('close', () => resolve(upstream[0].stream.rstCode)));
+  call.close(constants.NGHTTP2_CANCEL);
+  const code = await Promise.race([closed, new Promise<string>((r) => setTimeout(() => r('still open after 5 s'), 5000).unref())]);
+  assert.equal(code, constants.NGHTTP2_CANCEL, 'the upstream stream is reset with CANCEL');
+  assert.equal(upstream[0].got, 15);
+
+  // The connection and the proxy go on: a whole call on the same client session is answered.
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 3]), Buffer.from('abc')]);
+  const answer = await new Promise<{ status: string; body: Buffer }>((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': '/bench.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers' });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('trailers', (t) => resolve({ status: String(t['grpc-status']), body: Buffer.concat(chunks) }));
+    req.on('error', reject);
+    req.end(frame);
+  });
+  assert.deepEqual(answer, { status: '0', body: frame });
 });
