@@ -172,7 +172,7 @@ export class Pipeline {
     this.control.close();
   }
 
-  private onReport(m: StageReport): void {
+  private onReport(m: Exclude<StageReport, { t: 'ready' }>): void {
     if (m.t === 'killed') {
       this.noteKill();
       if (m.role === 'risk') this.killReport!.risk = m.kill;
