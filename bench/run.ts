@@ -17,6 +17,7 @@ import { runTls, TLS_IDS } from './tls.ts';
 import { runTickGame, TICK_GAME_IDS } from './tick-game.ts';
 import { runWs, WS_IDS } from './ws.ts';
 import { RESP_IDS, runResp } from './resp.ts';
+import { QUIC_IDS, runQuic } from './quic.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
@@ -73,6 +74,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     tools: ['taskset'],
     run: runTickGame,
   },
+  quic: { description: 'echo: one bulk stream (QUIC at 1350, 16 KiB, 64 KiB UDP payloads) and 100-byte exchanges (a QUIC stream each) vs TLS over TCP, MB/s, rate and CPU', servers: QUIC_IDS, tools: ['taskset'], run: runQuic },
   resp: {
     description: 'Redis-compatible cache: Switchyard `resp` vs redis-server, redis-benchmark SET/GET, 50 clients, unpipelined and -P 16',
     servers: RESP_IDS,

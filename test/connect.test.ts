@@ -454,7 +454,7 @@ describe('switchyard connect tls://', () => {
     assert.match(wrong.stderr, /^switchyard connect: cannot connect to tls:\/\/127\.0\.0\.1:\d+: TLS: the server's certificate does not name this host .*elsewhere\.test/);
     const misuse = await connect(`tcp://127.0.0.1:${tlsPort}`, ['--servername', 'localhost']);
     assert.equal(misuse.code, 2);
-    assert.match(misuse.stderr, /--servername applies to tls URLs only/);
+    assert.match(misuse.stderr, /--servername applies to tls and quic URLs only/);
   });
 
   test('a yard tcp listener with tls: { issuer: internal }, trusted with --ca of the root the yard made', async () => {

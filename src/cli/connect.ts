@@ -13,6 +13,7 @@ import {
   connectFrames,
   connectTcp,
   connectTlsStream,
+  connectQuicStream,
   connectUnix,
   connectWs,
   callGrpc,
@@ -27,6 +28,7 @@ import {
   type ConnectUrl,
   type GrpcMethod,
 } from '../connect/index.ts';
+import { http3Connect } from '../http3/connect.ts';
 
 // `switchyard connect URL`: a client for every protocol the yard speaks (docs/connect.md).
 // stdin goes out, what arrives goes to stdout. Byte streams (tcp, unix) are piped as they are;
@@ -59,6 +61,8 @@ export interface ConnectOptions {
   ttl?: number;
   interface?: string;
   loopback?: boolean;
+  /** https: the request goes over HTTP/3 (src/http3/connect.ts). */
+  http3?: boolean;
 }
 
 /** After our side is done, how long a graceful close may take before we cut it. */
@@ -94,8 +98,8 @@ function urlArg(v: string): ConnectUrl {
 export function addConnectCommand(program: Command): void {
   program
     .command('connect')
-    .description('talk to a server by hand or from a script: tcp, tls, udp, unix, ws(s), frame+tcp/unix, http(s), grpc(s) (docs/connect.md)')
-    .argument('<url>', 'tcp://host:port, tls://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path, grpc(s)://host:port/package.Service/Method', urlArg)
+    .description('talk to a server by hand or from a script: tcp, tls, quic, udp, unix, ws(s), frame+tcp/unix, http(s), grpc(s) (docs/connect.md)')
+    .argument('<url>', 'tcp://host:port, tls://host:port, quic://host:port, udp://host:port, unix:/path, unix:@name, ws(s)://host[:port]/path, frame+tcp://host:port, frame+unix:/path, http(s)://host[:port]/path, grpc(s)://host:port/package.Service/Method', urlArg)
     .addOption(new Option('--wait <duration>', 'after stdin ends, how long to wait for replies since the last message (udp, ws, frames) or byte (tcp, unix)').argParser(durationArg).default(1000, '1s'))
     .addOption(new Option('--connect-timeout <duration>', 'give up connecting (TCP, TLS, WebSocket handshake) after this long').argParser(durationArg).default(10_000, '10s'))
     .option('--raw', 'print binary messages (ws, udp, frames) as they are instead of <binary N bytes>')
@@ -106,10 +110,11 @@ export function addConnectCommand(program: Command): void {
     .option('--data-file <path>', 'http: stream this file as the request body')
     .option('-H, --header <header>', 'http, ws: extra request header "Name: value"; grpc: request metadata (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--origin <origin>', 'ws: the Origin header of the handshake')
-    .option('--insecure', 'https, wss, tls, grpcs: do not verify the server\'s certificate')
-    .option('--ca <file>', 'https, wss, tls, grpcs: trust the CA certificate(s) in this PEM file')
-    .option('--servername <name>', 'tls: SNI and the name the certificate is verified against (default: the URL\'s host)')
-    .option('--alpn <protocols>', 'tls: ALPN protocols to offer, comma-separated (e.g. h2,http/1.1)')
+    .option('--http3', 'https: send the request over HTTP/3 (QUIC on UDP, the same port) instead of TCP')
+    .option('--insecure', 'https, wss, tls, quic, grpcs: do not verify the server\'s certificate')
+    .option('--ca <file>', 'https, wss, tls, quic, grpcs: trust the CA certificate(s) in this PEM file')
+    .option('--servername <name>', 'tls, quic: SNI and the name the certificate is verified against (default: the URL\'s host)')
+    .option('--alpn <protocols>', 'tls, quic: ALPN protocols to offer, comma-separated (e.g. h2,http/1.1; quic default: echo)')
     .option('--proto <file>', 'grpc: the .proto file that defines the service (repeatable; default: the built-in Greeter and Health)', (v: string, prev: string[]) => [...prev, v], [])
     .addOption(new Option('--deadline <duration>', 'grpc: the call\'s deadline (sent as grpc-timeout); none by default').argParser(durationArg))
     .option('--broadcast', 'udp: allow sending to a broadcast address (SO_BROADCAST); replies are taken from any host')
@@ -164,6 +169,19 @@ function run(url: ConnectUrl, opts: ConnectOptions): Promise<number> {
           }),
         opts,
       );
+    case 'quic':
+      return streamSession(
+        url.href,
+        async () =>
+          (await connectQuicStream(url, {
+            connectTimeout: opts.connectTimeout,
+            insecure: opts.insecure,
+            ca: readCa(opts),
+            servername: opts.servername,
+            alpn: opts.alpn?.split(',').map((p) => p.trim()).filter((p) => p !== ''),
+          })) as unknown as Socket,
+        opts,
+      );
     case 'unix':
       return streamSession(url.href, () => connectUnix(url.path, { connectTimeout: opts.connectTimeout }), opts);
     case 'udp':
@@ -189,7 +207,7 @@ function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
   const web = url.scheme === 'http' || url.scheme === 'https';
   const ws = url.scheme === 'ws' || url.scheme === 'wss';
   const rpc = url.scheme === 'grpc' || url.scheme === 'grpcs';
-  const tls = url.scheme === 'https' || url.scheme === 'wss' || url.scheme === 'tls' || url.scheme === 'grpcs';
+  const tls = url.scheme === 'https' || url.scheme === 'wss' || url.scheme === 'tls' || url.scheme === 'grpcs' || url.scheme === 'quic';
   const wrong = (flag: string, schemes: string) => new ConnectUsageError(`${flag} applies to ${schemes} URLs only, not ${url.scheme}:`);
   if (!web) {
     for (const [flag, set] of [['-X/--method', opts.method], ['--json', opts.json], ['--data-file', opts.dataFile]] as const) {
@@ -201,10 +219,11 @@ function checkOptions(url: ConnectUrl, opts: ConnectOptions): void {
   if (!rpc && (opts.proto ?? []).length > 0) throw wrong('--proto', 'grpc(s)');
   if (!rpc && opts.deadline !== undefined) throw wrong('--deadline', 'grpc(s)');
   if (!ws && opts.origin !== undefined) throw wrong('--origin', 'ws(s)');
-  if (!tls && opts.insecure) throw wrong('--insecure', 'https, wss, tls and grpcs');
-  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https, wss, tls and grpcs');
-  if (url.scheme !== 'tls' && opts.servername !== undefined) throw wrong('--servername', 'tls');
-  if (url.scheme !== 'tls' && opts.alpn !== undefined) throw wrong('--alpn', 'tls');
+  if (url.scheme !== 'https' && opts.http3) throw wrong('--http3', 'https');
+  if (!tls && opts.insecure) throw wrong('--insecure', 'https, wss, tls, quic and grpcs');
+  if (!tls && opts.ca !== undefined) throw wrong('--ca', 'https, wss, tls, quic and grpcs');
+  if (url.scheme !== 'tls' && url.scheme !== 'quic' && opts.servername !== undefined) throw wrong('--servername', 'tls and quic');
+  if (url.scheme !== 'tls' && url.scheme !== 'quic' && opts.alpn !== undefined) throw wrong('--alpn', 'tls and quic');
   if (url.scheme !== 'udp' && opts.broadcast) throw wrong('--broadcast', 'udp');
   if (url.scheme !== 'udp' && opts.multicast !== undefined) throw wrong('--multicast', 'udp');
   if (opts.multicast === undefined) {
@@ -487,6 +506,7 @@ async function httpSession(url: URL, opts: ConnectOptions): Promise<number> {
     setDefault('content-length', String(size));
   }
   const method = (opts.method ?? (body === undefined ? 'GET' : 'POST')).toUpperCase();
+  if (opts.http3) return http3Connect(url, { method, headers, body, insecure: opts.insecure, ca: readCa(opts), timeout: Math.max(opts.connectTimeout, 30_000) });
   const res = await httpRequest(url, { method, headers, body, insecure: opts.insecure, ca: readCa(opts), connectTimeout: opts.connectTimeout });
   process.stdout.write(formatResponseHead(res));
   try {

@@ -52,7 +52,7 @@ interface IpBinding {
   v6only: boolean;
 }
 
-const SPACE_OF_PROTOCOL: Record<string, Space | undefined> = { http: 'tcp', tcp: 'tcp', udp: 'udp' };
+const SPACE_OF_PROTOCOL: Record<string, Space | undefined> = { http: 'tcp', tcp: 'tcp', udp: 'udp', quic: 'udp' };
 
 function canonicalHost(host: string, space: Space): { host: string; family: 4 | 6 | undefined } {
   const v = isIP(host);

@@ -10,7 +10,7 @@ import type { PathIssue } from './errors.ts';
 // same file instead of only once those are fixed. A field this reads that is missing or of the
 // wrong type is skipped: its own problem is zod's to report.
 
-const KIND_OF_PROTOCOL: Record<string, TrafficKind | undefined> = { http: 'http', tcp: 'stream', unix: 'stream', udp: 'datagram' };
+const KIND_OF_PROTOCOL: Record<string, TrafficKind | undefined> = { http: 'http', tcp: 'stream', unix: 'stream', udp: 'datagram', quic: 'stream' };
 
 type Path = (string | number)[];
 

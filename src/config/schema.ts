@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { http3Schema } from '../http3/config.ts';
 import { duration, size } from './units.ts';
 import { parseHostPort } from './address.ts';
 import { handlerModule, handlerModules } from '../handlers/registry.ts';
@@ -23,6 +24,7 @@ import { listenerTlsSchema } from './tls.ts';
 import { tokenBucketSchema } from '../protocol/token-bucket.ts';
 import { pathPatternProblem } from '../listeners/http/router.ts';
 import { rewritesSchema } from '../listeners/http/rewrite.ts';
+import { quicListenerSchema } from './quic-listener.ts';
 import { socketAddressIssues, tcpListenerSocketSchema, udpListenerSocketSchema, unixListenerSocketSchema } from './socket-options.ts';
 
 // The config model. Every object is strict: an unknown field is an error, so a typo never passes
@@ -332,6 +334,8 @@ const httpListenerSchema = () =>
     tls: listenerTlsSchema().optional(),
     /** HTTP/2: on by default over TLS (ALPN), opt-in as h2c on plain text (docs/http2.md). */
     http2: http2Schema.default(http2Schema.parse({})),
+    /** HTTP/3 over QUIC on the same host and port (UDP), needs tls: http3Schema in src/http3/config.ts (docs/http3.md). */
+    http3: http3Schema,
     middleware: middlewareSchema.default({}),
     routes: z.array(routeSchema()).min(1, 'an http listener needs at least one route'),
     /**
@@ -369,6 +373,7 @@ const httpListenerSchema = () =>
   })
   .superRefine((l, ctx) => {
     if (l.redirectToHttps && l.tls) ctx.addIssue({ code: 'custom', path: ['redirectToHttps'], message: 'redirects plain http to https; this listener is https already (tls is set)' });
+    if (l.http3 && !l.tls) ctx.addIssue({ code: 'custom', path: ['http3'], message: 'HTTP/3 runs over QUIC, which is always encrypted: set tls on this listener' });
     if (l.http2.h2c && l.tls) ctx.addIssue({ code: 'custom', path: ['http2', 'h2c'], message: 'h2c is HTTP/2 over plain text; this listener has tls, where HTTP/2 is offered through ALPN (http2.enabled)' });
     const hp = parseHostPort(l.address);
     if (hp) for (const issue of socketAddressIssues(hp.host, l.socket)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
@@ -444,8 +449,8 @@ const udpListenerSchema = () =>
 export function configSchema() {
   const listener = z.discriminatedUnion(
     'protocol',
-    [httpListenerSchema(), tcpListenerSchema(), unixListenerSchema(), udpListenerSchema()],
-    { error: () => 'expected protocol one of: http, tcp, unix, udp' },
+    [httpListenerSchema(), tcpListenerSchema(), unixListenerSchema(), udpListenerSchema(), quicListenerSchema(handlerSchema())],
+    { error: () => 'expected protocol one of: http, tcp, unix, udp, quic' },
   );
   return z
     .strictObject({
@@ -490,6 +495,7 @@ export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
 export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
 export type UnixListenerConfig = Extract<ListenerConfig, { protocol: 'unix' }>;
 export type UdpListenerConfig = Extract<ListenerConfig, { protocol: 'udp' }>;
+export type QuicListenerConfig = Extract<ListenerConfig, { protocol: 'quic' }>;
 export type RouteConfig = HttpListenerConfig['routes'][number];
 export type MiddlewareConfig = z.output<typeof middlewareSchema>;
 export type CorsConfig = z.output<typeof corsSchema>;

@@ -6,6 +6,7 @@ export { ConnectError, ConnectionLostError, ConnectUsageError, describeNetError,
 export { DEFAULT_CONNECT_TIMEOUT, type StreamConnectOptions } from './stream.ts';
 export { connectTcp } from './tcp.ts';
 export { connectTlsStream, type TlsConnectOptions } from './tls.ts';
+export { connectQuicStream, type QuicStreamConnectOptions } from './quic.ts';
 export { connectUnix } from './unix.ts';
 export { openUdp, type UdpClient, type UdpClientOptions } from './udp.ts';
 export { connectFrames, DEFAULT_CLIENT_MAX_FRAME, type FrameClient, type FrameClientOptions } from './frame.ts';

@@ -5,7 +5,7 @@ import { ConnectUsageError } from './errors.ts';
 // included, and `@name` is Linux's abstract namespace. gRPC URLs name the method in the path:
 // `grpc://127.0.0.1:8080/helloworld.Greeter/SayHello`.
 
-export type HostScheme = 'tcp' | 'tls' | 'udp' | 'frame+tcp';
+export type HostScheme = 'tcp' | 'tls' | 'udp' | 'frame+tcp' | 'quic';
 export type PathScheme = 'unix' | 'frame+unix';
 export type WebScheme = 'ws' | 'wss' | 'http' | 'https';
 export type GrpcScheme = 'grpc' | 'grpcs';
@@ -17,7 +17,7 @@ export type ConnectUrl =
   /** `grpc://host:port/package.Service/Method` (grpcs: TLS, port 443 by default). */
   | { scheme: GrpcScheme; host: string; port: number; service: string; method: string; href: string };
 
-export const CONNECT_SCHEMES = ['tcp', 'tls', 'udp', 'unix', 'ws', 'wss', 'frame+tcp', 'frame+unix', 'http', 'https', 'grpc', 'grpcs'] as const;
+export const CONNECT_SCHEMES = ['tcp', 'tls', 'udp', 'quic', 'unix', 'ws', 'wss', 'frame+tcp', 'frame+unix', 'http', 'https', 'grpc', 'grpcs'] as const;
 
 export function parseConnectUrl(input: string): ConnectUrl {
   const m = /^([a-z][a-z0-9+.-]*):/i.exec(input);
@@ -35,6 +35,7 @@ export function parseConnectUrl(input: string): ConnectUrl {
     case 'tcp':
     case 'tls':
     case 'udp':
+    case 'quic':
     case 'frame+tcp': {
       const url = parse(input);
       if (!url.hostname) throw new ConnectUsageError(`${input}: needs a host (${scheme}://127.0.0.1:7000)`);

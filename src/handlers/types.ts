@@ -48,13 +48,35 @@ export interface Http2Request extends Readable {
 }
 
 /**
- * A request as handlers see it, whichever HTTP version carried it: node:http's IncomingMessage
- * (HTTP/1.x) or the listener's HTTP/2 request (`httpVersionMajor` 2). Both are a Readable of the
- * body with `method`, `url` and lower-case `headers`; code that needs one of them in particular
- * (the raw socket of HTTP/1.1, the stream of HTTP/2) narrows on `httpVersionMajor` (or
- * instanceof IncomingMessage).
+ * An HTTP/3 request (the listener's, over one QUIC stream: src/http3/exchange.ts): like the
+ * HTTP/2 one, a Readable of the body whose `headers` and `rawHeaders` hold the pseudo-headers
+ * too. It has no `stream`: its response is written as HTTP/3 frames by the response itself
+ * (never nghttp2's methods, never sendfile). `socket` stands in for the QUIC connection:
+ * addresses, `encrypted`, byte counts; nothing may be written to it.
  */
-export type HttpRequest = IncomingMessage | Http2Request;
+export interface Http3Request extends Readable {
+  method: string;
+  url: string;
+  readonly headers: Http2IncomingHeaders;
+  readonly rawHeaders: string[];
+  readonly httpVersion: '3.0';
+  readonly httpVersionMajor: 3;
+  readonly httpVersionMinor: 0;
+  readonly socket: Socket;
+  readonly aborted: boolean;
+  readonly complete: boolean;
+  /** The request stream ended right after its HEADERS: there is no body (as HTTP/2's stream.endAfterHeaders). */
+  readonly endAfterHeaders: boolean;
+}
+
+/**
+ * A request as handlers see it, whichever HTTP version carried it: node:http's IncomingMessage
+ * (HTTP/1.x), the listener's HTTP/2 request (`httpVersionMajor` 2) or its HTTP/3 request
+ * (`httpVersionMajor` 3). All are a Readable of the body with `method`, `url` and lower-case
+ * `headers`; code that needs one of them in particular (the raw socket of HTTP/1.1, the stream
+ * of HTTP/2) narrows on `httpVersionMajor` (or instanceof IncomingMessage).
+ */
+export type HttpRequest = IncomingMessage | Http2Request | Http3Request;
 
 /**
  * A response as handlers write it: what node:http's ServerResponse and the listener's HTTP/2
@@ -171,8 +193,8 @@ export interface ConnContext {
   readonly log: Logger;
   /** Bytes written to the socket behind Node's back (sendfile), so that metrics still count them. */
   addBytesSent(bytes: number): void;
-  /** Counts one request served on this connection (file-tcp: one file). */
-  countRequest(status: string): void;
+  /** Counts one request served on this connection (file-tcp: one file), or `count` of them (resp: a pipelined batch). */
+  countRequest(status: string, count?: number): void;
 }
 
 export interface StreamHandler {
@@ -198,7 +220,7 @@ export interface DatagramHandler {
 /** One running listener as people see it: where it is and a command to try it. */
 export interface ListenerSummary {
   readonly name: string;
-  readonly protocol: 'http' | 'tcp' | 'udp' | 'unix';
+  readonly protocol: 'http' | 'tcp' | 'udp' | 'unix' | 'quic';
   /** `http://127.0.0.1:8080/`, `tcp://127.0.0.1:7000`, `unix:/run/x.sock`, `unix:@abstract`. */
   readonly url: string;
   /** Handler types behind it. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { duration, size } from '../config/units.ts';
 import { replyError } from '../handlers/http/reply.ts';
-import type { Http2Request, HttpRequest } from '../handlers/types.ts';
+import type { Http2Request, Http3Request, HttpRequest } from '../handlers/types.ts';
 import type { Middleware, MiddlewareContext } from '../middleware/types.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { DEFAULT_HTTP_RULES } from './default-rules.ts';
@@ -105,6 +105,7 @@ function mayHaveBody(req: HttpRequest): boolean {
   const length = req.headers['content-length'];
   if (length !== undefined) return length !== '0';
   if (req.httpVersionMajor === 2) return !(req as Http2Request).stream.endAfterHeaders;
+  if (req.httpVersionMajor === 3) return !(req as Http3Request).endAfterHeaders;
   return req.headers['transfer-encoding'] !== undefined;
 }
 
@@ -247,7 +248,7 @@ export function inspect(input: InspectInput | InspectConfig | true, options: Ins
       if (block === -1) return false;
       blocked = true;
       refuse(ctx, block);
-      if (released && req.httpVersionMajor === 2) res.once('close', () => req.destroy());
+      if (released && req.httpVersionMajor >= 2) res.once('close', () => req.destroy());
       return true;
     };
 

@@ -118,7 +118,7 @@ export abstract class StreamListener implements Listener {
       listener: name,
       log,
       addBytesSent: (n) => this.meter.addSent(n),
-      countRequest: (status) => requests.labels(name, route, status).inc(),
+      countRequest: (status, count = 1) => requests.labels(name, route, status).inc(count),
     };
     try {
       handler.handle(socket, ctx);

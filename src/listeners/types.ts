@@ -14,7 +14,7 @@ export type BoundAddress = { host: string; port: number } | { path: string };
  */
 export interface Listener {
   readonly name: string;
-  readonly protocol: 'http' | 'tcp' | 'udp' | 'unix';
+  readonly protocol: 'http' | 'tcp' | 'udp' | 'unix' | 'quic';
   start(): Promise<void>;
   address(): BoundAddress;
   summary(): ListenerSummary;

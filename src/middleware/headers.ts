@@ -160,8 +160,8 @@ function applyToRequest(ctx: PlaceholderContext, rules: CompiledRules): void {
   }
   raw.length = w;
   for (const lower of rules.dropped) delete headers[lower];
-  // HTTP/2 field names are lower case on the wire.
-  const h2 = req.httpVersionMajor === 2;
+  // HTTP/2 and HTTP/3 field names are lower case on the wire.
+  const h2 = req.httpVersionMajor >= 2;
   rules.set.forEach((rule, i) => {
     if (set[i] === '') return;
     raw.push(h2 ? rule.lower : rule.name, set[i]);
@@ -179,7 +179,7 @@ function applyToRequest(ctx: PlaceholderContext, rules: CompiledRules): void {
 }
 
 /** Applies response rules to the fields a ServerResponse holds (writeHead's own have been merged in). */
-function applyToHttp1(res: ServerResponse, ctx: PlaceholderContext, rules: CompiledRules): void {
+function applyToHttp1(res: HttpResponse, ctx: PlaceholderContext, rules: CompiledRules): void {
   for (const lower of rules.dropped) res.removeHeader(lower);
   rules.set.forEach((rule) => {
     const value = rule.value(ctx);
@@ -258,7 +258,10 @@ function hookHttp2(stream: ServerHttp2Stream, ctx: PlaceholderContext, rules: Co
 function hookResponse(res: HttpResponse, ctx: PlaceholderContext, rules: CompiledRules): void {
   if (res instanceof ServerResponse) return hookHttp1(res, ctx, rules);
   const stream = http2Stream(res);
-  if (stream) hookHttp2(stream, ctx, rules);
+  if (stream) return hookHttp2(stream, ctx, rules);
+  // HTTP/3 (src/http3/exchange.ts): rules run just before its head goes out.
+  const h3 = res as HttpResponse & { onHead?: (fn: () => void) => void };
+  if (typeof h3.onHead === 'function') h3.onHead(() => applyToHttp1(res, ctx, rules));
 }
 
 /** The header-rules middleware for one route. */

@@ -10,6 +10,7 @@ import { HttpListener } from '../listeners/http/server.ts';
 import { TcpListener } from '../listeners/tcp.ts';
 import { UnixListener } from '../listeners/unix.ts';
 import { UdpListener } from '../listeners/udp.ts';
+import { QuicListener } from '../listeners/quic.ts';
 import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../listeners/types.ts';
 import type { Server as NetServer } from 'node:net';
 import type { Socket as DgramSocket } from 'node:dgram';
@@ -671,6 +672,7 @@ export class Yard implements YardView {
       }
       case 'tcp':
       case 'unix':
+      case 'quic':
         return this.provision<StreamHandler>(l.handler, 'stream', `${at}.handler`, l.name, into, groups);
       case 'udp':
         return this.provision<DatagramHandler>(l.handler, 'datagram', `${at}.handler`, l.name, into, groups);
@@ -688,7 +690,7 @@ export class Yard implements YardView {
     const ok =
       wanted !== undefined
         ? entry.where === wanted
-        : hp !== undefined && kind === (l.protocol === 'udp' ? 'udp' : 'tcp') && (() => {
+        : hp !== undefined && kind === (l.protocol === 'udp' || l.protocol === 'quic' ? 'udp' : 'tcp') && (() => {
             const got = parseHostPort(rest);
             return got !== undefined && got.host === hp.host && (hp.port === 0 || hp.port === got.port);
           })();
@@ -717,6 +719,10 @@ export class Yard implements YardView {
       }
       case 'udp':
         return new UdpListener({ ...common, config: l, handler: handlers as DatagramHandler, inherit: inherit as DgramSocket | undefined });
+      case 'quic': {
+        const tls = await this.certificates(l.tls, at, l, undefined);
+        return new QuicListener({ ...common, config: l, handler: handlers as StreamHandler, tls, inherit: inherit as DgramSocket | undefined });
+      }
     }
   }
 }
@@ -761,7 +767,7 @@ function boundWhere(l: ListenerConfig, running: Listener): string {
   if (l.protocol === 'unix') return bindingAddress(l);
   try {
     const bound = running.address();
-    if ('port' in bound) return `${l.protocol === 'udp' ? 'udp' : 'tcp'}:${formatHostPort(bound)}`;
+    if ('port' in bound) return `${l.protocol === 'udp' || l.protocol === 'quic' ? 'udp' : 'tcp'}:${formatHostPort(bound)}`;
   } catch {
     // not bound
   }
@@ -770,7 +776,7 @@ function boundWhere(l: ListenerConfig, running: Listener): string {
 
 /** Where a listener binds: its address, or its unix socket path. */
 function bindingAddress(l: ListenerConfig): string {
-  return l.protocol === 'unix' ? `unix:${l.path}` : `${l.protocol === 'udp' ? 'udp' : 'tcp'}:${l.address}`;
+  return l.protocol === 'unix' ? `unix:${l.path}` : `${l.protocol === 'udp' || l.protocol === 'quic' ? 'udp' : 'tcp'}:${l.address}`;
 }
 
 /**
@@ -781,11 +787,11 @@ function bindingAddress(l: ListenerConfig): string {
 function sameBinding(a: ListenerConfig, b: ListenerConfig, running: Listener): boolean {
   if (a.protocol !== b.protocol || !sameAddress(a, b, running)) return false;
   // `socket:` of a stream listener is set at listen (docs/socket-options.md): a change rebinds.
-  if (a.protocol !== 'udp' && !isDeepStrictEqual(a.socket, (b as typeof a).socket)) return false;
+  if (a.protocol !== 'udp' && a.protocol !== 'quic' && !isDeepStrictEqual(a.socket, (b as typeof a).socket)) return false;
   switch (a.protocol) {
     case 'http': {
       const y = b as typeof a;
-      return isDeepStrictEqual(a.tls, y.tls) && isDeepStrictEqual(a.http2, y.http2) && a.limits.maxHeaderSize === y.limits.maxHeaderSize;
+      return isDeepStrictEqual(a.tls, y.tls) && isDeepStrictEqual(a.http2, y.http2) && isDeepStrictEqual(a.http3, y.http3) && a.limits.maxHeaderSize === y.limits.maxHeaderSize;
     }
     case 'tcp':
       return isDeepStrictEqual(a.tls, (b as typeof a).tls);
@@ -793,6 +799,8 @@ function sameBinding(a: ListenerConfig, b: ListenerConfig, running: Listener): b
       return a.mode === (b as typeof a).mode && isDeepStrictEqual(a.tls, (b as typeof a).tls);
     case 'udp':
       return a.reuseAddr === (b as typeof a).reuseAddr;
+    case 'quic':
+      return isDeepStrictEqual(a.tls, (b as typeof a).tls);
   }
 }
 

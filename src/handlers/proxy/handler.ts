@@ -1,4 +1,4 @@
-import type { Http2Request, HttpContext, HttpHandler, UpgradeContext } from '../types.ts';
+import type { Http2Request, Http3Request, HttpContext, HttpHandler, UpgradeContext } from '../types.ts';
 import type { UpstreamGroup } from '../../upstream/group.ts';
 import { readBody } from '../http/body.ts';
 import { replyError } from '../http/reply.ts';
@@ -93,7 +93,7 @@ export class ProxyHandler implements HttpHandler {
     const retry = this.route.retry;
     // No body: no length and no chunked framing (HTTP/1.1), or HEADERS that ended the stream
     // (HTTP/2, where a body needs no Content-Length).
-    const bodiless = declared === undefined && (req.httpVersionMajor === 2 ? (req as Http2Request).stream.endAfterHeaders : req.headers['transfer-encoding'] === undefined);
+    const bodiless = declared === undefined && (req.httpVersionMajor === 2 ? (req as Http2Request).stream.endAfterHeaders : req.httpVersionMajor === 3 ? (req as Http3Request).endAfterHeaders : req.headers['transfer-encoding'] === undefined);
     if (bodiless) {
       ex.resendable = retry.resendable(method, true);
       return ex.start();

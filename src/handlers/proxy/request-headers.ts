@@ -126,7 +126,8 @@ export function requestHeaders(req: HttpRequest, requestId: string, policy: Forw
   let xfcc: string | undefined;
   // HTTP/2: the pseudo-header fields (:method, :path, :scheme, :authority) are the request line's;
   // :authority is the Host the upstream gets (checked equal to a Host sent too).
-  const h2 = req.httpVersionMajor === 2;
+  // HTTP/3 carries the same pseudo-header fields.
+  const h2 = req.httpVersionMajor >= 2;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];

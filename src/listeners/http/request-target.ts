@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import type { Http2Request, HttpRequest } from '../../handlers/types.ts';
+import { IncomingMessage } from 'node:http';
+import type { Http2Request, Http3Request, HttpRequest } from '../../handlers/types.ts';
 import { lenientPath, normalisePath } from './router.ts';
 
 // Phase "check": what node:http's parser lets through but a gateway must not, before anything
@@ -130,7 +130,7 @@ function routablePath(url: string, mergeSlashes: boolean): { path: string; lenie
  * §8.3.1) becomes the request's Host for every later phase, the path is checked and merged as
  * above. CONNECT (no `:path`) is the caller's to refuse.
  */
-export function checkHttp2Request(req: Http2Request, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
+export function checkHttp2Request(req: Http2Request | Http3Request, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
   const headers = req.headers;
   const authority = headers[':authority'];
   const host = headers.host;
@@ -146,11 +146,17 @@ export function checkHttp2Request(req: Http2Request, mergeSlashes: boolean): Che
   return { path: target.path, lenient: target.lenient, close: false };
 }
 
-/** The check phase for any request: HTTP/1.x or HTTP/2. */
+/** The check phase for any request: HTTP/1.x, HTTP/2 or HTTP/3 (whose fields follow HTTP/2's rules, RFC 9114 §4.3.1). */
 export function checkAnyRequest(req: HttpRequest, mergeSlashes: boolean): CheckedTarget | TargetRefusal {
-  // An HTTP/1.x request line may say HTTP/2.0 (refused by checkRequest): only the HTTP/2 front's
-  // requests have a stream.
-  return isHttp2(req) ? checkHttp2Request(req, mergeSlashes) : checkRequest(req as IncomingMessage, mergeSlashes);
+  // An HTTP/1.x request line may say HTTP/2.0 or HTTP/3.0 (refused by checkRequest): only the
+  // HTTP/2 front's requests have a stream, only the HTTP/3 front's are not IncomingMessages.
+  if (isHttp2(req)) return checkHttp2Request(req, mergeSlashes);
+  if (isHttp3(req)) return checkHttp2Request(req, mergeSlashes);
+  return checkRequest(req as IncomingMessage, mergeSlashes);
+}
+
+function isHttp3(req: HttpRequest): req is Http3Request {
+  return req.httpVersionMajor === 3 && !(req instanceof IncomingMessage);
 }
 
 function isHttp2(req: HttpRequest): req is Http2Request {

@@ -27,6 +27,9 @@ import { watchHandshakes, type ListenerTls } from '../tls.ts';
 import { answerHttp01, HTTP01_PREFIX, type Http01Responder } from '../../tls/acme/http01.ts';
 import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../types.ts';
 import { Generation } from '../generation.ts';
+import { Http3Server } from '../../http3/server.ts';
+import { http3Settings } from '../../http3/config.ts';
+import { certificateFromTls } from '../../quic/certificate.ts';
 
 // The HTTP/1.1 front end on node:http. A request passes through named phases:
 //   accept (connection limits, byte metering) -> parse (Node: framing, header size and time
@@ -59,6 +62,15 @@ interface RouteFound {
 }
 
 const WEBSOCKET_ONLY = ['websocket'];
+
+/** How long HTTP/3 keeps trying to bind a UDP port another socket holds, and how often (retryHttp3). */
+const HTTP3_RETRY_MS = 5 * 60_000;
+const HTTP3_RETRY_INTERVAL = 500;
+
+/** The bind failed because the UDP port is taken (the QUIC endpoint's error keeps the socket's as its cause). */
+function udpPortInUse(err: unknown): boolean {
+  return (err as { cause?: { code?: unknown } } | undefined)?.cause?.code === 'EADDRINUSE';
+}
 
 /** While draining, idle keep-alive connections are closed after this long (see stopAccepting). */
 const IDLE_CLOSE_DELAY = 1000;
@@ -136,6 +148,12 @@ export class HttpListener implements Listener {
   private hsts: string | undefined;
   /** HTTP/2 sessions, when this listener speaks it (tls with http2.enabled, or http2.h2c). */
   private readonly h2: Http2Front | undefined;
+  /** HTTP/3 over QUIC on the same host and port (`http3:` with tls), started with the TCP side. */
+  private h3: Http3Server | undefined;
+  /** `Alt-Svc: h3=":PORT"; ma=86400` on the TCP side's responses once HTTP/3 is up. */
+  private altSvc: string | undefined;
+  /** The next try to bind HTTP/3's UDP port while another socket holds it (retryHttp3). */
+  private h3Retry: NodeJS.Timeout | undefined;
 
   constructor(private options: HttpListenerOptions) {
     const { config, handlers, metrics } = options;
@@ -235,6 +253,73 @@ export class HttpListener implements Listener {
 
   async start(): Promise<void> {
     this.bound = await listenTcp(this.server, this.name, this.options.config.address, this.options.log, this.options.inherit, this.options.config.socket);
+    await this.startHttp3();
+  }
+
+  /** HTTP/3 (docs/http3.md): a QUIC endpoint on the TCP side's host and bound port, the same phases. */
+  private async startHttp3(): Promise<void> {
+    const { config, tls, metrics, log } = this.options;
+    const settings = http3Settings(config.http3);
+    if (!settings || !tls || !this.bound || !('port' in this.bound)) return;
+    const source = tls.source;
+    const h3 = new Http3Server({
+      listener: config.name,
+      host: this.bound.host,
+      port: this.bound.port,
+      certificate: certificateFromTls(source),
+      limits: {
+        maxFieldSectionSize: settings.maxFieldSectionSize ?? config.limits.maxHeaderSize,
+        maxFields: MAX_HEADER_FIELDS,
+        idleTimeout: settings.idleTimeout,
+        maxStreams: settings.maxStreams,
+        headerTimeout: config.limits.headerTimeout,
+      },
+      log,
+      metrics,
+      // Connections and bytes are counted by the QUIC endpoint (src/quic/metrics.ts), requests by serve().
+      onRequest: (req, res, socket, expectsContinue) => this.serve(req, res as unknown as HttpResponse, expectsContinue, undefined, socket),
+    });
+    try {
+      await h3.start();
+    } catch (err) {
+      if (udpPortInUse(err)) return this.retryHttp3(h3, Date.now() + HTTP3_RETRY_MS, err as Error);
+      // The TCP side is bound already: let it go, so that a failed start leaves nothing behind.
+      this.server.close();
+      throw new Error(`listener "${this.name}": cannot open HTTP/3 on UDP ${formatHostPort(this.bound)}: ${(err as Error).message}`, { cause: err });
+    }
+    this.enableHttp3(h3);
+  }
+
+  /**
+   * The UDP port is still held: by the listener this one replaces (a reload that changed its
+   * TLS: the old one drains its QUIC connections on that socket) or by the daemon this one takes
+   * over from (UDP sockets are not handed over). The TCP side serves meanwhile, without Alt-Svc;
+   * HTTP/3 starts once the port is free, or gives up (logged) after HTTP3_RETRY_MS.
+   */
+  private retryHttp3(h3: Http3Server, deadline: number, cause: Error): void {
+    if (this.h3Retry === undefined) this.options.log.warn({ listener: this.name, err: cause.message }, 'HTTP/3 waits for its UDP port, still in use; TCP serves meanwhile');
+    this.h3Retry = setTimeout(() => {
+      if (this.draining || this.h3Retry === undefined) return;
+      h3.start().then(
+        () => {
+          if (this.draining || this.h3Retry === undefined) return void h3.destroy();
+          this.h3Retry = undefined;
+          this.enableHttp3(h3);
+          this.options.log.info({ listener: this.name }, 'HTTP/3 started');
+        },
+        (err: unknown) => {
+          if (udpPortInUse(err) && Date.now() < deadline) return this.retryHttp3(h3, deadline, err as Error);
+          this.h3Retry = undefined;
+          this.options.log.error({ listener: this.name, err: (err as Error).message }, 'HTTP/3 not started');
+        },
+      );
+    }, HTTP3_RETRY_INTERVAL);
+    this.h3Retry.unref();
+  }
+
+  private enableHttp3(h3: Http3Server): void {
+    this.h3 = h3;
+    this.altSvc = `h3=":${h3.address().port}"; ma=86400`;
   }
 
   address(): BoundAddress {
@@ -260,6 +345,10 @@ export class HttpListener implements Listener {
     this.draining = true;
     this.drainingSince = Date.now();
     this.h2?.drain();
+    this.h3?.drain();
+    this.altSvc = undefined;
+    clearTimeout(this.h3Retry);
+    this.h3Retry = undefined;
     // Stops listening at once. node:http's own close() would also close idle keep-alive
     // connections right away, racing a client that sends its next request on one at that moment
     // (it gets a reset). Instead, a keep-alive connection's next request is answered with
@@ -275,7 +364,8 @@ export class HttpListener implements Listener {
   inFlight(): number {
     if (this.draining && Date.now() - this.drainingSince >= IDLE_CLOSE_DELAY) this.server.closeIdleConnections();
     // HTTP/2 connections are in `sockets` too; draining sessions close once their streams end.
-    return this.sockets.size;
+    // HTTP/3 connections close once their requests are done (GOAWAY).
+    return this.sockets.size + (this.h3?.size ?? 0);
   }
 
   destroy(): void {
@@ -284,6 +374,9 @@ export class HttpListener implements Listener {
     this.server.close();
     this.server.closeAllConnections();
     this.h2?.destroy();
+    void this.h3?.destroy();
+    clearTimeout(this.h3Retry);
+    this.h3Retry = undefined;
     for (const s of this.sockets) s.destroy();
   }
 
@@ -454,6 +547,8 @@ export class HttpListener implements Listener {
     });
     if (this.draining && res instanceof ServerResponse) res.shouldKeepAlive = false;
     if (this.hsts) res.setHeader('strict-transport-security', this.hsts);
+    // Browsers move to HTTP/3 when told where it is (RFC 7838).
+    if (this.altSvc && req.httpVersionMajor !== 3) res.setHeader('alt-svc', this.altSvc);
     // The listener's error pages for its own refusals before a route's middleware runs (404, 413...).
     const pages = this.options.config.middleware.errorPages;
     if (pages) errorPagesBeforeRouting(res, req, this.name, pages);
