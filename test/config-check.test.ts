@@ -53,6 +53,24 @@ test('udp listeners conflict among themselves only; tcp and udp may share a port
   assert.equal(c.listeners.length, 4);
 });
 
+test("http3 takes the https listener's port over UDP too; udp listeners that both set reuseAddr may share an address", () => {
+  const tls = { certificates: [{ cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' }] };
+  const h3 = { ...http('site', '127.0.0.1:8443'), tls, http3: true };
+  const withUdp = issuesOf(cfg(h3, udp('dns', '127.0.0.1:8443')));
+  assert.deepEqual(withUdp.map((i) => i.path), ['listeners[1].address']);
+  assert.match(withUdp[0].message, /already used by listener "site" \(listeners\[0\]\); http3 takes the listener's port over UDP too/);
+  const quic = { name: 'q', protocol: 'quic', address: '127.0.0.1:8443', tls, handler: { type: 'echo' } };
+  const second = issuesOf(cfg(quic, h3));
+  assert.deepEqual(second.map((i) => i.path), ['listeners[1].http3']);
+  assert.match(second[0].message, /127\.0\.0\.1:8443 \(UDP, for http3\) is already used by listener "q"/);
+  // Without http3 the same https listener leaves the UDP port free.
+  assert.equal(parseConfig(cfg({ ...http('site', '127.0.0.1:8443'), tls }, udp('dns', '127.0.0.1:8443'))).listeners.length, 2);
+  // SO_REUSEADDR on both: several receivers of one multicast group on one port.
+  const reuse = (name: string) => ({ ...udp(name, '0.0.0.0:5007'), reuseAddr: true });
+  assert.equal(parseConfig(cfg(reuse('a'), reuse('b'))).listeners.length, 2);
+  assert.deepEqual(issuesOf(cfg(reuse('a'), udp('b', '0.0.0.0:5007'))).map((i) => i.path), ['listeners[1].address']);
+});
+
 test('a wildcard host conflicts with a specific host on its port and family', () => {
   const v4 = issuesOf(cfg(http('web', '0.0.0.0:8080'), tcp('echo', '127.0.0.1:8080')));
   assert.deepEqual(v4.map((i) => i.path), ['listeners[1].address']);

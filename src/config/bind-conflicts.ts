@@ -20,6 +20,9 @@ import { formatHostPort, parseHostPort } from './address.ts';
 //   (`./a.sock` is `a.sock`), or the same abstract `@name`, compared exactly. A relative path and
 //   an absolute one are not compared (they resolve against the config file's directory, unknown
 //   here); the second listener's bind then reports the live socket.
+// - An http listener with `http3` also takes its host and port in the UDP space (QUIC). Two udp
+//   listeners that both set `reuseAddr` may share an address (SO_REUSEADDR: several receivers of
+//   one multicast group), so they are not a conflict.
 
 /** The minimal listener shape the check needs (a parsed listener config fits it). */
 export interface BindingListener {
@@ -29,6 +32,10 @@ export interface BindingListener {
   path?: string;
   /** `socket:` of the listener; only `ipv6Only` matters here (read leniently: also run on raw configs). */
   socket?: unknown;
+  /** http listeners: HTTP/3 binds the same host and port over UDP too (read leniently). */
+  http3?: unknown;
+  /** udp listeners: SO_REUSEADDR, which lets another such socket bind the same address. */
+  reuseAddr?: unknown;
 }
 
 export interface BindConflict {
@@ -50,6 +57,10 @@ interface IpBinding {
   written: string;
   /** `socket.ipv6Only`: `::` then takes IPv6 addresses only. */
   v6only: boolean;
+  /** A udp listener's `reuseAddr: true`. */
+  reuse: boolean;
+  /** The UDP side of an http listener's `http3`. */
+  quic: boolean;
 }
 
 const SPACE_OF_PROTOCOL: Record<string, Space | undefined> = { http: 'tcp', tcp: 'tcp', udp: 'udp', quic: 'udp' };
@@ -71,13 +82,17 @@ function canonicalHost(host: string, space: Space): { host: string; family: 4 | 
   return { host: host.toLowerCase(), family: space === 'udp' ? 4 : undefined };
 }
 
-function ipBinding(l: BindingListener): IpBinding | undefined {
+function ipBindings(l: BindingListener): IpBinding[] {
   const space = SPACE_OF_PROTOCOL[l.protocol];
-  if (!space || l.address === undefined) return undefined;
+  if (!space || l.address === undefined) return [];
   const hp = parseHostPort(l.address);
-  if (!hp || hp.port === 0) return undefined;
+  if (!hp || hp.port === 0) return [];
   const v6only = typeof l.socket === 'object' && l.socket !== null && (l.socket as { ipv6Only?: unknown }).ipv6Only === true;
-  return { space, port: hp.port, ...canonicalHost(hp.host, space), written: formatHostPort(hp), v6only };
+  const reuse = l.protocol === 'udp' && l.reuseAddr === true;
+  const out: IpBinding[] = [{ space, port: hp.port, ...canonicalHost(hp.host, space), written: formatHostPort(hp), v6only, reuse, quic: false }];
+  const http3 = l.protocol === 'http' && l.http3 !== undefined && l.http3 !== false && l.http3 !== null;
+  if (http3) out.push({ space: 'udp', port: hp.port, ...canonicalHost(hp.host, 'udp'), written: formatHostPort(hp), v6only, reuse: false, quic: true });
+  return out;
 }
 
 /** Why `a` and `b` (same space and port) cannot both be bound, or undefined when they can. */
@@ -101,7 +116,7 @@ function unixKey(path: string): string {
 /** Every listener that would bind an address an earlier listener of the same config binds (the first such one named). */
 export function findBindConflicts(listeners: readonly BindingListener[]): BindConflict[] {
   const out: BindConflict[] = [];
-  const ip: (IpBinding | undefined)[] = listeners.map(ipBinding);
+  const ip: IpBinding[][] = listeners.map(ipBindings);
   listeners.forEach((l, i) => {
     const before = (j: number) => `listener "${listeners[j].name}" (listeners[${j}])`;
     if (l.protocol === 'unix' && l.path !== undefined) {
@@ -113,21 +128,34 @@ export function findBindConflicts(listeners: readonly BindingListener[]): BindCo
       }
       return;
     }
-    const mine = ip[i];
-    if (!mine) return;
-    for (let j = 0; j < i; j++) {
-      const theirs = ip[j];
-      if (!theirs || theirs.space !== mine.space || theirs.port !== mine.port) continue;
-      const why = overlap(mine, theirs);
-      if (!why) continue;
-      const shared = listeners[j].protocol !== l.protocol && mine.space === 'tcp' ? `; http and tcp listeners share TCP ports` : '';
+    for (const mine of ip[i]) {
+      const found = firstOverlap(mine, i);
+      if (!found) continue;
+      const { j, theirs, why } = found;
+      const shared =
+        mine.quic || theirs.quic
+          ? `; http3 takes the listener's port over UDP too`
+          : listeners[j].protocol !== l.protocol && mine.space === 'tcp'
+            ? `; http and tcp listeners share TCP ports`
+            : '';
+      const written = mine.quic ? `${mine.written} (UDP, for http3)` : mine.written;
       const message =
-        why === 'same'
-          ? `${mine.written} is already used by ${before(j)}${shared}`
-          : `${mine.written} overlaps ${theirs.written} of ${before(j)}: ${why}${shared}`;
-      out.push({ path: ['listeners', i, 'address'], message });
+        why === 'same' ? `${written} is already used by ${before(j)}${shared}` : `${written} overlaps ${theirs.written} of ${before(j)}: ${why}${shared}`;
+      out.push({ path: ['listeners', i, mine.quic ? 'http3' : 'address'], message });
       break;
     }
   });
   return out;
+
+  function firstOverlap(mine: IpBinding, i: number): { j: number; theirs: IpBinding; why: string } | undefined {
+    for (let j = 0; j < i; j++) {
+      for (const theirs of ip[j]) {
+        if (theirs.space !== mine.space || theirs.port !== mine.port) continue;
+        if (mine.reuse && theirs.reuse) continue;
+        const why = overlap(mine, theirs);
+        if (why) return { j, theirs, why };
+      }
+    }
+    return undefined;
+  }
 }

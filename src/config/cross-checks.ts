@@ -81,7 +81,9 @@ export function crossFieldIssues(config: unknown): PathIssue[] {
 
   // Two listeners on one address: refused here, not first at bind time (rules in bind-conflicts.ts).
   const binding: BindingListener[] = listeners.map((l) =>
-    isRecord(l) ? { name: str(l.name) ?? '(unnamed)', protocol: str(l.protocol) ?? '', address: str(l.address), path: str(l.path), socket: l.socket } : { name: '(unnamed)', protocol: '' },
+    isRecord(l)
+      ? { name: str(l.name) ?? '(unnamed)', protocol: str(l.protocol) ?? '', address: str(l.address), path: str(l.path), socket: l.socket, http3: l.http3, reuseAddr: l.reuseAddr }
+      : { name: '(unnamed)', protocol: '' },
   );
   for (const c of findBindConflicts(binding)) out.push({ path: c.path, message: c.message });
   return out;
