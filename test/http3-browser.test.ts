@@ -31,12 +31,18 @@ after(async () => {
   upstream?.close();
 });
 
-/** base64 SHA-256 of the SubjectPublicKeyInfo of the leaf the listener serves. */
-function leafSpki(port: number): Promise<string> {
+/**
+ * base64 SHA-256 of the SubjectPublicKeyInfo of the local CA's intermediate, which signs the leaf
+ * the listener serves: Chromium is told to trust the CA (not the one leaf), as a user would.
+ */
+function intermediateSpki(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false }, () => {
-      const der = new X509Certificate(s.getPeerCertificate().raw).publicKey.export({ type: 'spki', format: 'der' });
+      const leaf = s.getPeerCertificate(true);
+      const issuer = leaf.issuerCertificate;
       s.destroy();
+      if (!issuer || issuer === leaf) return reject(new Error('no intermediate in the served chain'));
+      const der = new X509Certificate(issuer.raw).publicKey.export({ type: 'spki', format: 'der' });
       resolve(createHash('sha256').update(der).digest('base64'));
     });
     s.on('error', reject);
@@ -87,7 +93,7 @@ test('Chromium loads a static page and a proxied API over HTTP/3', { skip, timeo
     { logLevel: 'silent', dataDir: join(dir, 'data') },
   );
   const port = yard.address('web').port;
-  const spki = await leafSpki(port);
+  const spki = await intermediateSpki(port);
   const before = await h3Requests(yard);
   const netLog = join(dir, 'netlog.json');
   browser = await chromium.launch({
