@@ -2,6 +2,7 @@ import { connect as connectHttp2, constants, type ClientHttp2Session, type Clien
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { connect as connectTcp, type Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
+import { installLeanAsyncResourceBind } from './async-resource-bind.ts';
 
 // Requests to an HTTP/2 target (h2c://, or https:// with http2: true) over node:http2 sessions
 // kept for the life of the config, behind the same dispatch(options, handler) contract as the
@@ -108,6 +109,8 @@ export class Http2Dispatcher implements UpstreamDispatcher {
 
   constructor(private readonly options: Http2DispatcherOptions) {
     this.scheme = options.protocol === 'https:' ? 'https' : 'http';
+    // session.request() binds an AsyncResource per request: see async-resource-bind.ts.
+    installLeanAsyncResourceBind();
   }
 
   get stats(): { connected: number; pending: number; running: number } {
