@@ -32,6 +32,9 @@ export interface RunOutcome {
   readonly nativeSockets: boolean;
 }
 
+/** How long the native socket loop may hold the event loop waiting for more answers (closed model). */
+const HOLD_MS = 2;
+
 /** Set to `node` to keep plain http:// on Node's sockets (the engine's own sockets are the default). */
 export const SOCKETS_ENV = 'SWITCHYARD_BENCH_SOCKETS';
 
@@ -83,7 +86,9 @@ function connectionFactory(ctx: LoadContext, native: { loop: NativeSocketLoop; a
 /** Runs the load described by `options` (its warm-up is the caller's: see runBench). */
 export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<RunOutcome> {
   const address = await nativeHttp1Address(options);
-  const native = address === undefined ? undefined : { loop: new NativeSocketLoop(), address };
+  // Closed model: a callback may wait up to 2 ms for more answers (timers then run up to 2 ms late,
+  // which only the open model's pacing would notice).
+  const native = address === undefined ? undefined : { loop: new NativeSocketLoop(options.rate === undefined ? HOLD_MS : 0), address };
   try {
     return await runConnections(options, hooks, native);
   } finally {
