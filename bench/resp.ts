@@ -14,7 +14,9 @@ import type { BenchContext } from './types.ts';
 // server at a time, runs interleaved; before each server's run the harness waits for quiet cores,
 // and during each measurement it counts the CPU time of everything else ("others"): a
 // measurement with others above 5% of a core is disturbed, marked `*` and left out of the
-// medians when the row has undisturbed runs. The table shows medians and Switchyard's ratio.
+// medians when the row has undisturbed runs. The table shows medians and Switchyard's ratio,
+// and the servers' CPU time per request (from /proc, so other processes on the machine change it
+// far less than requests/s) with the ratio it gives: redis-server's µs per request over ours.
 //
 // redis-benchmark counts requests rather than time, so the request count is sized from
 // --duration so that a run takes about that long on a fast server.
@@ -40,6 +42,8 @@ interface Server {
 interface Sample {
   readonly rps: number;
   readonly others: number;
+  /** CPU time of the server's processes per request, µs: what a request costs it, whatever else runs. */
+  readonly cpuUs: number;
 }
 
 /** Samples by server id, mode and op, one per run. */
@@ -82,8 +86,9 @@ export async function runResp(ctx: BenchContext): Promise<number> {
           for (const op of ['SET', 'GET'] as const) {
             const m = await measureLoad({ ctx, server, run: (sec) => benchmark(ctx, s.spec.port, mode, op, sec) });
             const k = keyOf(s.id, mode, op);
-            results.set(k, [...(results.get(k) ?? []), { rps: m.rps, others: m.others }]);
-            line.push(`${op} ${formatRate(m.rps)}/s${m.others > NOISY ? '*' : ''} (others ${formatPercent(m.others)})`);
+            const cpuUs = m.requests > 0 ? (m.serverCpuSeconds * 1e6) / m.requests : Number.NaN;
+            results.set(k, [...(results.get(k) ?? []), { rps: m.rps, others: m.others, cpuUs }]);
+            line.push(`${op} ${formatRate(m.rps)}/s${m.others > NOISY ? '*' : ''} ${cpuUs.toFixed(2)} µs/req (others ${formatPercent(m.others)})`);
           }
           console.log(`run ${run + 1}/${ctx.runs} ${s.name.padEnd(16)} ${mode.padEnd(9)} ${line.join('  ')}`);
         }
@@ -101,6 +106,7 @@ export async function runResp(ctx: BenchContext): Promise<number> {
       const sy = summarize(results.get(keyOf('switchyard', mode, op)));
       const rd = summarize(results.get(keyOf('redis', mode, op)));
       const ratio = sy && rd ? sy.median / rd.median : undefined;
+      const cpuRatio = sy && rd ? rd.cpuUs / sy.cpuUs : undefined;
       disturbed ||= Boolean(sy?.disturbed || rd?.disturbed);
       rows.push([
         `${op} ${mode === 'plain' ? 'unpipelined' : '-P 16'}`,
@@ -110,6 +116,9 @@ export async function runResp(ctx: BenchContext): Promise<number> {
         rd ? rd.perRun : '-',
         ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
         ratio === undefined ? '-' : `${ratio >= GOALS[mode] ? 'met' : 'not met'} (>= ${GOALS[mode]}x)`,
+        sy ? sy.cpuUs.toFixed(2) : '-',
+        rd ? rd.cpuUs.toFixed(2) : '-',
+        cpuRatio === undefined ? '-' : `${cpuRatio.toFixed(2)}x`,
         [sy?.note && `Switchyard: ${sy.note}`, rd?.note && `redis-server: ${rd.note}`].filter(Boolean).join('; '),
       ]);
     }
@@ -124,6 +133,9 @@ export async function runResp(ctx: BenchContext): Promise<number> {
         { title: 'per run', align: 'right' },
         { title: 'ratio', align: 'right' },
         { title: 'goal' },
+        { title: 'Switchyard µs CPU/req', align: 'right' },
+        { title: 'redis-server µs CPU/req', align: 'right' },
+        { title: 'ratio by CPU', align: 'right' },
         { title: 'notes' },
       ],
       rows,
@@ -134,13 +146,14 @@ export async function runResp(ctx: BenchContext): Promise<number> {
 }
 
 /** The median over the undisturbed runs (over all when every run was disturbed), each run with `*` when disturbed. */
-function summarize(samples: Sample[] | undefined): { median: number; perRun: string; note: string; disturbed: boolean } | undefined {
+function summarize(samples: Sample[] | undefined): { median: number; cpuUs: number; perRun: string; note: string; disturbed: boolean } | undefined {
   if (!samples || samples.length === 0) return undefined;
   const quiet = samples.filter((x) => x.others <= NOISY);
   const used = quiet.length > 0 ? quiet : samples;
   const left = samples.map((x, i) => (x.others > NOISY ? i + 1 : 0)).filter((i) => i > 0);
   return {
     median: median(used.map((x) => x.rps)),
+    cpuUs: median(used.map((x) => x.cpuUs)),
     perRun: samples.map((x) => `${formatRate(x.rps)}${x.others > NOISY ? '*' : ''}`).join(' / '),
     note: quiet.length === 0 ? 'DISTURBED (every run)' : left.length > 0 ? `disturbed, left out: run ${left.join(', ')}` : '',
     disturbed: left.length > 0,
