@@ -28,7 +28,7 @@ import {
   type ConnectUrl,
   type GrpcMethod,
 } from '../connect/index.ts';
-import { http3Connect } from '../http3/connect.ts';
+import { loadQuic } from '../quic/load.ts';
 
 // `switchyard connect URL`: a client for every protocol the yard speaks (docs/connect.md).
 // stdin goes out, what arrives goes to stdout. Byte streams (tcp, unix) are piped as they are;
@@ -506,7 +506,10 @@ async function httpSession(url: URL, opts: ConnectOptions): Promise<number> {
     setDefault('content-length', String(size));
   }
   const method = (opts.method ?? (body === undefined ? 'GET' : 'POST')).toUpperCase();
-  if (opts.http3) return http3Connect(url, { method, headers, body, insecure: opts.insecure, ca: readCa(opts), timeout: Math.max(opts.connectTimeout, 30_000) });
+  if (opts.http3) {
+    const { http3Connect } = await loadQuic(() => import('../http3/connect.ts'));
+    return http3Connect(url, { method, headers, body, insecure: opts.insecure, ca: readCa(opts), timeout: Math.max(opts.connectTimeout, 30_000) });
+  }
   const res = await httpRequest(url, { method, headers, body, insecure: opts.insecure, ca: readCa(opts), connectTimeout: opts.connectTimeout });
   process.stdout.write(formatResponseHead(res));
   try {

@@ -6,7 +6,16 @@ export { ConnectError, ConnectionLostError, ConnectUsageError, describeNetError,
 export { DEFAULT_CONNECT_TIMEOUT, type StreamConnectOptions } from './stream.ts';
 export { connectTcp } from './tcp.ts';
 export { connectTlsStream, type TlsConnectOptions } from './tls.ts';
-export { connectQuicStream, type QuicStreamConnectOptions } from './quic.ts';
+export type { QuicStreamConnectOptions } from './quic.ts';
+import type { QuicStreamConnectOptions } from './quic.ts';
+import type { QuicStream } from '../quic/stream.ts';
+import { loadQuic } from '../quic/load.ts';
+
+/** connect/quic.ts's connectQuicStream, loading QUIC (quiche's native binding) on first use. */
+export async function connectQuicStream(target: { host: string; port: number }, options?: QuicStreamConnectOptions): Promise<QuicStream> {
+  const { connectQuicStream: connect } = await loadQuic(() => import('./quic.ts'));
+  return connect(target, options);
+}
 export { connectUnix } from './unix.ts';
 export { openUdp, type UdpClient, type UdpClientOptions } from './udp.ts';
 export { connectFrames, DEFAULT_CLIENT_MAX_FRAME, type FrameClient, type FrameClientOptions } from './frame.ts';

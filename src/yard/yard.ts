@@ -10,7 +10,7 @@ import { HttpListener } from '../listeners/http/server.ts';
 import { TcpListener } from '../listeners/tcp.ts';
 import { UnixListener } from '../listeners/unix.ts';
 import { UdpListener } from '../listeners/udp.ts';
-import { QuicListener } from '../listeners/quic.ts';
+import { loadQuic } from '../quic/load.ts';
 import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../listeners/types.ts';
 import type { Server as NetServer } from 'node:net';
 import type { Socket as DgramSocket } from 'node:dgram';
@@ -721,6 +721,7 @@ export class Yard implements YardView {
         return new UdpListener({ ...common, config: l, handler: handlers as DatagramHandler, inherit: inherit as DgramSocket | undefined });
       case 'quic': {
         const tls = await this.certificates(l.tls, at, l, undefined);
+        const { QuicListener } = await loadQuic(() => import('../listeners/quic.ts'));
         return new QuicListener({ ...common, config: l, handler: handlers as StreamHandler, tls, inherit: inherit as DgramSocket | undefined });
       }
     }

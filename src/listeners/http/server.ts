@@ -27,7 +27,8 @@ import { watchHandshakes, type ListenerTls } from '../tls.ts';
 import { answerHttp01, HTTP01_PREFIX, type Http01Responder } from '../../tls/acme/http01.ts';
 import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../types.ts';
 import { Generation } from '../generation.ts';
-import { Http3Server } from '../../http3/server.ts';
+import type { Http3Server } from '../../http3/server.ts';
+import { loadQuic } from '../../quic/load.ts';
 import { http3Settings } from '../../http3/config.ts';
 import { certificateFromTls } from '../../quic/certificate.ts';
 
@@ -262,6 +263,8 @@ export class HttpListener implements Listener {
     const settings = http3Settings(config.http3);
     if (!settings || !tls || !this.bound || !('port' in this.bound)) return;
     const source = tls.source;
+    // Loaded here, not at startup: only a listener with http3 needs quiche (src/quic/load.ts).
+    const { Http3Server } = await loadQuic(() => import('../../http3/server.ts'));
     const h3 = new Http3Server({
       listener: config.name,
       host: this.bound.host,
