@@ -272,7 +272,7 @@ const caddy: Peer = {
   },
 };
 
-const PEERS: readonly Peer[] = [direct, switchyard, switchyardSpread, ...(BASELINE_DIST ? [switchyardBaseline] : []), nginx, caddy];
+const PEERS: readonly Peer[] = [direct, switchyard, switchyardSpread, switchyardBaseline, nginx, caddy];
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -407,7 +407,8 @@ export async function runGrpc(ctx: BenchContext): Promise<number> {
     }
     const backendSpec: ServerSpec = backendPrep.spec;
     console.log(`  ${'backend'.padEnd(10)} ${backendPrep.info} (behind the proxies, started fresh for each proxy run)`);
-    const wanted = PEERS.filter((p) => !ctx.servers || ctx.servers.has(p.id));
+    // The baseline build runs when asked for by name or when SWITCHYARD_BASELINE names one.
+    const wanted = PEERS.filter((p) => (ctx.servers ? ctx.servers.has(p.id) : p !== switchyardBaseline || BASELINE_DIST !== undefined));
     const { ready, skipped } = await prepareAll(wanted, env, new Set([...used]));
     for (const s of skipped) skippedAll.set(s.peer.label, s.reason);
     for (const r of ready) if (!measuredPeers.includes(r.peer)) measuredPeers.push(r.peer);
