@@ -115,6 +115,13 @@ const poolSchema = z.strictObject({
   connections: z.number().int().min(1).max(10_000).default(128),
   /** Requests in flight per connection (1: no pipelining). */
   pipelining: z.number().int().min(1).max(100).default(1),
+  /**
+   * HTTP/2 targets: streams (calls) one connection carries before the next request opens another
+   * connection to the target (up to `connections`), so that calls are spread over a few
+   * connections, as Envoy's max_concurrent_streams does. 0: one connection until the target's
+   * own SETTINGS_MAX_CONCURRENT_STREAMS is reached.
+   */
+  maxStreamsPerConnection: z.number().int().min(0).max(1_000_000).default(0),
   /** Idle keep-alive connections are closed after this long. */
   keepAlive: duration().default(60_000),
 });

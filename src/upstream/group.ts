@@ -244,6 +244,7 @@ export class UpstreamGroup implements AdmissionOwner {
           headersTimeout: c.timeouts.firstByte,
           bodyTimeout: c.timeouts.idle,
           maxSessions: c.pool.connections,
+          maxStreamsPerSession: c.pool.maxStreamsPerConnection,
           onConnect: this.socketOptions,
         });
         this.pools.set(t, p);

@@ -493,11 +493,20 @@ function webHead(flat: string[], call: GrpcCall): string[] {
 function trailerFields(raw: RawTrailers | null): Record<string, string> {
   const out: Record<string, string> = {};
   if (!raw) return out;
-  const add = (name: string, value: string) => {
-    if (name.startsWith(':')) return;
-    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
-  };
-  if (Array.isArray(raw)) for (let i = 0; i < raw.length; i += 2) add(String(raw[i]).toLowerCase(), String(raw[i + 1]));
-  else for (const [k, v] of Object.entries(raw)) if (v !== undefined) add(k.toLowerCase(), Array.isArray(v) ? v.join(', ') : String(v));
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) addTrailerField(out, String(raw[i]).toLowerCase(), String(raw[i + 1]));
+    return out;
+  }
+  // HTTP/2: node's header object, names already lower case (no closure or entry arrays per call).
+  const fields = raw as Record<string, string | string[] | undefined>;
+  for (const k in fields) {
+    const v = fields[k];
+    if (v !== undefined) addTrailerField(out, k, Array.isArray(v) ? v.join(', ') : String(v));
+  }
   return out;
+}
+
+function addTrailerField(out: Record<string, string>, name: string, value: string): void {
+  if (name.charCodeAt(0) === 58 /* : */) return;
+  out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
 }
