@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2Connect, type ClientHttp2Session } from 'node:http2';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { measureLoad, disturbedWarning, progressLine, ratio, summarizeRow, waitQuiet, type LoadRun, type RowSummary, type RunSample } from './lib/measure.ts';
+import { measureLoad, disturbedWarning, isDisturbed, progressLine, ratio, summarizeRow, waitQuiet, type LoadRun, type RowSummary, type RunSample } from './lib/measure.ts';
 import { pickPort, startServer, type RunningServer } from './lib/proc.ts';
 import { caddyGlobalOptions, prepareCaddy, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate, median } from './lib/stats.ts';
@@ -343,6 +343,9 @@ export async function runHttp3(ctx: BenchContext): Promise<number> {
       if (all.length) rows.set(`${server.id}/${protocol}`, summarizeRow(all, ctx.runs));
     }
   }
+  // A ratio whose two medians rest on disturbed runs (either side) is marked: it compares a
+  // loaded machine with a quiet one, or two loaded moments.
+  const mixed = (a: RowSummary<Sample>, b: RowSummary<Sample>) => (a.used.some(isDisturbed) || b.used.some(isDisturbed) ? '*' : '');
   const table: string[][] = [];
   for (const protocol of PROTOCOLS) {
     for (const { server } of ready) {
@@ -355,11 +358,13 @@ export async function runHttp3(ctx: BenchContext): Promise<number> {
         protocol === 'h3' ? 'HTTP/3 (QUIC)' : 'HTTP/2 (TLS/TCP)',
         formatRate(row.rps),
         row.perRun,
-        server.id === 'caddy' || !caddyRow ? '—' : ratio(row.rps, caddyRow.rps),
-        protocol === 'h2' || !h2Row ? '—' : ratio(row.rps, h2Row.rps),
+        server.id === 'caddy' || !caddyRow ? '—' : ratio(row.rps, caddyRow.rps) + mixed(row, caddyRow),
+        protocol === 'h2' || !h2Row ? '—' : ratio(row.rps, h2Row.rps) + mixed(row, h2Row),
         formatMicros(median(row.used.map((s) => s.processUsPerReq))),
         formatMicros(row.cpu),
-        server.id === 'caddy' || !caddyRow ? '—' : ratio(median(row.used.map((s) => s.processUsPerReq)), median(caddyRow.used.map((s) => s.processUsPerReq))),
+        server.id === 'caddy' || !caddyRow
+          ? '—'
+          : ratio(median(row.used.map((s) => s.processUsPerReq)), median(caddyRow.used.map((s) => s.processUsPerReq))) + mixed(row, caddyRow),
         formatMicros(median(row.used.map((s) => s.clientUsPerReq))),
         formatPercent(row.serverCoreBusy),
         formatPercent(row.clientCoreBusy),
@@ -391,7 +396,11 @@ export async function runHttp3(ctx: BenchContext): Promise<number> {
     );
   }
   const warning = disturbedWarning(samples);
-  if (warning) console.log(`\n${warning}`);
+  if (warning) console.log(`\n${warning} A ratio marked * rests on disturbed runs on at least one side.`);
+  console.log(
+    `\nserver CPU µs/req (process): the server's process group, user + system, per request; core 0 µs/req: core 0's busy time ` +
+      'per request (adds softirq and other processes on that core). With the client core near 100% the client limits req/s; compare CPU per request then.',
+  );
   for (const [id, reason] of failures) console.log(`\n${SERVERS.find((s) => s.id === id)?.label ?? id} not measured: ${reason}`);
   return 0;
 }
