@@ -18,6 +18,7 @@ import { runTickGame, TICK_GAME_IDS } from './tick-game.ts';
 import { runWs, WS_IDS } from './ws.ts';
 import { RESP_IDS, runResp } from './resp.ts';
 import { QUIC_IDS, runQuic } from './quic.ts';
+import { HTTP3_IDS, runHttp3 } from './http3.ts';
 import type { Benchmark, BenchContext } from './types.ts';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
@@ -74,6 +75,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     tools: ['taskset'],
     run: runTickGame,
   },
+  http3: { description: 'HTTP/3 vs HTTP/2 over TLS, GET of a 100-byte response, 16 in flight on one connection (src/http3 client, node:http2): Switchyard vs Caddy, req/s and CPU per request', servers: HTTP3_IDS, tools: ['taskset'], run: runHttp3 },
   quic: { description: 'echo: one bulk stream (QUIC at 1350, 16 KiB, 64 KiB UDP payloads) and 100-byte exchanges (a QUIC stream each) vs TLS over TCP, MB/s, rate and CPU', servers: QUIC_IDS, tools: ['taskset'], run: runQuic },
   resp: {
     description: 'Redis-compatible cache: Switchyard `resp` vs redis-server, redis-benchmark SET/GET, 50 clients, unpipelined and -P 16',

@@ -28,7 +28,8 @@ test('a bound function runs in the resource\'s scope with this, arguments and le
   assert.equal(bound.call(receiver, 1, 2), 'result');
   assert.deepEqual(seen, { id: resource.asyncId(), self: receiver, args: [1, 2] });
 
-  const withThis = resource.bind(fn, 'fixed');
+  // @types/node declares bind(fn) only; node takes a thisArg too.
+  const withThis = (resource.bind as (this: AsyncResource, f: typeof fn, thisArg: unknown) => typeof fn).call(resource, fn, 'fixed');
   withThis(3, 4);
   assert.deepEqual(seen, { id: resource.asyncId(), self: 'fixed', args: [3, 4] });
 
@@ -45,6 +46,6 @@ test('the asyncResource accessor returns the resource, its setter replaces it, a
   bound.asyncResource = other;
   assert.equal(bound.asyncResource, other);
   // node's deprecate warns once per process: this process may have warned already.
-  const first = await Promise.race([warned, new Promise<undefined>((r) => setTimeout(r, 200).unref())]);
+  const first = await Promise.race([warned, new Promise<undefined>((r) => void (setTimeout(() => r(undefined), 200) as NodeJS.Timeout).unref())]);
   if (first) assert.match(String((first as Error & { code?: string }).code), /DEP0172/);
 });
