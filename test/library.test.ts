@@ -105,3 +105,38 @@ test('real-time pieces through the compiled package: a chat room over WebSocket,
   const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', program], { cwd: repoRoot, timeout: 30_000 });
   assert.deepEqual(JSON.parse(stdout), { welcome: 'welcome', text: 'hello', seq: 'number', frames: ['framed'], decoded: ['x'], claimed: true, taken: true });
 });
+
+test('QUIC and HTTP/3 through the compiled package: switchyard/quic echo, switchyard/http3 GET', async () => {
+  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, timeout: 120_000 });
+  const program = `
+    import { mkdtempSync, readFileSync } from 'node:fs';
+    import { tmpdir } from 'node:os';
+    import { join } from 'node:path';
+    import { serve } from 'switchyard';
+    import { connectQuic } from 'switchyard/quic';
+    import { Http3Client } from 'switchyard/http3';
+    const dataDir = mkdtempSync(join(tmpdir(), 'sy-lib-quic-'));
+    const tls = { issuer: 'internal' };
+    const yard = await serve({
+      listeners: [
+        { name: 'q', protocol: 'quic', address: '127.0.0.1:0', tls, handler: { type: 'echo' } },
+        { name: 'web', protocol: 'http', address: '127.0.0.1:0', tls, http3: true, routes: [{ handler: { type: 'respond', body: 'over h3' } }] },
+      ],
+    }, { logLevel: 'silent', dataDir });
+    const ca = readFileSync(join(dataDir, 'pki', 'local', 'root.crt'), 'utf8');
+    const quic = await connectQuic({ host: '127.0.0.1', port: yard.address('q').port, alpn: ['echo'], ca });
+    const stream = quic.openBidi();
+    stream.end('ping');
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    await quic.close();
+    const h3 = await Http3Client.connect({ host: '127.0.0.1', port: yard.address('web').port, ca });
+    const res = await h3.request({ path: '/' });
+    await h3.close();
+    await yard.stop();
+    console.log(JSON.stringify({ echo: Buffer.concat(chunks).toString(), status: res.status, body: res.body.toString() }));
+  `;
+  const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', program], { cwd: repoRoot, timeout: 60_000 });
+  const out = JSON.parse(stdout.trim().split('\n').pop()!) as { echo: string; status: number; body: string };
+  assert.deepEqual(out, { echo: 'ping', status: 200, body: 'over h3' });
+});
