@@ -94,6 +94,41 @@ test('echo on 40 concurrent streams of one connection, with the internal CA trus
   assert.ok(received >= payloads.reduce((n, p) => n + p.length, 0), `bytes received ${received}`);
 });
 
+test('a client that never reads: echo stops reading once its replies back up; memory stays bounded; others are served', { timeout: 60_000 }, async () => {
+  const receivedNow = async () => Number(/switchyard_total_bytes_received\{listener="q"\} (\d+)/.exec(await y.metrics.text())?.[1] ?? 0);
+  const before = await receivedNow();
+  const c = await client(port);
+  const stream = c.openBidi();
+  // Never read: the client's receive window fills, the server's writes back stall, echo stops
+  // reading, and the server's receive window stops the writer. 32 MiB offered, in 64 KiB writes.
+  const total = 32 * 1024 * 1024;
+  const chunk = randomBytes(64 * 1024);
+  let offered = 0;
+  const deadline = Date.now() + 20_000;
+  while (offered < total && Date.now() < deadline) {
+    offered += chunk.length;
+    if (!stream.write(chunk)) {
+      const drained = await Promise.race([new Promise<boolean>((r) => stream.once('drain', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 1500))]);
+      if (!drained) break;
+    }
+  }
+  // Wait until the server has taken all it will (the counter stops moving), bounded.
+  let last = -1;
+  let now = await receivedNow();
+  for (let i = 0; i < 40 && now !== last; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    last = now;
+    now = await receivedNow();
+  }
+  const taken = now - before;
+  assert.ok(offered < total, `the writer was held back (offered ${offered} of ${total})`);
+  // Two 1 MiB stream windows (ours, and the client's for the replies) plus the pipe's buffers.
+  assert.ok(taken < 8 * 1024 * 1024, `the server took ${taken} bytes from a client that reads nothing`);
+  const other = await client(port);
+  assert.equal((await echo(other.openBidi(), Buffer.from('still here'))).toString(), 'still here');
+  stream.destroy();
+});
+
 test('a client offering another application protocol is refused, and counted', async () => {
   const err = await rejection(client(port, { alpn: ['h3'] }));
   assert.ok(isQuicError(err) && err.code === 'QUIC_ALPN_MISMATCH', String(err));
