@@ -362,3 +362,108 @@ test('a large body the handler never reads: the response still arrives whole', {
   assert.equal(res.body.toString(), 'hello over h3\n');
   assert.equal((await client.request({ path: '/hello' })).status, 200, 'the connection goes on');
 });
+
+// 0-RTT (docs/http3.md): a resumed client's requests in early data. A recording upstream behind
+// a proxy route says what reached the handlers; the echo route shows the request headers.
+async function earlyYard(http3: true | { earlyData: true }, seen: { method?: string; early?: string | string[] }[]) {
+  const up = createServer((req, res) => {
+    seen.push({ method: req.method, early: req.headers['early-data'] });
+    res.end('upstream\n');
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const d = await serve(
+    {
+      listeners: [
+        {
+          name: 'early',
+          protocol: 'http',
+          address: '127.0.0.1:0',
+          tls: { issuer: 'internal', names: ['localhost'] },
+          http3,
+          routes: [
+            { match: { path: '/echo' }, handler: { type: 'echo' } },
+            { match: { path: '/up/*' }, handler: { type: 'proxy', upstream: 'rec' } },
+          ],
+        },
+      ],
+      upstreams: { rec: { targets: [`http://127.0.0.1:${(up.address() as AddressInfo).port}`] } },
+    },
+    { logLevel: 'silent', dataDir, baseDir: dir },
+  );
+  return { d, up, port: d.address('early').port };
+}
+
+/** A first connection's session ticket (it arrives after the handshake: bounded wait). */
+async function ticketFrom(p: number): Promise<Uint8Array> {
+  const first = await Http3Client.connect({ host: '127.0.0.1', port: p, ca, serverName: 'localhost' });
+  try {
+    assert.equal((await first.request({ path: '/echo' })).status, 200);
+    for (let i = 0; i < 250 && first.sessionTicket() === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    const ticket = first.sessionTicket();
+    assert.ok(ticket, 'the first connection got a session ticket');
+    return ticket;
+  } finally {
+    await first.close();
+  }
+}
+
+test('http3.earlyData: a resumed client GETs in 0-RTT (Early-Data: 1 for handlers and upstreams); a POST in 0-RTT gets 425 and reaches nothing', { timeout: 30_000 }, async () => {
+  const seen: { method?: string; early?: string | string[] }[] = [];
+  const { d, up, port: p } = await earlyYard({ earlyData: true }, seen);
+  try {
+    const session = await ticketFrom(p);
+    const c = await Http3Client.connect({ host: '127.0.0.1', port: p, ca, serverName: 'localhost', session, earlyData: true });
+    try {
+      assert.equal(c.quic.established, false, 'connect() resolved in early data, before the handshake completed');
+      // Both sent before any await: they go out as 0-RTT.
+      const get = c.request({ path: '/echo', headers: { 'x-probe': 'early' } });
+      const post = c.request({ method: 'POST', path: '/up/write', body: 'replayable' });
+      const upGet = c.request({ path: '/up/read' });
+      const echoed = await get;
+      assert.equal(echoed.status, 200);
+      const body = JSON.parse(echoed.body.toString()) as { headers: Record<string, string> };
+      assert.equal(body.headers['early-data'], '1');
+      assert.equal(body.headers['x-probe'], 'early');
+      const refused = await post;
+      assert.equal(refused.status, 425);
+      assert.match(refused.body.toString(), /too early/);
+      assert.equal((await upGet).status, 200);
+      assert.equal(c.quic.resumed, true);
+      // After the handshake the same POST is served, and not marked early.
+      const again = await c.request({ method: 'POST', path: '/up/write', body: 'after' });
+      assert.equal(again.status, 200);
+      assert.deepEqual(seen, [
+        { method: 'GET', early: '1' },
+        { method: 'POST', early: undefined },
+      ]);
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await d.stop(100);
+    up.close();
+  }
+});
+
+test('http3: true does not take early data: a resumed client that tries 0-RTT is served after the handshake, unmarked', { timeout: 30_000 }, async () => {
+  const seen: { method?: string; early?: string | string[] }[] = [];
+  const { d, up, port: p } = await earlyYard(true, seen);
+  try {
+    const session = await ticketFrom(p);
+    const c = await Http3Client.connect({ host: '127.0.0.1', port: p, ca, serverName: 'localhost', session, earlyData: true });
+    try {
+      const echoed = await c.request({ path: '/echo' });
+      assert.equal(echoed.status, 200);
+      const body = JSON.parse(echoed.body.toString()) as { headers: Record<string, string> };
+      assert.equal(body.headers['early-data'], undefined);
+      const post = await c.request({ method: 'POST', path: '/up/write', body: 'x' });
+      assert.equal(post.status, 200);
+      assert.deepEqual(seen, [{ method: 'POST', early: undefined }]);
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await d.stop(100);
+    up.close();
+  }
+});

@@ -25,6 +25,14 @@ export interface Http3ClientOptions {
   maxBody?: number;
   /** Give up on a request after this long (ms). */
   timeout?: number;
+  /** A session from an earlier client's sessionTicket(): resume it (a shorter handshake, and 0-RTT with earlyData). */
+  session?: Uint8Array;
+  /**
+   * With a session: connect() resolves as soon as requests can go in 0-RTT (early data), before
+   * the handshake completes, when the server accepts it. Such requests can be replayed: servers
+   * serve only safe methods from them (others get 425 Too Early).
+   */
+  earlyData?: boolean;
 }
 
 export interface Http3RequestInit {
@@ -126,6 +134,8 @@ export class Http3Client {
       insecure: options.insecure,
       localHost: options.host.includes(':') ? '::' : options.host === '127.0.0.1' ? '127.0.0.1' : undefined,
       streamErrorCode: H3.REQUEST_CANCELLED,
+      session: options.session,
+      earlyData: options.earlyData ?? false,
     });
     const session = new Http3Session(quic, 'client', { maxFieldSectionSize: options.maxFieldSectionSize ?? 64 * 1024, maxFields: 1000 });
     session.on('error', () => {});
@@ -248,6 +258,14 @@ export class Http3Client {
       });
       stream.once('close', () => fail(new Http3RequestError('the stream closed before the response ended')));
     });
+  }
+
+  /**
+   * The TLS session to resume with on a later connect() (options.session); undefined until the
+   * server has sent its ticket, which comes after the handshake.
+   */
+  sessionTicket(): Uint8Array | undefined {
+    return this.quic.session();
   }
 
   /** Closes the connection (H3_NO_ERROR). */

@@ -16,10 +16,17 @@ const http3Limits = z.strictObject({
   idleTimeout: duration().default(30_000),
   /** Requests one connection may have open at once (QUIC's initial_max_streams_bidi). */
   maxStreams: z.number().int().min(1).max(10_000).default(100),
+  /**
+   * Accept 0-RTT from clients resuming an earlier session (docs/http3.md, 0-RTT). Early data can
+   * be replayed by anyone who captured it, so only GET, HEAD and OPTIONS are served from it
+   * (with `Early-Data: 1` added for handlers and upstreams); other methods get 425 Too Early and
+   * the client retries after the handshake. Default false (`http3: true` too).
+   */
+  earlyData: z.boolean().default(false),
 });
 
 /**
- * `true`: HTTP/3 with the defaults; an object: with these limits; `false` or left out: none.
+ * `true`: HTTP/3 with the defaults; an object: with these settings; `false` or left out: none.
  * When on, HTTPS responses of the listener carry `Alt-Svc: h3=":PORT"; ma=86400`, so that
  * browsers move to HTTP/3.
  */

@@ -17,6 +17,10 @@ import type { Http3Session } from './session.ts';
 // makes a stream error (a malformed message: H3_MESSAGE_ERROR, a request without HEADERS:
 // H3_REQUEST_INCOMPLETE) ends this stream only, with a 400 first when nothing was answered yet.
 // A head over the field-section limit is answered 431, as RFC 9114 §4.2.2 suggests.
+//
+// A request whose stream started in 0-RTT (early data, when the listener accepts it) may be a
+// replay: only safe methods go on, marked `Early-Data: 1` (RFC 8470 §5.1) so that handlers and
+// upstreams can tell; the rest are answered 425 Too Early (§5.2) and never reach the phases.
 
 /** The request's phases: the listener's (server.ts feeds them to serve()). */
 export type Http3RequestSink = (req: H3Request, res: H3Response, expectsContinue: boolean) => void;
@@ -28,7 +32,7 @@ export interface RequestStreamOptions {
   readonly dateNow: () => string;
   /** Body bytes the request buffers before the stream stops being read. */
   readonly bodyHighWaterMark: number;
-  /** A request answered here, before the phases (400 malformed, 408 slow head, 431 too large). */
+  /** A request answered here, before the phases (400 malformed, 408 slow head, 425 unsafe in early data, 431 too large). */
   readonly onRefused: (status: number) => void;
   /** The request head must have arrived within this long (ms) of the stream opening; else 408. */
   readonly headerTimeout: number;
@@ -37,6 +41,9 @@ export interface RequestStreamOptions {
 }
 
 type State = 'head' | 'body' | 'trailers';
+
+/** Methods served from early data: safe ones (RFC 9110 §9.2.1), whose replay changes nothing. */
+const EARLY_SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function serveRequestStream(stream: QuicStream, options: RequestStreamOptions): void {
   const { session, peer } = options;
@@ -112,6 +119,10 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
         if ('malformed' in head) throw new Http3Error(H3.MESSAGE_ERROR, head.malformed, 'stream');
         state = 'body';
         clearTimeout(headTimer);
+        if (stream.earlyData) {
+          if (!EARLY_SAFE_METHODS.has(head.headers[':method'] as string)) return refuse(425, '425 too early: send this request again after the handshake', H3.NO_ERROR);
+          markEarly(head.headers, head.rawHeaders);
+        }
         const length = head.headers['content-length'];
         declared = length === undefined ? -1 : Number(length);
         req = new H3Request(head.headers, head.rawHeaders, asSocket(peer), () => stream.resume(), options.bodyHighWaterMark);
@@ -139,6 +150,12 @@ export function serveRequestStream(stream: QuicStream, options: RequestStreamOpt
     },
     limits.maxFieldSectionSize,
   );
+
+  const markEarly = (headers: H3Request['headers'], rawHeaders: string[]) => {
+    headers['early-data'] = '1';
+    for (let i = rawHeaders.length - 2; i >= 0; i -= 2) if (rawHeaders[i] === 'early-data') rawHeaders.splice(i, 2);
+    rawHeaders.push('early-data', '1');
+  };
 
   const dispatch = (request: H3Request, response: H3Response) => {
     const method = request.method;

@@ -30,6 +30,11 @@ export interface Http3ServerOptions {
     /** A request's head must arrive within this long of its stream opening (ms); else 408. */
     readonly headerTimeout: number;
   };
+  /**
+   * Accept 0-RTT: requests that started in early data are served only for safe methods (the
+   * rest get 425: request-stream.ts). Default false.
+   */
+  readonly earlyData?: boolean;
   readonly log: Logger;
   /**
    * Requests are counted in switchyard_http3_requests_total (besides the listener's own request
@@ -86,6 +91,7 @@ export class Http3Server {
       port: o.port,
       certificate: o.certificate,
       alpn: ['h3'],
+      earlyData: o.earlyData ?? false,
       limits: { idleTimeoutMs: o.limits.idleTimeout, maxStreamsBidi: o.limits.maxStreams, maxStreamsUni: 16 },
       onConnection: (conn) => this.onConnection(conn),
       observer: quicMetricsObserver(o.metrics, o.listener),
