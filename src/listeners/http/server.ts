@@ -277,6 +277,7 @@ export class HttpListener implements Listener {
         maxStreams: settings.maxStreams,
         headerTimeout: config.limits.headerTimeout,
       },
+      earlyData: settings.earlyData,
       log,
       metrics,
       // Connections and bytes are counted by the QUIC endpoint (src/quic/metrics.ts), requests by serve().
