@@ -255,3 +255,29 @@ test('shm: the opener ends cleanly when the creator closes, and sends after clos
   assert.equal(r.count, 100);
   assert.equal(existsSync(ch.path), false);
 });
+
+test('a segment its creator has named but not sized yet is "not ready", never mapped past its end (SIGBUS)', async () => {
+  const { writeFileSync, rmSync } = await import('node:fs');
+  const { openShmChannel } = await import('../src/ipc/transports/shm.ts');
+  const { shmCreate, shmOpen, shmUnlink, ShmError } = await import('../src/sys/shm.ts');
+  // What another process sees between shmCreate's shm_open and its ftruncate: the name, 0 bytes.
+  const name = `unsized-${process.pid}`;
+  const file = `/dev/shm/switchyard-${name}`;
+  writeFileSync(file, '', { mode: 0o600 });
+  try {
+    assert.throws(() => openShmChannel(name), (err: unknown) => err instanceof IpcError && err.code === 'SWITCHYARD_IPC_PROTOCOL' && /not ready yet/.test(err.message));
+  } finally {
+    rmSync(file, { force: true });
+  }
+  // A segment smaller than asked for is refused, not mapped.
+  const seg = shmCreate(`/switchyard-short-${process.pid}`, 4096);
+  try {
+    assert.throws(() => shmOpen(`/switchyard-short-${process.pid}`, 8192), (err: unknown) => err instanceof ShmError && err.code === 'ESHORT');
+    const whole = shmOpen(`/switchyard-short-${process.pid}`, 4096);
+    assert.equal(whole.buffer.byteLength, 4096);
+    whole.unmap();
+  } finally {
+    seg.unmap();
+    shmUnlink(`/switchyard-short-${process.pid}`);
+  }
+});

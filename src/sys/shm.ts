@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { nativeLibc, nativeUnavailableReason } from './koffi.ts';
 
 // POSIX shared memory through koffi: shm_open + ftruncate + mmap(MAP_SHARED), seen from JS as an
@@ -135,11 +136,27 @@ export function shmCreate(name: string, size: number, mode = 0o600): ShmSegment 
   return map(name, fd, size);
 }
 
-/** Opens and maps an existing segment of `size` bytes. */
+/**
+ * Opens and maps an existing segment of `size` bytes. A segment still smaller than that is refused
+ * (code `ESHORT`): its creator has made the name but not sized it yet (shmCreate's shm_open and
+ * ftruncate are two calls), and touching a mapped page beyond the object's end kills the process
+ * with SIGBUS. Callers that wait for a peer's segment retry on it as on ENOENT.
+ */
 export function shmOpen(name: string, size: number): ShmSegment {
   const c = bind();
   const fd = c.shm_open(name, O_RDWR, 0);
   if (fd < 0) fail('shm_open', name);
+  let have: number;
+  try {
+    have = fstatSync(fd).size;
+  } catch (err) {
+    c.close(fd);
+    throw err;
+  }
+  if (have < size) {
+    c.close(fd);
+    throw new ShmError(`${name} is ${have} bytes, fewer than the ${size} to map (not sized by its creator yet)`, 0, 'ESHORT');
+  }
   return map(name, fd, size);
 }
 

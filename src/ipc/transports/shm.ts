@@ -107,6 +107,8 @@ function wrapShmError(err: unknown, name: string): never {
     if (err.code === 'UNSUPPORTED') throw new IpcError('SWITCHYARD_IPC_UNSUPPORTED', err.message, { cause: err });
     if (err.code === 'EACCES') throw new IpcError('SWITCHYARD_IPC_PERMISSION', err.message, { cause: err });
     if (err.code === 'ENOENT') throw new IpcError('SWITCHYARD_IPC_PEER_GONE', `no shm channel ${name}: ${err.message}`, { cause: err });
+    // Created but not sized yet: the same "not ready yet" as a header without its magic.
+    if (err.code === 'ESHORT') throw new IpcError('SWITCHYARD_IPC_PROTOCOL', `${name} is not ready yet: ${err.message}`, { cause: err });
   }
   throw err;
 }
