@@ -72,8 +72,8 @@ export class CircuitBreaker {
     return this.inFlightCount;
   }
 
-  admit(): Admission {
-    const now = this.now();
+  /** `now`: the caller's clock reading when it has one (the breaker's clock otherwise). */
+  admit(now: number = this.now()): Admission {
     this.tick(now);
     if (this.current === 'open') return { ok: false, reason: 'open', retryAfterMs: this.timeLeftOpen(now) };
     if (this.inFlightCount >= this.config.maxRequests) return { ok: false, reason: 'max-requests', retryAfterMs: 0 };

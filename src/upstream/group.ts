@@ -217,8 +217,8 @@ export class UpstreamGroup implements AdmissionOwner {
   }
 
   /** A target for this request or connection, skipping `tried`; undefined when none is available. */
-  pick(ctx: PickContext, tried?: ReadonlySet<Target>): Target | undefined {
-    this.pickNow = Date.now();
+  pick(ctx: PickContext, tried?: ReadonlySet<Target>, now: number = Date.now()): Target | undefined {
+    this.pickNow = now;
     this.pickTried = tried;
     const t = this.balancer.pick(ctx, this.eligible);
     this.pickTried = undefined;
@@ -290,7 +290,9 @@ export class UpstreamGroup implements AdmissionOwner {
    * counted and says why; nothing of it needs releasing.
    */
   admit(pick: PickContext): Admission | Refusal {
-    const target = this.pick(pick);
+    // One clock read for the pick, the breaker and the budget (each is a call on the hot path).
+    const now = Date.now();
+    const target = this.pick(pick, undefined, now);
     if (!target) {
       this.rejections['no-target'].inc();
       return NO_TARGET;
@@ -301,7 +303,7 @@ export class UpstreamGroup implements AdmissionOwner {
     }
     let ticket: { release(outcome: 'success' | 'failure'): void } | undefined;
     if (this.breaker) {
-      const a = this.breaker.admit();
+      const a = this.breaker.admit(now);
       if (!a.ok) {
         const reason = a.reason === 'open' ? 'breaker-open' : 'max-requests';
         this.rejections[reason].inc();
@@ -309,7 +311,7 @@ export class UpstreamGroup implements AdmissionOwner {
       }
       ticket = a;
     }
-    this.budget.onRequest();
+    this.budget.onRequest(now);
     return new Admission(this, pick, target, ticket);
   }
 

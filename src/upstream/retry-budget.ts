@@ -24,9 +24,9 @@ export class RetryBudget {
     this.head = Math.floor(this.now() / this.bucketMs);
   }
 
-  /** Counts an original request (not a retry). */
-  onRequest(): void {
-    this.advance();
+  /** Counts an original request (not a retry); `now`: the caller's clock reading when it has one. */
+  onRequest(now: number = this.now()): void {
+    this.advance(now);
     this.reqs[this.head % BUCKETS]++;
     this.requests++;
   }
@@ -51,8 +51,8 @@ export class RetryBudget {
     return Math.max(this.minRetries, this.ratio * this.requests);
   }
 
-  private advance(): void {
-    const b = Math.floor(this.now() / this.bucketMs);
+  private advance(now: number = this.now()): void {
+    const b = Math.floor(now / this.bucketMs);
     if (b <= this.head) return;
     if (b - this.head >= BUCKETS) {
       this.reqs.fill(0);

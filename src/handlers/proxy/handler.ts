@@ -76,7 +76,7 @@ export class ProxyHandler implements HttpHandler {
     const method = req.method ?? 'GET';
     ex.method = method;
     ex.upstreamPath = this.upstreamPath(req.url ?? '/', ctx.pathRest);
-    ex.headers = requestHeaders(req, ctx.requestId, this.policy);
+    ex.headers = requestHeaders(req, ctx.requestId, this.policy, ex.clientIp);
     if (ex.grpc) {
       // gRPC: streamed (a call may be a stream either way), with a copy kept for a retry while
       // the body stays within retry.bufferBody; gRPC-Web becomes gRPC on the way up.

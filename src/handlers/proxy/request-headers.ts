@@ -108,10 +108,10 @@ function dropConnectionNamed(out: string[], connection: string): string[] {
 }
 
 /**
- * The headers to send upstream for `req`. `host` is the Host to send (undefined: leave it to
- * the HTTP client, which uses the target's).
+ * The headers to send upstream for `req`. `ip` is the client's address as clientIp() gives it
+ * (the caller has it already).
  */
-export function requestHeaders(req: HttpRequest, requestId: string, policy: ForwardPolicy): string[] {
+export function requestHeaders(req: HttpRequest, requestId: string, policy: ForwardPolicy, ip: string = clientIp(req)): string[] {
   const raw = req.rawHeaders;
   let out: string[] = [];
   let connection: string | undefined;
@@ -196,7 +196,6 @@ export function requestHeaders(req: HttpRequest, requestId: string, policy: Forw
   }
   if (connection !== undefined) out = dropConnectionNamed(out, connection);
 
-  const ip = clientIp(req);
   const proto = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
   if (policy.host === 'preserve') {
     if (host !== undefined) out.push('host', host);

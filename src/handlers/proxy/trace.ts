@@ -4,7 +4,9 @@ import { randomFillSync } from 'node:crypto';
 // own, so a valid incoming `traceparent` goes upstream unchanged (with its `tracestate`); a
 // missing or malformed one is replaced by a new trace, sampled (flags 01) so that the first
 // service that records spans sees the whole request. Ids come from a block of random bytes
-// refilled 170 requests at a time: one randomFillSync per block instead of one per request.
+// refilled 2730 requests at a time: one randomFillSync per block instead of one per request (a
+// call costs about 6 µs whatever its size up to a few KiB, so a 64 KiB block makes it ~0.01 µs
+// per request instead of ~0.04-0.2 with 4 KiB).
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const ZERO_TRACE = '00000000000000000000000000000000';
@@ -21,8 +23,13 @@ export function validTraceparent(v: string): boolean {
   return m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN;
 }
 
-const BLOCK = 24 * 170;
-const pool = Buffer.allocUnsafe(BLOCK);
+interface HexBuffer extends Buffer {
+  /** Node's own encoder behind toString('hex'), without its argument checks and range slicing. */
+  hexSlice(start: number, end: number): string;
+}
+
+const BLOCK = 24 * 2730;
+const pool = Buffer.allocUnsafe(BLOCK) as HexBuffer;
 let offset = BLOCK;
 
 /** A new traceparent: random trace id and parent id, sampled. */
@@ -31,10 +38,9 @@ export function newTraceparent(): string {
     randomFillSync(pool);
     offset = 0;
   }
-  const hex = pool.toString('hex', offset, offset + 24);
+  const trace = pool.hexSlice(offset, offset + 16);
+  const span = pool.hexSlice(offset + 16, offset + 24);
   offset += 24;
-  const trace = hex.slice(0, 32);
-  const span = hex.slice(32);
   // An all-zero id is invalid; with 128 random bits it does not happen, but it costs nothing to rule out.
   if (trace === ZERO_TRACE || span === ZERO_SPAN) return newTraceparent();
   return `00-${trace}-${span}-01`;
