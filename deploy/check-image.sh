@@ -92,17 +92,22 @@ fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
 
 # --- tools -----------------------------------------------------------------------------------
 
+# podman with its recommended packages (catatonit for --init, fuse-overlayfs, slirp4netns),
+# netavark and iptables for its bridge network and published ports, runc (below).
 need=()
 command -v podman >/dev/null || need+=(podman)
-command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v netavark >/dev/null || [ -x /usr/lib/podman/netavark ] || need+=(netavark)
+command -v iptables >/dev/null || need+=(iptables)
+command -v catatonit >/dev/null || need+=(catatonit)
 command -v runc >/dev/null || need+=(runc)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v npm >/dev/null || die "npm is needed (the stand-in's Node comes from the npm registry)"
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt-get)"
   timeout 300 apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends "${need[@]}" catatonit >/dev/null
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q "${need[@]}" >/dev/null
 fi
 
 mkdir -p "$work"
