@@ -138,7 +138,7 @@ pm() {
 }
 
 remove_containers() {
-  pm 60 rm -f -t 0 "$first" "$second" "$own" "$bound" >/dev/null 2>&1 || true
+  pm 60 rm -f -v -t 0 "$first" "$second" "$own" "$bound" >/dev/null 2>&1 || true
 }
 
 if [ "$clean" = 1 ]; then
@@ -634,7 +634,7 @@ if [ "$(pm 30 inspect --format '{{.State.ExitCode}}' "$bound")" = 1 ] && [ -n "$
 else
   fail "bind mount owned by root: exit status $(pm 30 inspect --format '{{.State.ExitCode}}' "$bound"), log: $(pm 30 logs "$bound" 2>&1 | tail -n 2 | tr '\n' ' ')"
 fi
-pm 60 rm -f -t 0 "$bound" >/dev/null 2>&1 || true
+pm 60 rm -f -v -t 0 "$bound" >/dev/null 2>&1 || true
 chown 1000:1000 "$bind_dir"
 pm 120 run -d "${run_opts[@]}" --name "$bound" -p "127.0.0.1:$port_http:8080" -v "$bind_dir:/var/lib/switchyard" "$image" >"$work/run-4.log" 2>&1 ||
   die "podman run (bind mount) failed: $(tail -n 1 "$work/run-4.log")"
