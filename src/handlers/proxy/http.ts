@@ -324,7 +324,8 @@ export class Exchange extends RequestPick {
       else this.res.end();
       return;
     }
-    if (trailers) addTrailers(this.res, trailers);
+    // undici hands an HTTP/1.1 answer without trailers an empty list: nothing to copy then.
+    if (trailers && !(Array.isArray(trailers) && trailers.length === 0)) addTrailers(this.res, trailers);
     this.res.end();
   }
 

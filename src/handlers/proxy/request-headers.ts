@@ -2,6 +2,7 @@ import type { HttpRequest } from '../types.ts';
 import type { TLSSocket } from 'node:tls';
 import { newTraceparent, validTraceparent } from './trace.ts';
 import { clientCertificate, type ClientCertificate } from '../../tls/client-cert.ts';
+import { connectionNamed } from './connection-header.ts';
 
 // Phase "upstream request headers": the client's headers as they go upstream, built once per
 // request (retries reuse them) straight from req.rawHeaders into the flat [name, value, ...]
@@ -95,12 +96,7 @@ for (const n of ['x-forwarded-client-cert', 'te', 'via', 'host', 'expect', 'trai
 
 /** Drops the headers a Connection header names (other than the standard tokens). */
 function dropConnectionNamed(out: string[], connection: string): string[] {
-  let names: Set<string> | undefined;
-  for (const token of connection.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue;
-    (names ??= new Set()).add(t);
-  }
+  const names = connectionNamed(connection);
   if (!names) return out;
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) if (!names.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);

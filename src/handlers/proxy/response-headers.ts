@@ -1,5 +1,6 @@
 import { ServerResponse } from 'node:http';
 import type { HttpResponse } from '../types.ts';
+import { connectionNamed } from './connection-header.ts';
 
 // Phase "downstream response headers": the upstream's raw header list (undici hands it over as
 // [name, value, ...] Buffers, unparsed; the HTTP/2 pools as strings) becomes the flat string list res.writeHead() takes as it
@@ -54,11 +55,7 @@ export function responseHeaders(raw: readonly RawField[], via: string): string[]
   }
   out.push('via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
   if (connection === undefined) return out;
-  let names: Set<string> | undefined;
-  for (const token of connection.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (names ??= new Set()).add(t);
-  }
+  const names = connectionNamed(connection);
   if (!names) return out;
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) if (!names.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1]);
