@@ -24,7 +24,10 @@ type TargetId = (typeof LOADGEN_IDS)[number];
 
 const BODY = 'hello, load\n';
 
-type GeneratorId = 'wrk' | 'autocannon' | 'switchyard bench' | 'switchyard bench, Node sockets';
+type SocketsKind = 'io_uring' | 'native' | 'node';
+type GeneratorId = 'wrk' | 'autocannon' | 'switchyard bench, io_uring' | 'switchyard bench, epoll' | 'switchyard bench, Node sockets';
+
+const SWITCHYARD_IDS: Record<SocketsKind, GeneratorId> = { io_uring: 'switchyard bench, io_uring', native: 'switchyard bench, epoll', node: 'switchyard bench, Node sockets' };
 
 interface Latencies {
   readonly p50?: number;
@@ -127,7 +130,8 @@ function autocannonGenerator(ctx: BenchContext, bin: string): Generator {
 }
 
 interface SwitchyardJson {
-  readonly sockets: 'native' | 'node';
+  readonly sockets: SocketsKind;
+  readonly socketsFallback: string | null;
   readonly responses: number;
   readonly requestsPerSec: number;
   readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly 'p99.9': number; readonly max: number };
@@ -136,21 +140,20 @@ interface SwitchyardJson {
 }
 
 /**
- * `switchyard bench` as users run it: plain http:// on its own sockets (one recv and one send
- * per request through koffi); with `nodeSockets`, on Node's net sockets instead
- * (SWITCHYARD_BENCH_SOCKETS=node), the transport it falls back to without koffi.
+ * `switchyard bench` as users run it, with its engine for plain http:// forced through
+ * SWITCHYARD_BENCH_SOCKETS: `io_uring` (one ring, no native call per request), `native` (one recv
+ * and one send per request through koffi and one epoll set) or `node` (Node's net sockets, the
+ * transport it falls back to without koffi).
  */
-function switchyardGenerator(ctx: BenchContext, cli: readonly string[], nodeSockets: boolean): Generator {
-  const id: GeneratorId = nodeSockets ? 'switchyard bench, Node sockets' : 'switchyard bench';
+function switchyardGenerator(ctx: BenchContext, cli: readonly string[], sockets: SocketsKind): Generator {
   return {
-    id,
-    info: `${nodeSockets ? 'SWITCHYARD_BENCH_SOCKETS=node ' : ''}node ${cli.join(' ')} bench -c ${ctx.connections} --json`,
+    id: SWITCHYARD_IDS[sockets],
+    info: `SWITCHYARD_BENCH_SOCKETS=${sockets} node ${cli.join(' ')} bench -c ${ctx.connections} --json`,
     async run(url, durationSec) {
       const args = [...cli, 'bench', url, '-c', String(ctx.connections), '-d', `${durationSec}s`, '--json', '--no-progress'];
-      const r = await runPinned(ctx.clientCore, process.execPath, args, (durationSec + 30) * 1000, ctx.repoRoot, { SWITCHYARD_BENCH_SOCKETS: nodeSockets ? 'node' : '' });
+      const r = await runPinned(ctx.clientCore, process.execPath, args, (durationSec + 30) * 1000, ctx.repoRoot, { SWITCHYARD_BENCH_SOCKETS: sockets });
       const j = JSON.parse(r.stdout) as SwitchyardJson;
-      const expected = nodeSockets ? 'node' : 'native';
-      if (j.sockets !== expected) throw new Error(`ran on ${j.sockets} sockets, not ${expected}`);
+      if (j.sockets !== sockets) throw new Error(`ran on ${j.sockets} sockets, not ${sockets}${j.socketsFallback ? ` (${j.socketsFallback})` : ''}`);
       return {
         requests: j.responses,
         requestsPerSec: j.requestsPerSec,
@@ -242,7 +245,7 @@ export async function runLoadgen(ctx: BenchContext): Promise<number> {
   const build = await buildSwitchyard(ctx.repoRoot);
   const cli = build === undefined ? [join(ctx.repoRoot, 'dist/cli/main.js')] : ['--import', 'tsx', join(ctx.repoRoot, 'src/cli/main.ts')];
   if (build !== undefined) console.log(`  switchyard bench: \`npm run build\` fails, running the sources through tsx (slower than the build):\n    ${build.split('\n').slice(0, 5).join('\n    ')}`);
-  generators.push(switchyardGenerator(ctx, cli, false), switchyardGenerator(ctx, cli, true));
+  generators.push(switchyardGenerator(ctx, cli, 'io_uring'), switchyardGenerator(ctx, cli, 'native'), switchyardGenerator(ctx, cli, 'node'));
   for (const g of generators) console.log(`  ${g.id.padEnd(30)} ${g.info}`);
 
   const targets = LOADGEN_IDS.filter((id) => !ctx.servers || ctx.servers.has(id));

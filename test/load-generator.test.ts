@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { benchOptions, type BenchCliOptions } from '../src/cli/bench.ts';
 import { Http1ResponseParser, ResponseParseError } from '../src/load/http1-parser.ts';
+import { ioUringUnavailable } from '../src/load/io-uring.ts';
 import { LoadStats, parseTarget, runBench, type LoadReport } from '../src/load/index.ts';
 import * as hdr from 'hdr-histogram-js';
 import { makeLeaf, makeTestCa } from './helpers/tls-fixtures.ts';
@@ -185,14 +186,15 @@ describe('LoadStats', () => {
   });
 });
 
-// Every HTTP/1.1 test runs on both transports: the load generator's own sockets (the default for
-// plain http://) and Node's (SWITCHYARD_BENCH_SOCKETS=node, and https://).
-for (const sockets of ['native', 'node'] as const) {
-describe(`switchyard bench, HTTP/1.1 (${sockets} sockets)`, () => {
+// Every HTTP/1.1 test runs on each engine, forced with SWITCHYARD_BENCH_SOCKETS: the load
+// generator's own sockets through one io_uring (the default for plain http:// where the kernel
+// allows it), through one epoll set ("native"), and Node's sockets (as https:// uses).
+const ioUringHere = ioUringUnavailable() === undefined;
+for (const sockets of ['io_uring', 'native', 'node'] as const) {
+describe(`switchyard bench, HTTP/1.1 (${sockets} sockets)`, { skip: sockets === 'io_uring' && !ioUringHere ? `io_uring cannot be set up here: ${ioUringUnavailable()}` : false }, () => {
   const saved = process.env.SWITCHYARD_BENCH_SOCKETS;
   before(() => {
-    if (sockets === 'node') process.env.SWITCHYARD_BENCH_SOCKETS = 'node';
-    else delete process.env.SWITCHYARD_BENCH_SOCKETS;
+    process.env.SWITCHYARD_BENCH_SOCKETS = sockets;
   });
   after(() => {
     if (saved === undefined) delete process.env.SWITCHYARD_BENCH_SOCKETS;
@@ -372,6 +374,64 @@ describe(`switchyard bench, HTTP/1.1 (${sockets} sockets)`, () => {
     }
   });
 
+  test('a connection the server resets (RST) mid-run: the requests in flight are resets, the others answered', async () => {
+    // The 4th request on every connection is answered with a TCP reset instead of a response.
+    let resets = 0;
+    const s = await rawServer((socket, chunk, state) => {
+      const n = takeRequests(state, chunk);
+      for (let i = 0; i < n; i++) {
+        state.requests++;
+        if (state.requests === 4) {
+          resets++;
+          socket.resetAndDestroy();
+          return;
+        }
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 40, connections: 2 });
+      assert.equal(r.sent, 40);
+      assert.ok(resets > 0);
+      assert.equal(r.errors.reset, resets, JSON.stringify(r.errorMessages));
+      assert.equal(r.responses + r.errors.reset, 40, JSON.stringify(r.errors));
+      assert.deepEqual(r.statusCodes, { '200': r.responses });
+      assert.match(r.errorMessages.reset ?? '', /ECONNRESET|reset|closed/i);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('pipelined requests (-p 8) on several connections: the server sees exactly the requests counted', async () => {
+    // Every 10th request the server reads is a 404; it tallies what it answered.
+    const served: Record<string, number> = {};
+    let requests = 0;
+    let connections = 0;
+    const server = createHttpServer((req, res) => {
+      const status = ++requests % 10 === 0 ? 404 : 200;
+      req.resume();
+      req.on('end', () => {
+        served[String(status)] = (served[String(status)] ?? 0) + 1;
+        res.statusCode = status;
+        res.end('p');
+      });
+    });
+    server.on('connection', () => connections++);
+    const port = await listen(server);
+    try {
+      const r = await bench(`http://127.0.0.1:${port}/`, { requests: 4000, connections: 4, pipeline: 8 });
+      assert.equal(r.sockets, sockets);
+      assert.equal(requests, 4000);
+      assert.equal(r.responses, 4000);
+      assert.deepEqual(served, { '200': 3600, '404': 400 });
+      assert.deepEqual(r.statusCodes, served);
+      assert.equal(r.errors.status, 400);
+      assert.equal(connections, 4);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   test('a server that never answers: timeouts counted, the run ends', async () => {
     const s = await rawServer(() => {});
     try {
@@ -440,6 +500,54 @@ describe(`switchyard bench, HTTP/1.1 (${sockets} sockets)`, () => {
   });
 });
 }
+
+describe('switchyard bench: which engine carries plain http://', () => {
+  const saved = process.env.SWITCHYARD_BENCH_SOCKETS;
+  after(() => {
+    if (saved === undefined) delete process.env.SWITCHYARD_BENCH_SOCKETS;
+    else process.env.SWITCHYARD_BENCH_SOCKETS = saved;
+  });
+
+  test('by default io_uring where it can be set up, else the epoll engine with the reason in the report', async () => {
+    delete process.env.SWITCHYARD_BENCH_SOCKETS;
+    const s = await countingServer();
+    try {
+      const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 300, connections: 3 });
+      assert.equal(s.counts.requests, 300);
+      assert.equal(r.successes, 300);
+      if (ioUringHere) {
+        assert.equal(r.sockets, 'io_uring');
+        assert.equal(r.socketsFallback, null);
+      } else {
+        assert.equal(r.sockets, 'native');
+        assert.match(r.socketsFallback ?? '', /^io_uring: /);
+      }
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+
+  test('forced off with SWITCHYARD_BENCH_SOCKETS=native or node: that engine, nothing passed over', async () => {
+    const s = await countingServer();
+    try {
+      for (const forced of ['native', 'node'] as const) {
+        process.env.SWITCHYARD_BENCH_SOCKETS = forced;
+        const r = await bench(`http://127.0.0.1:${s.port}/`, { requests: 100, connections: 2 });
+        assert.equal(r.sockets, forced);
+        assert.equal(r.socketsFallback, null);
+        assert.equal(r.successes, 100);
+      }
+      assert.equal(s.counts.requests, 200);
+    } finally {
+      await closeServer(s.server);
+    }
+  });
+
+  test('an unknown SWITCHYARD_BENCH_SOCKETS value is refused, naming the variable', async () => {
+    process.env.SWITCHYARD_BENCH_SOCKETS = 'uring';
+    await assert.rejects(bench('http://127.0.0.1:9/', { requests: 1, connections: 1 }), /SWITCHYARD_BENCH_SOCKETS=uring: expected one of io_uring, native, node/);
+  });
+});
 
 describe('switchyard bench, TLS, h2, ws, tcp, udp', () => {
   let dir: string;

@@ -39,6 +39,7 @@ interface Calls {
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   send(fd: number, buf: Buffer, len: number, flags: number): number;
   close(fd: number): number;
+  shutdown(fd: number, how: number): number;
   epollCreate1(flags: number): number;
   epollCtl(epfd: number, op: number, fd: number, event: Buffer | null): number;
   epollWait(epfd: number, events: Buffer, max: number, timeout: number): number;
@@ -70,6 +71,7 @@ function bind(): Calls | null {
     const recv = lib.func('long recv(int, void *, size_t, int)');
     const send = lib.func('long send(int, void *, size_t, int)');
     const close = lib.func('int close(int)');
+    const shutdown = lib.func('int shutdown(int, int)');
     const epollCreate1 = lib.func('int epoll_create1(int)');
     const epollCtl = lib.func('int epoll_ctl(int, int, int, void *)');
     const epollWait = lib.func('int epoll_wait(int, void *, int, int)');
@@ -84,6 +86,7 @@ function bind(): Calls | null {
       recv: (fd, b, l, f) => recv(fd, b, l, f) as number,
       send: (fd, b, l, f) => send(fd, b, l, f) as number,
       close: (fd) => close(fd) as number,
+      shutdown: (fd, how) => shutdown(fd, how) as number,
       epollCreate1: (f) => epollCreate1(f) as number,
       epollCtl: (e, op, fd, ev) => epollCtl(e, op, fd, ev) as number,
       epollWait: (e, evs, m, t) => epollWait(e, evs, m, t) as number,
@@ -105,6 +108,34 @@ function native(): Calls | null {
 /** Why native sockets cannot be used here, or undefined when they can. */
 export function nativeSocketsUnavailable(): string | undefined {
   return native() === null ? failure : undefined;
+}
+
+const SHUT_RDWR = 2;
+
+/**
+ * A blocking TCP socket with TCP_NODELAY, for a ring to connect and drive (io_uring waits for a
+ * blocking socket itself; it never blocks the caller). Throws with the errno's name.
+ */
+export function blockingTcpSocket(): number {
+  const c = native();
+  if (c === null) throw new Error(failure ?? 'native sockets are not available');
+  const fd = c.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new Error(`socket: ${c.errnoName(c.errno())}`);
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1, 0);
+  c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+  return fd;
+}
+
+/**
+ * Ends a socket that a ring may still hold requests on: shutdown wakes them (a receive sees the
+ * end of the stream) so the kernel lets go of the socket, then the fd is closed.
+ */
+export function shutdownAndClose(fd: number): void {
+  const c = native();
+  if (c === null) return;
+  c.shutdown(fd, SHUT_RDWR);
+  c.close(fd);
 }
 
 export const ERRNO = { EAGAIN: 11, EINTR: 4, EINPROGRESS: 115 } as const;

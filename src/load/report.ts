@@ -1,6 +1,6 @@
 import { ERROR_KINDS, type ErrorKind } from './errors.ts';
 import type { LoadOptions } from './options.ts';
-import type { RunOutcome } from './run.ts';
+import type { RunOutcome, SocketsKind } from './run.ts';
 
 // What a run found, as one plain object (the --json output) and as wrk-style text.
 
@@ -27,10 +27,13 @@ export interface LoadReport {
   readonly target: string;
   readonly protocol: string;
   /**
-   * Whose sockets carried the load: "native" (the load generator's own, one recv and one send
-   * per request; plain http:// over IPv4) or "node" (Node's net, tls, http2 and dgram).
+   * Whose sockets carried the load: "io_uring" (the load generator's own, driven through one
+   * io_uring; plain http:// over IPv4), "native" (its own, one recv and one send per request
+   * through one epoll set) or "node" (Node's net, tls, http2 and dgram).
    */
-  readonly sockets: 'native' | 'node';
+  readonly sockets: SocketsKind;
+  /** Why a preferred engine could not be used here (null when none was passed over). */
+  readonly socketsFallback: string | null;
   readonly connections: number;
   /** Requests in flight per connection (HTTP/2: streams). */
   readonly depth: number;
@@ -84,7 +87,8 @@ export function buildReport(options: LoadOptions, outcome: RunOutcome): LoadRepo
   return {
     target: options.target.url,
     protocol: options.target.protocol === 'http' ? (options.http2 ? 'h2' : 'http/1.1') : options.target.protocol,
-    sockets: outcome.nativeSockets ? 'native' : 'node',
+    sockets: outcome.sockets,
+    socketsFallback: outcome.socketsFallback ?? null,
     connections: options.connections,
     depth: options.target.protocol === 'http' && options.http2 ? options.streams : options.pipeline,
     model: options.rate === undefined ? 'closed' : 'open',

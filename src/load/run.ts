@@ -4,7 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { LoadConnection, type LoadContext } from './connection.ts';
 import { H2Connection, h2Headers } from './h2-engine.ts';
 import { Http1Connection, http1Shared } from './http1-engine.ts';
+import { buildBatches, buildHttp1Request } from './http1-request.ts';
 import { NativeHttp1Connection } from './http1-native-engine.ts';
+import { UringHttp1Connection, UringSocketLoop } from './http1-uring-engine.ts';
 import { ipv4SocketAddress, NativeSocketLoop, nativeSocketsUnavailable } from './native-sockets.ts';
 import type { LoadOptions } from './options.ts';
 import { Scheduler } from './scheduler.ts';
@@ -28,23 +30,35 @@ export interface RunOutcome {
   readonly elapsedMs: number;
   /** CPU time this process used during the run (user + system), ms: the load generator's own cost. */
   readonly cpuMs: number;
-  /** The load went over the load generator's own sockets (native-sockets.ts), not Node's. */
-  readonly nativeSockets: boolean;
+  /** Which engine carried the load (see SocketsKind). */
+  readonly sockets: SocketsKind;
+  /** Why a preferred engine was not used (it could not be set up here), when one was not. */
+  readonly socketsFallback?: string;
 }
+
+/**
+ * Whose sockets carry plain http:// over IPv4: "io_uring" (one ring for the run,
+ * http1-uring-engine.ts), "native" (non-blocking sockets and one epoll set through koffi,
+ * http1-native-engine.ts) or "node" (Node's net sockets, as every other target uses).
+ */
+export type SocketsKind = 'io_uring' | 'native' | 'node';
+const SOCKETS_KINDS: readonly SocketsKind[] = ['io_uring', 'native', 'node'];
 
 /** How long the native socket loop may hold the event loop waiting for more answers (closed model). */
 const HOLD_MS = 2;
 
-/** Set to `node` to keep plain http:// on Node's sockets (the engine's own sockets are the default). */
+/** Set to `io_uring`, `native` or `node` to force that engine for plain http:// (see SocketsKind). */
 export const SOCKETS_ENV = 'SWITCHYARD_BENCH_SOCKETS';
 
+/** The engines tried in turn for plain http:// over IPv4 when SOCKETS_ENV does not choose one. */
+const PREFERENCE: readonly SocketsKind[] = ['io_uring', 'native', 'node'];
+
 /**
- * The target's IPv4 address when plain HTTP/1.1 can run on the load generator's own sockets
- * (native-sockets.ts), else undefined: TLS, HTTP/2, an IPv6 target, no koffi, or SOCKETS_ENV=node.
+ * The target's IPv4 address when plain HTTP/1.1 can run on the load generator's own sockets,
+ * else undefined: TLS, HTTP/2, an IPv6 target.
  */
 async function nativeHttp1Address(o: LoadOptions): Promise<Buffer | undefined> {
   if (o.target.protocol !== 'http' || o.target.tls || o.http2) return undefined;
-  if (process.env[SOCKETS_ENV] === 'node' || nativeSocketsUnavailable() !== undefined) return undefined;
   let ip = o.target.host;
   if (!isIPv4(ip)) {
     // A name with IPv6 addresses too is left to Node's sockets, which try every family.
@@ -60,15 +74,63 @@ async function nativeHttp1Address(o: LoadOptions): Promise<Buffer | undefined> {
   return ipv4SocketAddress(ip, o.target.port);
 }
 
-function connectionFactory(ctx: LoadContext, native: { loop: NativeSocketLoop; address: Buffer } | undefined): () => LoadConnection {
+/** The engine chosen for a run and what it holds. */
+type Transport =
+  | { readonly kind: 'io_uring'; readonly loop: UringSocketLoop; readonly address: Buffer; readonly fallback?: string }
+  | { readonly kind: 'native'; readonly loop: NativeSocketLoop; readonly address: Buffer; readonly fallback?: string }
+  | { readonly kind: 'node'; readonly fallback?: string };
+
+/**
+ * Picks the engine for plain http:// over IPv4: the one SOCKETS_ENV names, else the first of
+ * PREFERENCE that can be set up here. Why a better one could not be had goes into the report.
+ */
+async function chooseTransport(o: LoadOptions): Promise<Transport> {
+  const address = await nativeHttp1Address(o);
+  if (address === undefined) return { kind: 'node' };
+  const forced = process.env[SOCKETS_ENV];
+  if (forced !== undefined && forced !== '' && !(SOCKETS_KINDS as readonly string[]).includes(forced)) {
+    throw new Error(`${SOCKETS_ENV}=${forced}: expected one of ${SOCKETS_KINDS.join(', ')}`);
+  }
+  const order = forced ? [forced as SocketsKind] : PREFERENCE;
+  // Closed model: a callback may wait up to 2 ms for more answers (timers then run up to 2 ms
+  // late, which only the open model's pacing would notice).
+  const holdMs = o.rate === undefined ? HOLD_MS : 0;
+  const reasons: string[] = [];
+  for (const kind of order) {
+    const fallback = reasons.length > 0 ? reasons.join('; ') : undefined;
+    if (kind === 'io_uring') {
+      const requestBytes = http1RequestBytes(o);
+      const loop = UringSocketLoop.open(o.connections, requestBytes, holdMs);
+      if (typeof loop !== 'string') return { kind, loop, address, fallback };
+      reasons.push(`io_uring: ${loop}`);
+    } else if (kind === 'native') {
+      const why = nativeSocketsUnavailable();
+      if (why === undefined) return { kind, loop: new NativeSocketLoop(holdMs), address, fallback };
+      reasons.push(`native sockets: ${why}`);
+    } else {
+      return { kind, fallback };
+    }
+  }
+  return { kind: 'node', fallback: reasons.join('; ') };
+}
+
+/** Bytes of ring memory the request batches of a run take (see UringSocketLoop.layout). */
+function http1RequestBytes(o: LoadOptions): number {
+  return buildBatches(buildHttp1Request(o), o.pipeline).reduce((sum, b) => sum + (b?.length ?? 0), 0);
+}
+
+function connectionFactory(ctx: LoadContext, transport: Transport): () => LoadConnection {
   const o = ctx.options;
   switch (o.target.protocol) {
     case 'http':
       if (o.http2) {
         const headers = h2Headers(ctx);
         return () => new H2Connection(ctx, headers);
-      } else if (native !== undefined) {
-        const shared = { ...http1Shared(ctx), ...native };
+      } else if (transport.kind === 'io_uring') {
+        const shared = { loop: transport.loop, requests: transport.loop.layout(http1Shared(ctx), transport.address) };
+        return () => new UringHttp1Connection(ctx, shared);
+      } else if (transport.kind === 'native') {
+        const shared = { ...http1Shared(ctx), loop: transport.loop, address: transport.address };
         return () => new NativeHttp1Connection(ctx, shared);
       } else {
         const shared = http1Shared(ctx);
@@ -85,18 +147,15 @@ function connectionFactory(ctx: LoadContext, native: { loop: NativeSocketLoop; a
 
 /** Runs the load described by `options` (its warm-up is the caller's: see runBench). */
 export async function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<RunOutcome> {
-  const address = await nativeHttp1Address(options);
-  // Closed model: a callback may wait up to 2 ms for more answers (timers then run up to 2 ms late,
-  // which only the open model's pacing would notice).
-  const native = address === undefined ? undefined : { loop: new NativeSocketLoop(options.rate === undefined ? HOLD_MS : 0), address };
+  const transport = await chooseTransport(options);
   try {
-    return await runConnections(options, hooks, native);
+    return await runConnections(options, hooks, transport);
   } finally {
-    native?.loop.close();
+    if (transport.kind !== 'node') transport.loop.close();
   }
 }
 
-function runConnections(options: LoadOptions, hooks: RunHooks, native: { loop: NativeSocketLoop; address: Buffer } | undefined): Promise<RunOutcome> {
+function runConnections(options: LoadOptions, hooks: RunHooks, transport: Transport): Promise<RunOutcome> {
   const stats = new LoadStats();
   const cpu0 = process.cpuUsage();
   const start = performance.now();
@@ -117,7 +176,7 @@ function runConnections(options: LoadOptions, hooks: RunHooks, native: { loop: N
       for (const t of timers) clearTimeout(t);
       for (const c of connections) c.close();
       const cpu = process.cpuUsage(cpu0);
-      resolve({ stats, elapsedMs: end - start, cpuMs: (cpu.user + cpu.system) / 1000, nativeSockets: native !== undefined });
+      resolve({ stats, elapsedMs: end - start, cpuMs: (cpu.user + cpu.system) / 1000, sockets: transport.kind, socketsFallback: transport.fallback });
     };
     const settled = () => {
       if (finished) return;
@@ -127,7 +186,7 @@ function runConnections(options: LoadOptions, hooks: RunHooks, native: { loop: N
       finish(options.durationMs === undefined ? now : Math.min(now, start + options.durationMs));
     };
     const ctx: LoadContext = { options, stats, scheduler, settled };
-    const make = connectionFactory(ctx, native);
+    const make = connectionFactory(ctx, transport);
     for (let i = 0; i < options.connections; i++) connections.push(make());
 
     if (options.durationMs !== undefined) {
