@@ -161,7 +161,11 @@ export class CertificateStore {
   serverOptions(): tls.TlsOptions {
     return {
       ...this.defaultContextOptions(),
-      SNICallback: this.SNICallback,
+      // With one certificate every name gets the default context, which reloads and renewals
+      // replace (setSecureContext): an SNICallback would only cost each handshake a call into
+      // JavaScript and back (node asks it from OpenSSL's certificate callback). The number of
+      // certificates is fixed for the store's life: a reload replaces pairs, never adds one.
+      SNICallback: this.state.entries.length > 1 ? this.SNICallback : undefined,
       ALPNProtocols: this.options.alpn,
       ...(this.options.clientAuth ? { requestCert: true, rejectUnauthorized: this.options.clientAuth.mode === 'require' } : {}),
     };

@@ -17,14 +17,27 @@ import type { Socket } from 'node:net';
 // Past `depth`, requests wait here and the connection stops being read. Reads are handed to
 // node's parser in slices of READ_SLICE bytes, and no further slice while the connection is
 // held, so at most one slice's worth of requests is ever parsed ahead: the rest of a read waits
-// as bytes in the socket's buffer. Memory per connection is bounded by `depth` responses plus
-// one slice of parked requests, however many the client sends.
+// as bytes in the socket's buffer.
+//
+// Slicing needs the reads in JavaScript, and that is dear: node:http otherwise "consumes" the
+// socket, its parser reading straight from the handle in C++, with no Buffer, no stream
+// machinery and no JavaScript per read (measured on a 4 KiB static file over TLS keep-alive:
+// about a quarter of the CPU per request). A client that does not pipeline never needs the
+// slices. So a TLS connection keeps node's reader until it pipelines (a request arrives while
+// one of its own is still being answered), and is read in slices from then on. What a flood can
+// still make node parse at once is the rest of the read that showed the pipelining, and over
+// TLS node hands its parser at most 16 KB at a time (one record's plaintext). Memory per TLS
+// connection is bounded by `depth` responses plus that one read's requests, then one slice's,
+// however many the client sends. A plain-text read is up to 64 KB (libuv's read size): four
+// times the requests at once, which 20 flooding connections turned into 90 MB measured (a
+// proxy route), so plain-text connections are sliced from the start.
 
 /** Bytes of a read given to the parser at a time: a few dozen requests at most, a whole ordinary head. */
 const READ_SLICE = 4096;
 
 const kPipeline = Symbol('switchyard.pipeline');
 const kSliced = Symbol('switchyard.sliced-reads');
+const kSliceWhenPipelined = Symbol('switchyard.slice-when-pipelined');
 
 
 /**
@@ -38,6 +51,10 @@ type PipelinedSocket = Socket & {
   [kPipeline]?: ConnectionPipeline;
   _paused?: boolean;
   [kSliced]?: SlicedReads;
+  /** Read by node's own reader (it consumes the handle) until the connection pipelines. */
+  [kSliceWhenPipelined]?: boolean;
+  /** node:http's parser of the connection; `_consumed` while it reads the handle itself. */
+  parser?: { _consumed?: boolean } | null;
 };
 /**
  * One connection's requests in hand. The listener asks `admit` for each request (true: handle
@@ -75,6 +92,14 @@ export class ConnectionPipeline {
     });
   }
 
+  /** A request came while another of the connection's was in hand: from now on, sliced reads (see the top). */
+  private pipelining(): void {
+    const s = this.socket as PipelinedSocket;
+    if (!s[kSliceWhenPipelined]) return;
+    s[kSliceWhenPipelined] = false;
+    sliceReads(this.socket);
+  }
+
   /** Stops reading the connection (node:http's way: the flag it checks, then pause). */
   private hold(): void {
     const s = this.socket as PipelinedSocket;
@@ -85,6 +110,7 @@ export class ConnectionPipeline {
 
   /** True when the request of `res` may be handled now (it is then in hand until `done`). */
   admit(res: ServerResponse): boolean {
+    if (this.open.size > 0 || this.waiting.length > 0) this.pipelining();
     if (this.open.size >= this.depth || this.waiting.length > 0) return false;
     this.open.add(res);
     return true;
@@ -145,11 +171,26 @@ interface SlicedReads {
 }
 
 /**
- * Puts the parser of a connection node:http has just set up behind a reader that hands it each
- * read in slices, and none while the connection is held (`_paused`, node's own rule for its
- * reader). Call from the server's 'connection' event, after node's own listener has run.
+ * How a connection node:http has just set up is read. With `keepNodeReader` (TLS: reads of at
+ * most 16 KB), by node's own reader while node consumes the socket, until the connection
+ * pipelines. In slices at once otherwise, and when node could not consume the socket or bytes
+ * wait in its buffer (a socket handed back after an upgrade request served as a plain one, an
+ * HTTP/2 stream standing in for a socket). Call from the server's 'connection' event, after
+ * node's own listener has run, for the listener's own sockets only.
  */
-export function sliceReads(socket: Socket): void {
+export function watchReads(socket: Socket, keepNodeReader: boolean): void {
+  const s = socket as PipelinedSocket;
+  // Bytes already waiting in the socket's buffer (put back by a look at the first bytes) are
+  // node's 'data' to read, past its C++ reader: sliced from the start, as ever.
+  if (keepNodeReader && s.parser?._consumed === true && socket.readableLength === 0 && !s[kSliced]) s[kSliceWhenPipelined] = true;
+  else sliceReads(socket);
+}
+
+/**
+ * Puts the parser of a connection behind a reader that hands it each read in slices, and none
+ * while the connection is held (`_paused`, node's own rule for its reader).
+ */
+function sliceReads(socket: Socket): void {
   const s = socket as PipelinedSocket;
   // node:http's reader is the only 'data' listener at this point.
   const [parse] = socket.listeners('data') as ((chunk: Buffer) => void)[];
@@ -205,6 +246,7 @@ export function sliceReads(socket: Socket): void {
 export function takeUnparsed(socket: Socket): Buffer {
   const s = socket as PipelinedSocket;
   const sliced = s[kSliced];
+  s[kSliceWhenPipelined] = false;
   if (!sliced) return Buffer.alloc(0);
   s[kSliced] = undefined;
   socket.removeListener('data', sliced.feed);

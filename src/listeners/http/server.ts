@@ -20,7 +20,7 @@ import { checkAnyRequest, checkRequest, MAX_HEADER_FIELDS, type CheckedTarget, t
 import { Http2Front } from './h2.ts';
 import { sniffPreface, stream1Headers, upgradeToH2c, wantsH2c } from './h2c.ts';
 import { StreamSocket, h1UpgradeHead } from './h2-websocket.ts';
-import { pipelineOf, sliceReads, takeUnparsed, whenPipelineIdle, type ConnectionPipeline } from './pipeline.ts';
+import { pipelineOf, takeUnparsed, watchReads, whenPipelineIdle, type ConnectionPipeline } from './pipeline.ts';
 import { chooseProtocol, reparseAsPlain, responseOnSocket } from './upgrade.ts';
 import { refuseRaw } from './refusal.ts';
 import { watchHandshakes, type ListenerTls } from '../tls.ts';
@@ -386,7 +386,7 @@ export class HttpListener implements Listener {
 
   /** HTTP/1.x on a connection node:http has just taken. */
   private onHttp1Connection(socket: Socket): void {
-    sliceReads(socket);
+    watchReads(socket, this.options.tls !== undefined);
   }
 
   /** Counts a new connection, whichever protocol it speaks. */
