@@ -130,9 +130,11 @@ export class NativeHttp1Connection extends LoadConnection implements ResponseSin
 
   private receive(socket: NativeSocket): void {
     const stats = this.ctx.stats;
+    let read = false;
     for (;;) {
       const n = socket.recv(READ_BUFFER, READ_BUFFER.length);
       if (n > 0) {
+        read = true;
         stats.bytesRead += n;
         this.readTime = performance.now();
         if (!this.parse(n)) return;
@@ -148,7 +150,7 @@ export class NativeHttp1Connection extends LoadConnection implements ResponseSin
       this.lost(n === -TIMEOUT_ERRNO ? 'timeout' : 'reset', socket.errnoName(-n));
       return;
     }
-    this.pump();
+    this.pump(read ? this.readTime : performance.now());
   }
 
   /** Parses READ_BUFFER[0, n); false when the connection was given up. */

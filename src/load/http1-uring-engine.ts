@@ -265,7 +265,7 @@ export class UringHttp1Connection extends LoadConnection implements ResponseSink
       this.readTime = this.shared.loop.now;
       if (!this.parse(this.ring.recvBuffers[c.flags >>> 16], res)) return;
       if ((c.flags & IORING_CQE_F_MORE) === 0) this.armReceive();
-      this.pump();
+      this.pump(this.readTime);
       return;
     }
     if (res === 0) {
