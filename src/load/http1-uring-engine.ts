@@ -44,7 +44,6 @@ export class UringSocketLoop {
   private readonly poller: { stop(): void; close(): void };
   private draining = false;
   private kickQueued = false;
-  private drainQueued = false;
   /**
    * performance.now() when the completions being handled were taken: they had all arrived by
    * then, so one clock read serves the batch (answers are timed by it).
@@ -114,23 +113,6 @@ export class UringSocketLoop {
     this.kickQueued = false;
     if (this.closed || this.ring.pending === 0) return;
     this.ring.submit();
-    this.drainSoonIfDone();
-  };
-
-  /**
-   * io_uring_enter also completes finished requests (DEFER_TASKRUN runs them there): when that
-   * happened outside a wait, the eventfd may already have been cleared for them, so the loop
-   * comes back for them itself, after libuv's turn (timers first).
-   */
-  private drainSoonIfDone(): void {
-    if (this.drainQueued || !this.ring.hasCompletions()) return;
-    this.drainQueued = true;
-    setImmediate(this.drainQueuedNow);
-  }
-
-  private readonly drainQueuedNow = (): void => {
-    this.drainQueued = false;
-    this.drain();
   };
 
   close(): void {
@@ -160,7 +142,6 @@ export class UringSocketLoop {
         const left = until - performance.now();
         if (left <= 0) {
           this.ring.submit();
-          this.drainSoonIfDone();
           return;
         }
         // Nothing within the hold: back to libuv, which calls again when completions come.
