@@ -7,7 +7,7 @@ import { nativeLibc } from '../sys/koffi.ts';
 // own: one io_uring_enter submits every request written since the last one and waits for
 // completions. Received bytes land in a ring of provided buffers (IORING_REGISTER_PBUF_RING)
 // shared by all sockets, so a multishot recv armed once per connection keeps receiving.
-// Linux x86-64 only (syscall numbers); `openIoUring` says why when the ring cannot be had.
+// Linux x86-64 only (syscall numbers); `IoUring.open` says why when a ring cannot be had.
 
 const SYS_io_uring_setup = 425;
 const SYS_io_uring_enter = 426;
