@@ -9,7 +9,7 @@ import { installCleanupHandlers, pickPort, startServer, type RunningServer } fro
 import { clockTicksPerSecond, parsePidStat, sampleCpu, totalBusySeconds } from './lib/cpu.ts';
 import { runWrk } from './lib/wrk.ts';
 
-// `node --import tsx bench/workers.ts [--duration 5] [--runs 3] [--connections 64]
+// `node --import tsx bench/workers.ts [--duration 5] [--warmup 2] [--runs 3] [--connections 64]
 //   [--upstream nginx|node|both] [--sched shared|rr|both] [--kinds static,proxy] [--cpu-prof DIR] [--pin-workers] [--close] [--no-build] [--max-wait 60]`:
 // Switchyard with `workers: 1` against `workers: 2` on this machine (docs/operations.md,
 // "Workers"), static 4 KiB and proxy (100-byte upstream answers). Nothing is pinned: the daemon's
@@ -44,6 +44,8 @@ const argOf = (name: string): string | undefined => {
 };
 const num = (name: string, dflt: number) => Number(argOf(name) ?? dflt);
 const DURATION = num('duration', 5);
+/** Unmeasured wrk run before each measurement, s: the JIT and the heaps settle (2 workers see half the requests each). */
+const WARMUP = num('warmup', 2);
 const RUNS = num('runs', 3);
 const CONNECTIONS = num('connections', 64);
 /** `--name a|b|both`: the values to run, or exits naming the allowed ones. */
@@ -248,8 +250,12 @@ async function main(): Promise<number> {
   nodeUpstream?.close();
   for (const s of nginxUp) await s.stop();
 
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`\nmedians of ${RUNS} run(s) (disturbed runs left out), wrk -t2 -c${CONNECTIONS} -d${DURATION}s${WRK_HEADERS.length ? ' (Connection: close)' : ''}, ${PIN_WORKERS ? 'worker k pinned to core k-1' : 'nothing pinned'}:`);
+  const median = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b);
+    const m = Math.floor(v.length / 2);
+    return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+  };
+  console.log(`\nmedians of ${RUNS} run(s) (disturbed runs left out), wrk -t2 -c${CONNECTIONS} -d${DURATION}s after ${WARMUP}s of warm-up${WRK_HEADERS.length ? ' (Connection: close)' : ''}, ${PIN_WORKERS ? 'worker k pinned to core k-1' : 'nothing pinned'}:`);
   console.log('| test | upstream | sharing | 1 worker req/s | 2 workers req/s | req/s ratio | 1 worker µs CPU/req | 2 workers µs CPU/req | efficiency (1w/2w CPU per req) | kernel µs/req 1w / 2w | primary µs/req (2w) | switches/req 1w / 2w | upstream µs/req 1w / 2w | connections on the busiest of 2 workers |');
   console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const c of cases) {
@@ -315,7 +321,7 @@ async function main(): Promise<number> {
     // Workers report ready after the port accepts (worker 1 may be up before worker 2).
     await new Promise((r) => setTimeout(r, 1000));
     const url = `http://127.0.0.1:${port}/${kind === 'static' ? '4k.bin' : ''}`;
-    await runWrk({ url, durationSec: 2, connections: CONNECTIONS, threads: 2, headers: WRK_HEADERS });
+    await runWrk({ url, durationSec: WARMUP, connections: CONNECTIONS, threads: 2, headers: WRK_HEADERS });
     await new Promise((r) => setTimeout(r, 200));
     if (PIN_WORKERS && workers > 1) pinWorkers(server.pid);
     const upCpu = upstreamCpu.get(upstream);
