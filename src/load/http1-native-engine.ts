@@ -1,9 +1,8 @@
 import { performance } from 'node:perf_hooks';
-import { LoadConnection, type LoadContext } from './connection.ts';
+import type { LoadContext } from './connection.ts';
+import { RawHttp1Connection } from './http1-raw-connection.ts';
 import type { Http1Shared } from './http1-engine.ts';
-import { Http1ResponseParser, ResponseParseError, type ResponseSink } from './http1-parser.ts';
 import { EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, ERRNO, type NativeSocket, type NativeSocketHandler, type NativeSocketLoop } from './native-sockets.ts';
-import { TimeRing } from './time-ring.ts';
 
 // HTTP/1.1 over plain TCP on the load generator's own sockets (native-sockets.ts): the same
 // requests, parser and accounting as the engine on Node's sockets (http1-engine.ts), with one
@@ -22,17 +21,9 @@ export interface NativeHttp1Shared extends Http1Shared {
   readonly address: Buffer;
 }
 
-export class NativeHttp1Connection extends LoadConnection implements ResponseSink, NativeSocketHandler {
+export class NativeHttp1Connection extends RawHttp1Connection implements NativeSocketHandler {
   private socket: NativeSocket | undefined;
   private connected = false;
-  private readonly due: TimeRing;
-  private readonly parser: Http1ResponseParser;
-  /** Requests queued by send() since the last flush. */
-  private queued = 0;
-  /** performance.now() of the read being parsed (one clock read per read). */
-  private readTime = 0;
-  /** The server said it closes after the response just parsed. */
-  private closing = false;
   /** Request bytes the kernel did not take yet (its send buffer was full), sent when it is writable. */
   private unsent: Buffer | undefined;
 
@@ -40,17 +31,13 @@ export class NativeHttp1Connection extends LoadConnection implements ResponseSin
     ctx: LoadContext,
     private readonly shared: NativeHttp1Shared,
   ) {
-    super(ctx, ctx.options.pipeline);
-    this.due = new TimeRing(ctx.options.pipeline);
-    this.parser = new Http1ResponseParser(this, shared.headRequests);
+    super(ctx, shared.headRequests);
   }
 
   protected open(): void {
     this.connected = false;
-    this.closing = false;
     this.unsent = undefined;
-    this.parser.reset();
-    this.due.clear();
+    this.resetExchange();
     // Throws (a connect error, counted by LoadConnection) when the connect fails at once.
     this.socket = this.shared.loop.connect(this.shared.address, this);
   }
@@ -78,11 +65,6 @@ export class NativeHttp1Connection extends LoadConnection implements ResponseSin
       if (this.socket !== socket) return;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) this.receive(socket);
-  }
-
-  protected send(due: number): void {
-    this.due.push(due);
-    this.queued++;
   }
 
   protected override flush(): void {
@@ -137,7 +119,7 @@ export class NativeHttp1Connection extends LoadConnection implements ResponseSin
         read = true;
         stats.bytesRead += n;
         this.readTime = performance.now();
-        if (!this.parse(n)) return;
+        if (!this.parse(READ_BUFFER, n)) return;
         // A full buffer may have left bytes behind; anything shorter drained the socket.
         if (n < READ_BUFFER.length) break;
         continue;
@@ -151,46 +133,6 @@ export class NativeHttp1Connection extends LoadConnection implements ResponseSin
       return;
     }
     this.pump(read ? this.readTime : performance.now());
-  }
-
-  /** Parses READ_BUFFER[0, n); false when the connection was given up. */
-  private parse(n: number): boolean {
-    try {
-      this.parser.execute(READ_BUFFER, n);
-    } catch (err) {
-      if (!(err instanceof ResponseParseError)) throw err;
-      this.ctx.stats.error('parse', err.message, 1);
-      // The request being parsed is the parse error; the others in flight are lost with the connection.
-      if (this.inFlight > 0) this.inFlight--;
-      this.lost('reset', 'connection closed after a malformed response');
-      return false;
-    }
-    if (this.closing) {
-      this.lost('reset', 'the server closed the connection (Connection: close) with requests in flight');
-      return false;
-    }
-    return true;
-  }
-
-  response(status: number, keepAlive: boolean): void {
-    if (this.due.length === 0) {
-      this.parser.halt();
-      throw new ResponseParseError('a response arrived with no request in flight');
-    }
-    this.answered(this.due.shift(), this.readTime, status);
-    if (!keepAlive) {
-      this.closing = true;
-      this.parser.halt();
-    }
-  }
-
-  /** The server closed its side. */
-  private ended(): void {
-    // A response that runs until close ends here.
-    this.readTime = performance.now();
-    this.parser.finish();
-    // Counts as resets only the requests still in flight (none when it closed an idle connection).
-    this.lost('reset', 'the server closed the connection with requests in flight');
   }
 
   protected destroyTransport(): void {

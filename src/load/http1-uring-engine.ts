@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { LoadConnection, type LoadContext } from './connection.ts';
+import type { LoadContext } from './connection.ts';
+import { RawHttp1Connection } from './http1-raw-connection.ts';
 import type { Http1Shared } from './http1-engine.ts';
-import { Http1ResponseParser, ResponseParseError, type ResponseSink } from './http1-parser.ts';
 import { IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IoUring, type Completion } from './io-uring.ts';
 import { blockingTcpSocket, shutdownAndClose } from './native-sockets.ts';
-import { TimeRing } from './time-ring.ts';
 
 // HTTP/1.1 over plain TCP driven through one io_uring (io-uring.ts): each connection's receive
 // is one multishot recv armed when it connects, each write of requests one SEND written into the
@@ -158,17 +157,13 @@ export interface UringHttp1Shared {
   readonly requests: UringRequests;
 }
 
-export class UringHttp1Connection extends LoadConnection implements ResponseSink {
+export class UringHttp1Connection extends RawHttp1Connection {
   private readonly slot: number;
   private readonly ring: IoUring;
   private fd = -1;
   /** Counts transports: completions carry it, so those of a closed socket are recognised and dropped. */
   private generation = 0;
   private connected = false;
-  private readonly due: TimeRing;
-  private readonly parser: Http1ResponseParser;
-  /** Requests queued by send() and not yet in a SEND. */
-  private queued = 0;
   /**
    * A SEND is in flight whose completion is awaited (one at a time, so that request bytes never
    * interleave). Without pipelining a send posts no completion unless it fails: the next request
@@ -179,16 +174,12 @@ export class UringHttp1Connection extends LoadConnection implements ResponseSink
   /** The SEND in flight: address and length, to send the rest after a short send. */
   private sendAddress = 0;
   private sendLength = 0;
-  private readTime = 0;
-  private closing = false;
 
   constructor(
     ctx: LoadContext,
     private readonly shared: UringHttp1Shared,
   ) {
-    super(ctx, ctx.options.pipeline);
-    this.due = new TimeRing(ctx.options.pipeline);
-    this.parser = new Http1ResponseParser(this, shared.requests.headRequests);
+    super(ctx, shared.requests.headRequests);
     this.ring = shared.loop.ring;
     this.slot = shared.loop.attach(this);
     this.quietSends = ctx.options.pipeline === 1;
@@ -196,11 +187,9 @@ export class UringHttp1Connection extends LoadConnection implements ResponseSink
 
   protected open(): void {
     this.connected = false;
-    this.closing = false;
     this.sending = false;
     this.queued = 0;
-    this.parser.reset();
-    this.due.clear();
+    this.resetExchange();
     this.generation = (this.generation + 1) >>> 0;
     // Throws (a connect error, counted by LoadConnection) when no socket can be made.
     this.fd = blockingTcpSocket();
@@ -258,51 +247,6 @@ export class UringHttp1Connection extends LoadConnection implements ResponseSink
       return;
     }
     this.lost(res === -TIMEOUT_ERRNO ? 'timeout' : 'reset', this.ring.errnoName(-res));
-  }
-
-  /** Parses buf[0, n); false when the connection was given up. */
-  private parse(buf: Buffer, n: number): boolean {
-    try {
-      this.parser.execute(buf, n);
-    } catch (err) {
-      if (!(err instanceof ResponseParseError)) throw err;
-      this.ctx.stats.error('parse', err.message, 1);
-      // The request being parsed is the parse error; the others in flight are lost with the connection.
-      if (this.inFlight > 0) this.inFlight--;
-      this.lost('reset', 'connection closed after a malformed response');
-      return false;
-    }
-    if (this.closing) {
-      this.lost('reset', 'the server closed the connection (Connection: close) with requests in flight');
-      return false;
-    }
-    return true;
-  }
-
-  response(status: number, keepAlive: boolean): void {
-    if (this.due.length === 0) {
-      this.parser.halt();
-      throw new ResponseParseError('a response arrived with no request in flight');
-    }
-    this.answered(this.due.shift(), this.readTime, status);
-    if (!keepAlive) {
-      this.closing = true;
-      this.parser.halt();
-    }
-  }
-
-  /** The server closed its side. */
-  private ended(): void {
-    // A response that runs until close ends here.
-    this.readTime = performance.now();
-    this.parser.finish();
-    // Counts as resets only the requests still in flight (none when it closed an idle connection).
-    this.lost('reset', 'the server closed the connection with requests in flight');
-  }
-
-  protected send(due: number): void {
-    this.due.push(due);
-    this.queued++;
   }
 
   protected override flush(): void {
