@@ -1,11 +1,10 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect as tlsConnect } from 'node:tls';
-import { LoadConnection, type LoadContext } from './connection.ts';
+import type { LoadContext } from './connection.ts';
+import { Http1LoadConnection } from './http1-connection.ts';
 import { classifySocketError, describeError } from './errors.ts';
-import { Http1ResponseParser, ResponseParseError, type ResponseSink } from './http1-parser.ts';
 import { buildBatches, buildHttp1Request } from './http1-request.ts';
-import { TimeRing } from './time-ring.ts';
 import { tlsConnectOptions } from './tls-options.ts';
 
 // HTTP/1.1 over raw sockets: keep-alive, pipelining (--pipeline N requests in flight per
@@ -28,33 +27,21 @@ export function http1Shared(ctx: LoadContext): Http1Shared {
   return { request, batches: buildBatches(request, ctx.options.pipeline), headRequests: ctx.options.method === 'HEAD' };
 }
 
-export class Http1Connection extends LoadConnection implements ResponseSink {
+export class Http1Connection extends Http1LoadConnection {
   private socket: Socket | undefined;
   private connected = false;
-  private readonly due: TimeRing;
-  private readonly parser: Http1ResponseParser;
-  /** Requests queued by send() since the last flush. */
-  private queued = 0;
-  /** performance.now() of the read being parsed (one clock read per read). */
-  private readTime = 0;
-  /** The server said it closes after the response just parsed. */
-  private closing = false;
 
   constructor(
     ctx: LoadContext,
     private readonly shared: Http1Shared,
   ) {
-    super(ctx, ctx.options.pipeline);
-    this.due = new TimeRing(ctx.options.pipeline);
-    this.parser = new Http1ResponseParser(this, shared.headRequests);
+    super(ctx, shared.headRequests);
   }
 
   protected open(): void {
     const o = this.ctx.options;
     this.connected = false;
-    this.closing = false;
-    this.parser.reset();
-    this.due.clear();
+    this.resetExchange();
     let socket: Socket;
     if (o.target.tls) {
       socket = tlsConnect(tlsConnectOptions(o, ['http/1.1']));
@@ -85,11 +72,6 @@ export class Http1Connection extends LoadConnection implements ResponseSink {
     this.opened();
   };
 
-  protected send(due: number): void {
-    this.due.push(due);
-    this.queued++;
-  }
-
   protected override flush(): void {
     const socket = this.socket;
     const k = this.queued;
@@ -111,34 +93,8 @@ export class Http1Connection extends LoadConnection implements ResponseSink {
     if (n <= 0) return;
     this.ctx.stats.bytesRead += n;
     this.readTime = performance.now();
-    try {
-      // The parser honours `n`: no view of the shared read buffer is made per read.
-      this.parser.execute(buf, n);
-    } catch (err) {
-      if (!(err instanceof ResponseParseError)) throw err;
-      this.ctx.stats.error('parse', err.message, 1);
-      // The request being parsed is the parse error; the others in flight are lost with the connection.
-      if (this.inFlight > 0) this.inFlight--;
-      this.lost('reset', 'connection closed after a malformed response');
-      return;
-    }
-    if (this.closing) {
-      this.lost('reset', 'the server closed the connection (Connection: close) with requests in flight');
-      return;
-    }
-    this.pump();
-  }
-
-  response(status: number, keepAlive: boolean): void {
-    if (this.due.length === 0) {
-      this.parser.halt();
-      throw new ResponseParseError('a response arrived with no request in flight');
-    }
-    this.answered(this.due.shift(), this.readTime, status);
-    if (!keepAlive) {
-      this.closing = true;
-      this.parser.halt();
-    }
+    // The parser honours `n`: no view of the shared read buffer is made per read.
+    if (this.parse(buf, n)) this.pump();
   }
 
   private lostSocket(socket: Socket, err: Error): void {

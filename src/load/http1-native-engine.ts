@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { LoadContext } from './connection.ts';
-import { RawHttp1Connection } from './http1-raw-connection.ts';
+import { Http1LoadConnection } from './http1-connection.ts';
 import type { Http1Shared } from './http1-engine.ts';
 import { EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, ERRNO, type NativeSocket, type NativeSocketHandler, type NativeSocketLoop } from './native-sockets.ts';
 
@@ -21,7 +21,7 @@ export interface NativeHttp1Shared extends Http1Shared {
   readonly address: Buffer;
 }
 
-export class NativeHttp1Connection extends RawHttp1Connection implements NativeSocketHandler {
+export class NativeHttp1Connection extends Http1LoadConnection implements NativeSocketHandler {
   private socket: NativeSocket | undefined;
   private connected = false;
   /** Request bytes the kernel did not take yet (its send buffer was full), sent when it is writable. */

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { LoadContext } from './connection.ts';
-import { RawHttp1Connection } from './http1-raw-connection.ts';
+import { Http1LoadConnection } from './http1-connection.ts';
 import type { Http1Shared } from './http1-engine.ts';
 import { IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IoUring, type Completion } from './io-uring.ts';
 import { blockingTcpSocket, shutdownAndClose } from './native-sockets.ts';
@@ -157,7 +157,7 @@ export interface UringHttp1Shared {
   readonly requests: UringRequests;
 }
 
-export class UringHttp1Connection extends RawHttp1Connection {
+export class UringHttp1Connection extends Http1LoadConnection {
   private readonly slot: number;
   private readonly ring: IoUring;
   private fd = -1;

@@ -3,12 +3,12 @@ import { LoadConnection, type LoadContext } from './connection.ts';
 import { Http1ResponseParser, ResponseParseError, type ResponseSink } from './http1-parser.ts';
 import { TimeRing } from './time-ring.ts';
 
-// HTTP/1.1 on a transport the engine drives itself (its own epoll sockets, or one io_uring): the
-// requests in flight, the response parser and what each response counts for. The transport
-// subclass moves the bytes: it stamps `readTime` once per read, hands the read to `parse`, and
-// calls `ended` when the server closes its side.
+// One load connection's HTTP/1.1: the requests in flight, the response parser and what each
+// response counts for, whatever carries the bytes (Node's sockets, the engine's own epoll
+// sockets, one io_uring). The transport subclass moves the bytes: it stamps `readTime` once per
+// read, hands the read to `parse`, and says when the server closed its side.
 
-export abstract class RawHttp1Connection extends LoadConnection implements ResponseSink {
+export abstract class Http1LoadConnection extends LoadConnection implements ResponseSink {
   /** Due times of the requests in flight, oldest first: responses answer them in order. */
   protected readonly due: TimeRing;
   protected readonly parser: Http1ResponseParser;
