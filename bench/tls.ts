@@ -17,24 +17,26 @@ import {
   type RunSample,
 } from './lib/measure.ts';
 import { commandExists, describeExit, runCaptured, type RunningServer } from './lib/proc.ts';
-import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import { httpsGet, makeCertificate, probeTls, runHandshakes, type Negotiated } from './lib/tls-load.ts';
 import type { BenchContext } from './types.ts';
 
-// `npm run bench -- tls`: TLS termination, Switchyard vs nginx vs Caddy, one core each, in one run.
+// `npm run bench -- tls`: TLS termination, Switchyard vs nginx vs Caddy vs a bare node:https
+// server (the floor: what Node itself costs, on the Node that runs Switchyard), one core each, in
+// one run.
 //
 // (a) handshakes: new TLS connections per second, full handshakes only (no session offered by
 //     the client; session caches and tickets off where the server's config can say so):
 //     `openssl s_time -new` processes on the client core.
 // (b) 4 KiB static over TLS keep-alive: wrk -t1 -c<n> over https.
 //
-// One EC P-256 certificate, made with openssl at bench start, for all three. Server on core 0,
-// load on core 1; interleaved runs (run -> server -> scenario); median rate, ratios to nginx and
-// Caddy, and the server core's CPU time per handshake/request from /proc/stat.
+// One EC P-256 certificate, made with openssl at bench start, for all four. Server on core 0,
+// load on core 1; interleaved runs (run -> server -> scenario); median rate, ratios to nginx,
+// Caddy and node:https, and the server core's CPU time per handshake/request from /proc/stat.
 
-export const TLS_IDS = ['switchyard', 'nginx', 'caddy'] as const;
+export const TLS_IDS = ['switchyard', 'nginx', 'caddy', 'node'] as const;
 type PeerId = (typeof TLS_IDS)[number];
 type Scenario = 'handshake' | 'static';
 
@@ -172,7 +174,29 @@ const caddy: Peer = {
   },
 };
 
-const PEERS: readonly Peer[] = [switchyard, nginx, caddy];
+const bareNode: Peer = {
+  id: 'node',
+  label: 'node:https',
+  prepare(env, port) {
+    return Promise.resolve(
+      prepareNodePeer({
+        repo: env.ctx.repoRoot,
+        work: env.work,
+        id: 'node',
+        label: 'node:https',
+        script: 'https-bare-server.ts',
+        extraArgs: [env.cert, env.key, join(env.www, FILE.name)],
+        packages: [],
+        describe: () => `bare node:https ${process.version} (OpenSSL ${process.versions.openssl}), Switchyard's TLS defaults, file from memory`,
+        port,
+        core: env.ctx.serverCore,
+      }),
+    );
+  },
+};
+
+const PEERS: readonly Peer[] = [switchyard, nginx, caddy, bareNode];
+const PEER_LABEL: Record<PeerId, string> = { switchyard: 'Switchyard', nginx: 'nginx', caddy: 'Caddy', node: 'node:https' };
 
 // ---------------------------------------------------------------------------------------------
 // Measurement
@@ -265,6 +289,10 @@ export async function runTls(ctx: BenchContext): Promise<number> {
   writeFileSync(join(env.www, FILE.name), randomBytes(FILE.size));
   const openssl = (await runCaptured('openssl', ['version'], 10_000)).stdout.trim();
   console.log(`Certificate: EC P-256, self-signed, made now with ${openssl}: ${env.cert} (the same pair for every server)`);
+  console.log(
+    `Switchyard and node:https run on Node ${process.version} with its bundled OpenSSL ${process.versions.openssl} ` +
+      `(${process.execPath}); nginx, s_time and wrk use the system's ${openssl}`,
+  );
 
   const wanted = PEERS.filter((p) => !ctx.servers || ctx.servers.has(p.id));
   const { ready, skipped } = await prepareAll(wanted, env, new Set<number>());
@@ -344,9 +372,11 @@ export async function runTls(ctx: BenchContext): Promise<number> {
       { title: 'per run' },
       { title: 'vs nginx', align: 'right' },
       { title: 'vs Caddy', align: 'right' },
+      { title: 'vs node:https', align: 'right' },
       { title: `CPU µs/${per}`, align: 'right' },
       { title: 'CPU vs nginx', align: 'right' },
       { title: 'CPU vs Caddy', align: 'right' },
+      { title: 'CPU vs node:https', align: 'right' },
       { title: 'server core', align: 'right' },
       { title: 'client core', align: 'right' },
       { title: `load gen µs/${per}`, align: 'right' },
@@ -362,9 +392,11 @@ export async function runTls(ctx: BenchContext): Promise<number> {
         r.perRun,
         vs(r, 'nginx', 'rps'),
         vs(r, 'caddy', 'rps'),
+        vs(r, 'node', 'rps'),
         formatMicros(r.cpu),
         vs(r, 'nginx', 'cpu'),
         vs(r, 'caddy', 'cpu'),
+        vs(r, 'node', 'cpu'),
         formatPercent(r.serverCoreBusy),
         formatPercent(r.clientCoreBusy),
         formatMicros(r.clientUs),
@@ -406,7 +438,7 @@ export async function runTls(ctx: BenchContext): Promise<number> {
     const a = rowOf(g.scenario, 'switchyard');
     const b = rowOf(g.scenario, g.peer);
     const what = g.scenario === 'handshake' ? 'handshakes/s' : '4 KiB over TLS keep-alive, req/s';
-    const peerLabel = g.peer === 'nginx' ? 'nginx' : 'Caddy';
+    const peerLabel = PEER_LABEL[g.peer];
     if (!a || !b || !Number.isFinite(a.rps) || !Number.isFinite(b.rps) || b.rps <= 0) {
       console.log(`- ${what}: n/a (goal ${g.goal}x ${peerLabel}): ${!a || !Number.isFinite(a.rps) ? 'Switchyard' : peerLabel} not measured`);
       continue;
@@ -429,6 +461,27 @@ export async function runTls(ctx: BenchContext): Promise<number> {
     }
     const cpu = Number.isFinite(a.cpu) && Number.isFinite(b.cpu) && b.cpu > 0 ? `; CPU per ${g.scenario === 'handshake' ? 'handshake' : 'request'} ${(a.cpu / b.cpu).toFixed(2)}x ${peerLabel}'s` : '';
     console.log(`- ${what}: ${r.toFixed(2)}x ${peerLabel} (goal ${g.goal}x): ${flags.join('; ')}${cpu}`);
+  }
+
+  // The same goals held to the floor: what Node alone reaches, so what no code above it can beat.
+  const floorLines: string[] = [];
+  for (const g of GOALS) {
+    const f = rowOf(g.scenario, 'node');
+    const b = rowOf(g.scenario, g.peer);
+    const sw = rowOf(g.scenario, 'switchyard');
+    if (!f || !b) continue;
+    const per = g.scenario === 'handshake' ? 'handshake' : 'request';
+    const byCpu = capacity(f) / capacity(b);
+    const byRate = b.rps > 0 ? f.rps / b.rps : Number.NaN;
+    const share = sw && Number.isFinite(sw.cpu) && Number.isFinite(f.cpu) && sw.cpu > 0 ? `; Switchyard spends ${(sw.cpu / f.cpu).toFixed(2)}x the floor's CPU per ${per}` : '';
+    floorLines.push(
+      `- ${g.scenario === 'handshake' ? 'handshakes' : '4 KiB over TLS keep-alive'}: node:https is ${byRate.toFixed(2)}x ${PEER_LABEL[g.peer]} by rate, ` +
+        `${byCpu.toFixed(2)}x by CPU per ${per} (goal for Switchyard ${g.goal}x)${share}`,
+    );
+  }
+  if (floorLines.length > 0) {
+    console.log(`\n### The floor: bare node:https (Node ${process.version}, OpenSSL ${process.versions.openssl}) against the same goals\n`);
+    for (const line of floorLines) console.log(line);
   }
 
   printFailures(failures);
