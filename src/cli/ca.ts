@@ -1,4 +1,4 @@
-import { InternalCA } from '../tls/index.ts';
+import { InternalCA } from '../tls/ca.ts';
 
 /**
  * `switchyard ca`: where the local CA's root certificate is and how to make clients trust it;

@@ -5,7 +5,8 @@ import type { Channel } from '../ipc/channel.ts';
 import type { ChannelServer } from '../ipc/server.ts';
 import { loadIpcModule, pick } from './ipc/load.ts';
 import { formatIpcUrl, type IpcUrl } from './ipc/url.ts';
-import { TRANSPORTS, formatBytes, formatTable, runBench, type Outcome } from './ipc/bench.ts';
+import { formatBytes, formatTable, runBench, type Outcome } from './ipc/bench.ts';
+import { TRANSPORT_NAMES } from './ipc/transport-names.ts';
 import type { Plan } from './ipc/bench-roles.ts';
 
 // `switchyard ipc bench | listen | send`. Failures that are the user's (bad URL, unknown
@@ -24,8 +25,6 @@ export interface IpcBenchOptions {
   json?: boolean;
   runs?: number;
 }
-
-export const TRANSPORT_NAMES = TRANSPORTS.map((t) => t.name);
 
 function progressPrinter(total: number): { progress: (label: string, f: number) => void; step: (label: string, o: Outcome) => void; end: () => void } {
   const tty = process.stderr.isTTY === true;
@@ -81,7 +80,7 @@ async function machineNote(sampleMs: number): Promise<string> {
 }
 
 export async function ipcBenchCommand(options: IpcBenchOptions): Promise<void> {
-  const transports = options.transports ?? TRANSPORT_NAMES;
+  const transports = options.transports ?? [...TRANSPORT_NAMES];
   const plan: Plan = options.quick
     ? { warmup: 50, rounds: 300, bytes: options.size ?? 8 * 1024 * 1024, chunk: 64 * 1024 }
     : { warmup: 1000, rounds: 10_000, bytes: options.size ?? 1024 ** 3, chunk: 64 * 1024 };

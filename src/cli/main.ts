@@ -1,30 +1,29 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.ts';
 import { ConfigError } from '../config/errors.ts';
-import { parseListenOverride, type ListenOverride } from '../config/load.ts';
-import { parseDuration } from '../config/units.ts';
-import { registerBuiltinHandlers, handlerModules } from '../handlers/index.ts';
-import { kindsOf } from '../handlers/types.ts';
-import { serveCommand } from './serve.ts';
-import { reloadCommand, DEFAULT_ADMIN_URL } from './reload.ts';
-import { upgradeCommand } from './upgrade.ts';
-import { checkCommand } from './check.ts';
-import { ipcBenchCommand, ipcListenCommand, ipcSendCommand, TRANSPORT_NAMES } from './ipc.ts';
+import { parseListenOverride, type ListenOverride } from '../config/listen-override.ts';
+import { parseDuration } from '../config/unit-text.ts';
+import { balancePolicies } from '../config/balance-policies.ts';
+import type { serveCommand } from './serve.ts';
+import { DEFAULT_ADMIN_URL } from './reload.ts';
+import { TRANSPORT_NAMES } from './ipc/transport-names.ts';
 import { parseIpcUrl } from './ipc/url.ts';
-import { parseSize } from './ipc/bench.ts';
-import { addConnectCommand } from './connect.ts';
-import { addBenchCommand } from './bench.ts';
-import { addScanCommand } from './scan.ts';
-import { caCommand } from './ca.ts';
-import { hashPasswordCommand } from './hash-password.ts';
+import { parseSize } from './ipc/size.ts';
+import { addConnectCommand } from './connect-command.ts';
+import { addBenchCommand } from './bench-command.ts';
+import { addScanCommand } from './scan-command.ts';
 import { fileServerConfig, FILE_SERVER_ADDRESS } from './file-server.ts';
 import { reverseProxyConfig, proxyTarget, REVERSE_PROXY_ADDRESS } from './reverse-proxy.ts';
-import { configAdaptCommand, configDefaultCommand } from './config-cmd.ts';
 import { parseListenAddress } from './listen-address.ts';
-import { balancePolicies } from '../upstream/config.ts';
+import { HANDLER_CATALOGUE } from './handler-catalogue.ts';
 
 // argv -> commands. Wiring only: each command lives in its own file. Exit codes: 0 ok,
 // 1 cannot start or failed, 2 bad config or bad usage.
+//
+// Registering a command loads nothing but its options' parsers (light modules: no zod, no
+// handlers, no daemon); its action imports the module that does the work. So `--version`,
+// `--help` and a short command such as `ca` do not pay for loading the daemon
+// (test/cli-startup.test.ts checks which modules load).
 
 function collectListen(value: string, previous: ListenOverride[]): ListenOverride[] {
   try {
@@ -61,6 +60,12 @@ function collectTargets(value: string, previous: string[]): string[] {
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 type LogLevel = Parameters<typeof serveCommand>[1]['logLevel'];
 
+/** Runs the daemon (serve, file-server, reverse-proxy): loads it only then. */
+async function serve(...args: Parameters<typeof serveCommand>): Promise<void> {
+  const daemon = await import('./serve.ts');
+  await daemon.serveCommand(...args);
+}
+
 /** The logging options of the one-liners (file-server, reverse-proxy): as serve's, pretty on a terminal and JSON under a supervisor. */
 function addOneLinerLogOptions(cmd: Command): Command {
   return cmd
@@ -87,7 +92,6 @@ function report(err: unknown): never {
 }
 
 export function buildProgram(): Command {
-  registerBuiltinHandlers();
   const program = new Command('switchyard')
     .description('A programmable network gateway: one daemon, many listeners, routes to handlers.')
     .version(VERSION, '-v, --version', 'print the version')
@@ -110,8 +114,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-format <format>', 'auto: pretty on a terminal, else json; json: one JSON object per line; pretty: one readable line per record').choices(['auto', 'json', 'pretty']).default('auto'))
     .option('--log-file <path>', 'append logs to this file instead of stdout (created 0640; reopened on SIGUSR1, for logrotate)')
     .action(async (file: string | undefined, opts: { listen: ListenOverride[]; logLevel?: string; grace?: number; pidFile?: string; logFormat: 'auto' | 'json' | 'pretty'; logFile?: string }) => {
-      const level = (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as Parameters<typeof serveCommand>[1]['logLevel'];
-      await serveCommand(file ?? process.env.SWITCHYARD_CONFIG, {
+      const level = (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel;
+      await serve(file ?? process.env.SWITCHYARD_CONFIG, {
         listen: [...envOverrides(), ...opts.listen],
         logLevel: level,
         grace: opts.grace,
@@ -131,7 +135,7 @@ export function buildProgram(): Command {
       .option('--dotfiles', 'serve dotfiles (.env, .git/) instead of answering 404 for them'),
   ).action(async (dir: string, opts: { listen: string; browse?: boolean; dotfiles?: boolean; logLevel?: string; logFormat: 'auto' | 'json' | 'pretty' }) => {
     const built = fileServerConfig({ root: dir, address: opts.listen, browse: opts.browse === true, dotfiles: opts.dotfiles === true });
-    await serveCommand(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
+    await serve(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
   });
 
   addOneLinerLogOptions(
@@ -148,41 +152,59 @@ export function buildProgram(): Command {
   ).action(async (opts: { to: string[]; from: string; lb: (typeof balancePolicies)[number]; healthPath?: string; logLevel?: string; logFormat: 'auto' | 'json' | 'pretty' }) => {
     if (opts.to.length === 0) throw new InvalidArgumentError('--to needs at least one backend');
     const built = reverseProxyConfig({ to: opts.to, from: opts.from, balance: opts.lb, healthPath: opts.healthPath });
-    await serveCommand(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
+    await serve(built, { listen: [], logLevel: (opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL) as LogLevel, logFormat: opts.logFormat });
   });
 
   program
     .command('reload')
     .description('ask a running daemon to reload its config through its admin API (POST /reload) and print the answer; exit 0 reloaded, 1 refused, 2 unreachable (a token for a non-loopback admin API: $SWITCHYARD_ADMIN_TOKEN)')
     .option('--admin <url>', `the daemon's admin listener (default: $SWITCHYARD_ADMIN, else ${DEFAULT_ADMIN_URL})`)
-    .action(async (opts: { admin?: string }) => reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN }));
+    .action(async (opts: { admin?: string }) => {
+      const { reloadCommand } = await import('./reload.ts');
+      await reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN });
+    });
 
   program
     .command('upgrade')
     .description('zero-downtime upgrade of a running daemon: it starts the same command again, hands the new daemon its listening sockets, then drains and exits (SIGUSR2 does the same); through its admin API (POST /upgrade), or with --pid-file by signal; exit 0 done, 1 failed (the old one goes on serving), 2 no daemon')
     .option('--admin <url>', `the daemon's admin listener (default: $SWITCHYARD_ADMIN, else ${DEFAULT_ADMIN_URL})`)
     .option('--pid-file <path>', 'signal the daemon named in this pid file (serve --pid-file) instead of calling the admin API, and wait for the new one')
-    .action(async (opts: { admin?: string; pidFile?: string }) =>
-      opts.pidFile ? upgradeCommand({ pidFile: opts.pidFile }) : reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN, action: 'upgrade' }),
-    );
+    .action(async (opts: { admin?: string; pidFile?: string }) => {
+      if (opts.pidFile) {
+        const { upgradeCommand } = await import('./upgrade.ts');
+        await upgradeCommand({ pidFile: opts.pidFile });
+      } else {
+        const { reloadCommand } = await import('./reload.ts');
+        await reloadCommand({ admin: opts.admin ?? process.env.SWITCHYARD_ADMIN, token: process.env.SWITCHYARD_ADMIN_TOKEN, action: 'upgrade' });
+      }
+    });
 
   program
     .command('check')
     .description('validate a config file: prints every problem with its field path; exit 2 when invalid')
     .argument('<config>', 'config file (YAML or JSON)')
-    .action(async (file: string) => checkCommand(file));
+    .action(async (file: string) => {
+      const { checkCommand } = await import('./check.ts');
+      await checkCommand(file);
+    });
 
   const config = program.command('config').description('configs to start from: the embedded default, or a file with every default filled in');
   config
     .command('default')
     .description('print the embedded default config (what serve runs without a file) as YAML, to save and edit')
-    .action(() => configDefaultCommand());
+    .action(async () => {
+      const { configDefaultCommand } = await import('./config-cmd.ts');
+      configDefaultCommand();
+    });
   config
     .command('adapt')
     .description('print a config file as the daemon runs it: validated, every default filled in, secrets redacted; exit 2 when invalid')
     .argument('<config>', 'config file (YAML or JSON)')
     .option('--json', 'print JSON instead of YAML')
-    .action(async (file: string, opts: { json?: boolean }) => configAdaptCommand(file, opts));
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { configAdaptCommand } = await import('./config-cmd.ts');
+      await configAdaptCommand(file, opts);
+    });
 
   const ipc = program.command('ipc').description('IPC channels: benchmark every transport, or try one by hand');
   const ipcUrl = (v: string) => {
@@ -213,20 +235,27 @@ export function buildProgram(): Command {
       return n;
     })
     .option('--json', 'print the results as JSON instead of a table')
-    .action(async (opts: { transport?: string[]; quick?: boolean; size?: number; json?: boolean; runs?: number }) =>
-      ipcBenchCommand({ transports: opts.transport, quick: opts.quick, size: opts.size, json: opts.json, runs: opts.runs }),
-    );
+    .action(async (opts: { transport?: string[]; quick?: boolean; size?: number; json?: boolean; runs?: number }) => {
+      const { ipcBenchCommand } = await import('./ipc.ts');
+      await ipcBenchCommand({ transports: opts.transport, quick: opts.quick, size: opts.size, json: opts.json, runs: opts.runs });
+    });
   ipc
     .command('listen')
     .description('accept one peer on a transport URL and print its messages; the first line is the bound address')
     .argument('<url>', 'unix:/path, unix:@name, tcp://host:port (port 0 picks one), fifo:/path, shm:name', ipcUrl)
-    .action(async (url: ReturnType<typeof parseIpcUrl>) => ipcListenCommand(url));
+    .action(async (url: ReturnType<typeof parseIpcUrl>) => {
+      const { ipcListenCommand } = await import('./ipc.ts');
+      await ipcListenCommand(url);
+    });
   ipc
     .command('send')
     .description('connect to a transport URL and send each message (or each stdin line when none is given)')
     .argument('<url>', 'unix:/path, unix:@name, tcp://host:port, fifo:/path, shm:name', ipcUrl)
     .argument('[message...]', 'messages to send; default: lines of stdin')
-    .action(async (url: ReturnType<typeof parseIpcUrl>, messages: string[]) => ipcSendCommand(url, messages));
+    .action(async (url: ReturnType<typeof parseIpcUrl>, messages: string[]) => {
+      const { ipcSendCommand } = await import('./ipc.ts');
+      await ipcSendCommand(url, messages);
+    });
 
   addConnectCommand(program);
   addBenchCommand(program);
@@ -237,16 +266,22 @@ export function buildProgram(): Command {
     .description('the local development CA (tls: { issuer: internal }): where its root certificate is and how to trust it; made on first use')
     .option('--pem', 'print only the root certificate (PEM)')
     .option('--data-dir <dir>', 'data folder (default: $SWITCHYARD_DATA_DIR, else $XDG_DATA_HOME/switchyard, else ~/.local/share/switchyard)')
-    .action(async (opts: { pem?: boolean; dataDir?: string }) => caCommand(opts));
+    .action(async (opts: { pem?: boolean; dataDir?: string }) => {
+      const { caCommand } = await import('./ca.ts');
+      await caCommand(opts);
+    });
 
   program
     .command('hash-password')
     .description('print the hash of a password for basicAuth users: read from the terminal without echo (asked twice), or from stdin')
     .addOption(new Option('--algorithm <name>', 'hash algorithm').choices(['bcrypt', 'scrypt']).default('bcrypt'))
-    .action(async (opts: { algorithm: 'bcrypt' | 'scrypt' }) => hashPasswordCommand(opts));
+    .action(async (opts: { algorithm: 'bcrypt' | 'scrypt' }) => {
+      const { hashPasswordCommand } = await import('./hash-password.ts');
+      await hashPasswordCommand(opts);
+    });
 
-  const handlerHelp = handlerModules()
-    .map((m) => `  ${m.type.padEnd(10)} ${kindsOf(m).join(', ').padEnd(22)} ${m.summary}`)
+  const handlerHelp = HANDLER_CATALOGUE
+    .map((m) => `  ${m.type.padEnd(10)} ${m.kinds.join(', ').padEnd(22)} ${m.summary}`)
     .join('\n');
   program.addHelpText(
     'after',
