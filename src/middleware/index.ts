@@ -8,10 +8,12 @@ import { rateLimit, type RateLimits } from './rate-limit.ts';
 import { compress } from './compress.ts';
 import { authMiddleware } from './auth/index.ts';
 import { inspect } from '../inspect/http.ts';
+import { ownMiddleware } from './lifecycle.ts';
 import type { Middleware } from './types.ts';
 import type { Metrics } from '../observe/metrics.ts';
 
 export { compose, type Middleware, type MiddlewareContext, type Next } from './types.ts';
+export { closeMiddleware, ownMiddleware } from './lifecycle.ts';
 export { newRequestId } from './request-id.ts';
 export { headerRules, headerRulesSchema, type HeaderRulesConfig } from './headers.ts';
 export { errorPages, errorPagesSchema, errorPagesBeforeRouting, prepareErrorPages, ErrorPageFileError, type ErrorPagesConfig } from './error-pages.ts';
@@ -33,6 +35,12 @@ export interface ChainOptions {
   baseDir?: string;
   /** The yard's metrics, for middleware that counts (inspect's matches). */
   metrics?: Metrics;
+  /**
+   * What the chain lives as long as (a listener's config generation): its middleware that hold
+   * resources are closed by closeMiddleware(owner) (lifecycle.ts). Without it, the caller closes
+   * them itself (`close` on each).
+   */
+  owner?: object;
 }
 
 const CORS_DEFAULTS: CorsConfig = {
@@ -59,7 +67,7 @@ const CORS_DEFAULTS: CorsConfig = {
  * that a listener-wide rate limit is one set of buckets, not one per route.
  */
 export function buildMiddleware(listener: MiddlewareConfig, route: MiddlewareConfig | undefined, options: ChainOptions): Middleware[] {
-  const { accessLogDefault, shared = new Map<object, Middleware>(), limits, baseDir, metrics } = options;
+  const { accessLogDefault, shared = new Map<object, Middleware>(), limits, baseDir, metrics, owner } = options;
   const merged: MiddlewareConfig = { ...listener, ...route };
   const chain: Middleware[] = [];
   const rid = merged.requestId ?? true;
@@ -94,5 +102,6 @@ export function buildMiddleware(listener: MiddlewareConfig, route: MiddlewareCon
     chain.push(limiter);
   }
   if (merged.compress) chain.push(compress(merged.compress));
+  if (owner) ownMiddleware(owner, chain);
   return chain;
 }

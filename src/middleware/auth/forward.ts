@@ -99,7 +99,7 @@ export function forwardAuth(config: ForwardAuthConfig): Middleware {
   const spoofable = new Set(config.copyResponseHeaders);
   let lastWarn = -Infinity;
 
-  return async (ctx, next) => {
+  const step: Middleware = async (ctx, next) => {
     const { req, res } = ctx;
     removeRequestHeaders(req, spoofable);
     // The call ends when the client goes, too: no one is waiting for its answer.
@@ -167,4 +167,9 @@ export function forwardAuth(config: ForwardAuthConfig): Middleware {
     res.writeHead(status, out);
     res.end(req.method === 'HEAD' || bodiless ? undefined : body);
   };
+  // Its connections to the service end with it (a reload's new generation has its own pool).
+  // Destroyed rather than closed gracefully: it is closed only once no request of its generation
+  // is waiting for an answer.
+  step.close = () => agent.destroy();
+  return step;
 }
