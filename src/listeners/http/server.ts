@@ -9,7 +9,7 @@ import { listenTcp } from '../bind.ts';
 import type { HttpHandler, HttpRequest, HttpResponse, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
-import { buildMiddleware, compose, errorPagesBeforeRouting, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext, type RateLimits } from '../../middleware/index.ts';
+import { buildMiddleware, closeMiddleware, compose, errorPagesBeforeRouting, hstsValue, redirectToHttps, type Middleware, type MiddlewareContext, type RateLimits } from '../../middleware/index.ts';
 import type { Metrics } from '../../observe/metrics.ts';
 import { ByteMeter } from '../../observe/byte-meter.ts';
 import type { CounterCell, GaugeCell, HistogramCell } from '../../observe/hot-metrics.ts';
@@ -382,6 +382,8 @@ export class HttpListener implements Listener {
     clearTimeout(this.h3Retry);
     this.h3Retry = undefined;
     for (const s of this.sockets) s.destroy();
+    const gen = this.gen;
+    void gen.retire().then(() => closeMiddleware(gen, this.options.log));
   }
 
   /** HTTP/1.x on a connection node:http has just taken. */
@@ -489,7 +491,7 @@ export class HttpListener implements Listener {
     const shared = new Map<object, Middleware>();
     return compileRoutes(config.routes, handlers).map((route) => {
       const limits = this.options.rateLimits && { limits: this.options.rateLimits, listener: config.name, route: route.name };
-      const chain = buildMiddleware(config.middleware, route.config.middleware, { accessLogDefault, shared, limits, baseDir: this.options.baseDir, metrics });
+      const chain = buildMiddleware(config.middleware, route.config.middleware, { accessLogDefault, shared, limits, baseDir: this.options.baseDir, metrics, owner: gen });
       const handler = route.handler;
       const upgrade = compose(chain, (ctx) => handler.upgrade?.(ctx as UpgradeRequestContext));
       return {
@@ -526,7 +528,8 @@ export class HttpListener implements Listener {
     this.server.maxRequestsPerSocket = l.maxRequestsPerConnection;
     this.server.setTimeout(l.idleTimeout);
     this.hsts = config.hsts && this.options.tls ? hstsValue(config.hsts) : undefined;
-    return old.retire();
+    // The old generation's middleware (forwardAuth's pool) goes once its requests have finished.
+    return old.retire().then(() => closeMiddleware(old, this.options.log));
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
