@@ -6,6 +6,7 @@ import { ConfigError, explainIssue, humanError, sortedIssues, type PathIssue } f
 import { crossFieldIssues } from './cross-checks.ts';
 import { preflightIssues } from './preflight.ts';
 import { registerBuiltinHandlers } from '../handlers/index.ts';
+import { parseListenOverride, type ListenOverride } from './listen-override.ts';
 
 /** A validated config and the directory its relative paths are resolved against. */
 export interface LoadedConfig {
@@ -71,17 +72,8 @@ function isDirectoryMessage(file: string): string {
   return `is a folder, not a config file (YAML or JSON); to serve the files in it, run: switchyard file-server ${arg}`;
 }
 
-/** `--listen name=address` on the command line: replaces one listener's address (or unix path). */
-export interface ListenOverride {
-  listener: string;
-  address: string;
-}
-
-export function parseListenOverride(text: string): ListenOverride {
-  const eq = text.indexOf('=');
-  if (eq <= 0 || eq === text.length - 1) throw new Error(`--listen expects NAME=ADDRESS (e.g. web=127.0.0.1:8081 or web=8081), got "${text}"`);
-  return { listener: text.slice(0, eq), address: text.slice(eq + 1) };
-}
+// Read in listen-override.ts, which the command line loads without the config schema.
+export { parseListenOverride, type ListenOverride };
 
 export function applyListenOverrides(raw: unknown, overrides: ListenOverride[], source: string): unknown {
   if (overrides.length === 0) return raw;
