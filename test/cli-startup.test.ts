@@ -9,8 +9,6 @@ import { VERSION } from '../src/version.ts';
 import { HANDLER_CATALOGUE } from '../src/cli/handler-catalogue.ts';
 import { TRANSPORT_NAMES } from '../src/cli/ipc/transport-names.ts';
 import { TRANSPORTS } from '../src/cli/ipc/bench.ts';
-import { balancePolicies } from '../src/config/balance-policies.ts';
-import { balancePolicies as upstreamBalancePolicies } from '../src/upstream/config.ts';
 import { registerBuiltinHandlers, handlerModules } from '../src/handlers/index.ts';
 import { kindsOf } from '../src/handlers/types.ts';
 
@@ -136,5 +134,4 @@ test('the command line\'s light lists agree with the modules they stand for', ()
     'src/cli/handler-catalogue.ts differs from the registered handler modules: update it',
   );
   assert.deepEqual([...TRANSPORT_NAMES], TRANSPORTS.map((t) => t.name), 'src/cli/ipc/transport-names.ts differs from the transports of src/cli/ipc/bench.ts');
-  assert.deepEqual([...balancePolicies], [...upstreamBalancePolicies], 'src/config/balance-policies.ts differs from src/upstream/config.ts');
 });

@@ -1,6 +1,6 @@
 // The names of the upstream balance policies, without the upstream schema (zod) around them: the
 // command line offers them as the choices of `reverse-proxy --lb` before anything else loads.
-// upstream/config.ts holds the schema; test/cli-startup.test.ts checks that the two lists agree.
+// upstream/config.ts builds the schema from this list.
 
 /** How an upstream group spreads requests over its targets (`upstreams.NAME.balance` in a config). */
 export const balancePolicies = ['round-robin', 'weighted-round-robin', 'least-connections', 'ip-hash', 'consistent-hash', 'p2c'] as const;

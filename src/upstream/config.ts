@@ -3,6 +3,7 @@ import { duration, size } from '../config/units.ts';
 import { parseTargetAddress } from './target.ts';
 import { upstreamTlsSchema } from './tls.ts';
 import { upstreamSocketSchema } from '../config/socket-options.ts';
+import { balancePolicies } from '../config/balance-policies.ts';
 
 // The `upstreams:` section: named groups of backends with how to balance, check, break, retry
 // and time out. Every option has a default; every object is strict.
@@ -18,7 +19,8 @@ const targetSchema = z.union([
   }),
 ]);
 
-export const balancePolicies = ['round-robin', 'weighted-round-robin', 'least-connections', 'ip-hash', 'consistent-hash', 'p2c'] as const;
+// The names live apart from the schema so that the command line can offer them without loading zod.
+export { balancePolicies };
 
 const hashSchema = z.strictObject({
   /** What to hash: a request header, a cookie, the path, or the client's IP. */
