@@ -247,3 +247,10 @@ test('a config built in code is validated without touching files (no folder to r
     (err: unknown) => err instanceof ConfigError && err.issues.length === 1 && err.issues[0].path === 'listeners[0].routes[0].handler.root',
   );
 });
+
+test('a malformed SWITCHYARD_LISTEN is refused naming the variable, with no stack trace', async () => {
+  const r = await runCli(['serve'], { env: { SWITCHYARD_LISTEN: 'web=127.0.0.1:0,bad' } });
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /^switchyard: SWITCHYARD_LISTEN: expects NAME=ADDRESS .* got "bad"\n$/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});

@@ -36,7 +36,12 @@ function collectListen(value: string, previous: ListenOverride[]): ListenOverrid
 function envOverrides(): ListenOverride[] {
   const raw = process.env.SWITCHYARD_LISTEN;
   if (!raw) return [];
-  return raw.split(',').filter(Boolean).map((s) => parseListenOverride(s.trim()));
+  try {
+    return raw.split(',').filter(Boolean).map((s) => parseListenOverride(s.trim()));
+  } catch (err) {
+    // Said as the command-line option would be, naming the variable it came from (exit 2, no stack).
+    throw Object.assign(new Error(`SWITCHYARD_LISTEN: ${(err as Error).message.replace(/^--listen /, '')}`), { exitCode: 2 });
+  }
 }
 
 /** A command-line value through a parser whose Error message is the user's answer. */
