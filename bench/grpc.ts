@@ -46,7 +46,13 @@ import type { BenchContext } from './types.ts';
 export const GRPC_IDS = ['direct', 'switchyard', 'switchyard-spread', 'switchyard-baseline', 'nginx', 'caddy'] as const;
 type PeerId = (typeof GRPC_IDS)[number];
 type Placement = 'split' | 'shared';
-const PLACEMENTS: readonly Placement[] = ['split', 'shared'];
+/** Both placements, or the one SWITCHYARD_GRPC_PLACEMENT names (split or shared): a shorter run. */
+const PLACEMENTS: readonly Placement[] = (() => {
+  const only = process.env.SWITCHYARD_GRPC_PLACEMENT;
+  if (only === undefined || only === '') return ['split', 'shared'];
+  if (only !== 'split' && only !== 'shared') throw new Error(`SWITCHYARD_GRPC_PLACEMENT must be split or shared, not ${only}`);
+  return [only];
+})();
 const PLACEMENT_TITLE: Record<Placement, string> = {
   split: 'split: proxy alone on core 0, the gRPC server next to h2load on core 1 (direct: core 0 unused)',
   shared: 'shared: the gRPC server and the proxy on core 0, h2load alone on core 1',

@@ -216,15 +216,34 @@ export class GrpcReplay implements PipeableBody {
       total += chunk.length;
       if (total > this.maxBody) return onFail(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${this.maxBody} bytes` }));
       this.keep(chunk);
-      if (chunk.length > 0 && !sink.write(chunk)) {
+      if (chunk.length === 0) return;
+      // Held until this turn of the event loop has read what it read: when the client's
+      // END_STREAM came with this chunk (a unary call's one DATA frame), node:http2 reports the
+      // end in a callback of its own after it, and the chunk and the end go upstream as one DATA
+      // frame with END_STREAM. Written at once, the end would follow as an empty DATA frame in a
+      // socket write of its own, and the gRPC server would read and handle every call twice.
+      if (held) pass(held);
+      else passAfterReads(passHeld);
+      held = chunk;
+    };
+    let held: Buffer | undefined;
+    const pass = (chunk: Buffer) => {
+      if (!sink.write(chunk)) {
         source.pause();
         sink.once('drain', () => source.resume());
       }
+    };
+    const passHeld = () => {
+      const chunk = held;
+      held = undefined;
+      if (chunk && !settled && !sink.destroyed) pass(chunk);
     };
     const onEnd = () => {
       // A stream reset by the client ends its reading side too: that is the close's to report.
       if (raw && (raw.aborted || raw.rstCode !== NGHTTP2_NO_ERROR)) return;
       cleanup();
+      if (held && !sink.destroyed) sink.write(held);
+      held = undefined;
       if (decoder) {
         let rest: Buffer;
         try {
@@ -289,6 +308,22 @@ export function webTrailersFrame(call: GrpcCall, trailers: Record<string, string
 }
 
 const { NGHTTP2_NO_ERROR } = constants;
+
+/** Body chunks held by pipeTo until the event loop's check phase, all passed by one setImmediate. */
+let heldPasses: (() => void)[] = [];
+let spareHeldPasses: (() => void)[] = [];
+
+function passAfterReads(pass: () => void): void {
+  if (heldPasses.push(pass) === 1) setImmediate(runHeldPasses);
+}
+
+function runHeldPasses(): void {
+  const list = heldPasses;
+  heldPasses = spareHeldPasses;
+  for (let i = 0; i < list.length; i++) list[i]();
+  list.length = 0;
+  spareHeldPasses = list;
+}
 
 /** Names of services and methods counted one by one per route; beyond, they are counted as "other". */
 const MAX_NAMES = 200;
