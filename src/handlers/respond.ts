@@ -25,9 +25,12 @@ export const respondHandler: HandlerModule<RespondConfig> = {
   schema,
   http: (config) => {
     const body = Buffer.from(config.body);
-    const headers: Record<string, string | number> = { 'content-type': config.contentType, ...config.headers, 'content-length': body.length };
+    // The length as text: node turns a number into a new string on every response.
+    const headers: Record<string, string> = { 'content-type': config.contentType, ...config.headers, 'content-length': String(body.length) };
     const noBody = config.status === 204 || config.status === 304;
     if (noBody) delete headers['content-length'];
+    // The same head for every response: frozen, HTTP/2 passes it to node without a copy.
+    Object.freeze(headers);
     return {
       handle({ req, res }) {
         res.writeHead(config.status, headers);

@@ -128,12 +128,41 @@ function newFields(): Fields {
   return Object.create(FIELDS) as Fields;
 }
 
+/**
+ * Heads a handler keeps and passes to writeHead() on every response (the static handler's per
+ * file, the respond handler's): frozen, so that once every name has been found lower case and
+ * sendable and every value allowed, they can go to node as they are, neither checked nor copied
+ * again. The rest are copied field by field.
+ */
+const checkedHeads = new WeakSet<object>();
+
+function isCheckedHead(headers: object): boolean {
+  if (checkedHeads.has(headers)) return true;
+  if (!Object.isFrozen(headers) || Object.getPrototypeOf(headers) !== Object.prototype) return false;
+  for (const name of Object.keys(headers)) {
+    try {
+      if (fieldName(name) !== name) return false;
+      checkValue(name, (headers as Fields)[name]);
+    } catch {
+      // The copying path throws the error a caller should see.
+      return false;
+    }
+  }
+  checkedHeads.add(headers);
+  return true;
+}
+
 function noop(): void {}
 
 /** What node has on a stream and its typings leave out. */
 interface StreamInternals {
   readonly headRequest: boolean;
 }
+
+const kResponse = Symbol('switchyard.h2.response');
+
+/** A stream with the response written on it (for the one shared 'close' listener). */
+type ExchangeStream = ServerHttp2Stream & { [kResponse]?: H2Response };
 
 /** respond()'s options, with the one the typings leave out. */
 type RespondOptions = { endStream: boolean; waitForTrailers: boolean; sendDate?: boolean };
@@ -290,6 +319,8 @@ export class H2Response extends EventEmitter {
   /** Sent with every response unless turned off (removeHeader('date')). */
   sendDate = true;
   private fields: Fields | null = null;
+  /** `fields` is a checked head of the handler's (isCheckedHead): copied before anything changes it. */
+  private borrowed = false;
   private trailers: Fields | null = null;
   /** writeHead() was called (the head is fixed, and goes out with the first write or end). */
   private headWritten = false;
@@ -309,7 +340,26 @@ export class H2Response extends EventEmitter {
     // Stream errors reach us as the stream's close (and its rstCode); without a listener node
     // would throw them.
     stream.on('error', noop);
-    stream.on('close', () => this.streamClosed());
+    (stream as ExchangeStream)[kResponse] = this;
+    stream.on('close', H2Response.onStreamClose);
+  }
+
+  /** The stream's 'close' listener, one function for every stream (no closure per response). */
+  private static onStreamClose(this: ExchangeStream): void {
+    this[kResponse]?.streamClosed();
+  }
+
+  /** The fields, the response's own to change. */
+  private ownFields(): Fields {
+    const had = this.fields;
+    if (had === null || this.borrowed) {
+      const fields = newFields();
+      if (had !== null) for (const k in had) fields[k] = had[k];
+      this.fields = fields;
+      this.borrowed = false;
+      return fields;
+    }
+    return had;
   }
 
   // --- head ------------------------------------------------------------------------------------
@@ -333,7 +383,7 @@ export class H2Response extends EventEmitter {
     if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
     const key = fieldName(name);
     checkValue(key, value);
-    if (key !== '') (this.fields ??= newFields())[key] = value;
+    if (key !== '') this.ownFields()[key] = value;
     return this;
   }
 
@@ -341,7 +391,7 @@ export class H2Response extends EventEmitter {
     if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
     const key = fieldName(name);
     if (key === '') return this;
-    const fields = (this.fields ??= newFields());
+    const fields = this.ownFields();
     const had = fields[key];
     if (had === undefined || had === '') return this.setHeader(key, value);
     const list = Array.isArray(had) ? [...(had as string[])] : [String(had)];
@@ -353,7 +403,11 @@ export class H2Response extends EventEmitter {
   }
 
   getHeader(name: string): FieldValue | undefined {
-    return this.fields?.[name.toLowerCase()];
+    const fields = this.fields;
+    if (fields === null) return undefined;
+    const key = name.toLowerCase();
+    // A borrowed head is a plain object: only its own properties are fields.
+    return this.borrowed && !Object.hasOwn(fields, key) ? undefined : fields[key];
   }
 
   getHeaders(): OutgoingHttpHeaders {
@@ -367,7 +421,7 @@ export class H2Response extends EventEmitter {
   }
 
   hasHeader(name: string): boolean {
-    return this.fields !== null && this.fields[name.toLowerCase()] !== undefined;
+    return this.getHeader(name) !== undefined;
   }
 
   removeHeader(name: string): void {
@@ -377,7 +431,7 @@ export class H2Response extends EventEmitter {
       this.sendDate = false;
       return;
     }
-    if (this.fields) delete this.fields[key];
+    if (this.fields) delete this.ownFields()[key];
   }
 
   /**
@@ -392,8 +446,11 @@ export class H2Response extends EventEmitter {
     const status = statusCode | 0;
     if (status < 200 || status > 599) throw codedError('ERR_HTTP2_STATUS_INVALID', `Invalid status code: ${statusCode}`, RangeError);
     if (Array.isArray(headers)) this.appendFlat(headers);
-    else if (headers) {
-      const fields = (this.fields ??= newFields());
+    else if (headers && this.fields === null && isCheckedHead(headers)) {
+      this.fields = headers as Fields;
+      this.borrowed = true;
+    } else if (headers) {
+      const fields = this.ownFields();
       for (const name in headers as OutgoingHttpHeaders) {
         const value = (headers as OutgoingHttpHeaders)[name];
         const key = fieldName(name);
@@ -420,7 +477,7 @@ export class H2Response extends EventEmitter {
       if (key === '') continue;
       if (!seen.has(key)) {
         seen.add(key);
-        if (this.fields) delete this.fields[key];
+        if (this.fields) delete this.ownFields()[key];
       }
       this.appendHeader(key, value);
     }
@@ -436,8 +493,9 @@ export class H2Response extends EventEmitter {
    */
   private sendHead(ending: boolean, withBody: boolean): void {
     const stream = this.stream;
-    const fields = (this.fields ??= newFields());
     const status = this.statusCode;
+    // A borrowed head goes as it is when node's default status (200) is the one to send.
+    const fields = this.borrowed && status === 200 ? (this.fields as Fields) : this.ownFields();
     let trailers: boolean;
     if (ending) trailers = this.trailers !== null;
     else trailers = this.trailers !== null || mayHaveTrailers(fields, this.req.headers.te);
@@ -445,7 +503,7 @@ export class H2Response extends EventEmitter {
     if (status === 204 || status === 205 || status === 304 || (stream as unknown as StreamInternals).headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
     // Left in place (a delete would cost more than the field): getHeaders() skips it.
-    fields[':status'] = status;
+    if (!this.borrowed) fields[':status'] = status;
     stream.respond(fields, { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions);
     if (trailers) {
       stream.once('wantTrailers', () => this.sendTrailers());

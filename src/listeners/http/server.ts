@@ -546,7 +546,8 @@ export class HttpListener implements Listener {
     const started = process.hrtime.bigint();
     let stats = this.unrouted;
     let gen: Generation | undefined;
-    res.once('close', () => {
+    // 'close' comes once (node:http, H2Response, H3Response): `on`, without once()'s wrapper.
+    res.on('close', () => {
       this.meter.flush(socket);
       stats.record(res.statusCode, started);
       gen?.leave();
