@@ -136,6 +136,28 @@ function newFields(): Fields {
  */
 const checkedHeads = new WeakSet<object>();
 
+/**
+ * node:http2 takes a head as a flat [name, value, ...] list from 24.7 on (respond() with an
+ * object copies it into a new dictionary-mode object first, and lists its keys once more). A
+ * checked head goes as such a list there: made once per head, copied per response (node appends
+ * Date to the list it is given).
+ */
+const RAW_HEADS = ((): boolean => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 24 || (major === 24 && minor >= 7);
+})();
+const flatHeads = new WeakMap<object, FieldValue[]>();
+
+function flatHead(head: Fields): FieldValue[] {
+  let list = flatHeads.get(head);
+  if (list === undefined) {
+    list = [];
+    for (const name of Object.keys(head)) list.push(name, head[name]);
+    flatHeads.set(head, list);
+  }
+  return list;
+}
+
 function isCheckedHead(headers: object): boolean {
   if (checkedHeads.has(headers)) return true;
   if (!Object.isFrozen(headers) || Object.getPrototypeOf(headers) !== Object.prototype) return false;
@@ -494,17 +516,26 @@ export class H2Response extends EventEmitter {
   private sendHead(ending: boolean, withBody: boolean): void {
     const stream = this.stream;
     const status = this.statusCode;
-    // A borrowed head goes as it is when node's default status (200) is the one to send.
-    const fields = this.borrowed && status === 200 ? (this.fields as Fields) : this.ownFields();
+    // A borrowed head goes as a list (RAW_HEADS; not to a respond() that middleware has wrapped,
+    // which takes objects), or as it is when node's default status (200) is the one to send.
+    const asList = this.borrowed && RAW_HEADS && !Object.hasOwn(stream, 'respond');
+    const fields = this.borrowed && (asList || status === 200) ? (this.fields as Fields) : this.ownFields();
     let trailers: boolean;
     if (ending) trailers = this.trailers !== null;
     else trailers = this.trailers !== null || mayHaveTrailers(fields, this.req.headers.te);
     // node ends these by itself (no body can follow), trailers or not.
     if (status === 204 || status === 205 || status === 304 || (stream as unknown as StreamInternals).headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
-    // Left in place (a delete would cost more than the field): getHeaders() skips it.
-    if (!this.borrowed) fields[':status'] = status;
-    stream.respond(fields, { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions);
+    const options = { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions;
+    if (asList) {
+      const list = flatHead(fields).slice();
+      list.push(':status', status);
+      stream.respond(list as unknown as OutgoingHttpHeaders, options);
+    } else {
+      // Left in place (a delete would cost more than the field): getHeaders() skips it.
+      if (!this.borrowed) fields[':status'] = status;
+      stream.respond(fields, options);
+    }
     if (trailers) {
       stream.once('wantTrailers', () => this.sendTrailers());
     }
