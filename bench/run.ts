@@ -38,7 +38,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     run: runWs,
   },
   tls: {
-    description: 'TLS: new connections/s (full handshakes) and 4 KiB static over TLS keep-alive: Switchyard vs nginx vs Caddy',
+    description: 'TLS: new connections/s (full handshakes) and 4 KiB static over TLS keep-alive: Switchyard vs nginx, Caddy, bare node:https',
     servers: TLS_IDS,
     run: runTls,
   },
