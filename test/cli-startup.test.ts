@@ -1,10 +1,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, repoRoot } from './helpers/daemon.ts';
+import { runCli } from './helpers/daemon.ts';
 import { VERSION } from '../src/version.ts';
 import { HANDLER_CATALOGUE } from '../src/cli/handler-catalogue.ts';
 import { TRANSPORT_NAMES } from '../src/cli/ipc/transport-names.ts';
@@ -18,7 +17,6 @@ import { kindsOf } from '../src/handlers/types.ts';
 // process loads (helpers/module-log.mjs), not by timing. The light copies the command line keeps
 // (handler summaries, ipc transport names, balance policies) are checked against the originals.
 
-const tsx = import.meta.resolve('tsx');
 const moduleLog = import.meta.resolve('./helpers/module-log.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'sy-cli-startup-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,35 +28,16 @@ const DAEMON_PARTS = ['listeners/', 'yard/', 'handlers/', 'middleware/', 'upstre
 let runs = 0;
 
 /** Runs the CLI with the module log on; resolves with its output and the module URLs it loaded. */
-function runLogged(args: string[], options: { input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string; modules: string[] }> {
+async function runLogged(args: string[], options: { input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string; modules: string[] }> {
   const logFile = join(dir, `modules-${++runs}.txt`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsx, '--import', moduleLog, cliPath, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, SWITCHYARD_MODULE_LOG: logFile },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`switchyard ${args.join(' ')} did not exit within 30 s\n${stdout}\n${stderr}`));
-    }, 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      let modules: string[] = [];
-      try {
-        modules = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
-      } catch {
-        // no log: asserted below (every run loads main.ts at least)
-      }
-      resolve({ code, stdout, stderr, modules });
-    });
-  });
+  const r = await runCli(args, { ...options, env: { SWITCHYARD_MODULE_LOG: logFile }, nodeArgs: ['--import', moduleLog], timeoutMs: 30_000 });
+  let modules: string[] = [];
+  try {
+    modules = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    // no log: asserted below (every run loads main.ts at least)
+  }
+  return { ...r, modules };
 }
 
 /** The daemon's (and zod's) modules among those loaded. */

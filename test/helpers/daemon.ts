@@ -25,10 +25,10 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs the CLI to completion (bounded by `timeoutMs`); `input` is piped to its stdin (else stdin is empty). */
-export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string | Buffer } = {}): Promise<RunResult> {
+/** Runs the CLI to completion (bounded by `timeoutMs`); `input` is piped to its stdin (else stdin is empty); `nodeArgs` go to node before the CLI. */
+export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string | Buffer; nodeArgs?: string[] } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsx, cliPath, ...args], {
+    const child = spawn(process.execPath, ['--import', tsx, ...(options.nodeArgs ?? []), cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
