@@ -15,7 +15,7 @@ import { kindsOf } from '../src/handlers/types.ts';
 // command's `--help` load commander and the option parsers, never the daemon (listeners, the yard,
 // handlers), the config schema (zod) or a client. Checked by logging every ES module the child
 // process loads (helpers/module-log.mjs), not by timing. The light copies the command line keeps
-// (handler summaries, ipc transport names, balance policies) are checked against the originals.
+// (handler summaries, ipc transport names) are checked against the originals.
 
 const moduleLog = import.meta.resolve('./helpers/module-log.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'sy-cli-startup-'));
