@@ -205,7 +205,9 @@ const middlewareSchema = z.strictObject({
   /**
    * Middleware written as functions `(ctx, next) => ...`, in a config built in code (a config file
    * cannot hold one). They run in order after the built-in steps above, right before the
-   * handler; a route's `use` replaces its listener's, like every other field here.
+   * handler; a route's `use` replaces its listener's, like every other field here. They belong to
+   * the program that passed them (the same function may serve several yards or reloads): the yard
+   * never calls a `close` on them; close what they hold after `yard.stop()`.
    */
   use: z
     .array(z.custom<Middleware>(isFunction, { message: 'expected a function (ctx, next) => void; middleware in `use` is given in code, through the library, not in a config file' }))
