@@ -21,6 +21,8 @@ const rewriteSchema = z.strictObject({
   to: z.string(),
 });
 
+const VIA_EXPECTED = 'expected false or printable text such as "1.1 switchyard"';
+
 export const proxySchema = z.strictObject({
   type: z.literal('proxy'),
   /** Name of a group under `upstreams:` (HTTP targets: `http://` or `https://`). */
@@ -38,9 +40,19 @@ export const proxySchema = z.strictObject({
    */
   host: z.union([z.literal('preserve'), z.literal('upstream'), z.string().min(1).regex(/^[A-Za-z0-9.:[\]_-]+$/, 'expected "preserve", "upstream" or a host[:port]')]).default('preserve'),
   /**
+   * Which forwarding fields go upstream: `both` (the default) X-Forwarded-For/-Proto/-Host and
+   * Forwarded (RFC 7239); `x-forwarded` the X-Forwarded-* three only (what Caddy sends);
+   * `rfc7239` Forwarded only; `none` neither (what nginx sends unless told). A client's copies of
+   * a style not sent are still removed unless trustForwarded is true (then they pass unchanged),
+   * so an upstream never sees a forged one.
+   */
+  forwarded: z
+    .enum(['both', 'x-forwarded', 'rfc7239', 'none'], { error: 'expected "both", "x-forwarded", "rfc7239" or "none"' })
+    .default('both'),
+  /**
    * Trust X-Forwarded-For/-Proto/-Host and Forwarded from the client (a proxy in front of us):
-   * true appends our hop to them; false (the default) replaces them, so a client cannot forge
-   * its address.
+   * true appends our hop to them (or passes them unchanged when `forwarded` leaves their style
+   * out); false (the default) replaces or removes them, so a client cannot forge its address.
    */
   trustForwarded: z.boolean().default(false),
   /**
@@ -52,8 +64,13 @@ export const proxySchema = z.strictObject({
   forwardClientCert: z.enum(['sanitize', 'sanitize-set', 'forward', 'append-forward']).default('sanitize'),
   /** Proxy WebSocket upgrades on this route (to the same upstream group). */
   websocket: z.boolean().default(true),
-  /** The Via entry added to requests and responses (RFC 9110 §7.6.3). */
-  via: z.string().min(1).regex(/^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/, 'expected printable text such as "1.1 switchyard"').default('1.1 switchyard'),
+  /**
+   * The Via entry added to requests and responses (RFC 9110 §7.6.3), or false to add none (as
+   * Envoy, Caddy and nginx do by default; a Via already there passes unchanged).
+   */
+  via: z
+    .union([z.literal(false), z.string().regex(/^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/, VIA_EXPECTED)], { error: VIA_EXPECTED })
+    .default('1.1 switchyard'),
 });
 
 export type ProxyConfig = z.output<typeof proxySchema>;

@@ -47,7 +47,7 @@ export class ProxyHandler implements HttpHandler {
       totalTimeout: group.config.timeouts.total,
       grpcMetrics: new GrpcMetrics(metrics, group.name),
     };
-    this.policy = { host: config.host, trustForwarded: config.trustForwarded, via: config.via, forwardClientCert: config.forwardClientCert };
+    this.policy = { host: config.host, trustForwarded: config.trustForwarded, forwarded: config.forwarded, via: config.via, forwardClientCert: config.forwardClientCert };
     this.rewriteFrom = config.rewrite ? new RegExp(config.rewrite.from, 'g') : undefined;
     this.upgrades = config.websocket ? ['websocket'] : [];
     this.upgrade = config.websocket ? (ctx) => proxyWebSocket(ctx, this.group, this.policy, this.upstreamPath(ctx.req.url ?? '/', ctx.pathRest)) : undefined;

@@ -40,7 +40,8 @@ type RawTrailers = readonly (Buffer | string)[] | Record<string, string | string
 export interface ProxyRoute {
   readonly group: UpstreamGroup;
   readonly retry: RetryPolicy;
-  readonly via: string;
+  /** Our Via entry for responses (false: none). */
+  readonly via: string | false;
   /** timeouts.total in ms (0: none). */
   readonly totalTimeout: number;
   readonly grpcMetrics: GrpcMetrics;

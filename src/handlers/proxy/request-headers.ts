@@ -10,9 +10,15 @@ import { connectionNamed } from './connection-header.ts';
 // §7.6.1: Connection and every header it names, Keep-Alive, Proxy-*, TE, Trailer,
 // Transfer-Encoding, Upgrade; the WebSocket path writes its own Connection/Upgrade) and Expect
 // (Node's server has answered 100-continue already; undici refuses it). Replaced or appended:
-// Host (policy), X-Forwarded-For/-Proto/-Host and Forwarded (replaced unless trusted), Via,
-// traceparent/tracestate, x-request-id, X-Forwarded-Client-Cert (policy, below; never passed
-// through by default).
+// Host (policy), X-Forwarded-For/-Proto/-Host and Forwarded (the route's `forwarded` style, below),
+// Via (unless off), traceparent/tracestate, x-request-id, X-Forwarded-Client-Cert (policy, below;
+// never passed through by default).
+//
+// Forwarding fields come in two styles, X-Forwarded-For/-Proto/-Host and RFC 7239's Forwarded;
+// the route sends both, one or neither. A style that is sent carries our hop: appended to the
+// client's when trustForwarded, else replacing it. A style that is not sent is removed from the
+// request unless trustForwarded (then it passes as the client sent it): an upstream that reads a
+// field we do not set must not be handed one a client made up.
 //
 // X-Forwarded-Client-Cert (XFCC) is Envoy's header for the client certificate of the connection
 // (tls.clientAuth on the listener): one element per hop, `,`-separated, each
@@ -27,12 +33,17 @@ import { connectionNamed } from './connection-header.ts';
 
 export type ForwardClientCert = 'sanitize' | 'sanitize-set' | 'forward' | 'append-forward';
 
+/** Which forwarding fields go upstream (above). */
+export type ForwardedStyle = 'both' | 'x-forwarded' | 'rfc7239' | 'none';
+
 export interface ForwardPolicy {
   /** `preserve`, `upstream` (left out: the HTTP client sends the target's host:port) or a fixed host. */
   readonly host: string;
   readonly trustForwarded: boolean;
-  /** The Via entry, e.g. `1.1 switchyard`. */
-  readonly via: string;
+  /** The forwarding fields sent; `both` when left out. */
+  readonly forwarded?: ForwardedStyle;
+  /** The Via entry, e.g. `1.1 switchyard`; false: none added (the client's passes unchanged). */
+  readonly via: string | false;
   /** What happens to X-Forwarded-Client-Cert (above); `sanitize` when left out. */
   readonly forwardClientCert?: ForwardClientCert;
 }
@@ -198,13 +209,23 @@ export function requestHeaders(req: HttpRequest, requestId: string, policy: Forw
   } else if (policy.host !== 'upstream') out.push('host', policy.host);
 
   const trust = policy.trustForwarded;
-  out.push('x-forwarded-for', trust && xff !== undefined ? `${xff}, ${ip}` : ip);
-  out.push('x-forwarded-proto', trust && xfProto !== undefined ? xfProto : proto);
-  const fwdHost = trust && xfHost !== undefined ? xfHost : host;
-  if (fwdHost !== undefined) out.push('x-forwarded-host', fwdHost);
-  const hop = host === undefined ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host=${quoted(host)};proto=${proto}`;
-  out.push('forwarded', trust && forwarded !== undefined ? `${forwarded}, ${hop}` : hop);
-  out.push('via', via === undefined ? policy.via : `${via}, ${policy.via}`);
+  const style = policy.forwarded ?? 'both';
+  if (style === 'both' || style === 'x-forwarded') {
+    out.push('x-forwarded-for', trust && xff !== undefined ? `${xff}, ${ip}` : ip);
+    out.push('x-forwarded-proto', trust && xfProto !== undefined ? xfProto : proto);
+    const fwdHost = trust && xfHost !== undefined ? xfHost : host;
+    if (fwdHost !== undefined) out.push('x-forwarded-host', fwdHost);
+  } else if (trust) {
+    if (xff !== undefined) out.push('x-forwarded-for', xff);
+    if (xfProto !== undefined) out.push('x-forwarded-proto', xfProto);
+    if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+  }
+  if (style === 'both' || style === 'rfc7239') {
+    const hop = host === undefined ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host=${quoted(host)};proto=${proto}`;
+    out.push('forwarded', trust && forwarded !== undefined ? `${forwarded}, ${hop}` : hop);
+  } else if (trust && forwarded !== undefined) out.push('forwarded', forwarded);
+  if (policy.via !== false) out.push('via', via === undefined ? policy.via : `${via}, ${policy.via}`);
+  else if (via !== undefined) out.push('via', via);
 
   if (traceparent !== undefined && validTraceparent(traceparent)) {
     out.push('traceparent', traceparent);

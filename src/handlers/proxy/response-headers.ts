@@ -23,7 +23,8 @@ const firstByte = (b: RawField): number => (typeof b === 'string' ? b.charCodeAt
 const SPECIAL = new Uint8Array(18);
 for (const n of ['te', 'via', 'trailer', 'upgrade', 'connection', 'keep-alive', 'transfer-encoding']) SPECIAL[n.length] = 1;
 
-export function responseHeaders(raw: readonly RawField[], via: string): string[] {
+/** The response's headers for the client; `via` is our Via entry (false: none added, the upstream's passes). */
+export function responseHeaders(raw: readonly RawField[], via: string | false): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   let upstreamVia: string | undefined;
@@ -53,7 +54,8 @@ export function responseHeaders(raw: readonly RawField[], via: string): string[]
         out.push(name, latin1(raw[i + 1]));
     }
   }
-  out.push('via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
+  if (via !== false) out.push('via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
+  else if (upstreamVia !== undefined) out.push('via', upstreamVia);
   if (connection === undefined) return out;
   const names = connectionNamed(connection);
   if (!names) return out;
