@@ -1,0 +1,366 @@
+import { huffmanDecode, HuffmanError } from '../../http3/huffman.ts';
+
+// HPACK (RFC 7541) for the HTTP/2 client: a decoder for what the target sends (static and dynamic
+// tables, Huffman strings) with a bound on the decoded header list, and an encoder for requests
+// that indexes the fields that repeat from call to call (a gRPC call's :path, :authority,
+// content-type, te, user-agent), so that a field seen before costs one or two bytes.
+
+/** A header block that cannot be decoded: the connection's compression state is lost (COMPRESSION_ERROR). */
+export class HpackError extends Error {}
+
+export const STATIC_TABLE: readonly (readonly [string, string])[] = [
+  [':authority', ''],
+  [':method', 'GET'],
+  [':method', 'POST'],
+  [':path', '/'],
+  [':path', '/index.html'],
+  [':scheme', 'http'],
+  [':scheme', 'https'],
+  [':status', '200'],
+  [':status', '204'],
+  [':status', '206'],
+  [':status', '304'],
+  [':status', '400'],
+  [':status', '404'],
+  [':status', '500'],
+  ['accept-charset', ''],
+  ['accept-encoding', 'gzip, deflate'],
+  ['accept-language', ''],
+  ['accept-ranges', ''],
+  ['accept', ''],
+  ['access-control-allow-origin', ''],
+  ['age', ''],
+  ['allow', ''],
+  ['authorization', ''],
+  ['cache-control', ''],
+  ['content-disposition', ''],
+  ['content-encoding', ''],
+  ['content-language', ''],
+  ['content-length', ''],
+  ['content-location', ''],
+  ['content-range', ''],
+  ['content-type', ''],
+  ['cookie', ''],
+  ['date', ''],
+  ['etag', ''],
+  ['expect', ''],
+  ['expires', ''],
+  ['from', ''],
+  ['host', ''],
+  ['if-match', ''],
+  ['if-modified-since', ''],
+  ['if-none-match', ''],
+  ['if-range', ''],
+  ['if-unmodified-since', ''],
+  ['last-modified', ''],
+  ['link', ''],
+  ['location', ''],
+  ['max-forwards', ''],
+  ['proxy-authenticate', ''],
+  ['proxy-authorization', ''],
+  ['range', ''],
+  ['referer', ''],
+  ['refresh', ''],
+  ['retry-after', ''],
+  ['server', ''],
+  ['set-cookie', ''],
+  ['strict-transport-security', ''],
+  ['transfer-encoding', ''],
+  ['user-agent', ''],
+  ['vary', ''],
+  ['via', ''],
+  ['www-authenticate', ''],
+];
+
+const STATIC_NAME_INDEX = new Map<string, number>();
+for (let i = STATIC_TABLE.length - 1; i >= 0; i--) STATIC_NAME_INDEX.set(STATIC_TABLE[i][0], i + 1);
+
+/** HPACK's per-entry overhead in the table size (RFC 7541 §4.1). */
+const ENTRY_OVERHEAD = 32;
+
+/**
+ * Decodes header blocks into a flat [name, value, ...] list, keeping the dynamic table between
+ * blocks. Its size is bounded by the SETTINGS_HEADER_TABLE_SIZE we advertised (the default 4096).
+ */
+export class HpackDecoder {
+  /** Newest first; at most tableLimit / 32 entries. */
+  private readonly entries: [string, string][] = [];
+  private size = 0;
+  /** The size the target chose with a table size update, at most tableLimit. */
+  private maxSize: number;
+  /** Set by decode(): the last block's list was larger than maxListSize (its fields were dropped). */
+  oversize = false;
+
+  constructor(
+    private readonly tableLimit: number,
+    /** Bound on a decoded list (names, values and 32 bytes per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts). */
+    private readonly maxListSize: number,
+  ) {
+    this.maxSize = tableLimit;
+  }
+
+  /**
+   * The block's fields. A list larger than maxListSize is still decoded to its end (the dynamic
+   * table must follow every block) but its fields are not kept: the result is empty and
+   * `oversize` is set, so only that stream fails.
+   */
+  decode(block: Buffer): string[] {
+    const out: string[] = [];
+    let listSize = 0;
+    let pos = 0;
+    const end = block.length;
+    let fieldsSeen = false;
+    this.oversize = false;
+    while (pos < end) {
+      const b = block[pos];
+      let name: string;
+      let value: string;
+      if (b & 0x80) {
+        pos = readInt(block, pos, 7);
+        [name, value] = this.entry(intValue);
+      } else if ((b & 0xe0) === 0x20) {
+        // Dynamic table size update: only at the start of a block.
+        if (fieldsSeen) throw new HpackError('a table size update after a field');
+        pos = readInt(block, pos, 5);
+        if (intValue > this.tableLimit) throw new HpackError(`a table size of ${intValue}, above the ${this.tableLimit} we allow`);
+        this.maxSize = intValue;
+        this.evict(0);
+        continue;
+      } else {
+        // 01xxxxxx: with incremental indexing (6-bit index); 0000xxxx / 0001xxxx: without / never indexed (4-bit).
+        const indexing = (b & 0xc0) === 0x40;
+        pos = readInt(block, pos, indexing ? 6 : 4);
+        stringTooLong = false;
+        if (intValue === 0) {
+          pos = readString(block, pos, this.maxListSize);
+          name = stringValue;
+        } else name = this.entry(intValue)[0];
+        pos = readString(block, pos, this.maxListSize);
+        value = stringValue;
+        if (stringTooLong) {
+          // Longer than the whole list may be: not decoded. As a table entry it would be larger
+          // than the table, which empties the table (RFC 7541 §4.4) whatever its bytes are.
+          this.oversize = true;
+          out.length = 0;
+          if (indexing) {
+            this.entries.length = 0;
+            this.size = 0;
+          }
+          fieldsSeen = true;
+          continue;
+        }
+        if (indexing) this.add(name, value);
+      }
+      fieldsSeen = true;
+      if (this.oversize) continue;
+      listSize += name.length + value.length + ENTRY_OVERHEAD;
+      if (listSize > this.maxListSize) {
+        this.oversize = true;
+        out.length = 0;
+        continue;
+      }
+      out.push(name, value);
+    }
+    return out;
+  }
+
+  private entry(index: number): readonly [string, string] {
+    if (index === 0) throw new HpackError('index 0');
+    if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1];
+    const e = this.entries[index - STATIC_TABLE.length - 1];
+    if (!e) throw new HpackError(`index ${index} outside the tables`);
+    return e;
+  }
+
+  private add(name: string, value: string): void {
+    const size = name.length + value.length + ENTRY_OVERHEAD;
+    if (size > this.maxSize) {
+      // An entry larger than the table empties it (RFC 7541 §4.4).
+      this.entries.length = 0;
+      this.size = 0;
+      return;
+    }
+    this.evict(size);
+    this.entries.unshift([name, value]);
+    this.size += size;
+  }
+
+  /** Drops the oldest entries until `room` more bytes fit. */
+  private evict(room: number): void {
+    while (this.size + room > this.maxSize && this.entries.length > 0) {
+      const [n, v] = this.entries.pop()!;
+      this.size -= n.length + v.length + ENTRY_OVERHEAD;
+    }
+  }
+}
+
+// readInt and readString return the offset after what they read and leave the value here: no
+// tuple allocated per field.
+let intValue = 0;
+let stringValue = '';
+/** readString met a string longer than the list limit (left undecoded). */
+let stringTooLong = false;
+
+function readInt(buf: Buffer, pos: number, prefix: number): number {
+  const max = (1 << prefix) - 1;
+  let value = buf[pos] & max;
+  pos++;
+  if (value === max) {
+    let shift = 0;
+    for (;;) {
+      if (pos >= buf.length) throw new HpackError('a truncated integer');
+      const b = buf[pos++];
+      value += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+      if (shift > 28) throw new HpackError('an integer too large');
+    }
+  }
+  intValue = value;
+  return pos;
+}
+
+function readString(buf: Buffer, pos: number, max: number): number {
+  if (pos >= buf.length) throw new HpackError('a truncated string');
+  const huffman = (buf[pos] & 0x80) !== 0;
+  const start = readInt(buf, pos, 7);
+  const length = intValue;
+  const end = start + length;
+  if (end > buf.length) throw new HpackError('a truncated string');
+  if (length > max) {
+    stringTooLong = true;
+    stringValue = '';
+    return end;
+  }
+  if (!huffman) stringValue = buf.toString('latin1', start, end);
+  else {
+    try {
+      stringValue = huffmanDecode(buf.subarray(start, end), max).toString('latin1');
+    } catch (err) {
+      if (err instanceof HuffmanError) throw new HpackError(err.message);
+      throw err;
+    }
+  }
+  return end;
+}
+
+function writeInt(out: Buffer, pos: number, prefix: number, flags: number, value: number): number {
+  const max = (1 << prefix) - 1;
+  if (value < max) {
+    out[pos++] = flags | value;
+    return pos;
+  }
+  out[pos++] = flags | max;
+  value -= max;
+  while (value >= 0x80) {
+    out[pos++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[pos++] = value;
+  return pos;
+}
+
+function writeString(out: Buffer, pos: number, s: string): number {
+  pos = writeInt(out, pos, 7, 0x00, s.length);
+  return pos + out.write(s, pos, 'latin1');
+}
+
+/** Fields whose values differ on most requests: literals never indexed, they would only churn the table. */
+const UNIQUE = new Set(['traceparent', 'tracestate', 'x-request-id', 'authorization', 'proxy-authorization', 'cookie', 'grpc-timeout', 'content-length']);
+
+/** Fields never put in the target's table (RFC 7541 §7.1.3): credentials. */
+const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * Encodes request fields, keeping a mirror of the target's dynamic table: a field seen before is
+ * an index, a new one a literal with incremental indexing (except UNIQUE ones and large ones).
+ */
+export class HpackEncoder {
+  /** name + '\0' + value -> the insertion number of its newest copy in the table. */
+  private readonly index = new Map<string, number>();
+  /** The table's entries, oldest first from `head`. */
+  private readonly queue: { key: string; size: number; abs: number }[] = [];
+  private head = 0;
+  private inserted = 0;
+  private size = 0;
+  private maxSize = 4096;
+  /** A table size update owed at the start of the next block (the target lowered its table). */
+  private pendingSizeUpdate = -1;
+
+  /** The target's SETTINGS_HEADER_TABLE_SIZE (we use at most 4096 of it). */
+  setTableSize(size: number): void {
+    const next = Math.min(size, 4096);
+    if (next === this.maxSize) return;
+    this.maxSize = next;
+    this.pendingSizeUpdate = next;
+    this.evict(0);
+  }
+
+  /** Bytes `write` may take for a field at most. */
+  static bound(name: string, value: string): number {
+    return 1 + 5 + name.length + 5 + value.length;
+  }
+
+  /** Bytes the start of a block may take (a table size update). */
+  static readonly BLOCK_START_BOUND = 6;
+
+  /** Called at the start of every block: writes a table size update when one is owed. */
+  begin(out: Buffer, pos: number): number {
+    if (this.pendingSizeUpdate < 0) return pos;
+    pos = writeInt(out, pos, 5, 0x20, this.pendingSizeUpdate);
+    this.pendingSizeUpdate = -1;
+    return pos;
+  }
+
+  /** An indexed field of the static table (e.g. `:method: POST` is 3). */
+  static indexed(out: Buffer, pos: number, index: number): number {
+    return writeInt(out, pos, 7, 0x80, index);
+  }
+
+  write(out: Buffer, pos: number, name: string, value: string): number {
+    if (UNIQUE.has(name)) return this.literal(out, pos, name, value, NEVER_INDEXED.has(name) ? 0x10 : 0x00);
+    const key = name + '\0' + value;
+    const abs = this.index.get(key);
+    if (abs !== undefined) return writeInt(out, pos, 7, 0x80, STATIC_TABLE.length + 1 + this.inserted - abs);
+    const size = name.length + value.length + ENTRY_OVERHEAD;
+    if (size > this.maxSize / 4) return this.literal(out, pos, name, value, 0x00);
+    // Literal with incremental indexing (01), the name from the static table where it is there.
+    const nameIndex = STATIC_NAME_INDEX.get(name);
+    if (nameIndex !== undefined) pos = writeInt(out, pos, 6, 0x40, nameIndex);
+    else {
+      out[pos++] = 0x40;
+      pos = writeString(out, pos, name);
+    }
+    pos = writeString(out, pos, value);
+    this.evict(size);
+    this.inserted++;
+    this.queue.push({ key, size, abs: this.inserted });
+    this.index.set(key, this.inserted);
+    this.size += size;
+    return pos;
+  }
+
+  /** A literal not indexed (`flags` 0x00) or never indexed (0x10), the name from the static table where it is there. */
+  private literal(out: Buffer, pos: number, name: string, value: string, flags: number): number {
+    const index = STATIC_NAME_INDEX.get(name);
+    if (index !== undefined) pos = writeInt(out, pos, 4, flags, index);
+    else {
+      out[pos++] = flags;
+      pos = writeString(out, pos, name);
+    }
+    return writeString(out, pos, value);
+  }
+
+  /** Drops the oldest entries until `room` more bytes fit, as the target's table does. */
+  private evict(room: number): void {
+    while (this.size + room > this.maxSize && this.head < this.queue.length) {
+      const old = this.queue[this.head++];
+      this.size -= old.size;
+      if (this.index.get(old.key) === old.abs) this.index.delete(old.key);
+    }
+    if (this.head > 1024) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
