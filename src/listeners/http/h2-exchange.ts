@@ -40,7 +40,7 @@ import { Readable } from 'node:stream';
 // it throws, a 'data' reader sees 'close' first). The response emits 'close' when the stream has
 // closed, preceded by 'finish' when the response had been written in full.
 
-const { NGHTTP2_NO_ERROR } = constants;
+const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = constants;
 
 /** Header names checked once: the lower-case form of a name, or an error for a name HTTP/2 cannot send. */
 const names = new Map<string, string | Error>();
@@ -189,6 +189,34 @@ type ExchangeStream = ServerHttp2Stream & { [kResponse]?: H2Response };
 /** respond()'s options, with the one the typings leave out. */
 type RespondOptions = { endStream: boolean; waitForTrailers: boolean; sendDate?: boolean };
 
+/**
+ * Streams whose idle timing is not the listener's sweep's (h2.ts gives a stream that stays open
+ * node's idle timer at its sweep): a handler has set a timeout of its own, or the stream carries
+ * an open WebSocket, which has none.
+ */
+const selfTimed = new WeakSet<ServerHttp2Stream>();
+
+export function timesItself(stream: ServerHttp2Stream): boolean {
+  return selfTimed.has(stream);
+}
+
+/** The stream went quiet for its timeout: reset it (CANCEL). */
+function onStreamTimeout(this: ServerHttp2Stream): void {
+  this.close(NGHTTP2_CANCEL);
+}
+
+/**
+ * Node's idle timer of `ms` on `stream` (0: none); when it fires the stream is reset (CANCEL),
+ * after the callback if one is given. `own`: the stream's user chose it, and the listener's
+ * sweep leaves the stream's timing alone from now on.
+ */
+export function streamTimeout(stream: ServerHttp2Stream, ms: number, own: boolean, callback?: () => void): void {
+  if (own) selfTimed.add(stream);
+  stream.setTimeout(ms, callback);
+  // closeStream() drops the stream's 'timeout' listeners; until then it has one of ours at most.
+  if (ms > 0 && !stream.listeners('timeout').includes(onStreamTimeout)) stream.on('timeout', onStreamTimeout);
+}
+
 /** Told when a stream closes (the HTTP/2 front's per-connection accounting). */
 export interface StreamOwner {
   streamClosed(stream: ServerHttp2Stream): void;
@@ -263,7 +291,7 @@ export class H2Request extends Readable {
   }
 
   setTimeout(ms: number, callback?: () => void): this {
-    if (!this.streamGone) this.stream.setTimeout(ms, callback);
+    if (!this.streamGone) streamTimeout(this.stream, ms, true, callback);
     return this;
   }
 
@@ -722,7 +750,7 @@ export class H2Response extends EventEmitter {
   }
 
   setTimeout(ms: number, callback?: () => void): this {
-    if (!this.closed) this.stream.setTimeout(ms, callback);
+    if (!this.closed) streamTimeout(this.stream, ms, true, callback);
     return this;
   }
 

@@ -2,6 +2,7 @@ import { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { constants, type ServerHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
+import { streamTimeout } from './h2-exchange.ts';
 
 // WebSocket over HTTP/2 (RFC 8441): a client with an HTTP/2 connection open sends an extended
 // CONNECT (`:method CONNECT`, `:protocol websocket`) on a stream, and the stream then carries the
@@ -89,7 +90,7 @@ export class StreamSocket extends Duplex {
   }
 
   setTimeout(ms: number, callback?: () => void): this {
-    this.stream.setTimeout(ms);
+    streamTimeout(this.stream, ms, true);
     if (callback) this.once('timeout', callback);
     return this;
   }
@@ -172,7 +173,7 @@ export class StreamSocket extends Duplex {
       headers[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [String(had), value];
     }
     // Open now: no idle timeout but the handler's own (an HTTP/1.1 WebSocket has none either).
-    if (status === 101) this.stream.setTimeout(0);
+    if (status === 101) streamTimeout(this.stream, 0, true);
     this.stream.respond(headers);
   }
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Http2Config } from '../../config/schema.ts';
 import type { Http2Response } from '../../handlers/types.ts';
 import { TokenBucket, tokenBucketPolicy, type TokenBucketPolicy } from '../../protocol/token-bucket.ts';
-import { H2Request, H2Response, type StreamOwner } from './h2-exchange.ts';
+import { H2Request, H2Response, streamTimeout, timesItself, type StreamOwner } from './h2-exchange.ts';
 import { MAX_HEADER_FIELDS } from './request-target.ts';
 
 // The HTTP/2 side of an http listener. node:http2 does the protocol (nghttp2: framing, HPACK,
@@ -23,8 +23,9 @@ import { MAX_HEADER_FIELDS } from './request-target.ts';
 //     refused by nghttp2 itself (1.61: the 9th CONTINUATION frame of one header block ends the
 //     connection);
 //   - a stream with no progress either way for `idleTimeout` (a client that stops reading, its
-//     window at zero, holds our response in memory) is reset with CANCEL; a connection with no
-//     frame either way for `idleTimeout` is closed, whatever nghttp2 still waits for on it;
+//     window at zero, holds our response in memory) is reset with CANCEL (node's stream timer,
+//     given only to streams still open at two sweeps in a row: see sweepPeriod); a connection
+//     with no frame either way for `idleTimeout` is closed, whatever nghttp2 still waits for on it;
 //   - drain: GOAWAY NO_ERROR, streams already open finish, new ones are refused.
 //
 // Each stream becomes a request and a response of h2-exchange.ts (not node's compatibility
@@ -64,6 +65,10 @@ class SessionGuards implements StreamOwner {
   readonly settings: TokenBucket;
   /** Streams node has handed us and not yet closed. */
   open = 0;
+  /** Open streams without an idle timer yet: opened since the last sweep. */
+  private fresh = new Set<ServerHttp2Stream>();
+  /** Open streams without an idle timer yet that were open at the last sweep too. */
+  private aging = new Set<ServerHttp2Stream>();
   constructor(
     policies: Record<FloodKind, TokenBucketPolicy>,
     now: number,
@@ -74,15 +79,40 @@ class SessionGuards implements StreamOwner {
     this.settings = new TokenBucket(policies.settings, now);
   }
 
+  streamOpened(stream: ServerHttp2Stream): void {
+    this.open++;
+    this.fresh.add(stream);
+  }
+
   streamClosed(stream: ServerHttp2Stream): void {
     this.open--;
+    if (!this.fresh.delete(stream)) this.aging.delete(stream);
     if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !this.resets.take(Date.now())) this.onResetFlood();
+  }
+
+  /**
+   * The idle sweep (Http2Front.sweep): streams open at two sweeps in a row get node's idle timer
+   * of `idleTimeout` now (unless their idle timing is someone else's: a handler's own timeout, an
+   * open WebSocket); streams opened since the last sweep are looked at next time.
+   */
+  sweep(idleTimeout: number): void {
+    const aging = this.aging;
+    for (const stream of aging) {
+      if (!stream.closed && !stream.destroyed && !timesItself(stream)) streamTimeout(stream, idleTimeout, false);
+    }
+    aging.clear();
+    this.aging = this.fresh;
+    this.fresh = aging;
   }
 }
 
-/** The stream went quiet for the listener's idle timeout: reset it (CANCEL). */
-function onStreamTimeout(this: ServerHttp2Stream): void {
-  this.close(constants.NGHTTP2_CANCEL);
+/**
+ * How often the idle sweep runs: a quarter of the idle timeout, at most a second. A stream is
+ * timed from the second sweep it is open at, so one idle from its start is reset after between
+ * idleTimeout and idleTimeout plus two sweep periods, never sooner.
+ */
+export function sweepPeriod(idleTimeout: number): number {
+  return Math.max(1, Math.min(1000, Math.floor(idleTimeout / 4)));
 }
 
 const EXPECTATION_FAILED = 417;
@@ -90,11 +120,14 @@ const EXPECTATION_FAILED = 417;
 export class Http2Front {
   /** Never listens: sessions are made from sockets the listener accepted (TLS with ALPN h2, or h2c). */
   private readonly server: Http2Server;
-  private readonly sessions = new Set<TrackedSession>();
+  /** The sessions being served, each with its guards. */
+  private readonly sessions = new Map<TrackedSession, SessionGuards>();
   private readonly policies: Record<FloodKind, TokenBucketPolicy>;
   private draining = false;
   /** The socket accept() is making a session of. */
   private accepting: Socket | undefined;
+  /** The idle sweep, while there are sessions. */
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: Http2FrontOptions) {
     const c = options.config;
@@ -144,18 +177,32 @@ export class Http2Front {
   /** GOAWAY to every session: open streams finish, then the connection closes; new streams are refused. */
   drain(): void {
     this.draining = true;
-    for (const s of this.sessions) if (!s.closed) s.close();
+    for (const s of this.sessions.keys()) if (!s.closed) s.close();
   }
 
   destroy(): void {
-    for (const s of this.sessions) s.destroy();
+    for (const s of this.sessions.keys()) s.destroy();
+    this.stopSweep();
+  }
+
+  /**
+   * Streams get node's idle timer only once they have been open a while (see sweepPeriod): a
+   * timer per stream costs every request an object, a place in node's timer list, a refresh
+   * per write and a 'timeout' listener, and most streams end long before any timer could fire.
+   */
+  private sweep(): void {
+    const idle = this.options.idleTimeout;
+    for (const g of this.sessions.values()) g.sweep(idle);
+  }
+
+  private stopSweep(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   /** A new stream of `session` (whose connection is `socket`): its request and response, then the phases. */
   private onStream(guards: SessionGuards, socket: Socket, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): void {
-    guards.open++;
-    stream.setTimeout(this.options.idleTimeout);
-    stream.on('timeout', onStreamTimeout);
+    guards.streamOpened(stream);
     const req = new H2Request(stream, headers, rawHeaders, socket);
     const res = new H2Response(stream, req, guards) as unknown as Http2Response;
     // CONNECT: only the extended kind for WebSocket is served; a plain CONNECT (a tunnel to
@@ -210,10 +257,17 @@ export class Http2Front {
       return;
     }
     session[kSocket] = socket;
-    this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
-    session.on('error', (err: NodeJS.ErrnoException) => this.options.log.debug({ listener: this.options.listener, err: err.message, code: err.code }, 'h2 session error'));
     const guards = new SessionGuards(this.policies, Date.now(), () => this.flood(session, 'resets'));
+    this.sessions.set(session, guards);
+    if (this.sweeper === undefined && this.options.idleTimeout > 0) {
+      this.sweeper = setInterval(() => this.sweep(), sweepPeriod(this.options.idleTimeout));
+      this.sweeper.unref();
+    }
+    session.once('close', () => {
+      this.sessions.delete(session);
+      if (this.sessions.size === 0) this.stopSweep();
+    });
+    session.on('error', (err: NodeJS.ErrnoException) => this.options.log.debug({ listener: this.options.listener, err: err.message, code: err.code }, 'h2 session error'));
     // No frame either way for idleTimeout. Without a stream open the connection is closed now
     // (GOAWAY, then FIN): close() alone would wait for ever on what has no stream yet, a header
     // block nghttp2 is still waiting the rest of (HEADERS without END_HEADERS, then silence), and
