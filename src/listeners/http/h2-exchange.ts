@@ -139,23 +139,51 @@ const checkedHeads = new WeakSet<object>();
 /**
  * node:http2 takes a head as a flat [name, value, ...] list from 24.7 on (respond() with an
  * object copies it into a new dictionary-mode object first, and lists its keys once more). A
- * checked head goes as such a list there: made once per head, copied per response (node appends
- * Date to the list it is given).
+ * checked head goes as such a list there: made once per head with a slot for the status first
+ * and one for Date last (node would otherwise add both to the list it is given, growing it),
+ * copied per response.
  */
 const RAW_HEADS = ((): boolean => {
   const [major, minor] = process.versions.node.split('.').map(Number);
   return major > 24 || (major === 24 && minor >= 7);
 })();
-const flatHeads = new WeakMap<object, FieldValue[]>();
 
-function flatHead(head: Fields): FieldValue[] {
-  let list = flatHeads.get(head);
-  if (list === undefined) {
-    list = [];
+interface FlatHead {
+  /** `:status`, 200, the head's fields, then `date`, '' unless the head has a Date of its own. */
+  readonly list: FieldValue[];
+  /** The last two entries are the Date slot. */
+  readonly dateSlot: boolean;
+}
+
+const flatHeads = new WeakMap<object, FlatHead>();
+
+function flatHead(head: Fields): FlatHead {
+  let flat = flatHeads.get(head);
+  if (flat === undefined) {
+    const list: FieldValue[] = [':status', 200];
     for (const name of Object.keys(head)) list.push(name, head[name]);
-    flatHeads.set(head, list);
+    const dateSlot = !Object.hasOwn(head, 'date');
+    if (dateSlot) list.push('date', '');
+    flat = { list, dateSlot };
+    flatHeads.set(head, flat);
   }
-  return list;
+  return flat;
+}
+
+/** The Date field's value: made at most once a second, as node makes its own. */
+let dateText: string | undefined;
+
+function clearDate(): void {
+  dateText = undefined;
+}
+
+function httpDate(): string {
+  if (dateText === undefined) {
+    const now = new Date();
+    dateText = now.toUTCString();
+    setTimeout(clearDate, 1000 - now.getMilliseconds()).unref();
+  }
+  return dateText;
 }
 
 function isCheckedHead(headers: object): boolean {
@@ -565,8 +593,13 @@ export class H2Response extends EventEmitter {
     const endStream = ending && !withBody && !trailers;
     const options = { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions;
     if (asList) {
-      const list = flatHead(fields).slice();
-      list.push(':status', status);
+      const flat = flatHead(fields);
+      const list = flat.list.slice();
+      list[1] = status;
+      if (flat.dateSlot) {
+        if (this.sendDate) list[list.length - 1] = httpDate();
+        else list.length -= 2;
+      }
       stream.respond(list as unknown as OutgoingHttpHeaders, options);
     } else {
       // Left in place (a delete would cost more than the field): getHeaders() skips it.
