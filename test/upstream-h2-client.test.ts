@@ -511,3 +511,27 @@ test('a target that answers in HTTP/1.1 is refused with a clear error', async ()
   assert.match(String(r.error?.message), /does not answer with HTTP\/2/);
   assert.equal(classify(r.error, false).kind, 'UPSTREAM_PROTOCOL');
 });
+
+test('against node:http2 (nghttp2 decodes our HPACK): 300 requests with changing fields evict and reuse table entries, also under a smaller table', async () => {
+  const { createServer: createH2Server } = await import('node:http2');
+  for (const headerTableSize of [4096, 256]) {
+    const server = createH2Server({ settings: { headerTableSize } });
+    server.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200, 'x-seen': `${headers[':path']}|${headers['x-v']}|${headers['x-same']}|${headers[':authority']}` }, { endStream: true });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    const d = pool(port);
+    for (let i = 0; i < 300; i++) {
+      const r = new Recorder();
+      d.dispatch({ method: 'GET', path: `/p${i % 7}`, headers: ['x-v', `value-${i}-${'z'.repeat(i % 50)}`, 'x-same', 'constant', 'host', `h${i % 3}.test`], body: null } as unknown as Dispatcher.DispatchOptions, r);
+      await r.finished();
+      assert.equal(r.error, undefined, `request ${i}: ${r.error}`);
+      const seen = r.headers[r.headers.indexOf('x-seen') + 1];
+      assert.equal(seen, `/p${i % 7}|value-${i}-${'z'.repeat(i % 50)}|constant|h${i % 3}.test`, `request ${i} with a ${headerTableSize}-byte table`);
+    }
+    await d.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});

@@ -570,7 +570,7 @@ export class H2Connection {
       const value = fields[i + 1];
       if (name.charCodeAt(0) === 58) {
         if (name !== ':status' || status !== 0 || raw.length > 0) return this.malformed(s, `a response with the pseudo-header ${name} misplaced`);
-        status = /^[1-9][0-9][0-9]$/.test(value) ? Number(value) : -1;
+        status = statusOf(value);
         continue;
       }
       if (name === 'content-length') {
@@ -832,6 +832,16 @@ export class H2Connection {
     const streams = [...this.streams.values()];
     for (const s of streams) this.fail(s, err);
   }
+}
+
+/** A :status value as a number: three digits, the first not 0; -1 otherwise. */
+function statusOf(value: string): number {
+  if (value.length !== 3) return -1;
+  const a = value.charCodeAt(0) - 48;
+  const b = value.charCodeAt(1) - 48;
+  const c = value.charCodeAt(2) - 48;
+  if (a < 1 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return -1;
+  return a * 100 + b * 10 + c;
 }
 
 function violation(message: string): H2ClientError {

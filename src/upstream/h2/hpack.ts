@@ -276,10 +276,10 @@ const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization', 'cookie']
  * an index, a new one a literal with incremental indexing (except UNIQUE ones and large ones).
  */
 export class HpackEncoder {
-  /** name + '\0' + value -> the insertion number of its newest copy in the table. */
-  private readonly index = new Map<string, number>();
+  /** name -> value -> the insertion number of its newest copy in the table (no key string built per lookup). */
+  private readonly index = new Map<string, Map<string, number>>();
   /** The table's entries, oldest first from `head`. */
-  private readonly queue: { key: string; size: number; abs: number }[] = [];
+  private readonly queue: { name: string; value: string; size: number; abs: number }[] = [];
   private head = 0;
   private inserted = 0;
   private size = 0;
@@ -319,8 +319,8 @@ export class HpackEncoder {
 
   write(out: Buffer, pos: number, name: string, value: string): number {
     if (UNIQUE.has(name)) return this.literal(out, pos, name, value, NEVER_INDEXED.has(name) ? 0x10 : 0x00);
-    const key = name + '\0' + value;
-    const abs = this.index.get(key);
+    let values = this.index.get(name);
+    const abs = values?.get(value);
     if (abs !== undefined) return writeInt(out, pos, 7, 0x80, STATIC_TABLE.length + 1 + this.inserted - abs);
     const size = name.length + value.length + ENTRY_OVERHEAD;
     if (size > this.maxSize / 4) return this.literal(out, pos, name, value, 0x00);
@@ -334,8 +334,11 @@ export class HpackEncoder {
     pos = writeString(out, pos, value);
     this.evict(size);
     this.inserted++;
-    this.queue.push({ key, size, abs: this.inserted });
-    this.index.set(key, this.inserted);
+    this.queue.push({ name, value, size, abs: this.inserted });
+    // Eviction may have dropped this name's map: looked up again.
+    values = this.index.get(name);
+    if (values === undefined) this.index.set(name, (values = new Map()));
+    values.set(value, this.inserted);
     this.size += size;
     return pos;
   }
@@ -356,7 +359,11 @@ export class HpackEncoder {
     while (this.size + room > this.maxSize && this.head < this.queue.length) {
       const old = this.queue[this.head++];
       this.size -= old.size;
-      if (this.index.get(old.key) === old.abs) this.index.delete(old.key);
+      const values = this.index.get(old.name)!;
+      if (values.get(old.value) === old.abs) {
+        values.delete(old.value);
+        if (values.size === 0) this.index.delete(old.name);
+      }
     }
     if (this.head > 1024) {
       this.queue.splice(0, this.head);
