@@ -11,6 +11,7 @@ import { request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { serve, type Yard } from '../src/index.ts';
 import { runCli } from './helpers/daemon.ts';
+import { newTraceparent, validTraceparent } from '../src/handlers/proxy/trace.ts';
 
 // The proxy's `forwarded` and `via` options with real upstreams that record what they were sent:
 // each style with and without trustForwarded against a client that forges every forwarding field,
@@ -256,4 +257,16 @@ test('switchyard check names the field of a bad forwarded or via value', async (
   await writeFile(good, config('forwarded: none, via: false'));
   const r3 = await runCli(['check', good]);
   assert.equal(r3.code, 0, r3.stdout + r3.stderr);
+});
+
+test('new traceparents are valid and all different, across refills of the random block (6,000 of them)', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 6000; i++) {
+    const tp = newTraceparent();
+    assert.ok(validTraceparent(tp), tp);
+    assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    seen.add(tp.slice(3, 35));
+    seen.add(tp.slice(36, 52));
+  }
+  assert.equal(seen.size, 12000);
 });
