@@ -219,9 +219,11 @@ export class Http2Dispatcher implements UpstreamDispatcher {
       this.failedAt = Date.now();
       clearTimeout(timer);
       giveUp(err);
+      // Waiting requests fail before the connection is destroyed, whose going would start them on a new one.
+      const waiting = forWaiting || this.conns.length === 0 ? this.waiting.splice(0) : [];
       conn?.destroy();
-      if (forWaiting || this.conns.length === 0) for (const w of this.waiting.splice(0)) w.handler.onError?.(err);
-      else if (this.waiting.length > 0) this.flush();
+      for (const w of waiting) w.handler.onError?.(err);
+      if (this.waiting.length > 0) this.flush();
     };
     const timer = setTimeout(() => fail(new H2ClientError(`no HTTP/2 connection to ${id} within ${connectTimeout} ms`, 'UND_ERR_CONNECT_TIMEOUT')), connectTimeout);
     const giveUp = openSocket(this.options, (err, socket) => {
@@ -302,7 +304,7 @@ async function pump(stream: ClientStream, body: AsyncIterable<Buffer>): Promise<
     for await (const chunk of body) {
       if (stream.done) return;
       if (!stream.write(chunk)) {
-        await new Promise<void>((resolve) => stream.once('drain', resolve).once('close', resolve));
+        await stream.writableOrDone();
         if (stream.done) return;
       }
     }

@@ -98,14 +98,28 @@ export class ClientStream {
     return this.pendingBytes === 0 && this.sendWindow > 0 && this.conn.canSend();
   }
 
-  get waitsForDrain(): boolean {
-    return this.drainWaiters !== null && this.drainWaiters.length > 0;
-  }
-
   drained(): void {
     const waiters = this.drainWaiters;
     this.drainWaiters = null;
     if (waiters) for (const w of waiters) w();
+    this.wakeWriter();
+  }
+
+  /** A body read as an async iterable waits here: until it may write again, or the stream ended. */
+  writableOrDone(): Promise<void> {
+    if (this.done) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.writer = resolve;
+      this.conn.waitForDrain(this);
+    });
+  }
+
+  private writer: (() => void) | null = null;
+
+  private wakeWriter(): void {
+    const w = this.writer;
+    this.writer = null;
+    w?.();
   }
 
   /** Marks the stream ended and wakes whatever waits on it (a body waiting to write). */
@@ -117,6 +131,7 @@ export class ClientStream {
     this.closeWaiters = null;
     this.drainWaiters = null;
     if (waiters) for (const w of waiters) w();
+    this.wakeWriter();
   }
 
   // ---- the handler's controls ----
