@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { createServer as createNetServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -269,4 +270,41 @@ test('new traceparents are valid and all different, across refills of the random
     seen.add(tp.slice(36, 52));
   }
   assert.equal(seen.size, 12000);
+});
+
+test('response heads reach the client field for field: in one read, split over reads, with latin1 bytes', async () => {
+  // A raw upstream, so that the head's bytes and how they are split into reads are ours to say.
+  const head = (tag: string) =>
+    `HTTP/1.1 200 OK\r\nX-One: ${tag}-a\r\nX-Latin: caf\xe9 \xbfs\xed?\r\nConnection: keep-alive, X-Hop\r\nX-Hop: gone\r\nVia: 1.0 origin\r\nX-Last: ${tag}-z\r\nContent-Length: 2\r\n\r\nok`;
+  const server = createNetServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    let buffered = '';
+    socket.on('data', (d: Buffer) => {
+      buffered += d.toString('latin1');
+      let end: number;
+      while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
+        const split = buffered.startsWith('GET /split');
+        buffered = buffered.slice(end + 4);
+        const bytes = Buffer.from(head(split ? 'split' : 'whole'), 'latin1');
+        if (!split) socket.write(bytes);
+        else {
+          // The head in two reads for the proxy: cut inside a value, the rest a moment later.
+          socket.write(bytes.subarray(0, 40));
+          setTimeout(() => socket.write(bytes.subarray(40)), 30);
+        }
+      }
+    });
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  closers.push(() => new Promise((ok) => server.close(ok)));
+  const port = await yardFor(`http://127.0.0.1:${(server.address() as { port: number }).port}`, {});
+  for (const tag of ['whole', 'split', 'whole']) {
+    const r = await request(`http://127.0.0.1:${port}/${tag}`);
+    assert.equal(await r.body.text(), 'ok');
+    assert.equal(r.headers['x-one'], `${tag}-a`);
+    assert.equal(Buffer.from(String(r.headers['x-latin']), 'latin1').toString('latin1'), 'caf\xe9 \xbfs\xed?');
+    assert.equal(r.headers['x-last'], `${tag}-z`);
+    assert.equal(r.headers['x-hop'], undefined);
+    assert.equal(r.headers.via, '1.0 origin, 1.1 switchyard');
+  }
 });
