@@ -24,13 +24,19 @@ import { ProxyHandler } from './handler.ts';
 // - Against the bare undici floor, by CPU profile (bench/README.md, proxy): this folder and
 //   upstream/ are ~3 us of self time per request; the rest of the gap is the listener's reading
 //   path and per-request bookkeeping, and the forwarding headers themselves (~3.5 us on the floor).
-// - Re-measured 2026-12-07 on Node 24 (bench/proxy.ts, switchyard and undici peers, 3 runs, a
-//   busy shared machine): 0.86x the floor's req/s at 1.17x its CPU per request in one run, 1.12x
-//   at 0.89x in another whose floor runs were mostly disturbed; the two are within each other's
-//   noise. By CPU profile against the floor: the listener's JavaScript read path (pipeline.ts
-//   explains why it stays), the six default forwarding fields in undici's header checks and
-//   write (`forwarded: none, via: false` leaves them out), the listener's own phases, then this
-//   folder and upstream/ at about 0.2-0.6 us a function: no single cut left here worth a commit.
+// - Re-measured 2026-12-07 on Node 24 (bench/proxy.ts, switchyard and undici peers, 5 runs, a
+//   shared machine whose speed drifted between runs): before the two cuts below 0.84x the
+//   floor's req/s at 1.19x its CPU per request (medians), after them 0.91x at 1.11x; the
+//   per-run pairs spread from 0.7x to 1.03x, so the goal (0.9x, 1.15x) is met in the medians but
+//   not reliably. On Node 24 a native call from JavaScript costs ~0.1-0.15 us (hexSlice and
+//   latin1Slice go through a JS wrapper): the traceparent ids are cut from a block encoded once
+//   (trace.ts) and an upstream head from one read is decoded in one call
+//   (response-headers.ts): ~1 us per request together in microbenchmarks, ~0.4 us in the daemon's
+//   CPU profile. What is left against the floor, by CPU
+//   profile: the listener's JavaScript read path (~2-3 us, pipeline.ts explains why it stays),
+//   the six default forwarding fields in undici's header checks and write (~1.5 us;
+//   `forwarded: none, via: false` leaves them out), the listener's own phases (~1.5 us), and
+//   this folder and upstream/ at 0.1-0.7 us a function.
 
 export { proxySchema, type ProxyConfig } from './config.ts';
 export { ProxyError, type ProxyErrorCode, type ProxyErrorSource } from './errors.ts';
