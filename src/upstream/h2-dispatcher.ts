@@ -12,11 +12,11 @@ import type { ClientStream } from './h2/stream.ts';
 // backpressure) is one piece of code for both.
 //
 // The client is our own, written on the socket (h2/: frames, HPACK, one connection), not
-// node:http2 and not undici's. Measured on the gRPC benchmark (a proxied unary call), undici's
-// HTTP/2 client cost ~300 us of CPU per call; node:http2 ~75-87 us, most of it in its per-stream
-// objects (a Duplex, its events, an AsyncResource) and one socket write per frame; this client
-// frames the calls of one event-loop turn into one write and parses responses straight into the
-// handler's calls (bench/README.md, grpc, has the figures).
+// node:http2 and not undici's. Measured on the gRPC benchmark (the proxy's CPU per proxied unary
+// call): through undici's HTTP/2 client ~300 us; through node:http2 125-148 us, much of it its
+// per-stream objects (a Duplex, its events, an AsyncResource) and a socket write per frame; with
+// this client 68-92 us in the same runs. It frames the calls of one event-loop turn into one
+// write and parses responses straight into the handler's calls (bench/README.md, grpc).
 //
 // Connections: at most `maxSessions`; a request goes on the connection with the most room under
 // the target's SETTINGS_MAX_CONCURRENT_STREAMS (and under maxStreamsPerSession, when set), and a
