@@ -186,6 +186,22 @@ function httpDate(): string {
   return dateText;
 }
 
+/**
+ * A checked head for respond() as an object (node before 24.7, or a respond() that middleware
+ * has wrapped): a copy per response with `:status` first and Date last. node copies a head into
+ * a dictionary object of its own and then adds the fields it lacks, and in the daemon such an
+ * addition after the copy costs more than this whole copy: about 1.7 µs per response on Node 20
+ * under h2load, from profiles (node's processHeaders 2.3 -> 0.6 µs), where the bare server's
+ * heads, which carry `:status`, never meet it.
+ */
+function completeHead(head: Fields, status: number, sendDate: boolean): Fields {
+  const out = newFields();
+  out[':status'] = status;
+  for (const name in head) out[name] = head[name];
+  if (sendDate && out.date === undefined) out.date = httpDate();
+  return out;
+}
+
 function isCheckedHead(headers: object): boolean {
   if (checkedHeads.has(headers)) return true;
   if (!Object.isFrozen(headers) || Object.getPrototypeOf(headers) !== Object.prototype) return false;
@@ -582,9 +598,9 @@ export class H2Response extends EventEmitter {
     const stream = this.stream;
     const status = this.statusCode;
     // A borrowed head goes as a list (RAW_HEADS; not to a respond() that middleware has wrapped,
-    // which takes objects), or as it is when node's default status (200) is the one to send.
+    // which takes objects), or as a complete copy (completeHead).
     const asList = this.borrowed && RAW_HEADS && !Object.hasOwn(stream, 'respond');
-    const fields = this.borrowed && (asList || status === 200) ? (this.fields as Fields) : this.ownFields();
+    const fields = this.borrowed ? (this.fields as Fields) : this.ownFields();
     let trailers: boolean;
     if (ending) trailers = this.trailers !== null;
     else trailers = this.trailers !== null || mayHaveTrailers(fields, this.req.headers.te);
@@ -601,9 +617,11 @@ export class H2Response extends EventEmitter {
         else list.length -= 2;
       }
       stream.respond(list as unknown as OutgoingHttpHeaders, options);
+    } else if (this.borrowed) {
+      stream.respond(completeHead(fields, status, this.sendDate), options);
     } else {
       // Left in place (a delete would cost more than the field): getHeaders() skips it.
-      if (!this.borrowed) fields[':status'] = status;
+      fields[':status'] = status;
       stream.respond(fields, options);
     }
     if (trailers) {
