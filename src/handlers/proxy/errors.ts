@@ -5,6 +5,7 @@
 
 import { describeTlsError, isTlsError } from '../../upstream/tls.ts';
 import type { Refusal } from '../../upstream/admission.ts';
+import { NOT_PROCESSED } from '../../upstream/h2/errors.ts';
 
 export type ProxyErrorSource = 'upstream' | 'downstream' | 'internal';
 
@@ -109,6 +110,8 @@ export function classify(err: unknown, sent: boolean): ProxyError {
   if (isTlsError(err)) return new ProxyError('UPSTREAM_TLS', { sent, cause: err, detail: describeTlsError(err) });
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
+    // The HTTP/2 target refused the stream or went away before it: never processed, so it may go again.
+    if (code === NOT_PROCESSED) return new ProxyError('UPSTREAM_RESET', { sent: false, cause: err, detail: (err as Error).message });
     if (!sent) {
       if (code === 'ECONNREFUSED') return new ProxyError('UPSTREAM_REFUSED', { sent: false, cause: err });
       if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return new ProxyError('UPSTREAM_CONNECT_TIMEOUT', { sent: false, cause: err });

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { ProxyError } from '../../handlers/proxy/errors.ts';
-import { H2ClientError, H2ProtocolError, PROTOCOL_VIOLATION } from './errors.ts';
+import { H2ClientError, H2ProtocolError, NOT_PROCESSED, PROTOCOL_VIOLATION } from './errors.ts';
 import {
   CANCEL,
   COMPRESSION_ERROR,
@@ -636,7 +635,7 @@ export class H2Connection {
 
   /** The error for a request the target did not process: one sent again costs nothing when its body is still at hand. */
   private unprocessed(s: ClientStream, message: string): Error {
-    return s.replayable ? new ProxyError('UPSTREAM_RESET', { sent: false, detail: message }) : new H2ClientError(message, 'ECONNRESET');
+    return new H2ClientError(message, s.replayable ? NOT_PROCESSED : 'ECONNRESET');
   }
 
   private onSettings(flags: number, id: number, payload: Buffer): void {

@@ -30,3 +30,9 @@ export class H2ProtocolError extends Error {
  * violations): the proxy classifies every `HPE_` code as an invalid response.
  */
 export const PROTOCOL_VIOLATION = 'HPE_HTTP2_PROTOCOL';
+
+/**
+ * Code for a request the target did not process (REFUSED_STREAM, or above a GOAWAY's last stream
+ * id) whose body is still at hand: the proxy may send it again anywhere, as one never sent.
+ */
+export const NOT_PROCESSED = 'H2_NOT_PROCESSED';
