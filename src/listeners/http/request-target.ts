@@ -123,6 +123,9 @@ function routablePath(url: string, mergeSlashes: boolean): { path: string; lenie
   return { path, lenient };
 }
 
+/** The last `:authority` (or Host) checkHttp2Request found valid. */
+let lastValidAuthority: string | undefined;
+
 /**
  * The check phase for an HTTP/2 request. nghttp2 has refused what the protocol forbids (missing
  * or repeated pseudo-headers, connection-specific fields, upper-case names); left are the same
@@ -136,7 +139,11 @@ export function checkHttp2Request(req: Http2Request | Http3Request, mergeSlashes
   const host = headers.host;
   if (authority !== undefined && host !== undefined && authority !== host) return { status: 400, reason: ':authority and Host differ' };
   const name = authority ?? host;
-  if (name === undefined || !HOST.test(name)) return { status: 400, reason: name === undefined ? 'no :authority' : 'bad :authority' };
+  // A connection's streams name the same authority over and over: the last valid one is known.
+  if (name === undefined || name !== lastValidAuthority) {
+    if (name === undefined || !HOST.test(name)) return { status: 400, reason: name === undefined ? 'no :authority' : 'bad :authority' };
+    lastValidAuthority = name;
+  }
   headers.host = name;
   const url = req.url ?? '';
   if (url.charCodeAt(0) !== 47 /* / */) return { status: url === '*' ? 405 : 400, reason: url === '*' ? 'OPTIONS * is not served' : 'bad request path' };
