@@ -227,7 +227,7 @@ export class UpstreamGroup implements AdmissionOwner {
 
   /**
    * The connection pool of a target (HTTP groups), created on first use and kept: undici's for
-   * HTTP/1.1 targets, node:http2 sessions for HTTP/2 ones (h2-dispatcher.ts), one contract.
+   * HTTP/1.1 targets, our own HTTP/2 client for HTTP/2 ones (h2-dispatcher.ts), one contract.
    */
   pool(t: Target): UpstreamDispatcher {
     let p = this.pools.get(t);
