@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import type { Dispatcher } from 'undici';
 import { classify } from '../src/handlers/proxy/errors.ts';
-import { NOT_PROCESSED } from '../src/upstream/h2/errors.ts';
+import { NOT_PROCESSED, PROTOCOL_VIOLATION } from '../src/upstream/h2/errors.ts';
 import { Http2Dispatcher } from '../src/upstream/h2-dispatcher.ts';
 import { HpackDecoder } from '../src/upstream/h2/hpack.ts';
 import {
@@ -535,4 +535,70 @@ test('against node:http2 (nghttp2 decodes our HPACK): 300 requests with changing
     await d.destroy();
     await new Promise((resolve) => server.close(resolve));
   }
+});
+
+/** A literal field with incremental indexing and a new name (RFC 7541 §6.2.1): it enters the target's dynamic table and ours. */
+function indexedLiteral(name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.of(0x40, name.length), Buffer.from(name, 'latin1'), Buffer.of(value.length), Buffer.from(value, 'latin1')]);
+}
+
+test('a malformed response head or trailers (uppercase or invalid names, CR/LF in a value, connection-specific fields, misplaced pseudo-headers) fails its stream with RST_STREAM PROTOCOL_ERROR; the connection goes on', async () => {
+  const t = await target();
+  const d = pool(t.port);
+  const heads: [string, Buffer][] = [
+    ['an uppercase name', status('200', [['X-Upper', 'v']])],
+    ['a name with a space', status('200', [['x bad', 'v']])],
+    ['a colon inside a name', status('200', [['x:y', 'v']])],
+    ['CR LF in a value', status('200', [['x-split', 'a\r\nset-cookie: s=1']])],
+    ['connection', status('200', [['connection', 'keep-alive']])],
+    ['keep-alive', status('200', [['keep-alive', 'timeout=5']])],
+    ['proxy-connection', status('200', [['proxy-connection', 'close']])],
+    ['transfer-encoding', status('200', [['transfer-encoding', 'chunked']])],
+    ['upgrade', status('200', [['upgrade', 'h2c']])],
+    ['a request pseudo-header', status('200', [[':path', '/']])],
+    ['a pseudo-header after a field', encodeHeaders([['x-a', '1'], [':status', '200']])],
+    // Added to the dynamic table by the block before: the reference alone carries the flaw.
+    ['an uppercase name from the dynamic table', Buffer.concat([status('200'), Buffer.of(0x80 | 62)])],
+  ];
+  const first = request(d);
+  const c = await t.next();
+  let from = 0;
+  for (const [what, block] of heads) {
+    const r = from === 0 ? first : request(d);
+    const h = await c.waitFor((f) => isHeaders(f) && f.streamId > from, `HEADERS (${what})`);
+    from = h.streamId;
+    const sent = what === 'an uppercase name' ? Buffer.concat([status('200'), indexedLiteral('X-Table', 'v')]) : block;
+    c.send(headersFrame(h.streamId, sent));
+    await r.finished();
+    assert.equal(r.error?.code, PROTOCOL_VIOLATION, `${what}: ${r.error}`);
+    assert.equal(classify(r.error, true).kind, 'UPSTREAM_PROTOCOL', what);
+    assert.equal(classify(r.error, true).status, 502, what);
+    assert.deepEqual(r.statuses, [], `${what}: no head reached the handler`);
+    const rst = await c.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === h.streamId, `RST_STREAM (${what})`);
+    assert.equal(rst.payload.readUInt32BE(0), ErrorCode.PROTOCOL_ERROR, what);
+  }
+  const trailers: [string, [string, string][]][] = [
+    ['an uppercase trailer name', [['Grpc-Status', '0']]],
+    ['a connection-specific trailer', [['grpc-status', '0'], ['transfer-encoding', 'chunked']]],
+    ['a pseudo-header in trailers', [[':status', '200']]],
+  ];
+  for (const [what, fields] of trailers) {
+    const r = request(d);
+    const h = await c.waitFor((f) => isHeaders(f) && f.streamId > from, `HEADERS (${what})`);
+    from = h.streamId;
+    c.send(headersFrame(h.streamId, status('200'), { endStream: false }), dataFrame(h.streamId, Buffer.from('a')), headersFrame(h.streamId, encodeHeaders(fields)));
+    await r.finished();
+    assert.deepEqual(r.statuses, [200], what);
+    assert.equal(r.error?.code, PROTOCOL_VIOLATION, `${what}: ${r.error}`);
+    const rst = await c.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === h.streamId, `RST_STREAM (${what})`);
+    assert.equal(rst.payload.readUInt32BE(0), ErrorCode.PROTOCOL_ERROR, what);
+  }
+  const good = request(d);
+  const h = await c.waitFor((f) => isHeaders(f) && f.streamId > from, 'the next HEADERS on the same connection');
+  c.send(headersFrame(h.streamId, status('200', [['x-fine', 'v'], ['te', 'trailers']]), { endStream: false }), headersFrame(h.streamId, encodeHeaders([['grpc-status', '0']])));
+  await good.finished();
+  assert.equal(good.error, undefined);
+  assert.deepEqual(good.headers, ['x-fine', 'v', 'te', 'trailers']);
+  assert.equal(t.connections.length, 1);
+  assert.equal(c.frames.some((f) => f.type === FrameType.GOAWAY), false, 'stream errors only');
 });

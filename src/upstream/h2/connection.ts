@@ -66,7 +66,10 @@ import { ClientStream, type Trailers } from './stream.ts';
 // Limits on what the target sends: frames above 16 KiB (our SETTINGS_MAX_FRAME_SIZE), header
 // blocks above twice maxHeaderListSize or in more than MAX_CONTINUATIONS frames, a dynamic table
 // above 4096 bytes, PUSH_PROMISE (push is off) and any malformed frame end the connection with
-// GOAWAY; a decoded header list above maxHeaderListSize or a malformed response ends its stream.
+// GOAWAY; a decoded header list above maxHeaderListSize or a malformed response (a field name
+// with uppercase or invalid characters, CR, LF or NUL in a value, a connection-specific field, a
+// pseudo-header other than one leading :status, RFC 9113 §8.2-8.3) ends its stream with
+// PROTOCOL_ERROR.
 
 export interface ConnectionSettings {
   /** The target's `host:port`, for messages. */
@@ -560,6 +563,7 @@ export class H2Connection {
     if (this.decoder.oversize) {
       return this.resetStream(s, CANCEL, new H2ClientError(`${this.settings.id} sent a response header list larger than ${this.settings.maxHeaderListSize} bytes`, 'UND_ERR_HEADERS_OVERFLOW'));
     }
+    if (this.decoder.invalid !== null) return this.malformed(s, `a response with ${this.decoder.invalid}`);
     if (s.responded) return this.onTrailers(s, fields, endStream);
     let status = 0;
     let contentLength = -1;
@@ -572,6 +576,7 @@ export class H2Connection {
         status = statusOf(value);
         continue;
       }
+      if (connectionSpecific(name)) return this.malformed(s, `a response with the connection-specific field ${name}`);
       if (name === 'content-length') {
         if (!/^[0-9]{1,15}$/.test(value) || (contentLength >= 0 && Number(value) !== contentLength)) return this.malformed(s, 'a response with an invalid content-length');
         contentLength = Number(value);
@@ -610,6 +615,7 @@ export class H2Connection {
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i];
       if (name.charCodeAt(0) === 58) return this.malformed(s, `trailers with the pseudo-header ${name}`);
+      if (connectionSpecific(name)) return this.malformed(s, `trailers with the connection-specific field ${name}`);
       const had = trailers[name];
       const value = fields[i + 1];
       trailers[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
@@ -830,6 +836,25 @@ export class H2Connection {
     }
     const streams = [...this.streams.values()];
     for (const s of streams) this.fail(s, err);
+  }
+}
+
+/**
+ * A field HTTP/2 forbids in any message (RFC 9113 §8.2.2): it belongs to an HTTP/1.1 connection.
+ * Compared by length first: one or two string compares for most names.
+ */
+function connectionSpecific(name: string): boolean {
+  switch (name.length) {
+    case 7:
+      return name === 'upgrade';
+    case 10:
+      return name === 'connection' || name === 'keep-alive';
+    case 16:
+      return name === 'proxy-connection';
+    case 17:
+      return name === 'transfer-encoding';
+    default:
+      return false;
   }
 }
 

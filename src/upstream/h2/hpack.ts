@@ -78,18 +78,47 @@ for (let i = STATIC_TABLE.length - 1; i >= 0; i--) STATIC_NAME_INDEX.set(STATIC_
 /** HPACK's per-entry overhead in the table size (RFC 7541 §4.1). */
 const ENTRY_OVERHEAD = 32;
 
+/** A field as the tables hold it; `flaw` (dynamic entries only) says what HTTP/2 forbids in it. */
+type Entry = readonly [name: string, value: string, flaw?: number];
+/** Flaws of a field (RFC 9113 §8.2.1), kept with a dynamic entry so that its later references need no check. */
+const BAD_NAME = 1;
+const BAD_VALUE = 2;
+/** Characters a field value may not hold: they would split the header when relayed over HTTP/1.1. */
+const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
+
+/**
+ * BAD_NAME for a name HTTP/2 forbids: empty, or with characters in 0x00-0x20, 'A'-'Z' or
+ * 0x7f-0xff, or a colon anywhere but first (where it starts a pseudo-header).
+ */
+function nameFlaw(name: string): number {
+  const n = name.length;
+  if (n === 0) return BAD_NAME;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || (c === 0x3a && i > 0)) return BAD_NAME;
+  }
+  return 0;
+}
+
 /**
  * Decodes header blocks into a flat [name, value, ...] list, keeping the dynamic table between
  * blocks. Its size is bounded by the SETTINGS_HEADER_TABLE_SIZE we advertised (the default 4096).
  */
 export class HpackDecoder {
   /** Newest first; at most tableLimit / 32 entries. */
-  private readonly entries: [string, string][] = [];
+  private readonly entries: Entry[] = [];
   private size = 0;
   /** The size the target chose with a table size update, at most tableLimit. */
   private maxSize: number;
   /** Set by decode(): the last block's list was larger than maxListSize (its fields were dropped). */
   oversize = false;
+  /**
+   * Set by decode(): what the last block holds that HTTP/2 forbids in any field (RFC 9113 §8.2.1:
+   * an uppercase or invalid name, NUL, CR or LF in a value), null when nothing. The block is
+   * malformed; its fields are still returned. Only literals are checked: the static table is
+   * known good and a dynamic entry carries the flaw it was added with.
+   */
+  invalid: string | null = null;
 
   constructor(
     private readonly tableLimit: number,
@@ -111,13 +140,18 @@ export class HpackDecoder {
     const end = block.length;
     let fieldsSeen = false;
     this.oversize = false;
+    this.invalid = null;
     while (pos < end) {
       const b = block[pos];
       let name: string;
       let value: string;
+      let flaw = 0;
       if (b & 0x80) {
         pos = readInt(block, pos, 7);
-        [name, value] = this.entry(intValue);
+        const e = this.entry(intValue);
+        name = e[0];
+        value = e[1];
+        flaw = e[2] ?? 0;
       } else if ((b & 0xe0) === 0x20) {
         // Dynamic table size update: only at the start of a block.
         if (fieldsSeen) throw new HpackError('a table size update after a field');
@@ -134,9 +168,15 @@ export class HpackDecoder {
         if (intValue === 0) {
           pos = readString(block, pos, this.maxListSize);
           name = stringValue;
-        } else name = this.entry(intValue)[0];
+          flaw = nameFlaw(name);
+        } else {
+          const e = this.entry(intValue);
+          name = e[0];
+          flaw = (e[2] ?? 0) & BAD_NAME;
+        }
         pos = readString(block, pos, this.maxListSize);
         value = stringValue;
+        if (FORBIDDEN_IN_VALUE.test(value)) flaw |= BAD_VALUE;
         if (stringTooLong) {
           // Longer than the whole list may be: not decoded. As a table entry it would be larger
           // than the table, which empties the table (RFC 7541 §4.4) whatever its bytes are.
@@ -149,9 +189,10 @@ export class HpackDecoder {
           fieldsSeen = true;
           continue;
         }
-        if (indexing) this.add(name, value);
+        if (indexing) this.add(name, value, flaw);
       }
       fieldsSeen = true;
+      if (flaw !== 0 && this.invalid === null) this.invalid = flaw & BAD_NAME ? `the field name ${JSON.stringify(name)}` : `a CR, LF or NUL in the value of ${JSON.stringify(name)}`;
       if (this.oversize) continue;
       listSize += name.length + value.length + ENTRY_OVERHEAD;
       if (listSize > this.maxListSize) {
@@ -164,7 +205,7 @@ export class HpackDecoder {
     return out;
   }
 
-  private entry(index: number): readonly [string, string] {
+  private entry(index: number): Entry {
     if (index === 0) throw new HpackError('index 0');
     if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1];
     const e = this.entries[index - STATIC_TABLE.length - 1];
@@ -172,7 +213,7 @@ export class HpackDecoder {
     return e;
   }
 
-  private add(name: string, value: string): void {
+  private add(name: string, value: string, flaw: number): void {
     const size = name.length + value.length + ENTRY_OVERHEAD;
     if (size > this.maxSize) {
       // An entry larger than the table empties it (RFC 7541 §4.4).
@@ -181,7 +222,7 @@ export class HpackDecoder {
       return;
     }
     this.evict(size);
-    this.entries.unshift([name, value]);
+    this.entries.unshift(flaw === 0 ? [name, value] : [name, value, flaw]);
     this.size += size;
   }
 
