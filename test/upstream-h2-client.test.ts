@@ -20,6 +20,7 @@ import {
   PREFACE,
   rstStreamFrame,
   Setting,
+  settingsAck,
   settingsFrame,
   windowUpdateFrame,
   type Frame,
@@ -39,7 +40,11 @@ class TargetConnection {
   private readonly decoder = new HpackDecoder(4096, 1 << 20);
   closed = false;
 
-  constructor(readonly socket: Socket) {
+  constructor(
+    readonly socket: Socket,
+    /** Acknowledge the client's SETTINGS (as every target must, RFC 9113 §6.5.3). */
+    private readonly ackSettings = true,
+  ) {
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('close', () => {
       this.closed = true;
@@ -98,7 +103,9 @@ class TargetConnection {
     while (this.buf.length >= 9) {
       const length = this.buf.readUIntBE(0, 3);
       if (this.buf.length < 9 + length) break;
-      this.frames.push({ type: this.buf[3], flags: this.buf[4], streamId: this.buf.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(this.buf.subarray(9, 9 + length)) });
+      const f: Frame = { type: this.buf[3], flags: this.buf[4], streamId: this.buf.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(this.buf.subarray(9, 9 + length)) };
+      this.frames.push(f);
+      if (this.ackSettings && f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0) this.send(settingsAck());
       this.buf = this.buf.subarray(9 + length);
     }
     this.wake();
@@ -110,11 +117,11 @@ class TargetConnection {
 }
 
 /** A scripted HTTP/2 target: every connection gets `settings` as its first frame. */
-async function target(settings: [number, number][] = []): Promise<{ server: Server; port: number; connections: TargetConnection[]; next(): Promise<TargetConnection> }> {
+async function target(settings: [number, number][] = [], options: { ackSettings?: boolean } = {}): Promise<{ server: Server; port: number; connections: TargetConnection[]; next(): Promise<TargetConnection> }> {
   const connections: TargetConnection[] = [];
   const waiting: ((c: TargetConnection) => void)[] = [];
   const server = createServer((socket) => {
-    const c = new TargetConnection(socket);
+    const c = new TargetConnection(socket, options.ackSettings ?? true);
     connections.push(c);
     c.send(settingsFrame(settings));
     waiting.shift()?.(c);
@@ -141,13 +148,13 @@ async function target(settings: [number, number][] = []): Promise<{ server: Serv
   };
 }
 
-function pool(port: number, options: { headersTimeout?: number; bodyTimeout?: number; maxSessions?: number } = {}): Http2Dispatcher {
+function pool(port: number, options: { headersTimeout?: number; bodyTimeout?: number; maxSessions?: number; connectTimeout?: number } = {}): Http2Dispatcher {
   const d = new Http2Dispatcher({
     protocol: 'http:',
     host: '127.0.0.1',
     port,
     id: `127.0.0.1:${port}`,
-    connectTimeout: 5000,
+    connectTimeout: options.connectTimeout ?? 5000,
     headersTimeout: options.headersTimeout ?? 0,
     bodyTimeout: options.bodyTimeout ?? 0,
     maxSessions: options.maxSessions ?? 1,
@@ -601,4 +608,35 @@ test('a malformed response head or trailers (uppercase or invalid names, CR/LF i
   assert.deepEqual(good.headers, ['x-fine', 'v', 'te', 'trailers']);
   assert.equal(t.connections.length, 1);
   assert.equal(c.frames.some((f) => f.type === FrameType.GOAWAY), false, 'stream errors only');
+});
+
+test('our SETTINGS unacknowledged within the connect timeout: GOAWAY SETTINGS_TIMEOUT, the streams fail as a broken connection; acknowledged, the connection lasts past it', async () => {
+  const silent = await target([], { ackSettings: false });
+  const d = pool(silent.port, { connectTimeout: 300 });
+  const r = request(d);
+  const c = await silent.next();
+  const h = await c.waitFor(isHeaders, 'HEADERS');
+  const goaway = await c.waitFor((f) => f.type === FrameType.GOAWAY, 'GOAWAY');
+  assert.equal(goaway.payload.readUInt32BE(4), ErrorCode.SETTINGS_TIMEOUT);
+  await r.finished();
+  assert.equal(r.error?.code, 'ECONNRESET', String(r.error));
+  assert.match(String(r.error?.message), /did not acknowledge our SETTINGS/);
+  const e = classify(r.error, true);
+  assert.equal(e.kind, 'UPSTREAM_RESET');
+  assert.equal(e.sent, true, `stream ${h.streamId} reached the target: sent again only when that is safe`);
+  assert.equal(d.stats.connected, 0, 'the connection left the pool');
+  await c.untilClosed();
+  assert.equal(c.closed, true);
+
+  const acking = await target();
+  const d2 = pool(acking.port, { connectTimeout: 300 });
+  const slow = request(d2);
+  const c2 = await acking.next();
+  const h2 = await c2.waitFor(isHeaders, 'HEADERS');
+  await settle(800);
+  c2.send(headersFrame(h2.streamId, status('204')));
+  await slow.finished();
+  assert.equal(slow.error, undefined);
+  assert.deepEqual(slow.statuses, [204]);
+  assert.equal(c2.frames.some((f) => f.type === FrameType.GOAWAY), false);
 });

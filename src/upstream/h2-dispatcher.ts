@@ -45,7 +45,10 @@ export interface Http2DispatcherOptions {
   readonly id: string;
   /** TLS options (the group's CA, SNI, client certificate). */
   readonly tls?: ConnectionOptions;
-  /** No connection (TCP, TLS and the target's SETTINGS) within this long (ms): UND_ERR_CONNECT_TIMEOUT. */
+  /**
+   * No connection (TCP, TLS and the target's SETTINGS) within this long (ms): UND_ERR_CONNECT_TIMEOUT.
+   * Also how long the target has to acknowledge our SETTINGS: past it, GOAWAY SETTINGS_TIMEOUT.
+   */
   readonly connectTimeout: number;
   /** No response head within this long (ms): UND_ERR_HEADERS_TIMEOUT (0: none). */
   readonly headersTimeout: number;
@@ -293,6 +296,7 @@ function settings(options: Http2DispatcherOptions) {
     streamWindow: STREAM_WINDOW,
     connectionWindow: CONNECTION_WINDOW,
     maxHeaderListSize: MAX_HEADER_LIST_SIZE,
+    settingsTimeout: options.connectTimeout,
     headersTimeout: options.headersTimeout,
     bodyTimeout: options.bodyTimeout,
   };

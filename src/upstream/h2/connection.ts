@@ -37,6 +37,7 @@ import {
   SETTINGS_MAX_CONCURRENT_STREAMS,
   SETTINGS_MAX_FRAME_SIZE,
   SETTINGS_MAX_HEADER_LIST_SIZE,
+  SETTINGS_TIMEOUT,
   WINDOW_UPDATE,
   frame,
   goawayFrame,
@@ -84,6 +85,12 @@ export interface ConnectionSettings {
   readonly headersTimeout: number;
   /** No response body bytes for this long (ms) while not paused: UND_ERR_BODY_TIMEOUT (0: none). */
   readonly bodyTimeout: number;
+  /**
+   * No ACK of our SETTINGS within this long (ms) from the connection's start: GOAWAY
+   * SETTINGS_TIMEOUT (RFC 9113 §6.5.3) and its streams fail (0: none). The pool passes its
+   * connect timeout: a target that answers within it also acknowledges within it.
+   */
+  readonly settingsTimeout: number;
 }
 
 /** What the pool learns from a connection. */
@@ -156,6 +163,8 @@ export class H2Connection {
   /** GOAWAY received (or stream ids used up): no new streams, the connection closes when the last one ends. */
   private goingAway = false;
   private closed = false;
+  /** When (Date.now()) our SETTINGS time out unacknowledged; 0 once acknowledged (or with no timeout). */
+  private settingsDeadline = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly tick: number;
 
@@ -166,7 +175,7 @@ export class H2Connection {
   ) {
     this.recvWindow = settings.connectionWindow;
     this.decoder = new HpackDecoder(HEADER_TABLE_SIZE, settings.maxHeaderListSize);
-    const timeouts = [settings.headersTimeout, settings.bodyTimeout].filter((t) => t > 0);
+    const timeouts = [settings.headersTimeout, settings.bodyTimeout, settings.settingsTimeout].filter((t) => t > 0);
     // Timeouts are checked by one timer per connection, a few times per timeout (not a timer per request).
     this.tick = timeouts.length > 0 ? Math.min(1000, Math.max(10, Math.floor(Math.min(...timeouts) / 4))) : 0;
     this.queue(PREFACE);
@@ -178,6 +187,10 @@ export class H2Connection {
       ]),
     );
     if (settings.connectionWindow > DEFAULT_WINDOW) this.queue(windowUpdateFrame(0, settings.connectionWindow - DEFAULT_WINDOW));
+    if (settings.settingsTimeout > 0) {
+      this.settingsDeadline = Date.now() + settings.settingsTimeout;
+      this.timer = setInterval(this.sweep, this.tick).unref();
+    }
     socket.on('data', this.onSocketData);
     socket.on('drain', this.wakeDrains);
     socket.on('error', (err: Error) => this.lost(err));
@@ -208,6 +221,7 @@ export class H2Connection {
     stream.replayable = replayable;
     stream.noBody = head.method === 'HEAD';
     this.streams.set(id, stream);
+    stream.headersFlush = this.flushes;
     this.writeHeaders(id, head, endStream);
     if (endStream) stream.localEnded = true;
     if (this.settings.headersTimeout > 0) {
@@ -648,6 +662,7 @@ export class H2Connection {
     if (id !== 0) throw new H2ProtocolError('SETTINGS on a stream', PROTOCOL_ERROR);
     if (flags & FLAG_ACK) {
       if (payload.length !== 0) throw new H2ProtocolError('SETTINGS ACK with a payload', FRAME_SIZE_ERROR);
+      this.settingsDeadline = 0;
       return;
     }
     if (payload.length % 6 !== 0) throw new H2ProtocolError('SETTINGS not a multiple of 6 bytes', FRAME_SIZE_ERROR);
@@ -763,12 +778,13 @@ export class H2Connection {
   }
 
   private readonly sweep = (): void => {
-    if (this.streams.size === 0) {
+    const now = Date.now();
+    if (this.settingsDeadline !== 0 && now >= this.settingsDeadline) return this.settingsTimedOut();
+    if (this.streams.size === 0 && this.settingsDeadline === 0) {
       clearInterval(this.timer);
       this.timer = undefined;
       return;
     }
-    const now = Date.now();
     for (const s of this.streams.values()) {
       if (s.deadline === 0 || now < s.deadline) continue;
       const err = s.responded
@@ -797,6 +813,32 @@ export class H2Connection {
     this.queue(goawayFrame(0, code, err.message));
     this.flush();
     this.shutDown(code === INTERNAL_ERROR ? new H2ClientError(message, 'UND_ERR_SOCKET', { cause: err }) : violation(message));
+    this.socket.end();
+    // A target that does not close its side is not waited for.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /**
+   * Our SETTINGS went unacknowledged (RFC 9113 §6.5.3): GOAWAY SETTINGS_TIMEOUT. Frames still
+   * queued are dropped, so a stream whose HEADERS were among them never reached the target and
+   * fails as not processed; the others fail as a broken connection (the proxy sends them again
+   * only when that is safe for a request the target may have seen).
+   */
+  private settingsTimedOut(): void {
+    if (this.closed) return;
+    const message = `${this.settings.id} did not acknowledge our SETTINGS within ${this.settings.settingsTimeout} ms`;
+    const unsent = [...this.streams.values()].filter((s) => s.headersFlush === this.flushes);
+    this.out = [];
+    this.outBytes = 0;
+    this.queue(goawayFrame(0, SETTINGS_TIMEOUT, 'no SETTINGS ACK'));
+    this.flush();
+    this.closed = true;
+    if (!this.goingAway) {
+      this.goingAway = true;
+      this.owner.gone(this, new H2ClientError(message, 'ECONNRESET'));
+    }
+    for (const s of unsent) this.fail(s, this.unprocessed(s, `${message}: stream ${s.id} was not sent`));
+    this.shutDown(new H2ClientError(message, 'ECONNRESET'));
     this.socket.end();
     // A target that does not close its side is not waited for.
     setTimeout(() => this.socket.destroy(), 1000).unref();

@@ -25,6 +25,8 @@ export class ClientStream {
   pendingEnd = false;
   /** END_STREAM was sent (or is queued): the request is complete. */
   localEnded = false;
+  /** The connection's write count when this stream's HEADERS were queued: equal to it now, they have not left yet. */
+  headersFlush = -1;
   /** The header of this stream's last DATA frame and the connection's write count when it was queued. */
   lastData: Buffer | null = null;
   lastDataFlush = -1;
