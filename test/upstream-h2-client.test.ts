@@ -640,3 +640,27 @@ test('our SETTINGS unacknowledged within the connect timeout: GOAWAY SETTINGS_TI
   assert.deepEqual(slow.statuses, [204]);
   assert.equal(c2.frames.some((f) => f.type === FrameType.GOAWAY), false);
 });
+
+test('a request header list above the target\'s SETTINGS_MAX_HEADER_LIST_SIZE is not sent: it fails as never sent, the connection goes on', async () => {
+  // :method GET, :scheme http, :path /x, :authority example.test and content-type application/grpc: 238 bytes as HTTP/2 counts them (32 per field), x-big 237 more.
+  const t = await target([[Setting.MAX_HEADER_LIST_SIZE, 400]]);
+  const d = pool(t.port);
+  const big = new Recorder();
+  d.dispatch({ method: 'GET', path: '/x', headers: ['host', 'example.test', 'content-type', 'application/grpc', 'x-big', 'v'.repeat(200)], body: null } as unknown as Dispatcher.DispatchOptions, big);
+  await big.finished();
+  assert.equal(big.error?.code, 'UND_ERR_INVALID_ARG', String(big.error));
+  assert.match(String(big.error?.message), /header list is 475 bytes .* above the 400 .*SETTINGS_MAX_HEADER_LIST_SIZE/);
+  assert.equal(big.abort, undefined, 'the stream was never opened');
+  const e = classify(big.error, false);
+  assert.equal(e.sent, false);
+  assert.equal(e.retryable, false, 'no target of the group would take it either');
+  assert.equal(e.status, 502);
+  const fits = request(d);
+  const c = await t.next();
+  const h = await c.waitFor(isHeaders, 'HEADERS');
+  c.send(headersFrame(h.streamId, status('204')));
+  await fits.finished();
+  assert.deepEqual(fits.statuses, [204]);
+  assert.equal(c.frames.filter(isHeaders).length, 1, 'only the request that fits was sent');
+  assert.equal(h.streamId, 1);
+});

@@ -282,6 +282,7 @@ export class Http2Dispatcher implements UpstreamDispatcher {
     const held = body === null || Buffer.isBuffer(body);
     const endStream = body === null || (Buffer.isBuffer(body) && body.length === 0);
     const stream = conn.openStream(head, handler, endStream, held);
+    if (stream === null) return; // refused before sending: the handler has the error
     handler.onConnect?.(stream.abort);
     if (stream.done || endStream) return;
     if (Buffer.isBuffer(body)) conn.sendData(stream, body, true);

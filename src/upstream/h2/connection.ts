@@ -70,7 +70,9 @@ import { ClientStream, type Trailers } from './stream.ts';
 // GOAWAY; a decoded header list above maxHeaderListSize or a malformed response (a field name
 // with uppercase or invalid characters, CR, LF or NUL in a value, a connection-specific field, a
 // pseudo-header other than one leading :status, RFC 9113 §8.2-8.3) ends its stream with
-// PROTOCOL_ERROR.
+// PROTOCOL_ERROR. Limits the target sets: a request whose header list is above its
+// SETTINGS_MAX_HEADER_LIST_SIZE is not sent; our SETTINGS unacknowledged within settingsTimeout
+// end the connection (GOAWAY SETTINGS_TIMEOUT).
 
 export interface ConnectionSettings {
   /** The target's `host:port`, for messages. */
@@ -135,6 +137,8 @@ export class H2Connection {
   private peerInitialWindow = DEFAULT_WINDOW;
   private peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
   private peerMaxStreams = 100;
+  /** The target's SETTINGS_MAX_HEADER_LIST_SIZE: requests with larger header lists are not sent (none until it says). */
+  private peerMaxHeaderList = Infinity;
 
   /** Bytes we may still send on the connection. */
   private sendWindow = DEFAULT_WINDOW;
@@ -212,8 +216,20 @@ export class H2Connection {
     return this.ready && !this.goingAway && !this.closed;
   }
 
-  /** Opens a stream: its HEADERS are queued at once (END_STREAM with them when there is no body). */
-  openStream(head: RequestHead, handler: Dispatcher.DispatchHandler, endStream: boolean, replayable: boolean): ClientStream {
+  /**
+   * Opens a stream: its HEADERS are queued at once (END_STREAM with them when there is no body).
+   * Null when the request's header list is larger than the target takes: then nothing is sent
+   * and the handler got the error (UND_ERR_INVALID_ARG, which the proxy counts as a request never
+   * sent that no retry can cure).
+   */
+  openStream(head: RequestHead, handler: Dispatcher.DispatchHandler, endStream: boolean, replayable: boolean): ClientStream | null {
+    if (this.peerMaxHeaderList !== Infinity) {
+      const size = headerListSize(head);
+      if (size > this.peerMaxHeaderList) {
+        handler.onError?.(new H2ClientError(`the request's header list is ${size} bytes (as HTTP/2 counts it), above the ${this.peerMaxHeaderList} that ${this.settings.id} accepts (its SETTINGS_MAX_HEADER_LIST_SIZE)`, 'UND_ERR_INVALID_ARG'));
+        return null;
+      }
+    }
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     if (this.nextStreamId > MAX_STREAM_ID) this.retire();
@@ -694,8 +710,12 @@ export class H2Connection {
           if (value < DEFAULT_MAX_FRAME_SIZE || value > 0xffffff) throw new H2ProtocolError(`SETTINGS_MAX_FRAME_SIZE ${value}`, PROTOCOL_ERROR);
           this.peerMaxFrame = value;
           break;
+        case SETTINGS_MAX_HEADER_LIST_SIZE:
+          // Advisory (RFC 9113 §6.5.2), but a target that says it would refuse a larger list: not sent to it.
+          this.peerMaxHeaderList = value;
+          break;
         default:
-          // SETTINGS_MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored.
+          // Unknown settings are ignored.
           break;
       }
     }
@@ -879,6 +899,17 @@ export class H2Connection {
     const streams = [...this.streams.values()];
     for (const s of streams) this.fail(s, err);
   }
+}
+
+/** HPACK's per-field overhead in SETTINGS_MAX_HEADER_LIST_SIZE's count (RFC 9113 §6.5.2). */
+const FIELD_OVERHEAD = 32;
+
+/** A request's header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it: names and values uncompressed, 32 bytes per field, pseudo-headers included. */
+function headerListSize(head: RequestHead): number {
+  let size = ':method'.length + head.method.length + ':scheme'.length + head.scheme.length + ':path'.length + head.path.length + ':authority'.length + head.authority.length + 4 * FIELD_OVERHEAD;
+  const h = head.headers;
+  for (let i = 0; i < h.length; i += 2) size += h[i].length + h[i + 1].length + FIELD_OVERHEAD;
+  return size;
 }
 
 /**
