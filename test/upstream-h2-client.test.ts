@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import type { Dispatcher } from 'undici';
 import { classify } from '../src/handlers/proxy/errors.ts';
-import { NOT_PROCESSED, PROTOCOL_VIOLATION } from '../src/upstream/h2/errors.ts';
+import { HEADERS_TOO_LARGE, NOT_PROCESSED, PROTOCOL_VIOLATION } from '../src/upstream/h2/errors.ts';
 import { Http2Dispatcher } from '../src/upstream/h2-dispatcher.ts';
 import { HpackDecoder } from '../src/upstream/h2/hpack.ts';
 import {
@@ -648,13 +648,14 @@ test('a request header list above the target\'s SETTINGS_MAX_HEADER_LIST_SIZE is
   const big = new Recorder();
   d.dispatch({ method: 'GET', path: '/x', headers: ['host', 'example.test', 'content-type', 'application/grpc', 'x-big', 'v'.repeat(200)], body: null } as unknown as Dispatcher.DispatchOptions, big);
   await big.finished();
-  assert.equal(big.error?.code, 'UND_ERR_INVALID_ARG', String(big.error));
+  assert.equal(big.error?.code, HEADERS_TOO_LARGE, String(big.error));
   assert.match(String(big.error?.message), /header list is 475 bytes .* above the 400 .*SETTINGS_MAX_HEADER_LIST_SIZE/);
   assert.equal(big.abort, undefined, 'the stream was never opened');
   const e = classify(big.error, false);
   assert.equal(e.sent, false);
   assert.equal(e.retryable, false, 'no target of the group would take it either');
-  assert.equal(e.status, 502);
+  assert.equal(e.status, 431);
+  assert.equal(e.where, 'downstream', 'not held against the target');
   const fits = request(d);
   const c = await t.next();
   const h = await c.waitFor(isHeaders, 'HEADERS');

@@ -5,7 +5,7 @@
 
 import { describeTlsError, isTlsError } from '../../upstream/tls.ts';
 import type { Refusal } from '../../upstream/admission.ts';
-import { NOT_PROCESSED } from '../../upstream/h2/errors.ts';
+import { HEADERS_TOO_LARGE, NOT_PROCESSED } from '../../upstream/h2/errors.ts';
 
 export type ProxyErrorSource = 'upstream' | 'downstream' | 'internal';
 
@@ -61,6 +61,8 @@ const KINDS = {
   /** The client's request body broke off or did not match its Content-Length. */
   DOWNSTREAM_BODY: { where: 'downstream', status: 400, retryable: false, reason: 'request body incomplete' },
   DOWNSTREAM_TOO_LARGE: { where: 'downstream', status: 413, retryable: false, reason: 'request body larger than the listener allows' },
+  /** The request's header fields are larger than the HTTP/2 target accepts (its SETTINGS_MAX_HEADER_LIST_SIZE): not sent. */
+  DOWNSTREAM_HEADERS_TOO_LARGE: { where: 'downstream', status: 431, retryable: false, reason: 'request header fields larger than the upstream accepts' },
   /** A bug or a refusal by the HTTP client library (invalid header, pool closed). */
   INTERNAL: { where: 'internal', status: 502, retryable: false, reason: 'proxy internal error' },
 } as const satisfies Record<string, Kind>;
@@ -112,6 +114,7 @@ export function classify(err: unknown, sent: boolean): ProxyError {
   if (typeof code === 'string') {
     // The HTTP/2 target refused the stream or went away before it: never processed, so it may go again.
     if (code === NOT_PROCESSED) return new ProxyError('UPSTREAM_RESET', { sent: false, cause: err, detail: (err as Error).message });
+    if (code === HEADERS_TOO_LARGE) return new ProxyError('DOWNSTREAM_HEADERS_TOO_LARGE', { sent: false, cause: err });
     if (!sent) {
       if (code === 'ECONNREFUSED') return new ProxyError('UPSTREAM_REFUSED', { sent: false, cause: err });
       if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return new ProxyError('UPSTREAM_CONNECT_TIMEOUT', { sent: false, cause: err });

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { H2ClientError, H2ProtocolError, NOT_PROCESSED, PROTOCOL_VIOLATION } from './errors.ts';
+import { H2ClientError, H2ProtocolError, HEADERS_TOO_LARGE, NOT_PROCESSED, PROTOCOL_VIOLATION } from './errors.ts';
 import {
   CANCEL,
   COMPRESSION_ERROR,
@@ -219,14 +219,14 @@ export class H2Connection {
   /**
    * Opens a stream: its HEADERS are queued at once (END_STREAM with them when there is no body).
    * Null when the request's header list is larger than the target takes: then nothing is sent
-   * and the handler got the error (UND_ERR_INVALID_ARG, which the proxy counts as a request never
-   * sent that no retry can cure).
+   * and the handler got the error (HEADERS_TOO_LARGE: the proxy answers 431 and tries nowhere
+   * else, since no target of a group is likely to take more).
    */
   openStream(head: RequestHead, handler: Dispatcher.DispatchHandler, endStream: boolean, replayable: boolean): ClientStream | null {
     if (this.peerMaxHeaderList !== Infinity) {
       const size = headerListSize(head);
       if (size > this.peerMaxHeaderList) {
-        handler.onError?.(new H2ClientError(`the request's header list is ${size} bytes (as HTTP/2 counts it), above the ${this.peerMaxHeaderList} that ${this.settings.id} accepts (its SETTINGS_MAX_HEADER_LIST_SIZE)`, 'UND_ERR_INVALID_ARG'));
+        handler.onError?.(new H2ClientError(`the request's header list is ${size} bytes (as HTTP/2 counts it), above the ${this.peerMaxHeaderList} that ${this.settings.id} accepts (its SETTINGS_MAX_HEADER_LIST_SIZE)`, HEADERS_TOO_LARGE));
         return null;
       }
     }

@@ -36,3 +36,9 @@ export const PROTOCOL_VIOLATION = 'HPE_HTTP2_PROTOCOL';
  * id) whose body is still at hand: the proxy may send it again anywhere, as one never sent.
  */
 export const NOT_PROCESSED = 'H2_NOT_PROCESSED';
+
+/**
+ * Code for a request whose header list is larger than the target's SETTINGS_MAX_HEADER_LIST_SIZE:
+ * it was not sent (the proxy answers 431 and does not try elsewhere).
+ */
+export const HEADERS_TOO_LARGE = 'H2_REQUEST_HEADERS_TOO_LARGE';
