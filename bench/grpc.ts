@@ -43,7 +43,7 @@ import type { BenchContext } from './types.ts';
 //
 // Per-process columns show where the time went (proxy process, backend process, h2load).
 
-export const GRPC_IDS = ['direct', 'switchyard', 'switchyard-spread', 'switchyard-baseline', 'nginx', 'caddy'] as const;
+export const GRPC_IDS = ['direct', 'switchyard', 'switchyard-lean', 'switchyard-spread', 'switchyard-baseline', 'nginx', 'caddy'] as const;
 type PeerId = (typeof GRPC_IDS)[number];
 type Placement = 'split' | 'shared';
 /** Both placements, or the one SWITCHYARD_GRPC_PLACEMENT names (split or shared): a shorter run. */
@@ -131,8 +131,16 @@ const direct: Peer = {
   },
 };
 
-/** Switchyard's benchmark config; `pool`: the upstream group's pool block (YAML flow map), if any. */
-function switchyardConfig(port: number, env: Env, pool?: string): string {
+/** What a Switchyard row changes in the benchmark config; every field left out stays at its default. */
+interface SwitchyardVariant {
+  /** The upstream group's pool block (YAML flow map). */
+  readonly pool?: string;
+  /** More proxy handler options on the route (YAML flow-map entries, e.g. `forwarded: none`). */
+  readonly handler?: string;
+}
+
+/** Switchyard's benchmark config: the `switchyard` row's, with a variant's changes. */
+function switchyardConfig(port: number, env: Env, variant: SwitchyardVariant = {}): string {
   return [
     '# Written by bench/grpc.ts.',
     'listeners:',
@@ -143,11 +151,11 @@ function switchyardConfig(port: number, env: Env, pool?: string): string {
     '    middleware: { accessLog: false, requestId: false }',
     '    routes:',
     "      - match: { path: '/*' }",
-    '        handler: { type: proxy, upstream: g }',
+    `        handler: { type: proxy, upstream: g${variant.handler ? `, ${variant.handler}` : ''} }`,
     'upstreams:',
     '  g:',
     `    targets: ['h2c://127.0.0.1:${env.backendPort}']`,
-    ...(pool ? [`    pool: ${pool}`] : []),
+    ...(variant.pool ? [`    pool: ${variant.pool}`] : []),
     '',
   ].join('\n');
 }
@@ -161,6 +169,24 @@ const switchyard: Peer = {
     // its defaults (breaker, outlier detection and retries on, no active health checks; every
     // call on one connection to the target).
     return prepareSwitchyard({ repo: env.ctx.repoRoot, work: env.work, configName: 'switchyard.yaml', port, core: env.ctx.serverCore, config: switchyardConfig(port, env) });
+  },
+};
+
+const switchyardLean: Peer = {
+  id: 'switchyard-lean',
+  label: 'Switchyard, forwarded: none, via: false',
+  proxy: true,
+  prepare(env, port) {
+    // The same, with the route's forwarding fields and Via left out (docs/grpc.md's setting for
+    // services that read none of them): five fewer metadata entries for the gRPC server per call.
+    return prepareSwitchyard({
+      repo: env.ctx.repoRoot,
+      work: env.work,
+      configName: 'switchyard-lean.yaml',
+      port,
+      core: env.ctx.serverCore,
+      config: switchyardConfig(port, env, { handler: 'forwarded: none, via: false' }),
+    });
   },
 };
 
@@ -179,7 +205,7 @@ const switchyardSpread: Peer = {
       configName: 'switchyard-spread.yaml',
       port,
       core: env.ctx.serverCore,
-      config: switchyardConfig(port, env, `{ maxStreamsPerConnection: ${SPREAD_STREAMS} }`),
+      config: switchyardConfig(port, env, { pool: `{ maxStreamsPerConnection: ${SPREAD_STREAMS} }` }),
     });
   },
 };
@@ -278,7 +304,7 @@ const caddy: Peer = {
   },
 };
 
-const PEERS: readonly Peer[] = [direct, switchyard, switchyardSpread, switchyardBaseline, nginx, caddy];
+const PEERS: readonly Peer[] = [direct, switchyard, switchyardLean, switchyardSpread, switchyardBaseline, nginx, caddy];
 
 // ---------------------------------------------------------------------------------------------
 // Checks
