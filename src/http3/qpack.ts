@@ -1,4 +1,5 @@
 import { H3, Http3Error } from './errors.ts';
+import { writePrefixInt } from '../protocol/prefix-integer.ts';
 import { HuffmanError, huffmanDecode, huffmanEncode, huffmanLength } from './huffman.ts';
 import { STATIC_EXACT, STATIC_NAME, STATIC_TABLE } from './qpack-static.ts';
 
@@ -129,22 +130,6 @@ export function decodeFieldSection(payload: Uint8Array, limits: FieldSectionLimi
   return fields;
 }
 
-/** Writes an N-bit prefix integer with `flags` in the bits above the prefix; returns the offset after it. */
-function writeInt(out: Uint8Array, at: number, prefixBits: number, flags: number, value: number): number {
-  const max = (1 << prefixBits) - 1;
-  if (value < max) {
-    out[at++] = flags | value;
-    return at;
-  }
-  out[at++] = flags | max;
-  value -= max;
-  while (value >= 0x80) {
-    out[at++] = (value % 0x80) | 0x80;
-    value = Math.floor(value / 0x80);
-  }
-  out[at++] = value;
-  return at;
-}
 
 /** Room a string may take encoded: the longer of its two forms, plus the length's bytes. */
 function stringRoom(bytes: Buffer): number {
@@ -155,10 +140,10 @@ function stringRoom(bytes: Buffer): number {
 function writeString(out: Uint8Array, at: number, prefixBits: number, flags: number, bytes: Buffer): number {
   const coded = huffmanLength(bytes);
   if (coded < bytes.length) {
-    at = writeInt(out, at, prefixBits, flags | (1 << prefixBits), coded);
+    at = writePrefixInt(out, at, prefixBits, flags | (1 << prefixBits), coded);
     return huffmanEncode(bytes, out, at);
   }
-  at = writeInt(out, at, prefixBits, flags, bytes.length);
+  at = writePrefixInt(out, at, prefixBits, flags, bytes.length);
   out.set(bytes, at);
   return at + bytes.length;
 }
@@ -190,10 +175,10 @@ export function encodeFieldSection(fields: readonly FieldLine[]): Buffer {
   out[1] = 0;
   let at = 2;
   for (const e of encoded) {
-    if (e.exact !== -1) at = writeInt(out, at, 6, 0xc0, e.exact);
+    if (e.exact !== -1) at = writePrefixInt(out, at, 6, 0xc0, e.exact);
     else if (e.nameIndex !== -1) {
       // 01 N=0 T=1: literal with a static name reference.
-      at = writeInt(out, at, 4, 0x50, e.nameIndex);
+      at = writePrefixInt(out, at, 4, 0x50, e.nameIndex);
       at = writeString(out, at, 7, 0, e.value as Buffer);
     } else {
       // 001 N=0: literal name (3-bit length prefix, H at 0x08).

@@ -1,4 +1,5 @@
 import { huffmanDecode, HuffmanError } from '../../http3/huffman.ts';
+import { writePrefixInt } from '../../protocol/prefix-integer.ts';
 
 // HPACK (RFC 7541) for the HTTP/2 client: a decoder for what the target sends (static and dynamic
 // tables, Huffman strings) with a bound on the decoded header list, and an encoder for requests
@@ -285,24 +286,9 @@ function readString(buf: Buffer, pos: number, max: number): number {
   return end;
 }
 
-function writeInt(out: Buffer, pos: number, prefix: number, flags: number, value: number): number {
-  const max = (1 << prefix) - 1;
-  if (value < max) {
-    out[pos++] = flags | value;
-    return pos;
-  }
-  out[pos++] = flags | max;
-  value -= max;
-  while (value >= 0x80) {
-    out[pos++] = (value & 0x7f) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  out[pos++] = value;
-  return pos;
-}
 
 function writeString(out: Buffer, pos: number, s: string): number {
-  pos = writeInt(out, pos, 7, 0x00, s.length);
+  pos = writePrefixInt(out, pos, 7, 0x00, s.length);
   return pos + out.write(s, pos, 'latin1');
 }
 
@@ -348,26 +334,26 @@ export class HpackEncoder {
   /** Called at the start of every block: writes a table size update when one is owed. */
   begin(out: Buffer, pos: number): number {
     if (this.pendingSizeUpdate < 0) return pos;
-    pos = writeInt(out, pos, 5, 0x20, this.pendingSizeUpdate);
+    pos = writePrefixInt(out, pos, 5, 0x20, this.pendingSizeUpdate);
     this.pendingSizeUpdate = -1;
     return pos;
   }
 
   /** An indexed field of the static table (e.g. `:method: POST` is 3). */
   static indexed(out: Buffer, pos: number, index: number): number {
-    return writeInt(out, pos, 7, 0x80, index);
+    return writePrefixInt(out, pos, 7, 0x80, index);
   }
 
   write(out: Buffer, pos: number, name: string, value: string): number {
     if (UNIQUE.has(name)) return this.literal(out, pos, name, value, NEVER_INDEXED.has(name) ? 0x10 : 0x00);
     let values = this.index.get(name);
     const abs = values?.get(value);
-    if (abs !== undefined) return writeInt(out, pos, 7, 0x80, STATIC_TABLE.length + 1 + this.inserted - abs);
+    if (abs !== undefined) return writePrefixInt(out, pos, 7, 0x80, STATIC_TABLE.length + 1 + this.inserted - abs);
     const size = name.length + value.length + ENTRY_OVERHEAD;
     if (size > this.maxSize / 4) return this.literal(out, pos, name, value, 0x00);
     // Literal with incremental indexing (01), the name from the static table where it is there.
     const nameIndex = STATIC_NAME_INDEX.get(name);
-    if (nameIndex !== undefined) pos = writeInt(out, pos, 6, 0x40, nameIndex);
+    if (nameIndex !== undefined) pos = writePrefixInt(out, pos, 6, 0x40, nameIndex);
     else {
       out[pos++] = 0x40;
       pos = writeString(out, pos, name);
@@ -387,7 +373,7 @@ export class HpackEncoder {
   /** A literal not indexed (`flags` 0x00) or never indexed (0x10), the name from the static table where it is there. */
   private literal(out: Buffer, pos: number, name: string, value: string, flags: number): number {
     const index = STATIC_NAME_INDEX.get(name);
-    if (index !== undefined) pos = writeInt(out, pos, 4, flags, index);
+    if (index !== undefined) pos = writePrefixInt(out, pos, 4, flags, index);
     else {
       out[pos++] = flags;
       pos = writeString(out, pos, name);
