@@ -357,6 +357,23 @@ test('GOAWAY mid-flight: streams above its last id fail as not sent, the one bel
   assert.deepEqual(third.statuses, [204]);
 });
 
+test('destroy() ends a connection that is draining after GOAWAY too, and fails its stream still in flight', async () => {
+  const t = await target();
+  const d = pool(t.port);
+  const first = request(d);
+  const c = await t.next();
+  const h = await c.waitFor(isHeaders, 'HEADERS');
+  c.send(goawayFrame(h.streamId, ErrorCode.NO_ERROR));
+  // The connection left the pool with the first request still on it.
+  for (let i = 0; i < 100 && d.stats.connected > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(d.stats.connected, 0, 'the connection left the pool');
+  await d.destroy();
+  await first.finished();
+  assert.ok(first.error, 'the stream in flight failed');
+  await c.untilClosed();
+  assert.equal(c.closed, true, 'the draining connection was closed by destroy()');
+});
+
 test('REFUSED_STREAM: safe to send again when the body is at hand; a streamed body fails as a reset', async () => {
   const t = await target();
   const d = pool(t.port);

@@ -124,6 +124,8 @@ interface Waiting {
 
 export class Http2Dispatcher implements UpstreamDispatcher {
   private readonly conns: H2Connection[] = [];
+  /** Every connection whose socket is open, those draining after GOAWAY too: destroy() ends them all. */
+  private readonly open = new Set<H2Connection>();
   private readonly waiting: Waiting[] = [];
   private connecting = false;
   /** When the last connection attempt failed (Date.now()), to pace attempts no request waits for. */
@@ -173,7 +175,9 @@ export class Http2Dispatcher implements UpstreamDispatcher {
   async destroy(): Promise<void> {
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.handler.onError?.(new H2ClientError('the pool is closed', 'UND_ERR_DESTROYED'));
-    for (const c of this.conns.splice(0)) c.destroy();
+    this.conns.length = 0;
+    for (const c of [...this.open]) c.destroy();
+    this.open.clear();
   }
 
   /** The connection with the most room, or undefined when the request has to wait (a new one is opened if it may). */
@@ -240,6 +244,8 @@ export class Http2Dispatcher implements UpstreamDispatcher {
           clearTimeout(timer);
           if (this.closed) return c.destroy();
           this.conns.push(c);
+          this.open.add(c);
+          socket.once('close', () => this.open.delete(c));
           // Idle connections must not keep the process alive when the yard stops.
           socket.unref();
           this.flush();
