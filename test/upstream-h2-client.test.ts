@@ -566,7 +566,7 @@ function indexedLiteral(name: string, value: string): Buffer {
   return Buffer.concat([Buffer.of(0x40, name.length), Buffer.from(name, 'latin1'), Buffer.of(value.length), Buffer.from(value, 'latin1')]);
 }
 
-test('a malformed response head or trailers (uppercase or invalid names, CR/LF in a value, connection-specific fields, misplaced pseudo-headers) fails its stream with RST_STREAM PROTOCOL_ERROR; the connection goes on', async () => {
+test('a malformed response head or trailers (uppercase or invalid names, CR/LF in a value or white space at its ends, connection-specific fields, misplaced pseudo-headers) fails its stream with RST_STREAM PROTOCOL_ERROR; the connection goes on', async () => {
   const t = await target();
   const d = pool(t.port);
   const heads: [string, Buffer][] = [
@@ -574,6 +574,8 @@ test('a malformed response head or trailers (uppercase or invalid names, CR/LF i
     ['a name with a space', status('200', [['x bad', 'v']])],
     ['a colon inside a name', status('200', [['x:y', 'v']])],
     ['CR LF in a value', status('200', [['x-split', 'a\r\nset-cookie: s=1']])],
+    ['a value with a leading space', status('200', [['x-pad', ' v']])],
+    ['a value with a trailing tab', status('200', [['x-pad', 'v\t']])],
     ['connection', status('200', [['connection', 'keep-alive']])],
     ['keep-alive', status('200', [['keep-alive', 'timeout=5']])],
     ['proxy-connection', status('200', [['proxy-connection', 'close']])],

@@ -84,8 +84,11 @@ type Entry = readonly [name: string, value: string, flaw?: number];
 /** Flaws of a field (RFC 9113 §8.2.1), kept with a dynamic entry so that its later references need no check. */
 const BAD_NAME = 1;
 const BAD_VALUE = 2;
-/** Characters a field value may not hold: they would split the header when relayed over HTTP/1.1. */
-const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
+/**
+ * What a field value may not hold: NUL, CR or LF (they would split the header when relayed over
+ * HTTP/1.1), or a space or tab at either end (RFC 9113 §8.2.1; nghttp2 refuses it too).
+ */
+const FORBIDDEN_IN_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 
 /**
  * BAD_NAME for a name HTTP/2 forbids: empty, or with characters in 0x00-0x20, 'A'-'Z' or
@@ -193,7 +196,7 @@ export class HpackDecoder {
         if (indexing) this.add(name, value, flaw);
       }
       fieldsSeen = true;
-      if (flaw !== 0 && this.invalid === null) this.invalid = flaw & BAD_NAME ? `the field name ${JSON.stringify(name)}` : `a CR, LF or NUL in the value of ${JSON.stringify(name)}`;
+      if (flaw !== 0 && this.invalid === null) this.invalid = flaw & BAD_NAME ? `the field name ${JSON.stringify(name)}` : `a CR, LF or NUL in the value of ${JSON.stringify(name)}, or white space at its ends`;
       if (this.oversize) continue;
       listSize += name.length + value.length + ENTRY_OVERHEAD;
       if (listSize > this.maxListSize) {
