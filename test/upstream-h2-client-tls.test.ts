@@ -51,6 +51,23 @@ function collect(d: Http2Dispatcher, body: Buffer | AsyncIterable<Buffer> | null
   });
 }
 
+/** A pool of one TLS connection to the target on `port`, trusting the test CA, closed after the tests. */
+async function tlsPool(port: number): Promise<Http2Dispatcher> {
+  const d = new Http2Dispatcher({
+    protocol: 'https:',
+    host: '127.0.0.1',
+    port,
+    id: `127.0.0.1:${port}`,
+    tls: { ca: await readFile(ca.cert), servername: 'target.test' },
+    connectTimeout: 5000,
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+    maxSessions: 1,
+  });
+  after(() => d.destroy());
+  return d;
+}
+
 test('h2 over TLS with ALPN against node:http2: the CA and server name verify, a large body streams both ways, trailers arrive', async () => {
   const server = createSecureServer({ cert: await readFile(leaf.cert), key: await readFile(leaf.key) });
   let seenAlpn: string | false | undefined;
@@ -69,18 +86,7 @@ test('h2 over TLS with ALPN against node:http2: the CA and server name verify, a
   await once(server, 'listening');
   after(() => server.close());
   const port = (server.address() as { port: number }).port;
-  const d = new Http2Dispatcher({
-    protocol: 'https:',
-    host: '127.0.0.1',
-    port,
-    id: `127.0.0.1:${port}`,
-    tls: { ca: await readFile(ca.cert), servername: 'target.test' },
-    connectTimeout: 5000,
-    headersTimeout: 5000,
-    bodyTimeout: 5000,
-    maxSessions: 1,
-  });
-  after(() => d.destroy());
+  const d = await tlsPool(port);
   // 3 MiB: more than node:http2's windows, so both sides wait for WINDOW_UPDATEs on the way.
   const size = 3 << 20;
   async function* body(): AsyncGenerator<Buffer> {
@@ -112,18 +118,7 @@ for (const [what, alpn] of [
     await once(server, 'listening');
     after(() => server.close());
     const port = (server.address() as { port: number }).port;
-    const d = new Http2Dispatcher({
-      protocol: 'https:',
-      host: '127.0.0.1',
-      port,
-      id: `127.0.0.1:${port}`,
-      tls: { ca: await readFile(ca.cert), servername: 'target.test' },
-      connectTimeout: 5000,
-      headersTimeout: 5000,
-      bodyTimeout: 5000,
-      maxSessions: 1,
-    });
-    after(() => d.destroy());
+    const d = await tlsPool(port);
     const err = await collect(d, null).then(
       () => assert.fail('a target without h2 answered'),
       (e: Error) => e,
