@@ -12,55 +12,61 @@ function confirm(c: Connection, kind: string, name: string | undefined): void {
   c.out.int(c.subscriptions);
 }
 
-const subscribe = command({
-  name: 'subscribe', arity: -2, flags: ['pubsub', 'fast'],
-  run(c, args) {
-    for (let i = 1; i < args.length; i++) {
-      const ch = str(args[i]);
-      c.channels.add(ch);
-      c.service.pubsub.subscribe(ch, c);
-      confirm(c, 'subscribe', ch);
-    }
-  },
-});
+/** Channels (by name) and patterns (glob): the same four steps on each, with its own set and hub calls. */
+interface SubscriptionKind {
+  readonly subscribe: string;
+  readonly unsubscribe: string;
+  names(c: Connection): Set<string>;
+  join(c: Connection, name: string): void;
+  leave(c: Connection, name: string): void;
+}
 
-const psubscribe = command({
-  name: 'psubscribe', arity: -2, flags: ['pubsub', 'fast'],
-  run(c, args) {
-    for (let i = 1; i < args.length; i++) {
-      const p = str(args[i]);
-      c.patterns.add(p);
-      c.service.pubsub.psubscribe(p, c);
-      confirm(c, 'psubscribe', p);
-    }
-  },
-});
+const CHANNELS: SubscriptionKind = {
+  subscribe: 'subscribe',
+  unsubscribe: 'unsubscribe',
+  names: (c) => c.channels,
+  join: (c, name) => c.service.pubsub.subscribe(name, c),
+  leave: (c, name) => c.service.pubsub.unsubscribe(name, c),
+};
 
-const unsubscribe = command({
-  name: 'unsubscribe', arity: -1, flags: ['pubsub', 'fast'],
-  run(c, args) {
-    const names = args.length > 1 ? args.slice(1).map(str) : [...c.channels];
-    if (names.length === 0) return confirm(c, 'unsubscribe', undefined);
-    for (const ch of names) {
-      c.channels.delete(ch);
-      c.service.pubsub.unsubscribe(ch, c);
-      confirm(c, 'unsubscribe', ch);
-    }
-  },
-});
+const PATTERNS: SubscriptionKind = {
+  subscribe: 'psubscribe',
+  unsubscribe: 'punsubscribe',
+  names: (c) => c.patterns,
+  join: (c, name) => c.service.pubsub.psubscribe(name, c),
+  leave: (c, name) => c.service.pubsub.punsubscribe(name, c),
+};
 
-const punsubscribe = command({
-  name: 'punsubscribe', arity: -1, flags: ['pubsub', 'fast'],
-  run(c, args) {
-    const names = args.length > 1 ? args.slice(1).map(str) : [...c.patterns];
-    if (names.length === 0) return confirm(c, 'punsubscribe', undefined);
-    for (const p of names) {
-      c.patterns.delete(p);
-      c.service.pubsub.punsubscribe(p, c);
-      confirm(c, 'punsubscribe', p);
-    }
-  },
-});
+function subscribeCommand(kind: SubscriptionKind): Command {
+  return command({
+    name: kind.subscribe, arity: -2, flags: ['pubsub', 'fast'],
+    run(c, args) {
+      for (let i = 1; i < args.length; i++) {
+        const name = str(args[i]);
+        kind.names(c).add(name);
+        kind.join(c, name);
+        confirm(c, kind.subscribe, name);
+      }
+    },
+  });
+}
+
+/** Without arguments: every name the connection holds; with none held, one confirmation naming none. */
+function unsubscribeCommand(kind: SubscriptionKind): Command {
+  return command({
+    name: kind.unsubscribe, arity: -1, flags: ['pubsub', 'fast'],
+    run(c, args) {
+      const held = kind.names(c);
+      const names = args.length > 1 ? args.slice(1).map(str) : [...held];
+      if (names.length === 0) return confirm(c, kind.unsubscribe, undefined);
+      for (const name of names) {
+        held.delete(name);
+        kind.leave(c, name);
+        confirm(c, kind.unsubscribe, name);
+      }
+    },
+  });
+}
 
 const publish = command({
   name: 'publish', arity: 3, flags: ['fast'],
@@ -90,4 +96,11 @@ const pubsubIntrospection = command({
   },
 });
 
-export const PUBSUB_COMMANDS: Command[] = [subscribe, psubscribe, unsubscribe, punsubscribe, publish, pubsubIntrospection];
+export const PUBSUB_COMMANDS: Command[] = [
+  subscribeCommand(CHANNELS),
+  subscribeCommand(PATTERNS),
+  unsubscribeCommand(CHANNELS),
+  unsubscribeCommand(PATTERNS),
+  publish,
+  pubsubIntrospection,
+];
