@@ -74,6 +74,16 @@ test('Host values outside the URI grammar are refused', async () => {
   assert.equal(up.requests.length, 0);
 });
 
+test('each Host is checked: a bad one right after a good one on the same connection is refused', async () => {
+  // The check remembers the last valid Host (request-target.ts): a value that differs from it
+  // by a character is checked in full.
+  const raw = await exchange(port, 'GET /echo HTTP/1.1\r\nHost: same.example\r\n\r\nGET /echo HTTP/1.1\r\nHost: same.example/@evil\r\n\r\n');
+  assert.deepEqual(statuses(raw), [200, 400], raw);
+  assert.match(raw, /bad Host header/);
+  const again = await exchange(port, 'GET /echo HTTP/1.1\r\nHost: same.example\r\nConnection: close\r\n\r\n');
+  assert.deepEqual(statuses(again), [200], again);
+});
+
 test('absolute-form targets are served, and their authority wins over Host', async () => {
   const raw = await exchange(port, 'GET http://admin.example/anything HTTP/1.1\r\nHost: public.example\r\nConnection: close\r\n\r\n');
   assert.deepEqual(statuses(raw), [403], raw);

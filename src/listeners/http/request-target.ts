@@ -53,6 +53,9 @@ const ABSOLUTE = /^https?:\/\//i;
  */
 export const MAX_HEADER_FIELDS = 2000;
 
+/** The last Host header value checkRequest found valid. */
+let lastValidHost: string | undefined;
+
 /**
  * Checks `req` and normalises it in place; returns the path to route on, or why it is refused.
  * `mergeSlashes` merges runs of `/` in the path (req.url included).
@@ -69,7 +72,15 @@ export function checkRequest(req: IncomingMessage, mergeSlashes: boolean): Check
     if (hostAt !== -1) return { status: 400, reason: 'more than one Host header' };
     hostAt = i;
   }
-  if (hostAt !== -1 && !HOST.test(raw[hostAt + 1])) return { status: 400, reason: 'bad Host header' };
+  if (hostAt !== -1) {
+    // A connection's requests (and most clients') name the same Host over and over: the last
+    // valid one is known, and the grammar's regex (0.15-0.25 µs on Node 24) runs only for another.
+    const value = raw[hostAt + 1];
+    if (value !== lastValidHost) {
+      if (!HOST.test(value)) return { status: 400, reason: 'bad Host header' };
+      lastValidHost = value;
+    }
+  }
 
   let url = req.url ?? '';
   if (url.includes('#')) return { status: 400, reason: 'a fragment in the request target' };
