@@ -259,6 +259,8 @@ export function compileRoutes<H>(routes: RouteConfig[], handlers: H[]): Compiled
   });
 }
 
+/** A `.` or `..` segment, also at the end of the path. */
+const DOT_SEGMENT = /\/\.\.?(\/|$)/;
 const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
 /**
@@ -273,7 +275,8 @@ export function normalisePath(url: string): string | undefined {
     path = path.replace(UNRESERVED_ESCAPE, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
   }
   // `/.`, `/..` as whole segments (also at the end) are never legitimate in a request we route.
-  if (/\/\.\.?(\/|$)/.test(path)) return undefined;
+  // (Both need a `/.`: most paths have none, and skip the regex.)
+  if (path.includes('/.') && DOT_SEGMENT.test(path)) return undefined;
   return path;
 }
 
@@ -285,10 +288,11 @@ const SEPARATOR_LIKE = /%2f|%5c|\\|;/i;
  * holds none of these, or `''` when that reading holds dot segments (the caller answers 400).
  */
 export function lenientPath(path: string, mergeSlashes: boolean): string | undefined {
-  if (!SEPARATOR_LIKE.test(path)) return undefined;
+  // Each of these holds `%`, `\` or `;`: a path with none (most) skips the regex.
+  if ((path.indexOf('%') === -1 && path.indexOf('\\') === -1 && path.indexOf(';') === -1) || !SEPARATOR_LIKE.test(path)) return undefined;
   let p = path.replace(/%2f|%5c|\\/gi, '/').replace(/;[^/]*/g, '');
   if (mergeSlashes) p = p.replace(/\/{2,}/g, '/');
-  return /\/\.\.?(\/|$)/.test(p) ? '' : p;
+  return DOT_SEGMENT.test(p) ? '' : p;
 }
 
 /**
