@@ -119,6 +119,22 @@ for (const style of ['both', 'x-forwarded', 'rfc7239', 'none']) {
   }
 }
 
+test('the Forwarded element follows each request\'s Host on one keep-alive connection', async () => {
+  // Our element is remembered from the last request (request-headers.ts): a request with another
+  // Host, then one with the first again, must each get their own.
+  const up = await recorder();
+  const port = await yardFor(up.url, {});
+  for (const host of ['a.example', 'b.example', 'a.example', 'b.example:8080']) {
+    const r = await request(`http://127.0.0.1:${port}/f`, { headers: { host } });
+    assert.equal(r.statusCode, 200);
+    await r.body.text();
+  }
+  assert.deepEqual(
+    up.seen.map((h) => h.forwarded),
+    ['for=127.0.0.1;host="a.example";proto=http', 'for=127.0.0.1;host="b.example";proto=http', 'for=127.0.0.1;host="a.example";proto=http', 'for=127.0.0.1;host="b.example:8080";proto=http'],
+  );
+});
+
 test('forwarded left out is both (the fields sent before the option existed)', async () => {
   const up = await recorder();
   const port = await yardFor(up.url, {});
