@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Socket as UdpSocket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.ts';
 import { listenQuic, type QuicServer, type QuicCertificate } from '../quic/endpoint.ts';
@@ -42,6 +43,11 @@ export interface Http3ServerOptions {
    * the listener's name (src/quic/metrics.ts).
    */
   readonly metrics: Metrics;
+  /**
+   * A UDP socket already bound, handed over by the daemon this one replaces (upgrade): the
+   * endpoint serves on it instead of binding `host`:`port`.
+   */
+  readonly socket?: UdpSocket;
   /** The listener's phases; `socket` is the connection's stand-in (peer-socket.ts). */
   readonly onRequest: (req: H3Request, res: H3Response, socket: Socket, expectsContinue: boolean) => void;
 }
@@ -97,7 +103,13 @@ export class Http3Server {
       observer: quicMetricsObserver(o.metrics, o.listener),
       closeCode: H3.NO_ERROR,
       streamErrorCode: H3.REQUEST_CANCELLED,
+      socket: o.socket,
     });
+  }
+
+  /** The UDP socket (handed over to a daemon that takes over: upgrade.ts); undefined before start. */
+  udpSocket(): UdpSocket | undefined {
+    return this.quic?.udpSocket();
   }
 
   /** The UDP address bound. */
@@ -116,6 +128,17 @@ export class Http3Server {
     this.draining = true;
     this.quic?.stopAccepting();
     for (const [conn, s] of this.sessions) this.goaway(conn, s);
+    this.closeWhenIdle();
+  }
+
+  /**
+   * Draining and no connection left: the socket closes now rather than at the end of the grace.
+   * After an upgrade the new daemon holds the same UDP socket, and the kernel gives each datagram
+   * to whichever process reads first: while this one still reads, it would drop (not accepting)
+   * about half of the new connections' first packets, which the clients would have to send again.
+   */
+  private closeWhenIdle(): void {
+    if (this.draining && this.sessions.size === 0) void this.quic?.close();
   }
 
   async destroy(): Promise<void> {
@@ -136,6 +159,7 @@ export class Http3Server {
     conn.once('close', () => {
       this.sessions.delete(conn);
       peer.closed();
+      this.closeWhenIdle();
     });
     // The endpoint's drain (the QUIC side) is GOAWAY here: the connection's own streams (control,
     // QPACK) never end, so it is closed once its requests are done.

@@ -29,6 +29,16 @@ export interface Listener {
   reconfigure(config: ListenerConfig, handlers: ListenerHandlers): Promise<void>;
   /** The listening socket (a net.Server, or the udp socket), to hand over to a new daemon (upgrade.ts). */
   listening(): ListeningSocket | undefined;
+  /**
+   * An http listener's second listening socket: HTTP/3's UDP socket, once HTTP/3 is up (handed
+   * over as `http3SocketName(name)`, upgrade.ts).
+   */
+  http3Listening?(): import('node:dgram').Socket | undefined;
+}
+
+/** The hand-over name of an http listener's HTTP/3 UDP socket (upgrade.ts): `<listener>#h3`. */
+export function http3SocketName(listener: string): string {
+  return `${listener}#h3`;
 }
 
 /** What a listener listens with: handed over as it is to the daemon that replaces this one. */

@@ -17,6 +17,17 @@ import type { ListeningSocket } from '../listeners/types.ts';
 //   {sent count}  --------------------->  Yard.start with them (listeners take them, no bind)
 //                 <---------------------  {ready pid} (or {failed error}, then exits)
 //   stops accepting, drains, exits        disconnects; now the only daemon
+//
+// One message per listening socket, named by its listener; `where` (`tcp:HOST:PORT`,
+// `udp:HOST:PORT`, a unix path) lets the new daemon take it only for a listener of the same
+// name at the same address. An http listener with HTTP/3 has two: its TCP socket under its name
+// and its UDP socket under `<name>#h3` (http3SocketName, src/listeners/types.ts), so HTTP/3
+// starts at once in the new daemon too. Both processes then read that one UDP socket: QUIC
+// connection state stays in the old daemon (its connections drain there, as a quic listener's
+// do), and a datagram of one of them that the new daemon reads is dropped as an unknown
+// connection (a new connection's Initial read by the old one is dropped as not accepting; the
+// client sends it again). The old daemon's HTTP/3 closes its copy of the socket as soon as it
+// has no connection left (src/http3/server.ts), so from then on every datagram goes to the new one.
 
 /** Set in the new daemon's environment: the pid of the daemon it replaces. */
 export const UPGRADE_ENV = 'SWITCHYARD_UPGRADE_FROM';

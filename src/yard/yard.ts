@@ -11,7 +11,7 @@ import { TcpListener } from '../listeners/tcp.ts';
 import { UnixListener } from '../listeners/unix.ts';
 import { UdpListener } from '../listeners/udp.ts';
 import { loadQuic } from '../quic/load.ts';
-import type { BoundAddress, Listener, ListenerHandlers, ListeningSocket } from '../listeners/types.ts';
+import { http3SocketName, type BoundAddress, type Listener, type ListenerHandlers, type ListeningSocket } from '../listeners/types.ts';
 import type { Server as NetServer } from 'node:net';
 import type { Socket as DgramSocket } from 'node:dgram';
 import { Metrics } from '../observe/metrics.ts';
@@ -244,6 +244,11 @@ export class Yard implements YardView {
       const socket = l.listening();
       const config = this.current.listeners.find((c) => c.name === l.name);
       if (socket && config) out.push({ name: l.name, where: boundWhere(config, l), socket });
+      // An http listener's HTTP/3 UDP socket goes too, under its own name: the new daemon's
+      // HTTP/3 starts on it at once instead of waiting for the old daemon to free the port.
+      const udp = l.http3Listening?.();
+      const a = udp && config ? udpAddress(udp) : undefined;
+      if (udp && a) out.push({ name: http3SocketName(l.name), where: `udp:${formatHostPort(a)}`, socket: udp });
     }
     return out;
   }
@@ -679,10 +684,15 @@ export class Yard implements YardView {
     }
   }
 
-  /** A socket the daemon this one replaces handed over for `l` (same name, same address), taken once. */
-  private inheritedSocket(l: ListenerConfig): ListeningSocket | undefined {
+  /**
+   * A socket the daemon this one replaces handed over for `l` (same name, same address), taken
+   * once. `http3`: the http listener's HTTP/3 UDP socket (`<name>#h3`, on the listener's host;
+   * the listener itself checks it is on its TCP side's bound port: HttpListener.startHttp3).
+   */
+  private inheritedSocket(l: ListenerConfig, http3 = false): ListeningSocket | undefined {
     const inherited = this.options.inherited;
-    const entry = inherited?.get(l.name);
+    const name = http3 ? http3SocketName(l.name) : l.name;
+    const entry = inherited?.get(name);
     if (!entry) return undefined;
     const hp = l.protocol === 'unix' ? undefined : parseHostPort(l.address);
     const wanted = l.protocol === 'unix' ? bindingAddress(l) : undefined;
@@ -690,12 +700,12 @@ export class Yard implements YardView {
     const ok =
       wanted !== undefined
         ? entry.where === wanted
-        : hp !== undefined && kind === (l.protocol === 'udp' || l.protocol === 'quic' ? 'udp' : 'tcp') && (() => {
+        : hp !== undefined && kind === (http3 || l.protocol === 'udp' || l.protocol === 'quic' ? 'udp' : 'tcp') && (() => {
             const got = parseHostPort(rest);
             return got !== undefined && got.host === hp.host && (hp.port === 0 || hp.port === got.port);
           })();
     if (!ok) return undefined;
-    inherited!.delete(l.name);
+    inherited!.delete(name);
     return entry.socket;
   }
 
@@ -707,7 +717,9 @@ export class Yard implements YardView {
     switch (l.protocol) {
       case 'http': {
         const tls = l.tls ? await this.certificates(l.tls, at, l, l.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1']) : undefined;
-        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, baseDir: this.options.baseDir, tls, http01: this.acmeInUse ? this.http01 : undefined, inherit: inherit as NetServer | undefined });
+        // Taken even when this config has no HTTP/3 (the listener closes it then): held unused, it would keep the port.
+        const inheritHttp3 = this.inheritedSocket(l, true) as DgramSocket | undefined;
+        return new HttpListener({ ...common, rateLimits: this.rateLimits, config: l, handlers: handlers as HttpHandler[], accessLogDefault: this.config.logging.accessLog, baseDir: this.options.baseDir, tls, http01: this.acmeInUse ? this.http01 : undefined, inherit: inherit as NetServer | undefined, inheritHttp3 });
       }
       case 'tcp':
       case 'unix': {
@@ -773,6 +785,16 @@ function boundWhere(l: ListenerConfig, running: Listener): string {
     // not bound
   }
   return bindingAddress(l);
+}
+
+/** A udp socket's bound address; undefined once it is closed. */
+function udpAddress(socket: DgramSocket): { host: string; port: number } | undefined {
+  try {
+    const a = socket.address();
+    return { host: a.address, port: a.port };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where a listener binds: its address, or its unix socket path. */

@@ -123,6 +123,8 @@ export interface HttpListenerOptions {
   http01?: Http01Responder;
   /** A listening socket handed over by the daemon this one replaces (upgrade), used instead of binding. */
   inherit?: import('node:net').Server;
+  /** HTTP/3's UDP socket handed over the same way (`<name>#h3`): HTTP/3 starts on it at once. */
+  inheritHttp3?: import('node:dgram').Socket;
 }
 
 export class HttpListener implements Listener {
@@ -261,7 +263,11 @@ export class HttpListener implements Listener {
   private async startHttp3(): Promise<void> {
     const { config, tls, metrics, log } = this.options;
     const settings = http3Settings(config.http3);
-    if (!settings || !tls || !this.bound || !('port' in this.bound)) return;
+    const inherited = this.takeInheritedHttp3();
+    if (!settings || !tls || !this.bound || !('port' in this.bound)) {
+      inherited?.close();
+      return;
+    }
     const source = tls.source;
     // Loaded here, not at startup: only a listener with http3 needs quiche (src/quic/load.ts).
     const { Http3Server } = await loadQuic(() => import('../../http3/server.ts'));
@@ -269,6 +275,7 @@ export class HttpListener implements Listener {
       listener: config.name,
       host: this.bound.host,
       port: this.bound.port,
+      socket: inherited,
       certificate: certificateFromTls(source),
       limits: {
         maxFieldSectionSize: settings.maxFieldSectionSize ?? config.limits.maxHeaderSize,
@@ -295,9 +302,29 @@ export class HttpListener implements Listener {
   }
 
   /**
+   * HTTP/3's UDP socket handed over by the daemon this one replaces, when it is on the TCP
+   * side's host and bound port (else closed: HTTP/3 binds its own). Taken once.
+   */
+  private takeInheritedHttp3(): import('node:dgram').Socket | undefined {
+    const socket = this.options.inheritHttp3;
+    if (!socket) return undefined;
+    this.options = { ...this.options, inheritHttp3: undefined };
+    let at: { address: string; port: number } | undefined;
+    try {
+      at = socket.address();
+    } catch {
+      return undefined;
+    }
+    if (this.bound && 'port' in this.bound && at.port === this.bound.port && at.address === this.bound.host) return socket;
+    socket.close();
+    return undefined;
+  }
+
+  /**
    * The UDP port is still held: by the listener this one replaces (a reload that changed its
    * TLS: the old one drains its QUIC connections on that socket) or by the daemon this one takes
-   * over from (UDP sockets are not handed over). The TCP side serves meanwhile, without Alt-Svc;
+   * over from when it did not hand HTTP/3's socket over (one that predates the hand-over of
+   * `<name>#h3`, or a listener whose address changed). The TCP side serves meanwhile, without Alt-Svc;
    * HTTP/3 starts once the port is free, or gives up (logged) after HTTP3_RETRY_MS.
    */
   private retryHttp3(h3: Http3Server, deadline: number, cause: Error): void {
@@ -363,6 +390,10 @@ export class HttpListener implements Listener {
 
   listening(): ListeningSocket | undefined {
     return this.server.listening ? this.server : undefined;
+  }
+
+  http3Listening(): import('node:dgram').Socket | undefined {
+    return this.draining ? undefined : this.h3?.udpSocket();
   }
 
   inFlight(): number {
