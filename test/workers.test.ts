@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -210,4 +210,21 @@ test('config: workers > 1 refuses what would be per worker (memory chat, memory 
   );
   assert.equal(ok.workers, 'auto');
   assert.equal(parseConfig({ listeners: [{ name: 'c', protocol: 'tcp', address: '127.0.0.1:0', handler: { type: 'chat' } }] }, 'test').workers, 1);
+});
+
+test('--pid-file with workers: the file names the primary; a killed worker is replaced (the file does not stop it); removed at exit', { timeout: 60_000 }, async () => {
+  writeConfig('pid');
+  const pidFile = join(dir, 'workers.pid');
+  daemon = await startDaemon([configFile, '--grace', '1s', '--pid-file', pidFile]);
+  const d = daemon;
+  assert.equal(readFileSync(pidFile, 'utf8'), `${d.child.pid}\n`);
+  const [victim] = workerPids(d);
+  process.kill(victim!, 'SIGKILL');
+  const deadline = Date.now() + 20_000;
+  while (!/"msg":"worker \d is back/.test(d.stdout()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+  assert.match(d.stdout(), /"msg":"worker \d is back \(pid \d+\)"/, `the replacement started:\n${d.stdout().slice(-3000)}${d.stderr().slice(-2000)}`);
+  assert.equal(readFileSync(pidFile, 'utf8'), `${d.child.pid}\n`, 'still the primary');
+  d.child.kill('SIGTERM');
+  assert.deepEqual(await d.exited, { code: 0, signal: null }, d.stderr());
+  assert.equal(existsSync(pidFile), false, 'the primary removed it');
 });

@@ -44,7 +44,10 @@ class LogFileError extends Error {
 export async function serveCommand(file: string | BuiltConfig | undefined, flags: ServeFlags): Promise<void> {
   // Started by a running daemon's upgrade (SIGUSR2): it hands its listening sockets over.
   const replacing = upgradingFrom();
-  const pidFile = flags.pidFile ? new PidFile(flags.pidFile) : undefined;
+  // A worker (src/yard/workers.ts) runs the same command line, --pid-file included, but the file
+  // is its primary's: checked there it would name the live primary and refuse every worker the
+  // primary starts after its own start (a crashed one's replacement, an upgrade's new set).
+  const pidFile = flags.pidFile && workerSlot() === undefined ? new PidFile(flags.pidFile) : undefined;
   pidFile?.check(replacing);
 
   const load = async (): Promise<{ config: Config; baseDir: string; source: string }> => {
