@@ -130,3 +130,49 @@ test('upgrade under load: the new daemon takes the sockets over, no request fail
   assert.equal(alive(newPid), false, 'the new daemon stopped on SIGTERM');
   assert.equal(existsSync(socketPath), false, 'the unix socket file is removed on stop');
 });
+
+test('an upgrade to a config without a listener: its port refuses connections once the old daemon is gone (the new one does not hold it)', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const sparePort = await freePort();
+  const file = join(dir, 'spare.json');
+  const pids = join(dir, 'spare.pid');
+  const config = (spare: boolean) =>
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listeners: [
+          { name: 'web', protocol: 'http', address: `127.0.0.1:${port}`, routes: [{ match: { path: '/' }, handler: { type: 'respond', body: spare ? 'old' : 'new' } }] },
+          ...(spare ? [{ name: 'spare', protocol: 'tcp', address: `127.0.0.1:${sparePort}`, handler: { type: 'echo' } }] : []),
+        ],
+        logging: { level: 'info', accessLog: false },
+      }),
+    );
+  config(true);
+  const old = await startDaemon([file, '--pid-file', pids, '--grace', '1s']);
+  const exited = new Promise<number | null>((resolve) => old.child.once('exit', (code) => resolve(code)));
+  config(false);
+  const upgraded = await runCli(['upgrade', '--pid-file', pids], { timeoutMs: 100_000 });
+  assert.equal(upgraded.code, 0, `${upgraded.stderr}${upgraded.stdout}`);
+  const newPid = Number(readFileSync(pids, 'utf8').trim());
+  try {
+    assert.equal(await exited, 0);
+    assert.equal(await (await request(`http://127.0.0.1:${port}/`, { reset: true })).body.text(), 'new');
+    const outcome = await new Promise<string>((resolve) => {
+      const s = connect(sparePort, '127.0.0.1');
+      // Held by the new daemon, the port would take the connection into a backlog nobody accepts.
+      s.setTimeout(3000, () => {
+        s.destroy();
+        resolve('connected, never served');
+      });
+      s.once('connect', () => s.write('ping'));
+      s.once('data', () => {
+        s.destroy();
+        resolve('served');
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    assert.equal(outcome, 'ECONNREFUSED');
+  } finally {
+    if (alive(newPid)) process.kill(newPid, 'SIGKILL');
+  }
+});

@@ -4,7 +4,7 @@ import { defaultConfig } from '../config/default.ts';
 import { Yard, type ReloadResult } from '../yard/yard.ts';
 import { banner } from '../yard/banner.ts';
 import { exitOnSignals, reloadOnHangup, reopenOnUsr1, upgradeOnUsr2 } from '../yard/signals.ts';
-import { receiveSockets, reportFailed, reportReady, upgradingFrom } from '../yard/upgrade.ts';
+import { closeUnclaimed, receiveSockets, reportFailed, reportReady, upgradingFrom } from '../yard/upgrade.ts';
 import { Primary, PrimaryLink, WorkerMetrics, workerCount, workerSlot, workerStopOnSignals } from '../yard/workers.ts';
 import { reloadYard } from '../yard/signals.ts';
 import { SystemdNotifier } from '../yard/sd-notify.ts';
@@ -139,8 +139,8 @@ export async function serveCommand(file: string | BuiltConfig | undefined, flags
   process.stdout.write(banner(VERSION, loadedFrom, yard.listeners(), config.shutdown.grace));
   void systemd?.ready(yard.listeners());
   if (replacing) {
-    const unused = [...(inherited?.keys() ?? [])].filter((name) => !yard.listeners().some((l) => l.name === name));
-    if (unused.length > 0) yard.log.info({ listeners: unused }, 'upgrade: sockets of listeners the new config no longer has were left to the old daemon');
+    const unused = inherited ? closeUnclaimed(inherited) : [];
+    if (unused.length > 0) yard.log.info({ listeners: unused }, 'upgrade: sockets no listener of the new config took are closed here (the old daemon serves its own until it drains)');
     yard.log.info({ upgrade: 'ready', from: replacing }, `upgrade: took over from daemon ${replacing}`);
     reportReady();
   }

@@ -121,6 +121,26 @@ export function receiveSockets(timeoutMs = 30_000): Promise<Map<string, { where:
   });
 }
 
+/**
+ * New side, once started: closes the sockets no listener of the new config took (a listener gone
+ * from the config, or moved to another address) and returns their names. Held, a TCP one would
+ * go on queueing connections nobody accepts once the old daemon is gone: clients would hang
+ * instead of being refused. The old daemon's copies are its own: it serves them until it drains.
+ */
+export function closeUnclaimed(sockets: Map<string, { socket: ListeningSocket }>): string[] {
+  const names = [...sockets.keys()];
+  for (const { socket } of sockets.values()) {
+    try {
+      // A TCP listener arrives as its native handle (see handOver), a udp one as a dgram socket: both close().
+      (socket as unknown as { close(): void }).close();
+    } catch {
+      // Closed already.
+    }
+  }
+  sockets.clear();
+  return names;
+}
+
 /** New side: tells the old daemon it may go, and leaves the channel (this process is on its own now). */
 export function reportReady(): void {
   delete process.env[UPGRADE_ENV];
