@@ -92,6 +92,12 @@ test('duplicate listener names are refused', () => {
   assert.equal(issues[0].path, 'listeners[1].name');
 });
 
+test('a listener name with "#" is refused (reserved for the HTTP/3 socket in an upgrade hand-over)', () => {
+  const issues = issuesOf({ listeners: [{ name: 'web#h3', protocol: 'tcp', address: '127.0.0.1:0', handler: { type: 'echo' } }] });
+  assert.equal(issues[0].path, 'listeners[0].name');
+  assert.match(issues[0].message, /"#" is reserved/);
+});
+
 test('the embedded default config is valid', () => {
   const c = parseConfig(defaultConfig());
   assert.deepEqual(

@@ -58,6 +58,9 @@ export function crossFieldIssues(config: unknown): PathIssue[] {
       const before = seen.get(name);
       if (before !== undefined) out.push({ path: ['listeners', i, 'name'], message: `duplicate listener name "${name}" (also listeners[${before}])` });
       seen.set(name, i);
+      // '#' separates a listener's name from its second socket's in an upgrade's hand-over
+      // (`web#h3`: src/yard/upgrade.ts), and would end the path of the admin API's /listeners/NAME.
+      if (name.includes('#')) out.push({ path: ['listeners', i, 'name'], message: `listener name "${name}": "#" is reserved (upgrades name an http listener's HTTP/3 socket NAME#h3)` });
     }
     const protocol = str(l.protocol) ?? '';
     const kind = KIND_OF_PROTOCOL[protocol];
