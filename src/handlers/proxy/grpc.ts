@@ -48,8 +48,6 @@ export class GrpcCall {
   readonly text: boolean;
   /** The downstream's content type, for the answer. */
   readonly contentType: GrpcContentType;
-  readonly service: string;
-  readonly method: string;
   /** The request's path (`/service/method`): what metrics find the call's names by. */
   readonly path: string;
   /** The deadline from grpc-timeout, in ms (0: none). */
@@ -67,9 +65,6 @@ export class GrpcCall {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     this.path = path;
-    const slash = path.lastIndexOf('/');
-    this.service = slash > 0 ? path.slice(1, slash) : '';
-    this.method = slash >= 0 ? path.slice(slash + 1) : '';
     let deadline = 0;
     const t = req.headers['grpc-timeout'];
     if (typeof t === 'string') {
@@ -80,6 +75,17 @@ export class GrpcCall {
       }
     }
     this.deadline = deadline;
+  }
+
+  // The names are cut from the path only when asked for (metrics, once per distinct path).
+  get service(): string {
+    const slash = this.path.lastIndexOf('/');
+    return slash > 0 ? this.path.slice(1, slash) : '';
+  }
+
+  get method(): string {
+    const slash = this.path.lastIndexOf('/');
+    return slash >= 0 ? this.path.slice(slash + 1) : '';
   }
 
   /** The Content-Type of the downstream answer. */
@@ -165,20 +171,23 @@ export function trailerStatus(trailers: readonly (Buffer | string)[] | Record<st
  * (pipeTo: events, with backpressure); undici reads it as an async iterable.
  */
 export class GrpcReplay implements PipeableBody {
-  private copy: Buffer[] | null = [];
+  /** The body so far while it stays within the limit: its one chunk (a unary call's), or its chunks; null past the limit. */
+  private copy: Buffer | Buffer[] | null | undefined = undefined;
   private size = 0;
   private ended = false;
 
   constructor(
-    private readonly req: HttpRequest,
-    private readonly text: boolean,
+    readonly req: HttpRequest,
+    readonly text: boolean,
     private readonly limit: number,
-    private readonly maxBody: number,
+    readonly maxBody: number,
   ) {}
 
   /** The whole body, when it ended within the limit: what a retry sends. */
   get body(): Buffer | undefined {
-    return this.ended && this.copy ? Buffer.concat(this.copy, this.size) : undefined;
+    if (!this.ended || this.copy === null) return undefined;
+    const copy = this.copy;
+    return copy === undefined ? EMPTY : Array.isArray(copy) ? Buffer.concat(copy, this.size) : copy;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
@@ -186,90 +195,12 @@ export class GrpcReplay implements PipeableBody {
   }
 
   pipeTo(sink: BodySink, onError: (err: Error) => void): void {
-    const req = this.req;
-    // An HTTP/2 request nobody has read yet is read from its stream itself: the request's own
-    // Readable would add a push, a 'data' event and its buffering to every chunk of the call.
-    const raw = req.httpVersionMajor === 2 && req.readableFlowing === null && req.readableLength === 0 && !req.readableEnded ? (req as Http2Request).stream : undefined;
-    const source: NodeJS.EventEmitter & { pause(): unknown; resume(): unknown } = raw ?? req;
-    const decoder = this.text ? new Base64StreamDecoder() : undefined;
-    let total = 0;
-    let settled = false;
-    const cleanup = () => {
-      settled = true;
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('error', onFail);
-      if (raw) raw.off('close', onClose);
-    };
-    const onFail = (err: Error) => {
-      if (settled) return;
-      cleanup();
-      onError(err instanceof ProxyError ? err : new ProxyError('DOWNSTREAM_BODY', { cause: err }));
-    };
-    const onData = (chunk: Buffer) => {
-      if (decoder) {
-        try {
-          chunk = decoder.push(chunk);
-        } catch (err) {
-          return onFail(err as Error);
-        }
-      }
-      total += chunk.length;
-      if (total > this.maxBody) return onFail(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${this.maxBody} bytes` }));
-      this.keep(chunk);
-      if (chunk.length === 0) return;
-      // Held until this turn of the event loop has read what it read: when the client's
-      // END_STREAM came with this chunk (a unary call's one DATA frame), node:http2 reports the
-      // end in a callback of its own after it, and the chunk and the end go upstream as one DATA
-      // frame with END_STREAM. Written at once, the end would follow as an empty DATA frame in a
-      // socket write of its own, and the gRPC server would read and handle every call twice.
-      if (held) pass(held);
-      else passAfterReads(passHeld);
-      held = chunk;
-    };
-    let held: Buffer | undefined;
-    const pass = (chunk: Buffer) => {
-      if (!sink.write(chunk)) {
-        source.pause();
-        sink.once('drain', () => source.resume());
-      }
-    };
-    const passHeld = () => {
-      const chunk = held;
-      held = undefined;
-      if (chunk && !settled && !sink.destroyed) pass(chunk);
-    };
-    const onEnd = () => {
-      // A stream reset by the client ends its reading side too: that is the close's to report.
-      if (raw && (raw.aborted || raw.rstCode !== NGHTTP2_NO_ERROR)) return;
-      cleanup();
-      if (held && !sink.destroyed) sink.write(held);
-      held = undefined;
-      if (decoder) {
-        let rest: Buffer;
-        try {
-          rest = decoder.end();
-        } catch (err) {
-          settled = false;
-          return onFail(err as Error);
-        }
-        this.keep(rest);
-        if (rest.length > 0 && !sink.destroyed) sink.write(rest);
-      }
-      this.ended = true;
-      if (!sink.destroyed) sink.end();
-    };
-    // The stream closed before 'end': reset by the client (or its connection went), or closed
-    // cleanly with the whole body read and only its end still to come.
-    const onClose = () => (raw!.aborted || raw!.rstCode !== NGHTTP2_NO_ERROR ? onFail(new ProxyError('DOWNSTREAM_ABORTED')) : onEnd());
-    source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('error', onFail);
-    if (raw) {
-      raw.once('close', onClose);
-      // The body ended with the HEADERS (or was read to its end already): no 'end' will come.
-      if (raw.endAfterHeaders || raw.readableEnded) return onEnd();
-    }
+    new BodyPipe(this, sink, onError).start();
+  }
+
+  /** The body ended (every chunk went through keep()). */
+  markEnded(): void {
+    this.ended = true;
   }
 
   private async *stream(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -290,12 +221,138 @@ export class GrpcReplay implements PipeableBody {
     this.ended = true;
   }
 
-  private keep(chunk: Buffer): void {
-    if (!this.copy) return;
+  keep(chunk: Buffer): void {
+    const copy = this.copy;
+    if (copy === null) return;
     this.size += chunk.length;
     if (this.size > this.limit) this.copy = null;
-    else this.copy.push(chunk);
+    else if (copy === undefined) this.copy = chunk;
+    else if (Array.isArray(copy)) copy.push(chunk);
+    else this.copy = [copy, chunk];
   }
+}
+
+/**
+ * One gRPC request body pushed into its upstream stream (GrpcReplay.pipeTo): its state in one
+ * object, its four listeners the only functions made per call (on, not once: once wraps each).
+ */
+class BodyPipe {
+  /** Read straight from the HTTP/2 stream (not through the request's Readable), when it may be. */
+  private readonly raw: Http2Request['stream'] | undefined;
+  private readonly source: NodeJS.EventEmitter & { pause(): unknown; resume(): unknown };
+  private readonly decoder: Base64StreamDecoder | undefined;
+  private total = 0;
+  private settled = false;
+  /** The last chunk read, held until the loop's check phase or the body's end (see onData). */
+  private held: Buffer | undefined = undefined;
+
+  constructor(
+    private readonly replay: GrpcReplay,
+    private readonly sink: BodySink,
+    private readonly onError: (err: Error) => void,
+  ) {
+    const req = replay.req;
+    // An HTTP/2 request nobody has read yet is read from its stream itself: the request's own
+    // Readable would add a push, a 'data' event and its buffering to every chunk of the call.
+    this.raw = req.httpVersionMajor === 2 && req.readableFlowing === null && req.readableLength === 0 && !req.readableEnded ? (req as Http2Request).stream : undefined;
+    this.source = this.raw ?? req;
+    this.decoder = replay.text ? new Base64StreamDecoder() : undefined;
+  }
+
+  start(): void {
+    const raw = this.raw;
+    // The body ended with the HEADERS (or was read to its end already): no 'end' will come.
+    if (raw && (raw.endAfterHeaders || raw.readableEnded) && !this.reset()) return this.onEnd();
+    const source = this.source;
+    source.on('data', this.onData);
+    source.on('end', this.onEnd);
+    source.on('error', this.onFail);
+    if (raw) raw.on('close', this.onClose);
+  }
+
+  /** The client reset the stream (or its connection went). */
+  private reset(): boolean {
+    const raw = this.raw!;
+    return raw.aborted || raw.rstCode !== NGHTTP2_NO_ERROR;
+  }
+
+  private cleanup(): void {
+    this.settled = true;
+    const source = this.source;
+    source.off('data', this.onData);
+    source.off('end', this.onEnd);
+    source.off('error', this.onFail);
+    if (this.raw) this.raw.off('close', this.onClose);
+  }
+
+  private readonly onFail = (err: Error): void => {
+    if (this.settled) return;
+    this.cleanup();
+    this.onError(err instanceof ProxyError ? err : new ProxyError('DOWNSTREAM_BODY', { cause: err }));
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.decoder) {
+      try {
+        chunk = this.decoder.push(chunk);
+      } catch (err) {
+        return this.onFail(err as Error);
+      }
+    }
+    this.total += chunk.length;
+    const max = this.replay.maxBody;
+    if (this.total > max) return this.onFail(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${max} bytes` }));
+    this.replay.keep(chunk);
+    if (chunk.length === 0) return;
+    // Held until this turn of the event loop has read what it read: when the client's
+    // END_STREAM came with this chunk (a unary call's one DATA frame), node:http2 reports the
+    // end in a callback of its own after it, and the chunk and the end go upstream as one DATA
+    // frame with END_STREAM. Written at once, the end would follow as an empty DATA frame in a
+    // socket write of its own, and the gRPC server would read and handle every call twice.
+    if (this.held) this.pass(this.held);
+    else passAfterReads(this);
+    this.held = chunk;
+  };
+
+  private pass(chunk: Buffer): void {
+    if (!this.sink.write(chunk)) {
+      this.source.pause();
+      this.sink.once('drain', () => this.source.resume());
+    }
+  }
+
+  /** The check phase came before the body's end: the held chunk goes now. */
+  passHeld(): void {
+    const chunk = this.held;
+    this.held = undefined;
+    if (chunk && !this.settled && !this.sink.destroyed) this.pass(chunk);
+  }
+
+  private readonly onEnd = (): void => {
+    // A stream reset by the client ends its reading side too: that is the close's to report.
+    if (this.raw && this.reset()) return;
+    this.cleanup();
+    const sink = this.sink;
+    if (this.held && !sink.destroyed) sink.write(this.held);
+    this.held = undefined;
+    if (this.decoder) {
+      let rest: Buffer;
+      try {
+        rest = this.decoder.end();
+      } catch (err) {
+        this.settled = false;
+        return this.onFail(err as Error);
+      }
+      this.replay.keep(rest);
+      if (rest.length > 0 && !sink.destroyed) sink.write(rest);
+    }
+    this.replay.markEnded();
+    if (!sink.destroyed) sink.end();
+  };
+
+  // The stream closed before 'end': reset by the client (or its connection went), or closed
+  // cleanly with the whole body read and only its end still to come.
+  private readonly onClose = (): void => (this.reset() ? this.onFail(new ProxyError('DOWNSTREAM_ABORTED')) : this.onEnd());
 }
 
 /** gRPC-Web answer bodies: frames pass as they are (base64 in text mode), trailers become the last frame. */
@@ -310,18 +367,20 @@ export function webTrailersFrame(call: GrpcCall, trailers: Record<string, string
 
 const { NGHTTP2_NO_ERROR } = constants;
 
-/** Body chunks held by pipeTo until the event loop's check phase, all passed by one setImmediate. */
-let heldPasses: (() => void)[] = [];
-let spareHeldPasses: (() => void)[] = [];
+const EMPTY = Buffer.alloc(0);
 
-function passAfterReads(pass: () => void): void {
-  if (heldPasses.push(pass) === 1) setImmediate(runHeldPasses);
+/** Body chunks held by pipeTo until the event loop's check phase, all passed by one setImmediate. */
+let heldPasses: BodyPipe[] = [];
+let spareHeldPasses: BodyPipe[] = [];
+
+function passAfterReads(pipe: BodyPipe): void {
+  if (heldPasses.push(pipe) === 1) setImmediate(runHeldPasses);
 }
 
 function runHeldPasses(): void {
   const list = heldPasses;
   heldPasses = spareHeldPasses;
-  for (let i = 0; i < list.length; i++) list[i]();
+  for (let i = 0; i < list.length; i++) list[i].passHeld();
   list.length = 0;
   spareHeldPasses = list;
 }
