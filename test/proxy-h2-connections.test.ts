@@ -101,6 +101,18 @@ test('by default all calls to a target ride one HTTP/2 connection', async () => 
   assert.equal(b.sessions, 1);
 });
 
+test('a target that sets no stream limit takes more than 100 calls at once on the one connection', async () => {
+  // node:http2 (like grpc-js) sends no SETTINGS_MAX_CONCURRENT_STREAMS: no limit (RFC 9113
+  // §6.5.2). 120 calls held open together (under the listener's 128 streams per client
+  // connection): past the hundredth, a client that kept 100 as the limit opens a second connection.
+  const b = await backend();
+  const n = 120;
+  b.hold = n;
+  const port = await gateway(b, {});
+  assert.deepEqual(await calls(port, n), Array.from({ length: n }, (_, i) => `call ${i}`));
+  assert.equal(b.sessions, 1);
+});
+
 test('pool.maxStreamsPerConnection spreads calls over more connections, at most pool.connections', async () => {
   const b = await backend();
   b.hold = N;

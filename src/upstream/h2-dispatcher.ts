@@ -133,9 +133,12 @@ export class Http2Dispatcher implements UpstreamDispatcher {
   private closed = false;
   private readonly scheme: 'http' | 'https';
   private readonly owner: ConnectionOwner;
+  /** The head of the request being started (see start). */
+  private readonly head: { -readonly [K in keyof RequestHead]: RequestHead[K] } & { headers: string[] };
 
   constructor(private readonly options: Http2DispatcherOptions) {
     this.scheme = options.protocol === 'https:' ? 'https' : 'http';
+    this.head = { method: '', path: '', scheme: this.scheme, authority: '', headers: [] };
     this.owner = {
       ready: () => {},
       room: () => {
@@ -270,7 +273,12 @@ export class Http2Dispatcher implements UpstreamDispatcher {
   }
 
   private start(conn: H2Connection, options: DispatchOptions, handler: Dispatcher.DispatchHandler): void {
-    const out: string[] = [];
+    // The head is filled into the pool's one scratch head: openStream encodes it before it
+    // returns and keeps nothing of it (a request retried from inside it, after a refusal, fills
+    // it again only once it is done with it).
+    const head = this.head;
+    const out = head.headers;
+    let n = 0;
     let authority: string | undefined;
     const flat = options.headers;
     for (let i = 0; i < flat.length; i += 2) {
@@ -281,9 +289,13 @@ export class Http2Dispatcher implements UpstreamDispatcher {
         continue;
       }
       if (name === 'te' && value !== 'trailers') continue;
-      out.push(name, value);
+      out[n++] = name;
+      out[n++] = value;
     }
-    const head: RequestHead = { method: options.method, path: options.path, scheme: this.scheme, authority: authority ?? this.options.id, headers: out };
+    if (out.length !== n) out.length = n;
+    head.method = options.method;
+    head.path = options.path;
+    head.authority = authority ?? this.options.id;
     const body = options.body;
     const held = body === null || Buffer.isBuffer(body);
     const endStream = body === null || (Buffer.isBuffer(body) && body.length === 0);

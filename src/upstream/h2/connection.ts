@@ -123,6 +123,13 @@ const MAX_STREAM_ID = MAX_WINDOW;
 /** Our dynamic table for the target's header blocks (SETTINGS_HEADER_TABLE_SIZE's default). */
 const HEADER_TABLE_SIZE = 4096;
 
+/** DATA payloads up to this many bytes are copied into their frame's buffer; larger ones are queued as they are. */
+const SMALL_DATA = 1024;
+/** Streams we open at most on a connection whose target set no SETTINGS_MAX_CONCURRENT_STREAMS (as Go's HTTP/2 client does). */
+const UNANNOUNCED_MAX_STREAMS = 1000;
+/** Where HEADERS blocks are encoded before being copied out at their size (grown when a block may not fit). */
+let headerScratch = Buffer.allocUnsafe(4096);
+
 const noop = (): void => {};
 
 export class H2Connection {
@@ -136,6 +143,7 @@ export class H2Connection {
   // the target's settings
   private peerInitialWindow = DEFAULT_WINDOW;
   private peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
+  /** Until the target's first SETTINGS: 100 (RFC 9113 §6.5.2's floor); then what it says, or UNANNOUNCED_MAX_STREAMS. */
   private peerMaxStreams = 100;
   /** The target's SETTINGS_MAX_HEADER_LIST_SIZE: requests with larger header lists are not sent (none until it says). */
   private peerMaxHeaderList = Infinity;
@@ -232,7 +240,6 @@ export class H2Connection {
     }
     const id = this.nextStreamId;
     this.nextStreamId += 2;
-    if (this.nextStreamId > MAX_STREAM_ID) this.retire();
     const stream = new ClientStream(this, id, handler, this.peerInitialWindow, this.settings.streamWindow);
     stream.replayable = replayable;
     stream.noBody = head.method === 'HEAD';
@@ -244,6 +251,9 @@ export class H2Connection {
       stream.deadline = Date.now() + this.settings.headersTimeout;
       if (this.timer === undefined) this.timer = setInterval(this.sweep, this.tick).unref();
     }
+    // Retired once this stream is on its way (the pool, told, may start waiting requests elsewhere
+    // at once, and `head` is its scratch: see the dispatcher's start).
+    if (this.nextStreamId > MAX_STREAM_ID) this.retire();
     return stream;
   }
 
@@ -251,7 +261,10 @@ export class H2Connection {
     const h = head.headers;
     let bound = HpackEncoder.BLOCK_START_BOUND + 2 + HpackEncoder.bound(':method', head.method) + HpackEncoder.bound(':path', head.path) + HpackEncoder.bound(':authority', head.authority);
     for (let i = 0; i < h.length; i += 2) bound += HpackEncoder.bound(h[i], h[i + 1]);
-    const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + bound);
+    // Encoded into a scratch buffer and copied out at its exact size: one Buffer per HEADERS
+    // frame (a pool slice), not one for the bound and a view of the part used.
+    if (headerScratch.length < FRAME_HEADER_SIZE + bound) headerScratch = Buffer.allocUnsafe(Math.max(FRAME_HEADER_SIZE + bound, 2 * headerScratch.length));
+    const buf = headerScratch;
     const enc = this.encoder;
     let pos = enc.begin(buf, FRAME_HEADER_SIZE);
     const method = head.method;
@@ -264,7 +277,9 @@ export class H2Connection {
     const flags = endStream ? FLAG_END_STREAM : 0;
     if (blockLength <= this.peerMaxFrame) {
       writeFrameHeader(buf, 0, blockLength, HEADERS, flags | FLAG_END_HEADERS, id);
-      this.queue(buf.subarray(0, pos));
+      const f = Buffer.allocUnsafe(pos);
+      buf.copy(f, 0, 0, pos);
+      this.queue(f);
       return;
     }
     // A block larger than the target's frames: HEADERS, then CONTINUATIONs, with nothing between.
@@ -291,7 +306,7 @@ export class H2Connection {
     if (stream.deadline !== 0 && !stream.responded) stream.deadline = Date.now() + this.settings.headersTimeout;
     if (stream.pendingBytes > 0 || stream.pendingEnd) {
       if (chunk.length > 0) {
-        stream.pendingOut.push(chunk);
+        (stream.pendingOut ??= []).push(chunk);
         stream.pendingBytes += chunk.length;
       }
       if (end) stream.pendingEnd = true;
@@ -303,14 +318,14 @@ export class H2Connection {
       const n = Math.min(length - offset, this.sendWindow, stream.sendWindow, this.peerMaxFrame);
       if (n <= 0) break;
       const last = offset + n === length;
-      this.dataFrame(stream, chunk.subarray(offset, offset + n), end && last);
+      this.dataFrame(stream, n === length ? chunk : chunk.subarray(offset, offset + n), end && last);
       this.sendWindow -= n;
       stream.sendWindow -= n;
       offset += n;
     }
     if (offset < length) {
       const rest = offset === 0 ? chunk : chunk.subarray(offset);
-      stream.pendingOut.push(rest);
+      (stream.pendingOut ??= []).push(rest);
       stream.pendingBytes += rest.length;
       if (end) stream.pendingEnd = true;
       this.blocked.add(stream);
@@ -331,10 +346,19 @@ export class H2Connection {
   }
 
   private dataFrame(stream: ClientStream, payload: Buffer, end: boolean): void {
-    const h = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
-    writeFrameHeader(h, 0, payload.length, DATA, end ? FLAG_END_STREAM : 0, stream.id);
-    this.queue(h);
-    if (payload.length > 0) this.queue(payload);
+    const length = payload.length;
+    // A small payload (a unary call's message) is copied behind its frame header: one Buffer and
+    // one queue entry per frame. The queue is copied into one write anyway.
+    const small = length <= SMALL_DATA;
+    const h = Buffer.allocUnsafe(small ? FRAME_HEADER_SIZE + length : FRAME_HEADER_SIZE);
+    writeFrameHeader(h, 0, length, DATA, end ? FLAG_END_STREAM : 0, stream.id);
+    if (small) {
+      payload.copy(h, FRAME_HEADER_SIZE);
+      this.queue(h);
+    } else {
+      this.queue(h);
+      this.queue(payload);
+    }
     stream.lastData = h;
     stream.lastDataFlush = this.flushes;
   }
@@ -366,7 +390,8 @@ export class H2Connection {
     for (const s of this.blocked) {
       if (this.sendWindow <= 0) break;
       if (s.sendWindow <= 0) continue;
-      const chunks = s.pendingOut.splice(0);
+      const chunks = s.pendingOut ?? [];
+      s.pendingOut = null;
       const end = s.pendingEnd;
       s.pendingBytes = 0;
       s.pendingEnd = false;
@@ -558,7 +583,7 @@ export class H2Connection {
     }
     if (flags & FLAG_PRIORITY) start += 5;
     if (start + pad > payload.length) throw new H2ProtocolError('HEADERS padding longer than the frame', PROTOCOL_ERROR);
-    const fragment = payload.subarray(start, payload.length - pad);
+    const fragment = start === 0 && pad === 0 ? payload : payload.subarray(start, payload.length - pad);
     const endStream = (flags & FLAG_END_STREAM) !== 0;
     if (flags & FLAG_END_HEADERS) return this.onHeaderBlock(id, fragment, endStream);
     this.blockStream = id;
@@ -595,25 +620,26 @@ export class H2Connection {
     }
     if (this.decoder.invalid !== null) return this.malformed(s, `a response with ${this.decoder.invalid}`);
     if (s.responded) return this.onTrailers(s, fields, endStream);
-    let status = 0;
+    // :status leads the block (a pseudo-header anywhere else is malformed); the fields after it
+    // are handed over as they are, in the decoder's own list.
+    if (fields.length === 0 || fields[0] !== ':status') return this.malformed(s, headFlaw(fields));
+    const status = statusOf(fields[1]);
     let contentLength = -1;
-    const raw: string[] = [];
-    for (let i = 0; i < fields.length; i += 2) {
+    for (let i = 2; i < fields.length; i += 2) {
       const name = fields[i];
       const value = fields[i + 1];
-      if (name.charCodeAt(0) === 58) {
-        if (name !== ':status' || status !== 0 || raw.length > 0) return this.malformed(s, `a response with the pseudo-header ${name} misplaced`);
-        status = statusOf(value);
-        continue;
-      }
+      if (name.charCodeAt(0) === 58) return this.malformed(s, `a response with the pseudo-header ${name} misplaced`);
       if (connectionSpecific(name)) return this.malformed(s, `a response with the connection-specific field ${name}`);
       if (name === 'content-length') {
         if (!/^[0-9]{1,15}$/.test(value) || (contentLength >= 0 && Number(value) !== contentLength)) return this.malformed(s, 'a response with an invalid content-length');
         contentLength = Number(value);
       }
-      raw.push(name, value);
     }
     if (status <= 0) return this.malformed(s, 'a response without a valid :status');
+    // Left-trimmed in place (no new array): the handler gets the rest.
+    fields.shift();
+    fields.shift();
+    const raw = fields;
     if (status < 200) {
       // 1xx (100 Continue, 103 Early Hints): passed on, the final response follows. 101 has no place in HTTP/2.
       if (endStream || status === 101) return this.malformed(s, `a ${status} response that ends the stream`);
@@ -682,6 +708,10 @@ export class H2Connection {
       return;
     }
     if (payload.length % 6 !== 0) throw new H2ProtocolError('SETTINGS not a multiple of 6 bytes', FRAME_SIZE_ERROR);
+    // A target whose first SETTINGS set no stream limit has none (RFC 9113 §6.5.2: unlimited
+    // until set); node:http2 and grpc-js servers say nothing by default. Kept at 100, every
+    // call past the hundredth opened another connection to a server that takes them all on one.
+    if (!this.ready) this.peerMaxStreams = UNANNOUNCED_MAX_STREAMS;
     for (let i = 0; i < payload.length; i += 6) {
       const key = payload.readUInt16BE(i);
       const value = payload.readUInt32BE(i + 2);
@@ -929,6 +959,22 @@ function connectionSpecific(name: string): boolean {
     default:
       return false;
   }
+}
+
+/** What is wrong with a response head that does not start with :status (the first flaw in order). */
+function headFlaw(fields: readonly string[]): string {
+  let contentLength = -1;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i];
+    if (name.charCodeAt(0) === 58) return `a response with the pseudo-header ${name} misplaced`;
+    if (connectionSpecific(name)) return `a response with the connection-specific field ${name}`;
+    if (name === 'content-length') {
+      const value = fields[i + 1];
+      if (!/^[0-9]{1,15}$/.test(value) || (contentLength >= 0 && Number(value) !== contentLength)) return 'a response with an invalid content-length';
+      contentLength = Number(value);
+    }
+  }
+  return 'a response without a valid :status';
 }
 
 /** A :status value as a number: three digits, the first not 0; -1 otherwise. */

@@ -18,8 +18,8 @@ export class ClientStream {
   // ---- request side (what we send) ----
   /** Bytes the target lets us send on this stream (its SETTINGS_INITIAL_WINDOW_SIZE, then WINDOW_UPDATEs). */
   sendWindow: number;
-  /** Request body bytes written while a window was closed, in order. */
-  readonly pendingOut: Buffer[] = [];
+  /** Request body bytes written while a window was closed, in order (made when the first waits: most streams never need it). */
+  pendingOut: Buffer[] | null = null;
   pendingBytes = 0;
   /** The body ended while bytes were still pending: END_STREAM goes with the last of them. */
   pendingEnd = false;
