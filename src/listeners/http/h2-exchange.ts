@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { CANCEL, NO_ERROR } from '../../upstream/h2/frames.ts';
+import type { H2ServerStream as ServerHttp2Stream } from './h2-engine/stream.ts';
 
 // One HTTP/2 request and its response over a ServerHttp2Stream, made straight from the session's
 // 'stream' event: the lean counterpart of node:http2's compatibility layer (Http2ServerRequest /
@@ -40,7 +42,8 @@ import { Readable } from 'node:stream';
 // it throws, a 'data' reader sees 'close' first). The response emits 'close' when the stream has
 // closed, preceded by 'finish' when the response had been written in full.
 
-const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = constants;
+const NGHTTP2_NO_ERROR = NO_ERROR;
+const NGHTTP2_CANCEL = CANCEL;
 
 /** Header names checked once: the lower-case form of a name, or an error for a name HTTP/2 cannot send. */
 const names = new Map<string, string | Error>();
@@ -137,16 +140,10 @@ function newFields(): Fields {
 const checkedHeads = new WeakSet<object>();
 
 /**
- * node:http2 takes a head as a flat [name, value, ...] list from 24.7 on (respond() with an
- * object copies it into a new dictionary-mode object first, and lists its keys once more). A
- * checked head goes as such a list there: made once per head with a slot for the status first
- * and one for Date last (node would otherwise add both to the list it is given, growing it),
- * copied per response.
+ * A checked head goes to the engine's respond() as a flat [name, value, ...] list (encoded as it
+ * is, no object walked): made once per head with a slot for the status first and one for Date
+ * last, copied per response.
  */
-const RAW_HEADS = ((): boolean => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 24 || (major === 24 && minor >= 7);
-})();
 
 interface FlatHead {
   /** `:status`, 200, the head's fields, then `date`, '' unless the head has a Date of its own. */
@@ -219,11 +216,6 @@ function isCheckedHead(headers: object): boolean {
 }
 
 function noop(): void {}
-
-/** What node has on a stream and its typings leave out. */
-interface StreamInternals {
-  readonly headRequest: boolean;
-}
 
 const kResponse = Symbol('switchyard.h2.response');
 
@@ -597,15 +589,15 @@ export class H2Response extends EventEmitter {
   private sendHead(ending: boolean, withBody: boolean): void {
     const stream = this.stream;
     const status = this.statusCode;
-    // A borrowed head goes as a list (RAW_HEADS; not to a respond() that middleware has wrapped,
+    // A borrowed head goes as a list (not to a respond() that middleware has wrapped,
     // which takes objects), or as a complete copy (completeHead).
-    const asList = this.borrowed && RAW_HEADS && !Object.hasOwn(stream, 'respond');
+    const asList = this.borrowed && !Object.hasOwn(stream, 'respond');
     const fields = this.borrowed ? (this.fields as Fields) : this.ownFields();
     let trailers: boolean;
     if (ending) trailers = this.trailers !== null;
     else trailers = this.trailers !== null || mayHaveTrailers(fields, this.req.headers.te);
     // node ends these by itself (no body can follow), trailers or not.
-    if (status === 204 || status === 205 || status === 304 || (stream as unknown as StreamInternals).headRequest) trailers = false;
+    if (status === 204 || status === 205 || status === 304 || stream.headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
     const options = { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions;
     if (asList) {

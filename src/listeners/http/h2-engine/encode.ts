@@ -6,7 +6,9 @@ import type { H2ServerSession } from './session.ts';
 // HEADERS and CONTINUATION frames only when larger than the client's SETTINGS_MAX_FRAME_SIZE.
 
 /** A header list to send: a record (node's shape: a value may be a number or a list), or a flat [name, value, ...] list. */
-export type OutgoingFields = Readonly<Record<string, string | number | readonly string[] | undefined>> | readonly string[];
+export type OutgoingFields = Readonly<Record<string, FieldValue>> | readonly FieldValue[];
+
+type FieldValue = string | number | readonly string[] | undefined;
 
 /** Static-table indexes of the common statuses (RFC 7541 Appendix A). */
 const STATUS_INDEX: Readonly<Record<number, number>> = { 200: 8, 204: 9, 206: 10, 304: 11, 400: 12, 404: 13, 500: 14 };
@@ -24,28 +26,47 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 
 // The fields of the block being encoded, flattened (reused: no list per response).
 const flat: string[] = [];
+let sawDate = false;
 
 function flatten(fields: OutgoingFields): void {
   flat.length = 0;
+  sawDate = false;
   if (Array.isArray(fields)) {
-    const list = fields as readonly string[];
-    for (let i = 0; i + 1 < list.length; i += 2) push(list[i], list[i + 1]);
+    const list = fields as readonly FieldValue[];
+    for (let i = 0; i + 1 < list.length; i += 2) add(String(list[i]), list[i + 1]);
     return;
   }
-  const record = fields as Readonly<Record<string, string | number | readonly string[] | undefined>>;
+  const record = fields as Readonly<Record<string, FieldValue>>;
   const status = record[':status'];
   if (status !== undefined) flat.push(':status', String(status));
-  for (const key in record) {
-    if (key === ':status') continue;
-    const v = record[key];
-    if (v === undefined) continue;
-    if (typeof v === 'object') for (const one of v) push(key, one);
-    else push(key, typeof v === 'string' ? v : String(v));
+  for (const key in record) if (key !== ':status') add(key, record[key]);
+}
+
+function add(name: string, v: FieldValue): void {
+  if (v === undefined || v === null) return;
+  if (typeof v === 'object') for (const one of v) push(name, String(one));
+  else push(name, typeof v === 'string' ? v : String(v));
+}
+
+/** The Date field's value: made at most once a second. */
+let dateText: string | undefined;
+
+function clearDate(): void {
+  dateText = undefined;
+}
+
+export function httpDate(): string {
+  if (dateText === undefined) {
+    const now = new Date();
+    dateText = now.toUTCString();
+    setTimeout(clearDate, 1000 - now.getMilliseconds()).unref();
   }
+  return dateText;
 }
 
 function push(rawName: string, value: string): void {
-  const name = rawName.toLowerCase();
+  const name = rawName.charCodeAt(0) === 0x3a ? rawName : rawName.toLowerCase();
+  if (name === 'date') sawDate = true;
   if (FORBIDDEN_IN_VALUE.test(value)) throw new InvalidFieldError(`Invalid character in header content ["${name}"]`);
   if (CONNECTION_SPECIFIC.has(name) || (name === 'te' && value !== 'trailers')) {
     const err = new TypeError(`HTTP/1 Connection specific headers are forbidden: "${name}"`) as TypeError & { code: string };
@@ -55,8 +76,21 @@ function push(rawName: string, value: string): void {
   flat.push(name, value);
 }
 
-export function encodeFields(session: H2ServerSession, id: number, fields: OutgoingFields, endStream: boolean): void {
+/** The status of a head about to be sent (0 when it has none). */
+export function statusOf(fields: OutgoingFields): number {
+  if (Array.isArray(fields)) {
+    const list = fields as readonly FieldValue[];
+    for (let i = 0; i + 1 < list.length; i += 2) if (list[i] === ':status') return Number(list[i + 1]);
+    return 0;
+  }
+  const status = (fields as Readonly<Record<string, FieldValue>>)[':status'];
+  return status === undefined ? 0 : Number(status);
+}
+
+/** Encodes a head (`sendDate`: with a Date field unless it has one) as HEADERS and CONTINUATION frames. */
+export function encodeFields(session: H2ServerSession, id: number, fields: OutgoingFields, endStream: boolean, sendDate = false): void {
   flatten(fields);
+  if (sendDate && !sawDate) flat.push('date', httpDate());
   let bound = HpackEncoder.BLOCK_START_BOUND;
   for (let i = 0; i < flat.length; i += 2) bound += HpackEncoder.bound(flat[i], flat[i + 1]);
   const out = session.out;

@@ -51,6 +51,8 @@ import { contentLengthOf } from './fields.ts';
 // hands it streams with their validated header lists.
 
 const SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8;
+/** The longest name or value a header block may carry (nghttp2's bound). */
+const MAX_FIELD = 64 * 1024;
 
 export interface H2SessionOptions {
   /** SETTINGS_MAX_CONCURRENT_STREAMS: streams beyond it are refused (REFUSED_STREAM). */
@@ -91,6 +93,8 @@ export interface H2SessionHandler {
   onStream(stream: H2ServerStream, fields: FieldList): void;
   /** A stream closed (after its 'close' is scheduled). */
   onStreamClose?(stream: H2ServerStream): void;
+  /** An RST_STREAM from the client (after the stream is closed, if it was open). */
+  onPeerReset?(code: number): void;
   /** A PING from the client (not an ACK). */
   onPing?(): void;
   /** A SETTINGS frame from the client (not an ACK). */
@@ -162,6 +166,8 @@ export class H2ServerSession {
   destroyed = false;
   /** The session has no more streams to open: close once the last stream closes. */
   private closing = false;
+  /** When a frame last came or went (Date.now()): the listener's idle sweep reads it. */
+  lastActivity = Date.now();
 
   constructor(
     readonly socket: Duplex,
@@ -169,7 +175,10 @@ export class H2ServerSession {
     private readonly handler: H2SessionHandler,
   ) {
     this.out = new FrameOutput(socket);
-    this.decoder = new HpackDecoder(4096, options.maxHeaderListSize);
+    // Lists up to 64 KiB are decoded whatever the limit (a client may send a larger one before it
+    // has our SETTINGS: the listener answers 431 then); a name or value above 64 KiB ends the
+    // connection (COMPRESSION_ERROR), as nghttp2 did.
+    this.decoder = new HpackDecoder(4096, Math.max(options.maxHeaderListSize, MAX_FIELD), MAX_FIELD);
     this.recvWindowSize = Math.min(MAX_WINDOW, Math.max(DEFAULT_WINDOW, options.connectionWindowSize));
     this.writeSettings();
     if (this.recvWindowSize > DEFAULT_WINDOW) {
@@ -182,6 +191,8 @@ export class H2ServerSession {
     socket.on('close', () => this.onSocketClose());
     socket.on('end', () => this.onSocketEnd());
     this.flush();
+    // A socket handed over paused (its first bytes looked at and put back) flows from here.
+    socket.resume();
   }
 
   private writeSettings(): void {
@@ -209,6 +220,7 @@ export class H2ServerSession {
 
   private onData(chunk: Buffer): void {
     if (this.phase === Phase.Dead) return;
+    this.lastActivity = Date.now();
     this.inRead = true;
     try {
       this.read(chunk);
@@ -407,17 +419,21 @@ export class H2ServerSession {
       // A stream we closed or reset (or one reused): HEADERS on a closed stream.
       throw new H2ConnectionError('HEADERS on a closed stream', STREAM_CLOSED);
     }
-    this.lastStreamId = id;
     if (this.goawaySent || this.closing) {
+      // Past our GOAWAY: not processed, and not counted in its last stream id.
       this.out.word(RST_STREAM, id, REFUSED_STREAM);
       return;
     }
+    if (this.openStreams >= this.options.maxConcurrentStreams && this.settingsAcked) {
+      // nghttp2 holds this for a connection error once the client has acknowledged the limit.
+      throw new H2ConnectionError('more streams than the SETTINGS_MAX_CONCURRENT_STREAMS acknowledged', PROTOCOL_ERROR);
+    }
+    this.lastStreamId = id;
     if (this.openStreams >= this.options.maxConcurrentStreams) {
-      if (this.settingsAcked) throw new H2ConnectionError('more streams than the SETTINGS_MAX_CONCURRENT_STREAMS acknowledged', PROTOCOL_ERROR);
       this.reject(id, REFUSED_STREAM);
       return;
     }
-    if (this.decoder.oversize) {
+    if (this.decoder.oversize || (this.settingsAcked && listSize(fields) > this.options.maxHeaderListSize)) {
       // Over SETTINGS_MAX_HEADER_LIST_SIZE (or the field count): refused before anyone sees it.
       this.reject(id, ENHANCE_YOUR_CALM);
       return;
@@ -438,6 +454,7 @@ export class H2ServerSession {
     const s = new H2ServerStream(this, id, this.recvInitialWindow());
     s.contentLength = contentLength;
     s.endAfterHeaders = endStream;
+    s.headRequest = isHead(fields);
     this.streams.set(id, s);
     this.openStreams++;
     if (endStream) s.remoteEnded = true;
@@ -529,12 +546,14 @@ export class H2ServerSession {
   private onRstStream(id: number, buf: Buffer, start: number, end: number): void {
     if (id === 0) throw new H2ConnectionError('RST_STREAM on stream 0', PROTOCOL_ERROR);
     if (end - start !== 4) throw new H2ConnectionError('RST_STREAM not 4 bytes', FRAME_SIZE_ERROR);
+    if (id > this.lastStreamId) throw new H2ConnectionError('RST_STREAM on an idle stream', PROTOCOL_ERROR);
+    const code = buf.readUInt32BE(start);
     const stream = this.streams.get(id);
-    if (!stream) {
-      if (id > this.lastStreamId) throw new H2ConnectionError('RST_STREAM on an idle stream', PROTOCOL_ERROR);
-      return;
-    }
-    this.closeStream(stream, buf.readUInt32BE(start), true);
+    if (stream) this.closeStream(stream, code, true);
+    // Counted whether or not the stream was still open: a stream answered within the read that
+    // brought its HEADERS is closed before its RST_STREAM is read, and a reset flood (rapid
+    // reset) is made of such.
+    this.handler.onPeerReset?.(code);
   }
 
   private onPing(flags: number, id: number, buf: Buffer, start: number, end: number): void {
@@ -557,8 +576,8 @@ export class H2ServerSession {
   // Output
 
   /** HEADERS (and CONTINUATION) for `stream`. */
-  writeHeaders(id: number, fields: OutgoingFields, endStream: boolean): void {
-    encodeFields(this, id, fields, endStream);
+  writeHeaders(id: number, fields: OutgoingFields, endStream: boolean, sendDate: boolean): void {
+    encodeFields(this, id, fields, endStream, sendDate);
     this.scheduleFlush();
   }
 
@@ -623,6 +642,7 @@ export class H2ServerSession {
     this.flushScheduled = false;
     if (!this.socketBlocked) this.pump();
     if (this.out.pending === 0) return;
+    this.lastActivity = Date.now();
     if (!this.out.flush()) this.socketBlocked = true;
   }
 
@@ -656,16 +676,25 @@ export class H2ServerSession {
     this.scheduleFlush();
   }
 
-  /** A connection error: GOAWAY with its code, every stream closed, the socket ended. */
+  /**
+   * A connection error: GOAWAY with its code, every stream closed, the socket ended. Nothing more
+   * is read (a flood of CONTINUATION or DATA frames stays in the kernel's buffers, not ours).
+   */
   fail(err: H2ConnectionError): void {
     if (this.phase === Phase.Dead) return;
     this.handler.onError?.(err);
-    this.destroy(err.h2Code, err.message);
+    this.destroy(err.h2Code, err.message, false);
   }
 
-  /** GOAWAY `code` (unless the socket is gone), every stream closed, the socket ended after the GOAWAY is written. */
-  destroy(code = NO_ERROR, debug = ''): void {
+  /**
+   * GOAWAY `code` (unless the socket is gone), every stream closed, the socket ended after the
+   * GOAWAY is written, and closed a second later at the latest. `linger`: what the client still
+   * sends meanwhile is read and dropped (so that unread bytes do not make the kernel reset the
+   * connection over the GOAWAY); otherwise reading stops.
+   */
+  destroy(code = NO_ERROR, debug = '', linger = true): void {
     if (this.destroyed) return;
+    if (!linger) this.socket.pause();
     this.destroyed = true;
     if (!this.socket.destroyed && !this.socket.writableEnded) this.goaway(code, debug);
     this.phase = Phase.Dead;
@@ -701,6 +730,18 @@ export class H2ServerSession {
     this.sendQueue.length = 0;
     this.handler.onClose?.();
   }
+}
+
+/** A header list's size as RFC 9113 §6.5.2 counts it: name and value octets plus 32 per field. */
+function listSize(fields: FieldList): number {
+  let n = 0;
+  for (let i = 0; i < fields.length; i += 2) n += fields[i].length + fields[i + 1].length + 32;
+  return n;
+}
+
+function isHead(fields: FieldList): boolean {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === ':method') return fields[i + 1] === 'HEAD';
+  return false;
 }
 
 function flushSession(session: H2ServerSession): void {

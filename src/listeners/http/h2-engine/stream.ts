@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { DATA, FLAG_END_STREAM, INTERNAL_ERROR, NO_ERROR } from '../../../upstream/h2/frames.ts';
-import type { OutgoingFields } from './encode.ts';
+import { read, readSync, fstatSync } from 'node:fs';
+import { statusOf, type OutgoingFields } from './encode.ts';
 import type { H2ServerSession } from './session.ts';
 
 // One server stream: the request's body in (flow-controlled: credit goes back as it is read) and
@@ -24,6 +25,15 @@ type WriteCallback = (err?: Error | null) => void;
 export interface RespondOptions {
   readonly endStream?: boolean;
   readonly waitForTrailers?: boolean;
+  /** Add a Date field unless the head has one (node's default: true). */
+  readonly sendDate?: boolean;
+}
+
+export interface RespondWithFDOptions {
+  readonly offset?: number;
+  readonly length?: number;
+  readonly waitForTrailers?: boolean;
+  readonly sendDate?: boolean;
 }
 
 /** An error with node's code, for callers that tell failures apart by it. */
@@ -47,10 +57,14 @@ export class H2ServerStream extends EventEmitter {
   localEnded = false;
   /** The request ended with its HEADERS (no body). */
   endAfterHeaders = false;
+  /** The request is a HEAD: its response never has a body. */
+  headRequest = false;
   closed = false;
   destroyed = false;
   headersSent = false;
   rstCode = NO_ERROR;
+  /** The client reset the stream (or the connection went): not a reset of ours. */
+  resetByPeer = false;
   aborted = false;
   /** end() was called. */
   writableEnded = false;
@@ -193,34 +207,69 @@ export class H2ServerStream extends EventEmitter {
   // ---------------------------------------------------------------------------------------------
   // Writable side
 
+  /**
+   * Sends the response head. As node's: a HEAD request and 204, 205 and 304 end the stream with
+   * it (no body can follow); a Date field is added unless `sendDate` is false.
+   */
   respond(headers: OutgoingFields = { ':status': 200 }, options?: RespondOptions): void {
     if (this.destroyed || this.closed) throw new H2StreamError('The stream has been destroyed', 'ERR_HTTP2_INVALID_STREAM');
     if (this.headersSent) throw new H2StreamError('Response has already been initiated.', 'ERR_HTTP2_HEADERS_SENT');
-    this.headersSent = true;
+    let status = statusOf(headers);
+    if (status === 0) {
+      headers = Array.isArray(headers) ? [':status', 200, ...(headers as readonly string[])] : { ':status': 200, ...headers };
+      status = 200;
+    } else if (status < 200 || status > 599) throw new H2StreamError(`Invalid status code: ${status}`, 'ERR_HTTP2_STATUS_INVALID');
+    const sendDate = options?.sendDate !== false;
+    let endStream = options?.endStream === true;
     this.waitForTrailers = options?.waitForTrailers === true;
-    const endStream = options?.endStream === true;
+    if (this.headRequest || status === 204 || status === 205 || status === 304) {
+      endStream = true;
+      this.waitForTrailers = false;
+    }
+    this.headersSent = true;
     if (endStream && !this.waitForTrailers) {
       this.writableEnded = true;
-      this.session.writeHeaders(this.id, headers, true);
+      this.session.writeHeaders(this.id, headers, true, sendDate);
       this.sentEnd();
       return;
     }
-    this.session.writeHeaders(this.id, headers, false);
+    this.session.writeHeaders(this.id, headers, false, sendDate);
     if (endStream) this.endWritable();
+  }
+
+  /**
+   * Sends the head, then `length` bytes of the open file `fd` from `offset` (to its end when no
+   * length is given) as the body, read as the client's window takes them, then ends the stream.
+   */
+  respondWithFD(fd: number | { readonly fd: number }, headers?: OutgoingFields, options?: RespondWithFDOptions): void {
+    this.respond(headers, { waitForTrailers: options?.waitForTrailers, sendDate: options?.sendDate });
+    if (this.writableEnded) return;
+    const n = typeof fd === 'number' ? fd : fd.fd;
+    const offset = options?.offset ?? 0;
+    let length = options?.length ?? -1;
+    if (length < 0) {
+      try {
+        length = Math.max(0, fstatSync(n).size - offset);
+      } catch (err) {
+        this.destroy(err as Error);
+        return;
+      }
+    }
+    sendFile(this, n, offset, length);
   }
 
   /** A 1xx head before the response's. */
   additionalHeaders(headers: OutgoingFields): void {
     if (this.destroyed || this.closed) throw new H2StreamError('The stream has been destroyed', 'ERR_HTTP2_INVALID_STREAM');
     if (this.headersSent) throw new H2StreamError('Response has already been initiated.', 'ERR_HTTP2_HEADERS_AFTER_RESPOND');
-    this.session.writeHeaders(this.id, headers, false);
+    this.session.writeHeaders(this.id, headers, false, false);
   }
 
   sendTrailers(headers: OutgoingFields): void {
     if (this.destroyed || this.closed) throw new H2StreamError('The stream has been destroyed', 'ERR_HTTP2_INVALID_STREAM');
     if (this.localEnded) throw new H2StreamError('Trailing headers have already been sent', 'ERR_HTTP2_TRAILERS_ALREADY_SENT');
     if (!this.trailersAsked) throw new H2StreamError('Trailing headers cannot be sent until after the wantTrailers event is emitted', 'ERR_HTTP2_TRAILERS_NOT_READY');
-    this.session.writeHeaders(this.id, headers, true);
+    this.session.writeHeaders(this.id, headers, true, false);
     this.sentEnd();
   }
 
@@ -406,6 +455,7 @@ export class H2ServerStream extends EventEmitter {
     this.closed = true;
     this.destroyed = true;
     this.rstCode = code;
+    this.resetByPeer = byPeer;
     const complete = this.localEnded && this.remoteEnded;
     if (!complete && (byPeer || code !== NO_ERROR)) {
       this.aborted = true;
@@ -460,6 +510,57 @@ export class H2ServerStream extends EventEmitter {
     }
     this.emit('timeout');
   }
+}
+
+/** A body range read at once, synchronously, when this small (a page or four of a file just opened). */
+const SYNC_READ_MAX = 16 * 1024;
+/** The read size of larger bodies. */
+const FILE_CHUNK = 64 * 1024;
+
+/** The body of respondWithFD: read in chunks, each written once the stream has taken the last. */
+function sendFile(stream: H2ServerStream, fd: number, offset: number, length: number): void {
+  if (length === 0) {
+    stream.end();
+    return;
+  }
+  if (length <= SYNC_READ_MAX) {
+    const buf = Buffer.allocUnsafe(length);
+    let got: number;
+    try {
+      got = readSync(fd, buf, 0, length, offset);
+    } catch (err) {
+      stream.destroy(err as Error);
+      return;
+    }
+    if (got !== length) {
+      stream.destroy(new H2StreamError('the file is shorter than the length promised', 'ERR_HTTP2_FILE_SHORT'));
+      return;
+    }
+    stream.end(buf);
+    return;
+  }
+  let position = offset;
+  let left = length;
+  const next = (): void => {
+    if (stream.closed) return;
+    const n = Math.min(left, FILE_CHUNK);
+    read(fd, Buffer.allocUnsafe(n), 0, n, position, (err, got, buf) => {
+      if (stream.closed) return;
+      if (err || got !== n) {
+        stream.destroy(err ?? new H2StreamError('the file is shorter than the length promised', 'ERR_HTTP2_FILE_SHORT'));
+        return;
+      }
+      position += n;
+      left -= n;
+      if (left === 0) {
+        stream.end(buf);
+        return;
+      }
+      if (stream.write(buf)) next();
+      else stream.once('drain', next);
+    });
+  };
+  next();
 }
 
 function onTimer(stream: H2ServerStream): void {
