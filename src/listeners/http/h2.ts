@@ -172,10 +172,6 @@ export class Http2Front {
     const flood = (kind: FloodKind) => this.flood(session!, kind);
     const handler = {
       onStream: (stream: H2ServerStream, fields: FieldList) => this.onStream(guards!, socket, stream, fields),
-      onStreamClose: (stream: H2ServerStream) => {
-        // Streams handed to a handler are counted by their response (h2-exchange.ts).
-        void stream;
-      },
       onPeerReset: () => guards!.reset(),
       onPing: () => {
         if (!guards!.pings.take(Date.now())) flood('pings');

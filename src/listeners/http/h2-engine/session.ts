@@ -51,6 +51,8 @@ import { contentLengthOf } from './fields.ts';
 // hands it streams with their validated header lists.
 
 const SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8;
+/** Not a frame flag: a header block whose HEADERS made its stream depend on itself. */
+const SELF_DEPENDENT = 0x100;
 /** The longest name or value a header block may carry (nghttp2's bound). */
 const MAX_FIELD = 64 * 1024;
 
@@ -288,7 +290,7 @@ export class H2ServerSession {
         return this.onPing(flags, id, buf, start, end);
       case PRIORITY:
         if (id === 0) throw new H2ConnectionError('PRIORITY on stream 0', PROTOCOL_ERROR);
-        if (end - start !== 5) return this.resetStream(id, FRAME_SIZE_ERROR);
+        if (end - start !== 5) this.reject(id, FRAME_SIZE_ERROR);
         return;
       case GOAWAY:
         if (id !== 0) throw new H2ConnectionError('GOAWAY on a stream', PROTOCOL_ERROR);
@@ -321,8 +323,9 @@ export class H2ServerSession {
     const stream = this.streams.get(id);
     if (!stream) {
       if (id > this.lastStreamId) throw new H2ConnectionError('DATA on an idle stream', PROTOCOL_ERROR);
-      // Closed (or reset by us): tell the client once more it is closed.
-      this.out.word(RST_STREAM, id, STREAM_CLOSED);
+      // Closed: most often one we reset while the client was still sending (RFC 9113 §5.4.2:
+      // frames in flight are ignored). Not answered: a frame each way would let a client make
+      // us write as much as it sends.
       return;
     }
     if (stream.remoteEnded) {
@@ -367,11 +370,8 @@ export class H2ServerSession {
     if (flags & FLAG_PRIORITY) {
       blockStart += 5;
       if (blockStart > blockEnd) throw new H2ConnectionError('HEADERS too short for its priority', FRAME_SIZE_ERROR);
-      const dependency = buf.readUInt32BE(blockStart - 5) & MAX_WINDOW;
-      if (dependency === id) {
-        // A stream depending on itself: a stream error (RFC 9113 §5.3.1), the block still decoded.
-        this.blockFlags = flags;
-      }
+      // A stream depending on itself: a stream error (RFC 9113 §5.3.1), once the block is decoded.
+      if ((buf.readUInt32BE(blockStart - 5) & MAX_WINDOW) === id) flags |= SELF_DEPENDENT;
     }
     if (flags & FLAG_END_HEADERS) {
       this.onHeaderBlock(id, flags, buf.subarray(blockStart, blockEnd));
@@ -408,8 +408,11 @@ export class H2ServerSession {
     const stream = this.streams.get(id);
     if (stream) {
       // Trailers.
-      if (stream.remoteEnded) throw new H2ConnectionError('HEADERS on a half-closed stream', STREAM_CLOSED);
-      if (!endStream || this.decoder.invalid !== null || this.decoder.oversize || checkTrailerFields(fields) !== null) {
+      if (stream.remoteEnded) {
+        this.resetStream(id, STREAM_CLOSED);
+        return;
+      }
+      if (!endStream || flags & SELF_DEPENDENT || this.decoder.invalid !== null || this.decoder.oversize || checkTrailerFields(fields) !== null) {
         this.resetStream(id, PROTOCOL_ERROR);
         return;
       }
@@ -417,12 +420,14 @@ export class H2ServerSession {
       return;
     }
     if (id <= this.lastStreamId) {
-      // A stream we closed or reset (or one reused): HEADERS on a closed stream.
-      throw new H2ConnectionError('HEADERS on a closed stream', STREAM_CLOSED);
+      // A new request must have a higher id than any before (RFC 9113 §5.1.1); trailers for a
+      // stream we reset or refused are ignored (frames in flight, §5.4.2).
+      if (fields.length > 0 && fields[0].charCodeAt(0) === 0x3a) throw new H2ConnectionError('a request on a stream id already used', PROTOCOL_ERROR);
+      return;
     }
     if (this.goawaySent || this.closing) {
       // Past our GOAWAY: not processed, and not counted in its last stream id.
-      this.out.word(RST_STREAM, id, REFUSED_STREAM);
+      this.reject(id, REFUSED_STREAM);
       return;
     }
     if (this.openStreams >= this.options.maxConcurrentStreams && this.settingsAcked) {
@@ -443,7 +448,7 @@ export class H2ServerSession {
       this.reject(id, ENHANCE_YOUR_CALM);
       return;
     }
-    if (this.decoder.invalid !== null || checkRequestFields(fields, this.options.enableConnectProtocol) !== null) {
+    if (flags & SELF_DEPENDENT || this.decoder.invalid !== null || checkRequestFields(fields, this.options.enableConnectProtocol) !== null) {
       this.reject(id, PROTOCOL_ERROR);
       return;
     }
