@@ -654,7 +654,6 @@ export class H2ServerSession {
 
   private onDrain(): void {
     this.socketBlocked = false;
-    for (const s of this.streams.values()) s.progress();
     this.flush();
   }
 
