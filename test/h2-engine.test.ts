@@ -41,6 +41,12 @@ type Handler = (stream: H2ServerStream, headers: Record<string, string | string[
 const defaultHandler: Handler = (stream, headers) => {
   // Never reads the body: the stream window is not opened again.
   if (headers[':path'] === '/no-read') return;
+  // Answers without reading the body.
+  if (headers[':path'] === '/refuse') {
+    stream.respond({ ':status': 413 });
+    stream.end('too large');
+    return;
+  }
   if (headers[':method'] === 'POST') {
     let n = 0;
     stream.on('data', (c: Buffer) => (n += c.length));
@@ -301,4 +307,25 @@ test('a client that does not read: queued output stays bounded whatever the hand
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   assert.ok(s.destroyed, 'the session ended');
+});
+
+test('a response that ends before the request body was read asks the client to stop sending it (RST_STREAM NO_ERROR after the response)', async (t) => {
+  const e = await engine();
+  t.after(() => e.close());
+  const c = await H2Client.connect(e.port);
+  t.after(() => c.destroy());
+  c.write(headersFrame(1, requestBlock('a', '/refuse', 'POST'), { endStream: false }));
+  c.write(dataFrame(1, Buffer.alloc(1000)));
+  const rst = await c.waitFor(isRst(1));
+  assert.ok(rst, 'reset once answered');
+  assert.equal(rstCode(rst), ErrorCode.NO_ERROR);
+  assert.equal(statusOf((await c.response(1))!), 413);
+  const order = c.frames.filter((f) => f.streamId === 1).map((f) => f.type);
+  assert.ok(order.indexOf(FrameType.RST_STREAM) > order.indexOf(FrameType.DATA), 'after the whole response');
+  assert.equal(body(c, 1), 'too large');
+  // A body that is read is not cut: the POST echo reads all of it.
+  c.write(headersFrame(3, requestBlock('a', '/', 'POST'), { endStream: false }));
+  c.write(dataFrame(3, Buffer.alloc(1000), true));
+  assert.ok(await c.streamEnd(3));
+  assert.equal(body(c, 3), '1000');
 });

@@ -89,6 +89,8 @@ export class H2ServerStream extends EventEmitter {
 
   // Input.
   private flowing = false;
+  /** The body has been asked for (a 'data' listener or resume()). */
+  private didRead = false;
   private inbox: Buffer[] | null = null;
   /** Bytes read and not yet credited back with a WINDOW_UPDATE. */
   private unacked = 0;
@@ -128,6 +130,7 @@ export class H2ServerStream extends EventEmitter {
   resume(): this {
     if (this.flowing) return this;
     this.flowing = true;
+    this.didRead = true;
     if (this.inbox !== null || this.remoteEnded) process.nextTick(deliverInbox, this);
     return this;
   }
@@ -146,7 +149,10 @@ export class H2ServerStream extends EventEmitter {
         return;
       }
       this.progress();
-      const chunk = buf.subarray(start, end);
+      // A view of the socket's chunk keeps all of that chunk alive for as long as the body is
+      // held. Small pieces of large chunks are copied: DATA frames of a byte each, padded to
+      // 16 KiB, would otherwise hold 16 KiB per byte of window (padding is credited at once).
+      const chunk = n * 2 < buf.buffer.byteLength ? Buffer.from(buf.subarray(start, end)) : buf.subarray(start, end);
       if (this.flowing && this.inbox === null) {
         this.credit(n);
         this.emit('data', chunk);
@@ -431,10 +437,18 @@ export class H2ServerStream extends EventEmitter {
     this.writableFinished = true;
     process.nextTick(emitFinish, this);
     if (this.remoteEnded) this.session.closeStream(this, NO_ERROR, false);
+    // The response is out and nobody has asked for the request's body (a refusal of an upload,
+    // say): the client is told to stop sending it (RST_STREAM NO_ERROR, RFC 9113 §8.1), as
+    // node:http2 does, a turn later, unless someone starts reading meanwhile.
+    else if (!this.didRead) setImmediate(closeUnread, this);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Ending
+
+  closeIfUnread(): void {
+    if (!this.closed && !this.didRead && !this.remoteEnded) this.session.resetStream(this.id, NO_ERROR);
+  }
 
   /** RST_STREAM `code` (NO_ERROR by default), as node's stream.close(). */
   close(code = NO_ERROR, callback?: () => void): void {
@@ -561,6 +575,10 @@ function sendFile(stream: H2ServerStream, fd: number, offset: number, length: nu
     });
   };
   next();
+}
+
+function closeUnread(stream: H2ServerStream): void {
+  stream.closeIfUnread();
 }
 
 function onTimer(stream: H2ServerStream): void {
