@@ -232,14 +232,14 @@ export class H2ServerStream extends EventEmitter {
       endStream = true;
       this.waitForTrailers = false;
     }
+    // A head that cannot be sent throws before anything is written: the response may be tried again.
+    this.session.writeHeaders(this.id, headers, endStream && !this.waitForTrailers, sendDate);
     this.headersSent = true;
     if (endStream && !this.waitForTrailers) {
       this.writableEnded = true;
-      this.session.writeHeaders(this.id, headers, true, sendDate);
       this.sentEnd();
       return;
     }
-    this.session.writeHeaders(this.id, headers, false, sendDate);
     if (endStream) this.endWritable();
   }
 
