@@ -116,5 +116,10 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-if (process.argv[2] === 'serve') serve(process.argv[3], Number(process.argv[4]), process.argv[5], process.argv[6]);
+if (process.argv[2] === 'serve') {
+  serve(process.argv[3], Number(process.argv[4]), process.argv[5], process.argv[6]);
+  // An exit of our own, so that --cpu-prof writes its profile.
+  process.once('SIGINT', () => process.exit(0));
+  process.once('SIGTERM', () => process.exit(0));
+}
 else await main();

@@ -177,8 +177,8 @@ export class H2ServerStream extends EventEmitter {
   /** END_STREAM has arrived: 'end' once the buffered data is read; closed if the response is out too. */
   afterRemoteEnd(): void {
     if (this.closed) return;
+    // Not reading (a GET, nearly always): 'end' comes when someone starts to (resume()).
     if (this.inbox === null && this.flowing) this.endReadable();
-    else if (this.inbox === null && this.endAfterHeaders) this.endReadable();
     if (this.localEnded) this.session.closeStream(this, NO_ERROR, false);
   }
 
@@ -435,7 +435,8 @@ export class H2ServerStream extends EventEmitter {
     this.localEnded = true;
     this.writableEnded = true;
     this.writableFinished = true;
-    process.nextTick(emitFinish, this);
+    // 'finish' for those listening by now (end()'s callback is): no tick spent on every stream.
+    if (this.listenerCount('finish') > 0) process.nextTick(emitFinish, this);
     if (this.remoteEnded) this.session.closeStream(this, NO_ERROR, false);
     // The response is out and nobody has asked for the request's body (a refusal of an upload,
     // say): the client is told to stop sending it (RST_STREAM NO_ERROR, RFC 9113 §8.1), as
