@@ -231,7 +231,8 @@ export class H2ServerSession {
       else if (err instanceof HpackError) this.fail(new H2ConnectionError(err.message, COMPRESSION_ERROR));
       else {
         this.inRead = false;
-        this.fail(new H2ConnectionError(`internal: ${(err as Error).message}`, INTERNAL_ERROR));
+        // The GOAWAY says no more than that (the error itself is thrown on, with its stack).
+        this.fail(new H2ConnectionError('internal error', INTERNAL_ERROR));
         throw err;
       }
     }
@@ -635,7 +636,7 @@ export class H2ServerSession {
     this.openStreams--;
     stream.onClosed(code, byPeer);
     this.handler.onStreamClose?.(stream);
-    if (this.closing && this.openStreams === 0) this.endSocket();
+    if (this.closing && this.openStreams === 0) this.endSocket(true);
   }
 
   scheduleFlush(): void {
@@ -665,7 +666,7 @@ export class H2ServerSession {
     if (this.closing || this.destroyed) return;
     this.closing = true;
     this.goaway(NO_ERROR, '');
-    if (this.openStreams === 0) this.endSocket();
+    if (this.openStreams === 0) this.endSocket(true);
   }
 
   goaway(code: number, debug: string): void {
@@ -707,18 +708,27 @@ export class H2ServerSession {
     this.blockParts = [];
     for (const s of [...this.streams.values()]) this.closeStream(s, code === NO_ERROR ? CANCEL : code, true);
     this.sendQueue.length = 0;
-    this.endSocket();
+    this.endSocket(false);
   }
 
-  private endSocket(): void {
-    if (this.out.pending > 0 && !this.socket.destroyed) this.out.flush();
-    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
-    // A client that never closes its side: the socket is destroyed once our FIN is out a while.
-    if (!this.socket.destroyed) {
-      const timer = setTimeout(() => this.socket.destroy(), 1000);
+  /**
+   * Ends our side after what is written. A client that never closes its side is cut off a second
+   * later: after a destroy at once (what it has not read is lost), after a graceful close once
+   * everything written has left (a slow reader still gets the end of its last response; one that
+   * does not read at all is the idle sweep's, whose destroy comes here again).
+   */
+  private endSocket(graceful: boolean): void {
+    const socket = this.socket;
+    if (this.out.pending > 0 && !socket.destroyed) this.out.flush();
+    if (!socket.destroyed && !socket.writableEnded) socket.end();
+    if (socket.destroyed) return;
+    const cutOff = () => {
+      const timer = setTimeout(() => socket.destroy(), 1000);
       timer.unref();
-      this.socket.once('close', () => clearTimeout(timer));
-    }
+      socket.once('close', () => clearTimeout(timer));
+    };
+    if (graceful && !socket.writableFinished) socket.once('finish', cutOff);
+    else cutOff();
   }
 
   private onSocketEnd(): void {
