@@ -3,14 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, createServer, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { createServer, type AddressInfo } from 'node:net';
+import { DEFAULT_SESSION_OPTIONS, H2ServerSession } from '../src/listeners/http/h2-engine/session.ts';
+import { fieldsToRecord, type H2ServerStream } from '../src/listeners/http/h2-engine/stream.ts';
 import { H2Request, H2Response } from '../src/listeners/http/h2-exchange.ts';
 import { BodyCache } from '../src/handlers/static/body-cache.ts';
 import { Catalog } from '../src/handlers/static/catalog.ts';
 import { FsRoot } from '../src/handlers/fs-root.ts';
 
-// What the cheaper HTTP/2 static path relies on: a frozen head passed to node as it is (and never
+// What the cheaper HTTP/2 static path relies on: a frozen head passed to the engine as it is (and never
 // changed), the body cache's second chance, and one look at the disk for a path however many
 // requests want it at once.
 
@@ -40,9 +42,12 @@ const HEAD_KEYS = Object.keys(HEAD);
 test('a frozen head goes to every response as it is: other statuses, fields set before, and the head itself untouched', async (t) => {
   const seen: Record<string, unknown> = {};
   const owner = { streamClosed: () => {} };
-  const server = createServer();
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
-    const req = new H2Request(stream, headers, raw, stream.session!.socket as Socket);
+  const server = createServer((socket) => {
+    new H2ServerSession(socket, DEFAULT_SESSION_OPTIONS, { onStream: (stream, raw) => onStream(stream, raw, socket) });
+  });
+  const onStream = (stream: H2ServerStream, raw: string[], socket: import('node:net').Socket) => {
+    const headers = fieldsToRecord(raw);
+    const req = new H2Request(stream, headers, raw, socket);
     const res = new H2Response(stream, req, owner);
     try {
       switch (headers[':path']) {
@@ -85,7 +90,7 @@ test('a frozen head goes to every response as it is: other statuses, fields set 
       seen.error = err;
       stream.close();
     }
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const session = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   t.after(() => {
@@ -98,7 +103,7 @@ test('a frozen head goes to every response as it is: other statuses, fields set 
   assert.equal(plain.body, 'hello');
   assert.equal(plain.headers['content-type'], 'text/plain');
   assert.equal(plain.headers.etag, '"5-1"');
-  assert.ok(plain.headers.date, 'node adds Date to a borrowed head too');
+  assert.ok(plain.headers.date, 'Date is added to a borrowed head too');
   assert.equal(seen.constructorField, undefined);
   assert.equal(seen.hasConstructor, false);
   assert.equal(seen.etag, '"5-1"');

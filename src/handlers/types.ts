@@ -1,5 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders as Http2IncomingHeaders, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders as Http2IncomingHeaders } from 'node:http2';
+import type { H2ServerStream } from '../listeners/http/h2-engine/stream.ts';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
@@ -26,7 +27,7 @@ export interface HttpLimits {
 }
 
 /**
- * An HTTP/2 request (the listener's, over one ServerHttp2Stream): a Readable of the body with the
+ * An HTTP/2 request (the listener's, over one stream of its HTTP/2 engine): a Readable of the body with the
  * head of node:http's IncomingMessage. `headers` holds the pseudo-headers too (`:method`, `:path`,
  * `:authority`, `:scheme`; `host` is set from `:authority` by the listener's checks), as does
  * `rawHeaders`. `socket` is the connection's own socket (TLS or TCP).
@@ -40,7 +41,7 @@ export interface Http2Request extends Readable {
   readonly httpVersionMajor: 2;
   readonly httpVersionMinor: 0;
   readonly socket: Socket;
-  readonly stream: ServerHttp2Stream;
+  readonly stream: H2ServerStream;
   /** The stream closed before the response ended (the client reset it, or the connection went). */
   readonly aborted: boolean;
   /** No more of the body will come. */
@@ -112,12 +113,12 @@ export interface HttpResponse extends Writable {
  * a `Trailer` field, or a client that sent `TE: trailers` (listeners/http/h2-exchange.ts).
  */
 export interface Http2Response extends HttpResponse {
-  readonly stream: ServerHttp2Stream;
+  readonly stream: H2ServerStream;
   readonly req: Http2Request;
 }
 
 /** The HTTP/2 stream of a response, or undefined for HTTP/1.x. */
-export function http2Stream(res: HttpResponse): ServerHttp2Stream | undefined {
+export function http2Stream(res: HttpResponse): H2ServerStream | undefined {
   return (res as Partial<Http2Response>).stream;
 }
 

@@ -1,5 +1,5 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
+import type { H2ServerStream } from '../listeners/http/h2-engine/stream.ts';
 import { z } from 'zod';
 import { http2Stream, type HttpResponse } from '../handlers/types.ts';
 import { compileTemplate, percentEncoded, TemplateError, type PlaceholderContext, type Template } from './placeholders.ts';
@@ -18,7 +18,7 @@ import type { Middleware } from './types.ts';
 // Request fields are changed in place in both req.headers (what handlers read) and
 // req.rawHeaders (what the proxy forwards from). Response fields are applied when the head is
 // written: HTTP/1.1 by the response's writeHead (node calls it for an implicit head too), HTTP/2
-// by its stream's respond/respondWithFD/respondWithFile, so a handler writing to the stream
+// by its stream's respond/respondWithFD, so a handler writing to the stream
 // directly (static's file bodies, gRPC) is covered as well. Not covered: 1xx interim responses
 // and the 101 of a WebSocket upgrade.
 
@@ -234,16 +234,16 @@ function applyToHttp2(fields: OutgoingHttpHeaders, ctx: PlaceholderContext, rule
   return out;
 }
 
-type RespondingMethod = 'respond' | 'respondWithFD' | 'respondWithFile';
+type RespondingMethod = 'respond' | 'respondWithFD';
 
 /** HTTP/2: rules run where the head goes out, the stream's respond methods (H2Response and handlers writing to the stream alike). */
-function hookHttp2(stream: ServerHttp2Stream, ctx: PlaceholderContext, rules: CompiledRules): void {
+function hookHttp2(stream: H2ServerStream, ctx: PlaceholderContext, rules: CompiledRules): void {
   // node adds Date itself unless told not to: removing (or setting) it must say so.
   const ownDate = rules.dropped.has('date');
-  for (const method of ['respond', 'respondWithFD', 'respondWithFile'] as RespondingMethod[]) {
-    const original = stream[method] as (this: ServerHttp2Stream, ...args: unknown[]) => void;
-    const hooked = function (this: ServerHttp2Stream, a: unknown, b?: unknown, c?: unknown): void {
-      // respond(headers, options); respondWithFD(fd, headers, options); respondWithFile(path, headers, options).
+  for (const method of ['respond', 'respondWithFD'] as RespondingMethod[]) {
+    const original = stream[method] as (this: H2ServerStream, ...args: unknown[]) => void;
+    const hooked = function (this: H2ServerStream, a: unknown, b?: unknown, c?: unknown): void {
+      // respond(headers, options); respondWithFD(fd, headers, options).
       const [headers, options] = method === 'respond' ? [a as OutgoingHttpHeaders | undefined, b as Record<string, unknown> | undefined] : [b as OutgoingHttpHeaders | undefined, c as Record<string, unknown> | undefined];
       const changed = applyToHttp2(headers ?? {}, ctx, rules);
       const opts = ownDate ? { ...options, sendDate: false } : options;

@@ -4,7 +4,7 @@ import type { Stats } from 'node:fs';
 import { replyError, replyJson, replyText } from '../http/reply.ts';
 import { bodyRewritten } from '../http/body-filter.ts';
 import { ServerResponse } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
+import type { H2ServerStream } from '../../listeners/http/h2-engine/stream.ts';
 import { http2Stream, type HttpContext, type HttpHandler, type HttpResponse } from '../types.ts';
 import type { FsRoot } from '../fs-root.ts';
 import { canSendfile, sendFile, SendfileUnsupportedError } from '../../sys/index.ts';
@@ -205,8 +205,8 @@ export class StaticHandler implements HttpHandler {
     const status = decision.kind === 'single' ? 206 : 200;
     // A body rewritten on its way out (compression) must go through res.write: no fast path.
     const rewritten = !head && length > 0 && bodyRewritten(res, status, headers);
-    // HTTP/2: nghttp2 reads the file into DATA frames itself (no JS chunk loop, flow control
-    // honoured), the h2 counterpart of sendfile.
+    // HTTP/2: the engine reads the file into DATA frames itself (flow control honoured; a small
+    // range in one read), the h2 counterpart of sendfile.
     const h2 = http2Stream(res);
     if (h2 && !head && length > 0 && !rewritten) return respondWithHandle(res, h2, status, headers, handle, range.start, length);
     writeHead(res, status, headers);
@@ -299,7 +299,7 @@ function writeHead(res: HttpResponse, status: number, headers: Readonly<Record<s
  * Sends bytes [offset, offset + length) of an open file as an HTTP/2 response body with
  * respondWithFD, and resolves once the stream is closed (the handle must stay open until then).
  */
-function respondWithHandle(res: HttpResponse, stream: ServerHttp2Stream, status: number, headers: Record<string, string | number>, handle: FileHandle, offset: number, length: number): Promise<void> {
+function respondWithHandle(res: HttpResponse, stream: H2ServerStream, status: number, headers: Record<string, string | number>, handle: FileHandle, offset: number, length: number): Promise<void> {
   return new Promise((resolve) => {
     if (stream.destroyed || stream.closed) return resolve();
     stream.once('close', () => resolve());

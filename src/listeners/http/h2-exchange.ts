@@ -1,12 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { CANCEL, NO_ERROR } from '../../upstream/h2/frames.ts';
+import type { H2ServerStream } from './h2-engine/stream.ts';
 
-// One HTTP/2 request and its response over a ServerHttp2Stream, made straight from the session's
-// 'stream' event: the lean counterpart of node:http2's compatibility layer (Http2ServerRequest /
-// Http2ServerResponse), with the shape handlers use (handlers/types.ts: Http2Request and
-// Http2Response). What the compatibility layer costs per request and this does not:
+// One HTTP/2 request and its response over a stream of the listener's HTTP/2 engine
+// (h2-engine/stream.ts, which has the part of node:http2's ServerHttp2Stream used here), with the
+// shape handlers use (handlers/types.ts: Http2Request and Http2Response). Made when node:http2
+// served HTTP/2, as the lean counterpart of its compatibility layer (Http2ServerRequest /
+// Http2ServerResponse); what that layer cost per request and this does not:
 //
 //   - listeners: it puts eleven on each stream (trailers, end, error, aborted, close and timeout
 //     for the request; drain, aborted, close, wantTrailers and timeout for the response), each
@@ -22,8 +25,8 @@ import { Readable } from 'node:stream';
 //     end(), as node:http's ServerResponse does: end() without a body is one HEADERS frame with
 //     END_STREAM, end(body) is HEADERS and one DATA frame with END_STREAM.
 //
-// Trailers. nghttp2 has to know when the response starts whether trailers will follow (node's
-// `waitForTrailers`), and a handler may call addTrailers() only at the end (the proxy passes on
+// Trailers. The engine has to know when the response starts whether trailers will follow
+// (`waitForTrailers`, as nghttp2 had), and a handler may call addTrailers() only at the end (the proxy passes on
 // the upstream's trailers once its body has been read). The response asks for them when:
 //   - addTrailers() has been called before the head goes out, or
 //   - the head goes out with end() (then exactly the trailers added so far are sent), or
@@ -40,7 +43,8 @@ import { Readable } from 'node:stream';
 // it throws, a 'data' reader sees 'close' first). The response emits 'close' when the stream has
 // closed, preceded by 'finish' when the response had been written in full.
 
-const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = constants;
+const NGHTTP2_NO_ERROR = NO_ERROR;
+const NGHTTP2_CANCEL = CANCEL;
 
 /** Header names checked once: the lower-case form of a name, or an error for a name HTTP/2 cannot send. */
 const names = new Map<string, string | Error>();
@@ -119,8 +123,7 @@ function checkValue(name: string, value: unknown): void {
 /**
  * The prototype of field objects: empty and without Object.prototype, so that no name (not
  * `__proto__`, not `constructor`) means anything but a field. Objects made from it, unlike
- * `{ __proto__: null }` ones, stay in V8's fast mode, and node copies them (processHeaders,
- * mapToHeaders) on every response.
+ * `{ __proto__: null }` ones, stay in V8's fast mode.
  */
 const FIELDS = Object.create(null) as object;
 
@@ -137,16 +140,10 @@ function newFields(): Fields {
 const checkedHeads = new WeakSet<object>();
 
 /**
- * node:http2 takes a head as a flat [name, value, ...] list from 24.7 on (respond() with an
- * object copies it into a new dictionary-mode object first, and lists its keys once more). A
- * checked head goes as such a list there: made once per head with a slot for the status first
- * and one for Date last (node would otherwise add both to the list it is given, growing it),
- * copied per response.
+ * A checked head goes to the engine's respond() as a flat [name, value, ...] list (encoded as it
+ * is, no object walked): made once per head with a slot for the status first and one for Date
+ * last, copied per response.
  */
-const RAW_HEADS = ((): boolean => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 24 || (major === 24 && minor >= 7);
-})();
 
 interface FlatHead {
   /** `:status`, 200, the head's fields, then `date`, '' unless the head has a Date of its own. */
@@ -187,12 +184,8 @@ function httpDate(): string {
 }
 
 /**
- * A checked head for respond() as an object (node before 24.7, or a respond() that middleware
- * has wrapped): a copy per response with `:status` first and Date last. node copies a head into
- * a dictionary object of its own and then adds the fields it lacks, and in the daemon such an
- * addition after the copy costs more than this whole copy: about 1.7 µs per response on Node 20
- * under h2load, from profiles (node's processHeaders 2.3 -> 0.6 µs), where the bare server's
- * heads, which carry `:status`, never meet it.
+ * A checked head for a respond() that middleware has wrapped (it takes objects): a copy per
+ * response with `:status` first and Date last.
  */
 function completeHead(head: Fields, status: number, sendDate: boolean): Fields {
   const out = newFields();
@@ -220,32 +213,27 @@ function isCheckedHead(headers: object): boolean {
 
 function noop(): void {}
 
-/** What node has on a stream and its typings leave out. */
-interface StreamInternals {
-  readonly headRequest: boolean;
-}
-
 const kResponse = Symbol('switchyard.h2.response');
 
 /** A stream with the response written on it (for the one shared 'close' listener). */
-type ExchangeStream = ServerHttp2Stream & { [kResponse]?: H2Response };
+type ExchangeStream = H2ServerStream & { [kResponse]?: H2Response };
 
 /** respond()'s options, with the one the typings leave out. */
 type RespondOptions = { endStream: boolean; waitForTrailers: boolean; sendDate?: boolean };
 
 /**
  * Streams whose idle timing is not the listener's sweep's (h2.ts gives a stream that stays open
- * node's idle timer at its sweep): a handler has set a timeout of its own, or the stream carries
+ * the stream's idle timer at its sweep): a handler has set a timeout of its own, or the stream carries
  * an open WebSocket, which has none.
  */
-const selfTimed = new WeakSet<ServerHttp2Stream>();
+const selfTimed = new WeakSet<H2ServerStream>();
 
-export function timesItself(stream: ServerHttp2Stream): boolean {
+export function timesItself(stream: H2ServerStream): boolean {
   return selfTimed.has(stream);
 }
 
 /** The stream went quiet for its timeout: reset it (CANCEL). */
-function onStreamTimeout(this: ServerHttp2Stream): void {
+function onStreamTimeout(this: H2ServerStream): void {
   this.close(NGHTTP2_CANCEL);
 }
 
@@ -254,7 +242,7 @@ function onStreamTimeout(this: ServerHttp2Stream): void {
  * after the callback if one is given. `own`: the stream's user chose it, and the listener's
  * sweep leaves the stream's timing alone from now on.
  */
-export function streamTimeout(stream: ServerHttp2Stream, ms: number, own: boolean, callback?: () => void): void {
+export function streamTimeout(stream: H2ServerStream, ms: number, own: boolean, callback?: () => void): void {
   if (own) selfTimed.add(stream);
   stream.setTimeout(ms, callback);
   // closeStream() drops the stream's 'timeout' listeners; until then it has one of ours at most.
@@ -263,7 +251,7 @@ export function streamTimeout(stream: ServerHttp2Stream, ms: number, own: boolea
 
 /** Told when a stream closes (the HTTP/2 front's per-connection accounting). */
 export interface StreamOwner {
-  streamClosed(stream: ServerHttp2Stream): void;
+  streamClosed(stream: H2ServerStream): void;
 }
 
 /** The request: a Readable of the body over the stream, with the request head of node:http's IncomingMessage. */
@@ -277,7 +265,7 @@ export class H2Request extends Readable {
 
   constructor(
     /** The stream the request came on. */
-    readonly stream: ServerHttp2Stream,
+    readonly stream: H2ServerStream,
     /** The request's fields, pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`) included, lower case. */
     readonly headers: IncomingHttpHeaders,
     /** The fields as received: [name, value, ...], pseudo-headers first. */
@@ -347,9 +335,8 @@ export class H2Request extends Readable {
     this.reading = true;
     const stream = this.stream;
     // HEADERS with END_STREAM: there is no body, and nothing of the stream's own reading side is
-    // touched (node closes such a stream once the response is out).
-    // An empty body ended by a DATA frame: node has emitted the stream's 'end' already (it reads
-    // an empty end at once).
+    // touched (the stream closes once the response is out).
+    // An empty body ended by a DATA frame, the stream already reading: its 'end' is out already.
     if (stream.endAfterHeaders || stream.readableEnded) {
       this.push(null);
       return;
@@ -363,7 +350,7 @@ export class H2Request extends Readable {
       if (!this.push(chunk)) stream.pause();
     });
     stream.once('end', () => {
-      // node ends the stream's reading side on a reset too: that end is the close's to handle.
+      // A reset is the close's to handle, not an end of the body.
       if (stream.aborted || stream.rstCode !== NGHTTP2_NO_ERROR) return;
       this.push(null);
     });
@@ -426,7 +413,7 @@ export class H2Response extends EventEmitter {
   private drainHooked = false;
 
   constructor(
-    readonly stream: ServerHttp2Stream,
+    readonly stream: H2ServerStream,
     readonly req: H2Request,
     private readonly owner: StreamOwner,
   ) {
@@ -597,15 +584,15 @@ export class H2Response extends EventEmitter {
   private sendHead(ending: boolean, withBody: boolean): void {
     const stream = this.stream;
     const status = this.statusCode;
-    // A borrowed head goes as a list (RAW_HEADS; not to a respond() that middleware has wrapped,
+    // A borrowed head goes as a list (not to a respond() that middleware has wrapped,
     // which takes objects), or as a complete copy (completeHead).
-    const asList = this.borrowed && RAW_HEADS && !Object.hasOwn(stream, 'respond');
+    const asList = this.borrowed && !Object.hasOwn(stream, 'respond');
     const fields = this.borrowed ? (this.fields as Fields) : this.ownFields();
     let trailers: boolean;
     if (ending) trailers = this.trailers !== null;
     else trailers = this.trailers !== null || mayHaveTrailers(fields, this.req.headers.te);
     // node ends these by itself (no body can follow), trailers or not.
-    if (status === 204 || status === 205 || status === 304 || (stream as unknown as StreamInternals).headRequest) trailers = false;
+    if (status === 204 || status === 205 || status === 304 || stream.headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
     const options = { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions;
     if (asList) {

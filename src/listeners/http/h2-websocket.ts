@@ -1,6 +1,8 @@
 import { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { constants, type ServerHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { CANCEL, INTERNAL_ERROR } from '../../upstream/h2/frames.ts';
+import type { H2ServerStream } from './h2-engine/stream.ts';
 import type { Socket } from 'node:net';
 import { streamTimeout } from './h2-exchange.ts';
 
@@ -54,7 +56,7 @@ export class StreamSocket extends Duplex {
   private dropBody = false;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: H2ServerStream,
     private readonly connection: Socket,
   ) {
     super({ allowHalfOpen: true });
@@ -148,7 +150,7 @@ export class StreamSocket extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    if (!this.stream.destroyed) this.stream.close(err ? constants.NGHTTP2_INTERNAL_ERROR : constants.NGHTTP2_CANCEL);
+    if (!this.stream.destroyed) this.stream.close(err ? INTERNAL_ERROR : CANCEL);
     callback(err);
   }
 

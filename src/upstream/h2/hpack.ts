@@ -128,6 +128,8 @@ export class HpackDecoder {
     private readonly tableLimit: number,
     /** Bound on a decoded list (names, values and 32 bytes per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts). */
     private readonly maxListSize: number,
+    /** A literal name or value longer than this is a COMPRESSION_ERROR (nghttp2's 64 KiB; the server engine's). */
+    private readonly maxFieldSize = Infinity,
   ) {
     this.maxSize = tableLimit;
   }
@@ -170,7 +172,7 @@ export class HpackDecoder {
         pos = readInt(block, pos, indexing ? 6 : 4);
         stringTooLong = false;
         if (intValue === 0) {
-          pos = readString(block, pos, this.maxListSize);
+          pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
           name = stringValue;
           flaw = nameFlaw(name);
         } else {
@@ -178,7 +180,7 @@ export class HpackDecoder {
           name = e[0];
           flaw = (e[2] ?? 0) & BAD_NAME;
         }
-        pos = readString(block, pos, this.maxListSize);
+        pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
         value = stringValue;
         if (FORBIDDEN_IN_VALUE.test(value)) flaw |= BAD_VALUE;
         if (stringTooLong) {
@@ -265,13 +267,14 @@ function readInt(buf: Buffer, pos: number, prefix: number): number {
   return pos;
 }
 
-function readString(buf: Buffer, pos: number, max: number): number {
+function readString(buf: Buffer, pos: number, max: number, hardMax: number): number {
   if (pos >= buf.length) throw new HpackError('a truncated string');
   const huffman = (buf[pos] & 0x80) !== 0;
   const start = readInt(buf, pos, 7);
   const length = intValue;
   const end = start + length;
   if (end > buf.length) throw new HpackError('a truncated string');
+  if (length > hardMax) throw new HpackError(`a string of ${length} bytes, above the ${hardMax} a field may have`);
   if (length > max) {
     stringTooLong = true;
     stringValue = '';
