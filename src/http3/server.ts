@@ -48,6 +48,8 @@ export interface Http3ServerOptions {
    * endpoint serves on it instead of binding `host`:`port`.
    */
   readonly socket?: UdpSocket;
+  /** Bind a socket of this worker's own with SO_REUSEPORT (src/listeners/bind.ts quicUdpMode). */
+  readonly reusePort?: boolean;
   /** The listener's phases; `socket` is the connection's stand-in (peer-socket.ts). */
   readonly onRequest: (req: H3Request, res: H3Response, socket: Socket, expectsContinue: boolean) => void;
 }
@@ -104,6 +106,7 @@ export class Http3Server {
       closeCode: H3.NO_ERROR,
       streamErrorCode: H3.REQUEST_CANCELLED,
       socket: o.socket,
+      reusePort: o.reusePort,
     });
   }
 

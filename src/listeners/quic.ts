@@ -12,6 +12,7 @@ import { QuicServer, type EndpointObserver } from '../quic/endpoint.ts';
 import { isQuicError } from '../quic/errors.ts';
 import { quicMetricsObserver } from '../quic/metrics.ts';
 import type { QuicStream } from '../quic/stream.ts';
+import { quicUdpMode } from './bind.ts';
 import { Generation } from './generation.ts';
 import type { ListenerTls } from './tls.ts';
 import { ListenError, listenErrorReason, type BoundAddress, type Listener, type ListenerHandlers, type ListeningSocket } from './types.ts';
@@ -53,6 +54,9 @@ export class QuicListener implements Listener {
   private bound: BoundAddress | undefined;
   private gen = new Generation();
   private readonly observer: EndpointObserver;
+  /** The endpoint binds a socket of its own with SO_REUSEPORT (a worker of several): see stopAccepting. */
+  private ownSocket = false;
+  private draining = false;
 
   constructor(private options: QuicListenerOptions) {
     this.name = options.config.name;
@@ -77,6 +81,7 @@ export class QuicListener implements Listener {
     const where = config.address;
     const hp = parseHostPort(where);
     if (!hp) throw new ListenError(this.name, where, 'not a host:port address');
+    const reusePort = !this.options.inherit && quicUdpMode(hp.port, log) === 'own';
     const server = new QuicServer({
       host: hp.host,
       port: hp.port,
@@ -89,6 +94,8 @@ export class QuicListener implements Listener {
       observer: this.observer,
       onConnection: (conn) => this.onConnection(conn),
       socket: this.options.inherit,
+      // A worker of several binds its own socket where it can, so each connection's packets reach it.
+      reusePort,
     });
     try {
       await server.start();
@@ -97,6 +104,7 @@ export class QuicListener implements Listener {
       throw new ListenError(this.name, `udp ${where}`, cause ? listenErrorReason(cause) : (err as Error).message, { cause: err });
     }
     this.server = server;
+    this.ownSocket = reusePort;
     this.bound = server.address();
     log.debug({ listener: this.name, address: formatHostPort(server.address()) }, 'quic listener started');
   }
@@ -107,7 +115,11 @@ export class QuicListener implements Listener {
     const name = this.name;
     const route = config.handler.type;
     gen.enter();
-    void conn.closed.then(() => gen.leave());
+    void conn.closed.then(() => {
+      gen.leave();
+      // After the endpoint has let the connection go (its own closed handler runs first).
+      setImmediate(() => this.closeOwnSocketWhenIdle());
+    });
     const requests = metrics.totalRequests;
     const ctx: ConnContext = {
       listener: name,
@@ -151,7 +163,18 @@ export class QuicListener implements Listener {
 
   async stopAccepting(): Promise<void> {
     // The socket stays open: the connections still draining receive through it.
+    this.draining = true;
     this.server?.stopAccepting();
+    this.closeOwnSocketWhenIdle();
+  }
+
+  /**
+   * A draining worker's own SO_REUSEPORT socket goes as soon as its last connection has: while
+   * it is open the kernel gives it a share of new clients' datagrams, which it no longer accepts
+   * (an upgrade's new workers serve beside it). A shared socket stays until destroy().
+   */
+  private closeOwnSocketWhenIdle(): void {
+    if (this.draining && this.ownSocket && this.server && this.server.connectionCount() === 0) void this.server.close();
   }
 
   inFlight(): number {

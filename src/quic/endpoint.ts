@@ -58,9 +58,23 @@ export interface QuicServerOptions {
   streamErrorCode?: number;
   /** A socket already bound (taken over from an earlier daemon). */
   socket?: UdpSocket;
+  /**
+   * Bind a socket of this process's own with SO_REUSEPORT (a worker of `workers: N`:
+   * src/listeners/bind.ts quicUdpMode), not one shared through the cluster primary. Needs a Node
+   * whose dgram has reusePort (22.12+).
+   */
+  reusePort?: boolean;
 }
 
 const TOKEN_LIFETIME_MS = 10_000;
+
+/**
+ * The host:port this process holds with an SO_REUSEPORT socket. A second one of ours on the same
+ * port (a reload that replaced the listener while the old one drains) would join the group and
+ * take half the new connections' packets to a socket that no longer accepts: it is refused with
+ * EADDRINUSE instead, as a port held without SO_REUSEPORT is (HTTP/3 then retries until it is free).
+ */
+const heldWithReusePort = new Set<string>();
 /** Bound on connections being refused (each waits out its draining period). */
 const MAX_REFUSING = 256;
 
@@ -79,7 +93,7 @@ export class QuicServer {
 
   constructor(private readonly options: QuicServerOptions) {
     this.limits = limitsWith(options.limits);
-    this.socket = options.socket ?? createUdpSocket(isIPv6(options.host) ? 'udp6' : 'udp4');
+    this.socket = options.socket ?? createUdpSocket(isIPv6(options.host) ? 'udp6' : 'udp4', { reusePort: options.reusePort === true });
     this.socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
     // A send to a vanished peer (ICMP unreachable) surfaces here: it concerns one peer only.
     this.socket.on('error', () => {});
@@ -89,14 +103,30 @@ export class QuicServer {
   async start(): Promise<void> {
     this.configForNewConnection();
     if (!this.options.socket) {
-      await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error) => reject(new QuicError('QUIC_BIND_FAILED', `cannot bind udp ${this.options.host}:${this.options.port}: ${err.message}`, { cause: err }));
-        this.socket.once('error', onError);
-        this.socket.bind(this.options.port, this.options.host, () => {
-          this.socket.off('error', onError);
-          resolve();
+      const { host, port, reusePort } = this.options;
+      const failed = (err: Error) => new QuicError('QUIC_BIND_FAILED', `cannot bind udp ${host}:${port}: ${err.message}`, { cause: err });
+      const key = `${host}\u0000${port}`;
+      if (reusePort) {
+        if (heldWithReusePort.has(key)) {
+          throw failed(Object.assign(new Error('address in use by another listener of this process'), { code: 'EADDRINUSE' }));
+        }
+        heldWithReusePort.add(key);
+        this.reuseKey = key;
+      }
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const onError = (err: Error) => reject(failed(err));
+          this.socket.once('error', onError);
+          // exclusive: a cluster worker binds this socket itself instead of asking the primary for its shared one.
+          this.socket.bind({ port, address: host, exclusive: reusePort === true }, () => {
+            this.socket.off('error', onError);
+            resolve();
+          });
         });
-      });
+      } catch (err) {
+        this.releaseReusePort();
+        throw err;
+      }
     }
     try {
       this.socket.setRecvBufferSize(4 * 1024 * 1024);
@@ -170,8 +200,17 @@ export class QuicServer {
           resolve();
         }
       });
+      this.releaseReusePort();
     })();
     return this.closing;
+  }
+
+  /** The SO_REUSEPORT host:port this endpoint held in heldWithReusePort, once its socket is gone. */
+  private reuseKey: string | undefined;
+
+  private releaseReusePort(): void {
+    if (this.reuseKey !== undefined) heldWithReusePort.delete(this.reuseKey);
+    this.reuseKey = undefined;
   }
 
   private configForNewConnection(): QuicheConfig {

@@ -1,4 +1,4 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket, type SocketOptions } from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
 
@@ -18,6 +18,8 @@ function lookupLiteral(hostname: string, options: LookupOneOptions | number | Lo
 /** Socket buffers asked for (the kernel caps them at net.core.rmem_max / wmem_max). */
 const BUFFER_BYTES = 4 * 1024 * 1024;
 
-export function createUdpSocket(type: 'udp4' | 'udp6'): UdpSocket {
-  return createSocket({ type, recvBufferSize: BUFFER_BYTES, sendBufferSize: BUFFER_BYTES, lookup: lookupLiteral as never });
+/** `reusePort`: SO_REUSEPORT (Node 22.12+; @types/node may not list it yet). */
+export function createUdpSocket(type: 'udp4' | 'udp6', options: { reusePort?: boolean } = {}): UdpSocket {
+  const reuse = options.reusePort ? { reusePort: true } : {};
+  return createSocket({ type, recvBufferSize: BUFFER_BYTES, sendBufferSize: BUFFER_BYTES, lookup: lookupLiteral as never, ...reuse } as SocketOptions);
 }

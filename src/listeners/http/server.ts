@@ -5,7 +5,7 @@ import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpListenerConfig, ListenerConfig } from '../../config/schema.ts';
 import { formatHostPort } from '../../config/address.ts';
-import { listenTcp } from '../bind.ts';
+import { listenTcp, quicUdpMode } from '../bind.ts';
 import type { HttpHandler, HttpRequest, HttpResponse, ListenerSummary } from '../../handlers/types.ts';
 import { replyError } from '../../handlers/http/reply.ts';
 import { BodyAbortedError, BodyTooLargeError } from '../../handlers/http/body.ts';
@@ -276,6 +276,8 @@ export class HttpListener implements Listener {
       host: this.bound.host,
       port: this.bound.port,
       socket: inherited,
+      // A worker of several binds its own socket where it can, so each connection's packets reach it.
+      reusePort: !inherited && quicUdpMode(this.bound.port, log) === 'own',
       certificate: certificateFromTls(source),
       limits: {
         maxFieldSectionSize: settings.maxFieldSectionSize ?? config.limits.maxHeaderSize,
