@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import { classify } from '../src/handlers/proxy/errors.ts';
 import { HEADERS_TOO_LARGE, NOT_PROCESSED, PROTOCOL_VIOLATION } from '../src/upstream/h2/errors.ts';
 import { Http2Dispatcher } from '../src/upstream/h2-dispatcher.ts';
-import { HpackDecoder } from '../src/upstream/h2/hpack.ts';
+import { HpackDecoder } from '../src/protocol/h2/hpack.ts';
 import {
   continuationFrame,
   dataFrame,

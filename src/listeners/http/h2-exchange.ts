@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { CANCEL, NO_ERROR } from '../../upstream/h2/frames.ts';
+import { CANCEL, NO_ERROR } from '../../protocol/h2/frames.ts';
 import type { H2ServerStream } from './h2-engine/stream.ts';
 
 // One HTTP/2 request and its response over a stream of the listener's HTTP/2 engine

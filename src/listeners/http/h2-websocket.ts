@@ -1,7 +1,7 @@
 import { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import { CANCEL, INTERNAL_ERROR } from '../../upstream/h2/frames.ts';
+import { CANCEL, INTERNAL_ERROR } from '../../protocol/h2/frames.ts';
 import type { H2ServerStream } from './h2-engine/stream.ts';
 import type { Socket } from 'node:net';
 import { streamTimeout } from './h2-exchange.ts';

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Http2Config } from '../../config/schema.ts';
 import type { Http2Response } from '../../handlers/types.ts';
 import { TokenBucket, tokenBucketPolicy, type TokenBucketPolicy } from '../../protocol/token-bucket.ts';
-import { ENHANCE_YOUR_CALM, NO_ERROR } from '../../upstream/h2/frames.ts';
+import { ENHANCE_YOUR_CALM, NO_ERROR } from '../../protocol/h2/frames.ts';
 import { H2Request, H2Response, streamTimeout, timesItself, type StreamOwner } from './h2-exchange.ts';
 import { H2ServerSession, type H2SessionOptions } from './h2-engine/session.ts';
 import { fieldsToRecord, type H2ServerStream } from './h2-engine/stream.ts';

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { H2ClientError, H2ProtocolError, HEADERS_TOO_LARGE, NOT_PROCESSED, PROTOCOL_VIOLATION } from './errors.ts';
+import { H2ProtocolError } from '../../protocol/h2/errors.ts';
+import { H2ClientError, HEADERS_TOO_LARGE, NOT_PROCESSED, PROTOCOL_VIOLATION } from './errors.ts';
 import {
   CANCEL,
   COMPRESSION_ERROR,
@@ -45,8 +46,8 @@ import {
   settingsFrame,
   windowUpdateFrame,
   writeFrameHeader,
-} from './frames.ts';
-import { HpackDecoder, HpackEncoder, HpackError } from './hpack.ts';
+} from '../../protocol/h2/frames.ts';
+import { HpackDecoder, HpackEncoder, HpackError } from '../../protocol/h2/hpack.ts';
 import { ClientStream, type Trailers } from './stream.ts';
 
 // One HTTP/2 client connection (RFC 9113) on a socket that is already connected (TCP for h2c,

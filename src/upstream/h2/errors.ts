@@ -1,6 +1,7 @@
 // The two kinds of failure the HTTP/2 client tells apart: what the proxy is handed (an error with
 // one of the codes it classifies by, undici's where there is one) and what the target did wrong
-// (an HTTP/2 error code, RFC 9113 §7, that goes back to it in RST_STREAM or GOAWAY).
+// (H2ProtocolError, src/protocol/h2/errors.ts: an HTTP/2 error code, RFC 9113 §7, that goes back
+// to it in RST_STREAM or GOAWAY).
 
 /** An error for the proxy's handler: `code` is what it classifies by (src/handlers/proxy/errors.ts). */
 export class H2ClientError extends Error {
@@ -11,17 +12,6 @@ export class H2ClientError extends Error {
   ) {
     super(message, options);
     this.name = 'H2ClientError';
-  }
-}
-
-/** The target broke HTTP/2: the connection (or, for a stream error, the stream) ends with `h2Code`. */
-export class H2ProtocolError extends Error {
-  constructor(
-    message: string,
-    readonly h2Code: number,
-  ) {
-    super(message);
-    this.name = 'H2ProtocolError';
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { H2Connection } from './connection.ts';
 import { H2ClientError } from './errors.ts';
-import { CANCEL } from './frames.ts';
+import { CANCEL } from '../../protocol/h2/frames.ts';
 
 // One request on an HTTP/2 client connection: what it still has to send (and may, under the
 // target's windows), what it received and has not handed to the handler yet (while the handler

@@ -1,5 +1,5 @@
-import { CONTINUATION, FRAME_HEADER_SIZE, FLAG_END_HEADERS, FLAG_END_STREAM, HEADERS } from '../../../upstream/h2/frames.ts';
-import { HpackEncoder } from '../../../upstream/h2/hpack.ts';
+import { CONTINUATION, FRAME_HEADER_SIZE, FLAG_END_HEADERS, FLAG_END_STREAM, HEADERS } from '../../../protocol/h2/frames.ts';
+import { HpackEncoder } from '../../../protocol/h2/hpack.ts';
 import type { H2ServerSession } from './session.ts';
 
 // Response header blocks: HPACK-encoded straight into the session's output slab, split into

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { FRAME_HEADER_SIZE } from '../../../upstream/h2/frames.ts';
+import { FRAME_HEADER_SIZE } from '../../../protocol/h2/frames.ts';
 
 // The session's outgoing bytes. Frames are written into a slab (no Buffer per frame) and every
 // frame of one tick goes to the socket in one write: the frames of a burst of responses cost one

@@ -36,8 +36,8 @@ import {
   SETTINGS_MAX_HEADER_LIST_SIZE,
   STREAM_CLOSED,
   WINDOW_UPDATE,
-} from '../../../upstream/h2/frames.ts';
-import { HpackDecoder, HpackEncoder, HpackError } from '../../../upstream/h2/hpack.ts';
+} from '../../../protocol/h2/frames.ts';
+import { HpackDecoder, HpackEncoder, HpackError } from '../../../protocol/h2/hpack.ts';
 import { FrameOutput } from './output.ts';
 import { checkRequestFields, checkTrailerFields, type FieldList } from './fields.ts';
 import { encodeFields, type OutgoingFields } from './encode.ts';

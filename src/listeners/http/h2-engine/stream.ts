@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { DATA, FLAG_END_STREAM, INTERNAL_ERROR, NO_ERROR } from '../../../upstream/h2/frames.ts';
+import { DATA, FLAG_END_STREAM, INTERNAL_ERROR, NO_ERROR } from '../../../protocol/h2/frames.ts';
 import { read, readSync, fstatSync } from 'node:fs';
 import { statusOf, type OutgoingFields } from './encode.ts';
 import type { H2ServerSession } from './session.ts';

@@ -1,10 +1,11 @@
 import { huffmanDecode, HuffmanError } from '../../http3/huffman.ts';
-import { writePrefixInt } from '../../protocol/prefix-integer.ts';
+import { writePrefixInt } from '../prefix-integer.ts';
 
-// HPACK (RFC 7541) for the HTTP/2 client: a decoder for what the target sends (static and dynamic
-// tables, Huffman strings) with a bound on the decoded header list, and an encoder for requests
-// that indexes the fields that repeat from call to call (a gRPC call's :path, :authority,
-// content-type, te, user-agent), so that a field seen before costs one or two bytes.
+// HPACK (RFC 7541) for both ends of HTTP/2 (the upstream client and the listener's engine): a
+// decoder for what the peer sends (static and dynamic tables, Huffman strings) with a bound on the
+// decoded header list, and an encoder that indexes the fields that repeat from message to message
+// (a gRPC call's :path, :authority, content-type, te, user-agent; a response's content-type),
+// so that a field seen before costs one or two bytes.
 
 /** A header block that cannot be decoded: the connection's compression state is lost (COMPRESSION_ERROR). */
 export class HpackError extends Error {}

@@ -1,7 +1,8 @@
 import { H2ProtocolError } from './errors.ts';
 
-// HTTP/2 framing (RFC 9113 §4, §6): the constants, the frames the client writes, and a reader
-// that cuts the target's bytes into frames no larger than the size we advertised.
+// HTTP/2 framing (RFC 9113 §4, §6), shared by both ends (the upstream client, src/upstream/h2/,
+// and the listener's engine, src/listeners/http/h2-engine/): the constants, the frames written,
+// and a reader that cuts the peer's bytes into frames no larger than the size we advertised.
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export const FRAME_HEADER_SIZE = 9;
