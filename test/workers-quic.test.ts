@@ -208,7 +208,7 @@ test(
 
     d.child.kill('SIGTERM');
     const { code } = await d.exited;
-    assert.equal(code, 0, `the daemon drained and exited 0 (connections served by ${workers.size} worker(s))`);
+    assert.equal(code, 0, `the daemon drained and exited 0 (connections served by ${workers.size} worker(s))\n${d.stdout().slice(-3000)}\n${d.stderr().slice(-3000)}`);
   },
 );
 

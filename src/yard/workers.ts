@@ -481,7 +481,9 @@ export class Primary {
         resolve(clean);
       };
       if (this.recs.size === 0) this.allGone();
-      for (const r of this.recs) r.worker.process.kill('SIGTERM');
+      // A retiring worker (an upgrade's old set) is draining already: a second SIGTERM would make
+      // it exit at once (1), cutting off what it still serves and making this stop unclean.
+      for (const r of this.recs) if (r.role !== 'retiring') r.worker.process.kill('SIGTERM');
     });
   }
 
