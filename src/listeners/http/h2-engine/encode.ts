@@ -24,12 +24,17 @@ export class InvalidFieldError extends TypeError {
 /** Fields HTTP/2 forbids (RFC 9113 §8.2.2); node throws ERR_HTTP2_INVALID_CONNECTION_HEADERS for them. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
-// The fields of the block being encoded, flattened (reused: no list per response).
+// The fields of the block being encoded, flattened (reused: no list per response). Its first
+// flatCount entries are the block's: `flat.length = 0` would give V8's backing store back, and
+// every response would grow a new one.
 const flat: string[] = [];
+let flatCount = 0;
 let sawDate = false;
+/** Entries kept in `flat` between blocks; a larger head's are let go (they hold its strings). */
+const FLAT_KEEP = 64;
 
 function flatten(fields: OutgoingFields): void {
-  flat.length = 0;
+  flatCount = 0;
   sawDate = false;
   if (Array.isArray(fields)) {
     const list = fields as readonly FieldValue[];
@@ -38,7 +43,10 @@ function flatten(fields: OutgoingFields): void {
   }
   const record = fields as Readonly<Record<string, FieldValue>>;
   const status = record[':status'];
-  if (status !== undefined) flat.push(':status', String(status));
+  if (status !== undefined) {
+    flat[flatCount++] = ':status';
+    flat[flatCount++] = String(status);
+  }
   for (const key in record) if (key !== ':status') add(key, record[key]);
 }
 
@@ -73,7 +81,8 @@ function push(rawName: string, value: string): void {
     err.code = 'ERR_HTTP2_INVALID_CONNECTION_HEADERS';
     throw err;
   }
-  flat.push(name, value);
+  flat[flatCount++] = name;
+  flat[flatCount++] = value;
 }
 
 /** The status of a head about to be sent (0 when it has none). */
@@ -90,16 +99,21 @@ export function statusOf(fields: OutgoingFields): number {
 /** Encodes a head (`sendDate`: with a Date field unless it has one) as HEADERS and CONTINUATION frames. */
 export function encodeFields(session: H2ServerSession, id: number, fields: OutgoingFields, endStream: boolean, sendDate = false): void {
   flatten(fields);
-  if (sendDate && !sawDate) flat.push('date', httpDate());
+  if (sendDate && !sawDate) {
+    flat[flatCount++] = 'date';
+    flat[flatCount++] = httpDate();
+  }
+  const count = flatCount;
+  if (flat.length > FLAT_KEEP && count < flat.length) flat.length = Math.max(count, FLAT_KEEP);
   let bound = HpackEncoder.BLOCK_START_BOUND;
-  for (let i = 0; i < flat.length; i += 2) bound += HpackEncoder.bound(flat[i], flat[i + 1]);
+  for (let i = 0; i < count; i += 2) bound += HpackEncoder.bound(flat[i], flat[i + 1]);
   const out = session.out;
   const encoder = session.encoder;
   const slab = out.reserve(FRAME_HEADER_SIZE + bound);
   const headerAt = out.pos;
   const blockStart = headerAt + FRAME_HEADER_SIZE;
   let p = encoder.begin(slab, blockStart);
-  for (let i = 0; i < flat.length; i += 2) {
+  for (let i = 0; i < count; i += 2) {
     const name = flat[i];
     const value = flat[i + 1];
     if (name === ':status') {
