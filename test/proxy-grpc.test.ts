@@ -400,3 +400,32 @@ test('https:// targets with http2: true are spoken to over HTTP/2 (ALPN h2), gRP
   const reply = await unary(c, { text: 'tls' });
   assert.deepEqual(reply, { version: '2.0' });
 });
+
+test('a client that resets a call mid-body: the upstream stream is reset too, after the chunks sent before it', async () => {
+  // A raw HTTP/2 upstream, to see the reset arrive.
+  const seen: { data: number; reset: Promise<number> } = { data: 0, reset: Promise.resolve(-1) };
+  let gotData!: () => void;
+  const dataArrived = new Promise<void>((r) => (gotData = r));
+  const upstream = createH2Server();
+  upstream.on('stream', (stream: ServerHttp2Stream) => {
+    seen.reset = new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+    stream.on('data', (chunk: Buffer) => {
+      seen.data += chunk.length;
+      gotData();
+    });
+    stream.on('error', () => {});
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => upstream.close(r)));
+  const { port } = await gateway([`h2c://127.0.0.1:${(upstream.address() as { port: number }).port}`]);
+  const session: ClientHttp2Session = h2connect(`http://127.0.0.1:${port}`);
+  closers.push(() => session.destroy());
+  const req = session.request({ ':method': 'POST', ':path': '/test.Echo/ClientStream', 'content-type': 'application/grpc', te: 'trailers' });
+  req.on('error', () => {});
+  req.write(Buffer.from([0, 0, 0, 0, 3, 0x61, 0x62, 0x63]));
+  await Promise.race([dataArrived, new Promise((_, reject) => setTimeout(() => reject(new Error('no DATA upstream within 5 s')), 5000))]);
+  req.close(8 /* CANCEL */);
+  const code = await Promise.race([seen.reset, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('upstream stream not reset within 5 s')), 5000))]);
+  assert.equal(seen.data, 8);
+  assert.notEqual(code, 0, 'the upstream stream was reset, not ended');
+});

@@ -15,6 +15,7 @@ import {
 } from '../../protocol/grpc/index.ts';
 import { constants } from 'node:http2';
 import type { Http2Request, HttpRequest, HttpResponse } from '../types.ts';
+import type { H2ServerStream, StreamBodyReader } from '../../listeners/http/h2-engine/stream.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import type { Refusal } from '../../upstream/admission.ts';
 import type { BodySink, PipeableBody } from '../../upstream/h2-dispatcher.ts';
@@ -234,13 +235,16 @@ export class GrpcReplay implements PipeableBody {
 
 /**
  * One gRPC request body pushed into its upstream stream (GrpcReplay.pipeTo): its state in one
- * object, its four listeners the only functions made per call (on, not once: once wraps each).
+ * object. An HTTP/2 stream calls it as its body reader (no listener, no closure per call); a
+ * Readable request (HTTP/1.1, HTTP/3) gets three listeners, made only for it.
  */
-class BodyPipe {
+class BodyPipe implements StreamBodyReader {
   /** Read straight from the HTTP/2 stream (not through the request's Readable), when it may be. */
-  private readonly raw: Http2Request['stream'] | undefined;
+  private readonly raw: H2ServerStream | undefined;
   private readonly source: NodeJS.EventEmitter & { pause(): unknown; resume(): unknown };
   private readonly decoder: Base64StreamDecoder | undefined;
+  /** The listeners on a Readable source (none on a raw stream). */
+  private listeners: { data: (chunk: Buffer) => void; end: () => void; error: (err: Error) => void } | undefined = undefined;
   private total = 0;
   private settled = false;
   /** The last chunk read, held until the loop's check phase or the body's end (see onData). */
@@ -249,7 +253,7 @@ class BodyPipe {
   constructor(
     private readonly replay: GrpcReplay,
     private readonly sink: BodySink,
-    private readonly onError: (err: Error) => void,
+    private readonly onFailure: (err: Error) => void,
   ) {
     const req = replay.req;
     // An HTTP/2 request nobody has read yet is read from its stream itself: the request's own
@@ -261,13 +265,18 @@ class BodyPipe {
 
   start(): void {
     const raw = this.raw;
-    // The body ended with the HEADERS (or was read to its end already): no 'end' will come.
-    if (raw && (raw.endAfterHeaders || raw.readableEnded) && !this.reset()) return this.onEnd();
+    if (raw) {
+      // The body ended with the HEADERS (or was read to its end already): no 'end' will come.
+      if ((raw.endAfterHeaders || raw.readableEnded) && !this.reset()) return this.onEnd();
+      raw.readBody(this);
+      return;
+    }
     const source = this.source;
-    source.on('data', this.onData);
-    source.on('end', this.onEnd);
-    source.on('error', this.onFail);
-    if (raw) raw.on('close', this.onClose);
+    const listeners = { data: (chunk: Buffer) => this.onData(chunk), end: () => this.onEnd(), error: (err: Error) => this.onError(err) };
+    this.listeners = listeners;
+    source.on('data', listeners.data);
+    source.on('end', listeners.end);
+    source.on('error', listeners.error);
   }
 
   /** The client reset the stream (or its connection went). */
@@ -278,41 +287,45 @@ class BodyPipe {
 
   private cleanup(): void {
     this.settled = true;
-    const source = this.source;
-    source.off('data', this.onData);
-    source.off('end', this.onEnd);
-    source.off('error', this.onFail);
-    if (this.raw) this.raw.off('close', this.onClose);
+    if (this.raw) this.raw.releaseBody(this);
+    const listeners = this.listeners;
+    if (listeners) {
+      const source = this.source;
+      source.off('data', listeners.data);
+      source.off('end', listeners.end);
+      source.off('error', listeners.error);
+      this.listeners = undefined;
+    }
   }
 
-  private readonly onFail = (err: Error): void => {
+  onError(err: Error): void {
     if (this.settled) return;
     this.cleanup();
-    this.onError(err instanceof ProxyError ? err : new ProxyError('DOWNSTREAM_BODY', { cause: err }));
-  };
+    this.onFailure(err instanceof ProxyError ? err : new ProxyError('DOWNSTREAM_BODY', { cause: err }));
+  }
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     if (this.decoder) {
       try {
         chunk = this.decoder.push(chunk);
       } catch (err) {
-        return this.onFail(err as Error);
+        return this.onError(err as Error);
       }
     }
     this.total += chunk.length;
     const max = this.replay.maxBody;
-    if (this.total > max) return this.onFail(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${max} bytes` }));
+    if (this.total > max) return this.onError(new ProxyError('DOWNSTREAM_TOO_LARGE', { detail: `more than ${max} bytes` }));
     this.replay.keep(chunk);
     if (chunk.length === 0) return;
     // Held until this turn of the event loop has read what it read: when the client's
-    // END_STREAM came with this chunk (a unary call's one DATA frame), node:http2 reports the
+    // END_STREAM came with this chunk (a unary call's one DATA frame), the stream reports the
     // end in a callback of its own after it, and the chunk and the end go upstream as one DATA
     // frame with END_STREAM. Written at once, the end would follow as an empty DATA frame in a
     // socket write of its own, and the gRPC server would read and handle every call twice.
     if (this.held) this.pass(this.held);
     else passAfterReads(this);
     this.held = chunk;
-  };
+  }
 
   private pass(chunk: Buffer): void {
     if (!this.sink.write(chunk)) {
@@ -328,7 +341,7 @@ class BodyPipe {
     if (chunk && !this.settled && !this.sink.destroyed) this.pass(chunk);
   }
 
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     // A stream reset by the client ends its reading side too: that is the close's to report.
     if (this.raw && this.reset()) return;
     this.cleanup();
@@ -341,18 +354,21 @@ class BodyPipe {
         rest = this.decoder.end();
       } catch (err) {
         this.settled = false;
-        return this.onFail(err as Error);
+        return this.onError(err as Error);
       }
       this.replay.keep(rest);
       if (rest.length > 0 && !sink.destroyed) sink.write(rest);
     }
     this.replay.markEnded();
     if (!sink.destroyed) sink.end();
-  };
+  }
 
   // The stream closed before 'end': reset by the client (or its connection went), or closed
   // cleanly with the whole body read and only its end still to come.
-  private readonly onClose = (): void => (this.reset() ? this.onFail(new ProxyError('DOWNSTREAM_ABORTED')) : this.onEnd());
+  onClose(): void {
+    if (this.reset()) this.onError(new ProxyError('DOWNSTREAM_ABORTED'));
+    else this.onEnd();
+  }
 }
 
 /** gRPC-Web answer bodies: frames pass as they are (base64 in text mode), trailers become the last frame. */

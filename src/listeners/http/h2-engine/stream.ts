@@ -36,6 +36,19 @@ export interface RespondWithFDOptions {
   readonly sendDate?: boolean;
 }
 
+/**
+ * What reads a request's body straight from its stream (the gRPC proxy's body pipe): called where
+ * 'data', 'end', 'error' and 'close' are emitted, after their listeners. Four listeners per call
+ * cost the emitter's table entries (and turned the 'error' and 'close' listeners the exchange
+ * already has into lists copied on each emit); one reader is a field.
+ */
+export interface StreamBodyReader {
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+  onError(err: Error): void;
+  onClose(): void;
+}
+
 /** An error with node's code, for callers that tell failures apart by it. */
 export class H2StreamError extends Error {
   constructor(
@@ -92,6 +105,8 @@ export class H2ServerStream extends EventEmitter {
   /** The body has been asked for (a 'data' listener or resume()). */
   private didRead = false;
   private inbox: Buffer[] | null = null;
+  /** The body's reader, set by readBody(). */
+  private reader: StreamBodyReader | null = null;
   /** Bytes read and not yet credited back with a WINDOW_UPDATE. */
   private unacked = 0;
 
@@ -120,6 +135,20 @@ export class H2ServerStream extends EventEmitter {
 
   override addListener(event: string | symbol, listener: (...args: never[]) => void): this {
     return this.on(event, listener);
+  }
+
+  get bodyReader(): StreamBodyReader | null {
+    return this.reader;
+  }
+
+  /** Starts reading the body into `reader` (as a 'data' listener would), until releaseBody(). */
+  readBody(reader: StreamBodyReader): void {
+    this.reader = reader;
+    if (!this.flowing) this.resume();
+  }
+
+  releaseBody(reader: StreamBodyReader): void {
+    if (this.reader === reader) this.reader = null;
   }
 
   pause(): this {
@@ -156,6 +185,7 @@ export class H2ServerStream extends EventEmitter {
       if (this.flowing && this.inbox === null) {
         this.credit(n);
         this.emit('data', chunk);
+        this.reader?.onData(chunk);
       } else (this.inbox ??= []).push(chunk);
     }
     if (endStream) {
@@ -195,6 +225,7 @@ export class H2ServerStream extends EventEmitter {
       if (this.inbox.length === 0) this.inbox = null;
       if (!this.closed) this.credit(chunk.length);
       this.emit('data', chunk);
+      this.reader?.onData(chunk);
     }
     if (this.flowing && this.inbox === null && this.remoteEnded) this.endReadable();
   }
@@ -592,6 +623,7 @@ function deliverInbox(stream: H2ServerStream): void {
 
 function emitEnd(stream: H2ServerStream): void {
   stream.emit('end');
+  stream.bodyReader?.onEnd();
 }
 
 function emitDrain(stream: H2ServerStream): void {
@@ -604,11 +636,13 @@ function emitFinish(stream: H2ServerStream): void {
 
 function emitClose(stream: H2ServerStream): void {
   stream.emit('close');
+  stream.bodyReader?.onClose();
 }
 
 function emitError(stream: H2ServerStream, err: Error, cb: WriteCallback | undefined): void {
   if (cb) cb(err);
   if (stream.listenerCount('error') > 0) stream.emit('error', err);
+  stream.bodyReader?.onError(err);
 }
 
 /**
