@@ -8,6 +8,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { Http3Client } from '../src/http3/client.ts';
 import { startDaemon, type Daemon } from './helpers/daemon.ts';
+import { processAlive as alive } from '../src/yard/pid-file.ts';
 
 // Zero-downtime upgrade of an http listener with HTTP/3, with real processes: the UDP socket
 // goes to the new daemon with the TCP one (`<listener>#h3`), so right after `switchyard upgrade`
@@ -24,15 +25,6 @@ let slow: HttpServer | undefined;
 
 function pidOf(): number {
   return Number(readFileSync(pidFile, 'utf8').trim());
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 after(async () => {

@@ -7,6 +7,7 @@ import { connect, createServer as createNetServer } from 'node:net';
 import { request } from 'undici';
 import { ClientLoad } from './helpers/client-load.ts';
 import { runCli, startDaemon, type Daemon } from './helpers/daemon.ts';
+import { processAlive as alive } from '../src/yard/pid-file.ts';
 
 // Zero-downtime upgrade with real processes: `switchyard upgrade` (SIGUSR2) starts a new daemon
 // that takes over the running one's listening sockets; clients hammering it across the hand-over
@@ -21,15 +22,6 @@ let daemon: Daemon | undefined;
 
 function pidOf(): number {
   return Number(readFileSync(pidFile, 'utf8').trim());
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 after(async () => {

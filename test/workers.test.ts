@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { startDaemon, type Daemon } from './helpers/daemon.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { ConfigError } from '../src/config/errors.ts';
+import { processAlive as alive } from '../src/yard/pid-file.ts';
 
 // `workers: 2` with real processes: `serve` becomes a primary with two workers accepting on the
 // same sockets. Which worker answered is read off the access log (each line carries its pid).
@@ -68,15 +69,6 @@ function workerPids(d: Daemon): number[] {
   const m = /2 worker processes \(pids (\d+), (\d+)\)/.exec(d.stdout());
   assert.ok(m, `banner names the workers:\n${d.stdout()}`);
   return [Number(m[1]), Number(m[2])];
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Requests (each on a new connection) until both `pids` served one of them; returns how many were sent. */
