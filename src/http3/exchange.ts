@@ -2,10 +2,11 @@ import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
 import type { QuicStream } from '../quic/stream.ts';
+import { PseudoHeaderRequest } from '../protocol/pseudo-header-request.ts';
 import { H3 } from './errors.ts';
-import { appendFields, CONNECTION_SPECIFIC, responseFields } from './fields.ts';
+import { checkResponseValue, codedError, responseFieldName } from '../protocol/http-fields.ts';
+import { appendFields, responseFields } from './fields.ts';
 import { dataFrameHead, encodeFrame, FRAME } from './frames.ts';
 import { encodeFieldSection, type FieldLine } from './qpack.ts';
 
@@ -24,17 +25,11 @@ import { encodeFieldSection, type FieldLine } from './qpack.ts';
 // request 'aborted'. It has no `stream` property on purpose: code that finds one takes the
 // response for an HTTP/2 one (http2Stream in handlers/types.ts) and calls nghttp2's methods.
 
-function codedError(code: string, message: string): Error {
-  const err = new Error(message) as Error & { code: string };
-  err.code = code;
-  return err;
-}
-
 type FieldValue = number | string | string[];
 type Fields = Record<string, FieldValue>;
 
 /** The request: a Readable of the body with the head of node:http's IncomingMessage. */
-export class H3Request extends Readable {
+export class H3Request extends PseudoHeaderRequest {
   aborted = false;
   /** The request stream ended right after its HEADERS (no body at all), as far as was known at dispatch. */
   endAfterHeaders = false;
@@ -60,27 +55,6 @@ export class H3Request extends Readable {
   }
   get httpVersionMinor(): 0 {
     return 0;
-  }
-  get method(): string {
-    return this.headers[':method'] as string;
-  }
-  set method(value: string) {
-    this.headers[':method'] = value;
-  }
-  get url(): string {
-    return this.headers[':path'] as string;
-  }
-  set url(value: string) {
-    this.headers[':path'] = value;
-  }
-  get authority(): string | undefined {
-    return (this.headers[':authority'] as string | undefined) ?? this.headers.host;
-  }
-  get scheme(): string | undefined {
-    return this.headers[':scheme'] as string | undefined;
-  }
-  get connection(): Socket {
-    return this.socket;
   }
   get complete(): boolean {
     return this.done;
@@ -119,10 +93,6 @@ export class H3Request extends Readable {
     else if (!this.destroyed) this.emit('close');
   }
 
-  /** As node:http's request: the error of an abort goes to 'error' only when someone listens for it. */
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    callback(err && this.listenerCount('error') > 0 ? err : null);
-  }
 }
 
 /** The response: what handlers use of node:http's ServerResponse (HttpResponse), written as HTTP/3 frames. */
@@ -171,14 +141,16 @@ export class H3Response extends EventEmitter {
 
   setHeader(name: string, value: FieldValue): this {
     if (this.headSent || (this.headWritten && !this.inHeadHooks)) throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot set headers after they are sent to the client');
-    const key = name.toLowerCase();
-    if (CONNECTION_SPECIFIC.has(key)) return this;
-    (this.fields ??= Object.create(null) as Fields)[key] = value;
+    // The same rules as an HTTP/2 response's (a handler sees the same errors on both).
+    const key = responseFieldName(name);
+    checkResponseValue(key, value);
+    if (key !== '') (this.fields ??= Object.create(null) as Fields)[key] = value;
     return this;
   }
 
   appendHeader(name: string, value: string | string[]): this {
-    const key = name.toLowerCase();
+    const key = responseFieldName(name);
+    if (key === '') return this;
     const had = this.fields?.[key];
     if (had === undefined) return this.setHeader(key, value);
     const list = Array.isArray(had) ? [...had] : [String(had)];

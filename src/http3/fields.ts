@@ -1,18 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http2';
+import { checkSentValueChars, CONNECTION_SPECIFIC, FORBIDDEN_IN_RECEIVED_VALUE, isLowerCaseToken } from '../protocol/http-fields.ts';
 import type { FieldLine } from './qpack.ts';
 
 // What an HTTP/3 message's field section may hold (RFC 9114 §4.2, §4.3), and its conversion to
 // and from the header objects handlers use. A section that breaks these rules is malformed
 // (§4.1.2): a stream error H3_MESSAGE_ERROR, never handed on.
 
-/** Connection-specific fields (§4.2): malformed in a request; dropped from our responses. */
-export const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
 /** Request pseudo-headers (§4.3.1). `:protocol` (extended CONNECT) is not among them: we do not offer SETTINGS_ENABLE_CONNECT_PROTOCOL. */
 const REQUEST_PSEUDO = new Set([':method', ':scheme', ':authority', ':path']);
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-/** Field values: no NUL, CR or LF, no leading or trailing whitespace (RFC 9110 §5.5). */
-const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 
 /** A request's fields as handlers see them: node:http2's shape (pseudo-headers included). */
 export interface RequestHead {
@@ -35,10 +31,10 @@ export function requestHead(fields: readonly FieldLine[]): RequestHead | { malfo
       continue;
     }
     regular = true;
-    if (!TOKEN.test(name)) return { malformed: `field name "${name}" is not a lower-case token` };
+    if (!isLowerCaseToken(name)) return { malformed: `field name "${name}" is not a lower-case token` };
     if (CONNECTION_SPECIFIC.has(name)) return { malformed: `connection-specific field ${name}` };
     if (name === 'te' && value !== 'trailers') return { malformed: 'TE other than "trailers"' };
-    if (value !== '' && BAD_VALUE.test(value)) return { malformed: `bad value of ${name}` };
+    if (value !== '' && FORBIDDEN_IN_RECEIVED_VALUE.test(value)) return { malformed: `bad value of ${name}` };
     rawHeaders.push(name, value);
     const had = headers[name];
     if (had === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
@@ -69,15 +65,25 @@ export function responseFields(status: number, fields: Readonly<Record<string, n
   return out;
 }
 
-/** Field lines of a header object (trailers, interim responses): lower-case names, lists as repeated lines. */
+/**
+ * Field lines of a header object (a response's fields, trailers, interim responses): lower-case
+ * names, lists as repeated lines; pseudo-headers and fields no response may carry are left out.
+ * Throws InvalidFieldError for a value with a character no field may hold, as HTTP/1.1 and
+ * HTTP/2 responses do.
+ */
 export function appendFields(out: FieldLine[], fields: Readonly<Record<string, number | string | readonly string[] | undefined>>): FieldLine[] {
   for (const key in fields) {
     const value = fields[key];
     if (value === undefined) continue;
     const name = key.toLowerCase();
-    if (name.charCodeAt(0) === 58 || CONNECTION_SPECIFIC.has(name) || (name === 'te' && value !== 'trailers')) continue;
-    if (Array.isArray(value)) for (const v of value as readonly string[]) out.push([name, String(v)]);
-    else out.push([name, String(value)]);
+    if (name.charCodeAt(0) === 58 || CONNECTION_SPECIFIC.has(name) || name === 'http2-settings' || (name === 'te' && value !== 'trailers')) continue;
+    if (Array.isArray(value)) for (const v of value as readonly string[]) pushField(out, name, String(v));
+    else pushField(out, name, String(value));
   }
   return out;
+}
+
+function pushField(out: FieldLine[], name: string, value: string): void {
+  checkSentValueChars(name, value);
+  out.push([name, value]);
 }

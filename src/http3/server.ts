@@ -10,6 +10,7 @@ import type { H3Request, H3Response } from './exchange.ts';
 import { QuicPeerSocket, asSocket } from './peer-socket.ts';
 import { serveRequestStream } from './request-stream.ts';
 import { Http3Session, type Http3Limits } from './session.ts';
+import { httpDate } from '../protocol/http-fields.ts';
 
 // The HTTP/3 side of an http listener: a QUIC endpoint (src/quic) on the listener's host and
 // port over UDP with ALPN h3 and the listener's certificate, an Http3Session per connection, and
@@ -56,18 +57,6 @@ export interface Http3ServerOptions {
 
 /** Body bytes a request buffers before its stream stops being read. */
 const BODY_HIGH_WATER_MARK = 64 * 1024;
-
-let dateCache = '';
-let dateSecond = -1;
-function dateNow(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateCache = new Date(now).toUTCString();
-  }
-  return dateCache;
-}
 
 /**
  * How long a connection with nothing left to serve after GOAWAY lingers before we close it. A
@@ -179,7 +168,7 @@ export class Http3Server {
         o.onRequest(req, res, asSocket(peer), expectsContinue);
       };
       const onRefused = (status: number) => this.requests.labels(o.listener, String(status)).inc();
-      serveRequestStream(stream, { session, peer, onRequest, onRefused, dateNow, bodyHighWaterMark: BODY_HIGH_WATER_MARK, headerTimeout: o.limits.headerTimeout, idleTimeout: o.limits.idleTimeout });
+      serveRequestStream(stream, { session, peer, onRequest, onRefused, dateNow: httpDate, bodyHighWaterMark: BODY_HIGH_WATER_MARK, headerTimeout: o.limits.headerTimeout, idleTimeout: o.limits.idleTimeout });
     });
     session.start();
     if (this.draining) this.goaway(conn, entry);

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
 import { CANCEL, NO_ERROR } from '../../protocol/h2/frames.ts';
 import type { H2ServerStream } from './h2-engine/stream.ts';
+import { PseudoHeaderRequest } from '../../protocol/pseudo-header-request.ts';
+import { checkResponseValue as checkValue, codedError, httpDate, responseFieldName as fieldName } from '../../protocol/http-fields.ts';
 
 // One HTTP/2 request and its response over a stream of the listener's HTTP/2 engine
 // (h2-engine/stream.ts, which has the part of node:http2's ServerHttp2Stream used here), with the
@@ -46,79 +47,8 @@ import type { H2ServerStream } from './h2-engine/stream.ts';
 const NGHTTP2_NO_ERROR = NO_ERROR;
 const NGHTTP2_CANCEL = CANCEL;
 
-/** Header names checked once: the lower-case form of a name, or an error for a name HTTP/2 cannot send. */
-const names = new Map<string, string | Error>();
-const NAMES_MAX = 2000;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Connection-specific fields (RFC 9113 §8.2.2): node refuses them in an HTTP/2 head. */
-const CONNECTION_SPECIFIC = new Set(['upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
-/** Fields of which HTTP/2 (and node) allow one value only. */
-const SINGLE = new Set([
-  'access-control-allow-credentials',
-  'access-control-max-age',
-  'access-control-request-method',
-  'age',
-  'authorization',
-  'content-encoding',
-  'content-language',
-  'content-length',
-  'content-location',
-  'content-md5',
-  'content-range',
-  'content-type',
-  'date',
-  'dnt',
-  'etag',
-  'expires',
-  'from',
-  'host',
-  'if-match',
-  'if-modified-since',
-  'if-none-match',
-  'if-range',
-  'if-unmodified-since',
-  'last-modified',
-  'location',
-  'max-forwards',
-  'proxy-authorization',
-  'range',
-  'referer',
-  'retry-after',
-  'tk',
-  'upgrade-insecure-requests',
-  'user-agent',
-  'x-content-type-options',
-]);
-
-function codedError(code: string, message: string, Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor = Error): Error {
-  const err = new Kind(message) as Error & { code: string };
-  err.code = code;
-  return err;
-}
-
-/** The lower-case name to store a field under; throws for names HTTP/2 cannot carry. `connection` comes back as '' (dropped, as node's compatibility layer drops it). */
-function fieldName(name: string): string {
-  let known = names.get(name);
-  if (known === undefined) {
-    if (typeof name !== 'string') throw codedError('ERR_INVALID_ARG_TYPE', 'The "name" argument must be of type string', TypeError);
-    const lower = name.trim().toLowerCase();
-    if (!TOKEN.test(lower)) known = codedError('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${name}"]`, TypeError);
-    else if (CONNECTION_SPECIFIC.has(lower)) known = codedError('ERR_HTTP2_INVALID_CONNECTION_HEADERS', `HTTP/1 Connection specific headers are forbidden: "${lower}"`, TypeError);
-    else known = lower === 'connection' ? '' : lower;
-    if (names.size < NAMES_MAX) names.set(name, known);
-  }
-  if (typeof known !== 'string') throw known;
-  return known;
-}
-
 type FieldValue = number | string | string[];
 type Fields = Record<string, FieldValue>;
-
-function checkValue(name: string, value: unknown): void {
-  if (value === undefined || value === null) throw codedError('ERR_HTTP2_INVALID_HEADER_VALUE', `Invalid value "${String(value)}" for header "${name}"`, TypeError);
-  if (Array.isArray(value) && value.length > 1 && SINGLE.has(name)) throw codedError('ERR_HTTP2_HEADER_SINGLE_VALUE', `Header field "${name}" must only have a single value`, TypeError);
-  if (name === 'te' && value !== 'trailers') throw codedError('ERR_HTTP2_INVALID_CONNECTION_HEADERS', 'HTTP/1 Connection specific headers are forbidden: "te"', TypeError);
-}
 
 /**
  * The prototype of field objects: empty and without Object.prototype, so that no name (not
@@ -165,22 +95,6 @@ function flatHead(head: Fields): FlatHead {
     flatHeads.set(head, flat);
   }
   return flat;
-}
-
-/** The Date field's value: made at most once a second, as node makes its own. */
-let dateText: string | undefined;
-
-function clearDate(): void {
-  dateText = undefined;
-}
-
-function httpDate(): string {
-  if (dateText === undefined) {
-    const now = new Date();
-    dateText = now.toUTCString();
-    setTimeout(clearDate, 1000 - now.getMilliseconds()).unref();
-  }
-  return dateText;
 }
 
 /**
@@ -255,7 +169,7 @@ export interface StreamOwner {
 }
 
 /** The request: a Readable of the body over the stream, with the request head of node:http's IncomingMessage. */
-export class H2Request extends Readable {
+export class H2Request extends PseudoHeaderRequest {
   /** The client reset the stream (or the connection went) before the response ended. */
   aborted = false;
   /** The stream has closed. */
@@ -286,35 +200,6 @@ export class H2Request extends Readable {
 
   get httpVersionMinor(): 0 {
     return 0;
-  }
-
-  get method(): string {
-    return this.headers[':method'] as string;
-  }
-
-  set method(value: string) {
-    this.headers[':method'] = value;
-  }
-
-  /** The request target (`:path`). */
-  get url(): string {
-    return this.headers[':path'] as string;
-  }
-
-  set url(value: string) {
-    this.headers[':path'] = value;
-  }
-
-  get authority(): string | undefined {
-    return (this.headers[':authority'] as string | undefined) ?? this.headers.host;
-  }
-
-  get scheme(): string | undefined {
-    return this.headers[':scheme'] as string | undefined;
-  }
-
-  get connection(): Socket {
-    return this.socket;
   }
 
   /** As node:http2's compatibility request: no more body will come. */
@@ -388,10 +273,6 @@ export class H2Request extends Readable {
     return true;
   }
 
-  /** As node:http's request: the error of an abort goes to 'error' only when someone listens for it (readers learn of it anyway). */
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    callback(err && this.listenerCount('error') > 0 ? err : null);
-  }
 }
 
 /** A response written on the stream: what handlers use of node:http's ServerResponse (HttpResponse). */

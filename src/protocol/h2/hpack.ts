@@ -1,4 +1,5 @@
 import { huffmanDecode, HuffmanError } from '../../http3/huffman.ts';
+import { FORBIDDEN_IN_RECEIVED_VALUE } from '../http-fields.ts';
 import { writePrefixInt } from '../prefix-integer.ts';
 
 // HPACK (RFC 7541) for both ends of HTTP/2 (the upstream client and the listener's engine): a
@@ -85,11 +86,6 @@ type Entry = readonly [name: string, value: string, flaw?: number];
 /** Flaws of a field (RFC 9113 §8.2.1), kept with a dynamic entry so that its later references need no check. */
 const BAD_NAME = 1;
 const BAD_VALUE = 2;
-/**
- * What a field value may not hold: NUL, CR or LF (they would split the header when relayed over
- * HTTP/1.1), or a space or tab at either end (RFC 9113 §8.2.1; nghttp2 refuses it too).
- */
-const FORBIDDEN_IN_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 
 /**
  * BAD_NAME for a name HTTP/2 forbids: empty, or with characters in 0x00-0x20, 'A'-'Z' or
@@ -183,7 +179,7 @@ export class HpackDecoder {
         }
         pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
         value = stringValue;
-        if (FORBIDDEN_IN_VALUE.test(value)) flaw |= BAD_VALUE;
+        if (FORBIDDEN_IN_RECEIVED_VALUE.test(value)) flaw |= BAD_VALUE;
         if (stringTooLong) {
           // Longer than the whole list may be: not decoded. As a table entry it would be larger
           // than the table, which empties the table (RFC 7541 §4.4) whatever its bytes are.

@@ -1,5 +1,6 @@
 import { CONTINUATION, FRAME_HEADER_SIZE, FLAG_END_HEADERS, FLAG_END_STREAM, HEADERS } from '../../../protocol/h2/frames.ts';
 import { HpackEncoder } from '../../../protocol/h2/hpack.ts';
+import { checkSentValueChars, codedError, CONNECTION_SPECIFIC, httpDate } from '../../../protocol/http-fields.ts';
 import type { H2ServerSession } from './session.ts';
 
 // Response header blocks: HPACK-encoded straight into the session's output slab, split into
@@ -12,17 +13,6 @@ type FieldValue = string | number | readonly string[] | undefined;
 
 /** Static-table indexes of the common statuses (RFC 7541 Appendix A). */
 const STATUS_INDEX: Readonly<Record<number, number>> = { 200: 8, 204: 9, 206: 10, 304: 11, 400: 12, 404: 13, 500: 14 };
-
-/** What no field value may hold (it would split the header on HTTP/1.1): node refuses it too. */
-const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
-
-/** A field name or value node:http2 would refuse (ERR_INVALID_CHAR / ERR_HTTP2_INVALID_HEADER_VALUE). */
-export class InvalidFieldError extends TypeError {
-  readonly code = 'ERR_INVALID_CHAR';
-}
-
-/** Fields HTTP/2 forbids (RFC 9113 §8.2.2); node throws ERR_HTTP2_INVALID_CONNECTION_HEADERS for them. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 // The fields of the block being encoded, flattened (reused: no list per response). Its first
 // flatCount entries are the block's: `flat.length = 0` would give V8's backing store back, and
@@ -56,30 +46,12 @@ function add(name: string, v: FieldValue): void {
   else push(name, typeof v === 'string' ? v : String(v));
 }
 
-/** The Date field's value: made at most once a second. */
-let dateText: string | undefined;
-
-function clearDate(): void {
-  dateText = undefined;
-}
-
-export function httpDate(): string {
-  if (dateText === undefined) {
-    const now = new Date();
-    dateText = now.toUTCString();
-    setTimeout(clearDate, 1000 - now.getMilliseconds()).unref();
-  }
-  return dateText;
-}
-
 function push(rawName: string, value: string): void {
   const name = rawName.charCodeAt(0) === 0x3a ? rawName : rawName.toLowerCase();
   if (name === 'date') sawDate = true;
-  if (FORBIDDEN_IN_VALUE.test(value)) throw new InvalidFieldError(`Invalid character in header content ["${name}"]`);
+  checkSentValueChars(name, value);
   if (CONNECTION_SPECIFIC.has(name) || (name === 'te' && value !== 'trailers')) {
-    const err = new TypeError(`HTTP/1 Connection specific headers are forbidden: "${name}"`) as TypeError & { code: string };
-    err.code = 'ERR_HTTP2_INVALID_CONNECTION_HEADERS';
-    throw err;
+    throw codedError('ERR_HTTP2_INVALID_CONNECTION_HEADERS', `HTTP/1 Connection specific headers are forbidden: "${name}"`, TypeError);
   }
   flat[flatCount++] = name;
   flat[flatCount++] = value;

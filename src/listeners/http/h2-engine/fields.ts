@@ -1,11 +1,11 @@
+import { CONNECTION_SPECIFIC } from '../../../protocol/http-fields.ts';
+
 // What makes a request's header list malformed (RFC 9113 §8.1.1, §8.2.2, §8.3): the engine resets
 // such a stream (PROTOCOL_ERROR) before anyone sees it, as nghttp2 did. Field names and values
 // themselves are checked by the HPACK decoder (uppercase, invalid characters).
 
 /** A decoded header list: [name, value, name, value, ...]. */
 export type FieldList = string[];
-
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 const SEEN_METHOD = 1;
 const SEEN_SCHEME = 2;
