@@ -9,6 +9,7 @@ import { createSocket } from 'node:dgram';
 import { Http3Client } from '../src/http3/client.ts';
 import { startDaemon, type Daemon } from './helpers/daemon.ts';
 import { processAlive as alive } from '../src/yard/pid-file.ts';
+import { killUpgraded, pidIn } from './helpers/upgrade.ts';
 
 // Zero-downtime upgrade of an http listener with HTTP/3, with real processes: the UDP socket
 // goes to the new daemon with the TCP one (`<listener>#h3`), so right after `switchyard upgrade`
@@ -23,19 +24,10 @@ const configFile = join(dir, 'yard.json');
 let daemon: Daemon | undefined;
 let slow: HttpServer | undefined;
 
-function pidOf(): number {
-  return Number(readFileSync(pidFile, 'utf8').trim());
-}
+const pidOf = (): number => pidIn(pidFile);
 
 after(async () => {
-  // The daemon that took over is not our child: end it by its pid.
-  try {
-    const pid = pidOf();
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-  } catch {
-    // no pid file
-  }
-  if (daemon && daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
+  killUpgraded(pidFile, daemon);
   slow?.closeAllConnections();
   slow?.close();
   rmSync(dir, { recursive: true, force: true });

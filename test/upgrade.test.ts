@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer as createNetServer } from 'node:net';
@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { ClientLoad } from './helpers/client-load.ts';
 import { runCli, startDaemon, type Daemon } from './helpers/daemon.ts';
 import { processAlive as alive } from '../src/yard/pid-file.ts';
+import { killUpgraded, pidIn } from './helpers/upgrade.ts';
 
 // Zero-downtime upgrade with real processes: `switchyard upgrade` (SIGUSR2) starts a new daemon
 // that takes over the running one's listening sockets; clients hammering it across the hand-over
@@ -20,19 +21,10 @@ const configFile = join(dir, 'yard.json');
 const socketPath = join(dir, 'echo.sock');
 let daemon: Daemon | undefined;
 
-function pidOf(): number {
-  return Number(readFileSync(pidFile, 'utf8').trim());
-}
+const pidOf = (): number => pidIn(pidFile);
 
 after(async () => {
-  // The daemon that took over is not our child: end it by its pid.
-  try {
-    const pid = pidOf();
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-  } catch {
-    // no pid file
-  }
-  if (daemon && daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
+  killUpgraded(pidFile, daemon);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -145,7 +137,7 @@ test('an upgrade to a config without a listener: its port refuses connections on
   config(false);
   const upgraded = await runCli(['upgrade', '--pid-file', pids], { timeoutMs: 100_000 });
   assert.equal(upgraded.code, 0, `${upgraded.stderr}${upgraded.stdout}`);
-  const newPid = Number(readFileSync(pids, 'utf8').trim());
+  const newPid = pidIn(pids);
   try {
     assert.equal(await exited, 0);
     assert.equal(await (await request(`http://127.0.0.1:${port}/`, { reset: true })).body.text(), 'new');

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import type { Server as NetServer } from 'node:net';
 import { Socket as DgramSocket } from 'node:dgram';
 import type { ListeningSocket } from '../listeners/types.ts';
+import { datagramHandle } from '../sys/dgram-handle.ts';
 
 // Zero-downtime upgrade (nginx's binary upgrade, Envoy's hot restart): the running daemon starts
 // a new one (the same command line, so a new version installed in place is what starts), hands it
@@ -28,6 +29,10 @@ import type { ListeningSocket } from '../listeners/types.ts';
 // connection (a new connection's Initial read by the old one is dropped as not accepting; the
 // client sends it again). The old daemon's HTTP/3 closes its copy of the socket as soon as it
 // has no connection left (src/http3/server.ts), so from then on every datagram goes to the new one.
+//
+// A udp socket (a udp or quic listener's, HTTP/3's) is one socket with one receive queue in both
+// processes, and the kernel gives each datagram to whichever of them reads first. The new daemon
+// must not read it before something there handles what it reads: see holdUntilListened.
 
 /** Set in the new daemon's environment: the pid of the daemon it replaces. */
 export const UPGRADE_ENV = 'SWITCHYARD_UPGRADE_FROM';
@@ -76,7 +81,7 @@ export function handOver(sockets: { name: string; where: string; socket: Listeni
       if (m.type === 'hello') {
         // A server goes as its native handle: received as a net.Server, it would start accepting
         // in the new daemon at once, before anything there listens for its connections (they
-        // would hang). A udp socket goes as itself (datagrams in that moment may be lost).
+        // would hang). A udp socket goes as itself: the new side holds it (holdUntilListened).
         for (const s of sockets) {
           const handle = s.socket instanceof DgramSocket ? s.socket : (s.socket as unknown as { _handle: NetServer })._handle;
           child.send({ type: 'socket', name: s.name, where: s.where } satisfies Message, handle as NetServer);
@@ -111,14 +116,59 @@ export function receiveSockets(timeoutMs = 30_000): Promise<Map<string, { where:
       else resolve(sockets);
     };
     const onMessage = (m: Message, handle: unknown) => {
-      if (m.type === 'socket' && handle) sockets.set(m.name, { where: m.where, socket: handle as ListeningSocket });
-      else if (m.type === 'sent') expected = m.count;
+      if (m.type === 'socket' && handle) {
+        if (handle instanceof DgramSocket) holdUntilListened(handle);
+        sockets.set(m.name, { where: m.where, socket: handle as ListeningSocket });
+      } else if (m.type === 'sent') expected = m.count;
       if (expected >= 0 && sockets.size >= expected) finish();
     };
     const timer = setTimeout(() => finish(new Error(`upgrade: the sockets of the old daemon did not arrive within ${timeoutMs / 1000} s`)), timeoutMs);
     process.on('message', onMessage);
     process.send!({ type: 'hello' } satisfies Message);
   });
+}
+
+/**
+ * New side: a udp socket received from the old daemon reads nothing until something here listens
+ * for its messages. Node's child_process makes a dgram socket of the received handle and binds it,
+ * which starts reading at once; until the listener that takes it (UdpListener, QuicServer,
+ * HTTP/3) adds its 'message' listener, which takes the config, handlers and certificates (easily
+ * hundreds of ms), every datagram this process read would be emitted to nobody and lost, while the
+ * old daemon, which reads the same socket, would have answered it. Stopped, the socket leaves
+ * every datagram to the old daemon until the first 'message' listener is added here; the old
+ * daemon closes its copy only after this one reports ready (every listener started), so one of
+ * the two reads at every moment.
+ *
+ * Called in the `message` event that delivers the socket: child_process emits it on the tick
+ * after the bind (process.nextTick), before the event loop polls again, so nothing is read in
+ * between (Node 20 and 24). That holds because receiveSockets listens before it asks (hello): a
+ * message that finds no listener is kept by child_process for a later one, the socket reading
+ * meanwhile. A stopped socket closes as any other (closeUnclaimed, HTTP/3 off).
+ */
+function holdUntilListened(socket: DgramSocket): void {
+  const handle = datagramHandle(socket);
+  // Not found (a Node that keeps it elsewhere): the socket reads at once, as it did before.
+  if (!handle) return;
+  handle.recvStop();
+  const resume = (event: string | symbol) => {
+    if (event !== 'message') return;
+    // Closed meanwhile: nothing to read from.
+    if (datagramHandle(socket) !== handle) return void socket.off('newListener', resume);
+    const err = handle.recvStart();
+    // Thrown out of the listener's socket.on('message'): its start fails, so does the upgrade, and the old daemon goes on.
+    if (err < 0) throw new UdpResumeError(err);
+    socket.off('newListener', resume);
+  };
+  socket.on('newListener', resume);
+}
+
+/** A handed-over udp socket could not start reading again in the new daemon (holdUntilListened). */
+export class UdpResumeError extends Error {
+  readonly code = 'SWITCHYARD_UPGRADE_UDP_RESUME_FAILED';
+  constructor(readonly errno: number) {
+    super(`upgrade: the udp socket handed over cannot start reading (errno ${errno})`);
+    this.name = 'UdpResumeError';
+  }
 }
 
 /**
