@@ -9,7 +9,9 @@ import { listeningServerFd, plainSocketFd } from './socket-fd.ts';
 // PA-RISC number SOL_SOCKET options differently, so they get "unavailable").
 
 const SOL_SOCKET = 1;
+const IPPROTO_IP = 0;
 const IPPROTO_TCP = 6;
+const SOL_UDP = 17;
 const IPPROTO_IPV6 = 41;
 
 /** The options this module reads and writes, by what they are. */
@@ -38,6 +40,12 @@ export const SOCKET_OPTIONS = {
   fastOpen: { level: IPPROTO_TCP, name: 23, label: 'TCP_FASTOPEN' },
   /** IPV6_V6ONLY: 1 when an IPv6 socket takes IPv6 only (no IPv4-mapped peers). */
   ipv6Only: { level: IPPROTO_IPV6, name: 26, label: 'IPV6_V6ONLY' },
+  /** IP_MULTICAST_ALL: 0 makes a udp socket receive only the groups it joined (multicast-all.ts). */
+  multicastAll: { level: IPPROTO_IP, name: 49, label: 'IP_MULTICAST_ALL' },
+  /** IPV6_MULTICAST_ALL (Linux 4.20+): the same for IPv6. */
+  ipv6MulticastAll: { level: IPPROTO_IPV6, name: 29, label: 'IPV6_MULTICAST_ALL' },
+  /** UDP_SEGMENT (Linux 4.18+): the segment size of UDP generic segmentation offload (udp-gso.ts). */
+  udpSegment: { level: SOL_UDP, name: 103, label: 'UDP_SEGMENT' },
 } as const;
 
 export type SocketOptionName = keyof typeof SOCKET_OPTIONS;
