@@ -6,7 +6,7 @@ import { clockTicksPerSecond } from './lib/cpu.ts';
 import { interleave, prepareAll, printFailures } from './lib/interleave.ts';
 import { backgroundLoad, disturbedWarning, formatMs, measureLoad, progressLine, ratio, summarizeRow, type RowSummary } from './lib/measure.ts';
 import type { RunningServer } from './lib/proc.ts';
-import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, caddyPeer, nginxMainContext, nginxPeer, nginxTempPaths, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatBytes, formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import { runWrk, socketErrorTotal } from './lib/wrk.ts';
@@ -121,19 +121,7 @@ ${nginxTempPaths(dir, temps)}
 `;
 }
 
-const nginx: Peer = {
-  id: 'nginx',
-  label: 'nginx',
-  prepare(env, port) {
-    return prepareNginx({
-      name: 'nginx',
-      dir: join(env.work, 'nginx-compress'),
-      port,
-      core: env.ctx.serverCore,
-      conf: (dir, temps) => nginxConf(dir, env.www, port, temps),
-    });
-  },
-};
+const nginx: Peer = nginxPeer<Env>('nginx-compress', (env, dir, port, temps) => nginxConf(dir, env.www, port, temps));
 
 function caddyfile(dir: string, www: string, port: number): string {
   return `# Written by bench/compress.ts: admin API off, logs discarded, plain HTTP/1.1 (what wrk speaks),
@@ -150,13 +138,7 @@ http://127.0.0.1:${port} {
 `;
 }
 
-const caddy: Peer = {
-  id: 'caddy',
-  label: 'Caddy',
-  prepare(env, port) {
-    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy-compress'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyfile(dir, env.www, port) });
-  },
-};
+const caddy: Peer = caddyPeer<Env>('caddy-compress', (env, dir, port) => caddyfile(dir, env.www, port));
 
 const PEERS: readonly Peer[] = [switchyard, nginx, caddy];
 

@@ -18,7 +18,7 @@ import {
   type RunSample,
 } from './lib/measure.ts';
 import { commandExists, pickPort, runCaptured, startServer, type RunningServer, type ServerSpec } from './lib/proc.ts';
-import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, caddyPeer, nginxMainContext, nginxPeer, nginxTempPaths, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate, median } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
@@ -276,14 +276,7 @@ ${nginxTempPaths(dir, temps)}
 `;
 }
 
-const nginx: Peer = {
-  id: 'nginx',
-  label: 'nginx',
-  proxy: true,
-  prepare(env, port) {
-    return prepareNginx({ name: 'nginx', dir: join(env.work, 'nginx'), port, core: env.ctx.serverCore, conf: (dir, temps) => nginxConf(dir, env, port, temps) });
-  },
-};
+const nginx: Peer = { ...nginxPeer<Env>('nginx', (env, dir, port, temps) => nginxConf(dir, env, port, temps)), proxy: true };
 
 function caddyfile(env: Env, dir: string, port: number): string {
   return `# Written by bench/grpc.ts: admin API off, logs discarded, h2c (and HTTP/1.1) in plain text,
@@ -295,14 +288,7 @@ http://127.0.0.1:${port} {
 `;
 }
 
-const caddy: Peer = {
-  id: 'caddy',
-  label: 'Caddy',
-  proxy: true,
-  prepare(env, port) {
-    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyfile(env, dir, port) });
-  },
-};
+const caddy: Peer = { ...caddyPeer<Env>('caddy', (env, dir, port) => caddyfile(env, dir, port)), proxy: true };
 
 const PEERS: readonly Peer[] = [direct, switchyard, switchyardLean, switchyardSpread, switchyardBaseline, nginx, caddy];
 

@@ -16,7 +16,7 @@ import {
   type RowSummary,
 } from './lib/measure.ts';
 import { commandExists, pickPort, runCaptured, startServer, type RunningServer } from './lib/proc.ts';
-import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, caddyPeer, nginxMainContext, nginxPeer, nginxTempPaths, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import type { BenchContext } from './types.ts';
@@ -179,20 +179,8 @@ ${nginxTempPaths(dir, temps)}
 `;
 }
 
-const nginx: Peer = {
-  id: 'nginx',
-  label: 'nginx',
-  prepare(env, port) {
-    // keepalive = wrk's connection count, so every client connection can have its upstream one.
-    return prepareNginx({
-      name: 'nginx',
-      dir: join(env.work, 'nginx'),
-      port,
-      core: env.ctx.serverCore,
-      conf: (dir, temps) => nginxProxyConf(dir, port, env.upstreamPort, Math.max(64, env.ctx.connections), temps),
-    });
-  },
-};
+// keepalive = wrk's connection count, so every client connection can have its upstream one.
+const nginx: Peer = nginxPeer<Env>('nginx', (env, dir, port, temps) => nginxProxyConf(dir, port, env.upstreamPort, Math.max(64, env.ctx.connections), temps));
 
 function haproxyConf(port: number, upstreamPort: number): string {
   return `# Written by bench/proxy.ts: one thread, http mode, no logging, upstream connections reused.
@@ -262,14 +250,7 @@ http://127.0.0.1:${port} {
 `;
 }
 
-const caddy: Peer = {
-  id: 'caddy',
-  label: 'Caddy',
-  prepare(env, port) {
-    const conns = Math.max(64, env.ctx.connections);
-    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyProxyfile(dir, port, env.upstreamPort, conns) });
-  },
-};
+const caddy: Peer = caddyPeer<Env>('caddy', (env, dir, port) => caddyProxyfile(dir, port, env.upstreamPort, Math.max(64, env.ctx.connections)));
 
 /** A peer script in bench/peers run with tsx: `<script> <port> <upstream-url>`. */
 function nodePeer(id: PeerId, label: string, script: string, packages: readonly string[], describe: (versions: string) => string): Peer {

@@ -17,7 +17,7 @@ import {
   type RunSample,
 } from './lib/measure.ts';
 import { commandExists, describeExit, runCaptured, type RunningServer } from './lib/proc.ts';
-import { caddyGlobalOptions, nginxMainContext, nginxTempPaths, prepareCaddy, prepareNginx, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
+import { caddyGlobalOptions, caddyPeer, nginxMainContext, nginxPeer, nginxTempPaths, prepareNodePeer, prepareSwitchyard, type Prepared } from './lib/servers.ts';
 import { formatMicros, formatPercent, formatRate } from './lib/stats.ts';
 import { markdownTable, type Column } from './lib/table.ts';
 import { httpsGet, makeCertificate, probeTls, runHandshakes, type Negotiated } from './lib/tls-load.ts';
@@ -139,19 +139,7 @@ ${nginxTempPaths(dir, temps)}
 `;
 }
 
-const nginx: Peer = {
-  id: 'nginx',
-  label: 'nginx',
-  prepare(env, port) {
-    return prepareNginx({
-      name: 'nginx',
-      dir: join(env.work, 'nginx'),
-      port,
-      core: env.ctx.serverCore,
-      conf: (dir, temps) => nginxConf(dir, env, port, temps),
-    });
-  },
-};
+const nginx: Peer = nginxPeer<Env>('nginx', (env, dir, port, temps) => nginxConf(dir, env, port, temps));
 
 function caddyfile(env: Env, dir: string, port: number): string {
   return `# Written by bench/tls.ts: admin API off, logs discarded, HTTP/1.1 only (what wrk and
@@ -166,13 +154,7 @@ https://127.0.0.1:${port} {
 `;
 }
 
-const caddy: Peer = {
-  id: 'caddy',
-  label: 'Caddy',
-  prepare(env, port) {
-    return prepareCaddy({ name: 'Caddy', dir: join(env.work, 'caddy'), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyfile(env, dir, port) });
-  },
-};
+const caddy: Peer = caddyPeer<Env>('caddy', (env, dir, port) => caddyfile(env, dir, port));
 
 const bareNode: Peer = {
   id: 'node',

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pinned, readPackageVersion } from './measure.ts';
 import { commandExists, runCaptured, type ServerSpec } from './proc.ts';
+import type { BenchContext } from '../types.ts';
 
 // Starting the servers several benchmarks share: Switchyard's compiled build with a generated
 // config, nginx with a generated nginx.conf (checked with `nginx -t` first), Caddy with a
@@ -250,5 +251,36 @@ export async function prepareCaddy(o: CaddyOptions): Promise<Prepared> {
     ok: true,
     info: `caddy ${(version?.stdout ?? '').trim() || '?'}, GOMAXPROCS=1; ${conf}`,
     spec: { name: o.name, ...pinned(o.core, 'caddy', args), cwd: dir, env: cenv, logFile: join(dir, 'stdout.log'), port: o.port, startTimeoutMs: 15_000 },
+  };
+}
+
+/** What every benchmark's environment has: its context (cores, load) and its work folder. */
+export interface PeerEnv {
+  readonly ctx: BenchContext;
+  readonly work: string;
+}
+
+/** One server a benchmark measures: prepared (config written and checked) for its port before the runs. */
+export interface BenchPeer<Id extends string, E extends PeerEnv> {
+  readonly id: Id;
+  readonly label: string;
+  prepare(env: E, port: number): Promise<Prepared>;
+}
+
+/** A benchmark's nginx on the server core, in `<work>/<folder>`, with the nginx.conf `conf` writes. */
+export function nginxPeer<E extends PeerEnv>(folder: string, conf: (env: E, dir: string, port: number, temps: readonly string[]) => string): BenchPeer<'nginx', E> {
+  return {
+    id: 'nginx',
+    label: 'nginx',
+    prepare: (env, port) => prepareNginx({ name: 'nginx', dir: join(env.work, folder), port, core: env.ctx.serverCore, conf: (dir, temps) => conf(env, dir, port, temps) }),
+  };
+}
+
+/** A benchmark's Caddy on the server core, in `<work>/<folder>`, with the Caddyfile `caddyfile` writes. */
+export function caddyPeer<E extends PeerEnv>(folder: string, caddyfile: (env: E, dir: string, port: number) => string): BenchPeer<'caddy', E> {
+  return {
+    id: 'caddy',
+    label: 'Caddy',
+    prepare: (env, port) => prepareCaddy({ name: 'Caddy', dir: join(env.work, folder), port, core: env.ctx.serverCore, caddyfile: (dir) => caddyfile(env, dir, port) }),
   };
 }
