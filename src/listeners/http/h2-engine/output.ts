@@ -11,7 +11,8 @@ import { FRAME_HEADER_SIZE } from '../../../protocol/h2/frames.ts';
 // is pending (the listener's idle sweep calls it for sessions quiet for a sweep period). A slab
 // is outside node's buffer pool (an ArrayBuffer of its own): taking one per request would cost,
 // so a busy session keeps its slab between ticks. A session's first slab is small (most
-// connections write a few hundred bytes a tick); one that fills it gets full-size slabs from then.
+// connections write a few hundred bytes a tick); one that fills it gets full-size slabs until it
+// is released.
 
 const FIRST_SLAB_SIZE = 16 * 1024;
 const SLAB_SIZE = 64 * 1024;
@@ -50,7 +51,9 @@ export class FrameOutput {
         this.partsBytes += this.pos - this.start;
       }
       if (this.slab !== NO_SLAB) this.slabSize = SLAB_SIZE;
-      this.slab = Buffer.allocUnsafe(Math.max(this.slabSize, n));
+      // An ArrayBuffer of its own, never a slice of node's pool (Node 24 pools below 32 KiB):
+      // a slab given back would leave the pool held by other code's small slices in it.
+      this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabSize, n));
       this.start = this.pos = 0;
     }
     return this.slab;
