@@ -361,7 +361,7 @@ test('an idle session gives back its output slab (trim) and serves the next requ
   assert.equal(s.trim(), held, 'trimmed: the slab is given back');
   assert.equal(s.out.held, 0);
   assert.equal(s.trim(), 0, 'nothing more to give back');
-  // A response larger than the first slab, on a fresh one.
+  // A response of nearly a slab, on a fresh one.
   c.request(3, '/big');
   assert.ok(await c.streamEnd(3));
   assert.equal(statusOf((await c.response(3))!), 200);

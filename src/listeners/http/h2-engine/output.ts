@@ -9,20 +9,16 @@ import { FRAME_HEADER_SIZE } from '../../../protocol/h2/frames.ts';
 // An idle connection holds no slab: one is taken at the first frame written, dropped once it is
 // mostly handed out (the next frame takes a fresh one), and given back by release() when nothing
 // is pending (the listener's idle sweep calls it for sessions quiet for a sweep period). A slab
-// is outside node's buffer pool (an ArrayBuffer of its own): taking one per request would cost,
-// so a busy session keeps its slab between ticks. A session's first slab is small (most
-// connections write a few hundred bytes a tick); one that fills it gets full-size slabs until it
-// is released.
+// is an ArrayBuffer of its own (never a slice of node's pool): taking one per request would cost,
+// so a busy session keeps its slab between ticks. Always 64 KiB: a smaller first slab (16 KiB,
+// growing) was tried and left out (docs/http2.md, "The engine").
 
-const FIRST_SLAB_SIZE = 16 * 1024;
 const SLAB_SIZE = 64 * 1024;
 /** No slab held: any reservation takes one. */
 const NO_SLAB = Buffer.alloc(0);
 
 export class FrameOutput {
   private slab = NO_SLAB;
-  /** The size of the next slab taken. */
-  private slabSize = FIRST_SLAB_SIZE;
   /** Start of the part not yet handed to the socket. */
   private start = 0;
   /** Where the next byte goes. */
@@ -50,25 +46,20 @@ export class FrameOutput {
         this.parts.push(this.slab.subarray(this.start, this.pos));
         this.partsBytes += this.pos - this.start;
       }
-      if (this.slab !== NO_SLAB) this.slabSize = SLAB_SIZE;
-      // An ArrayBuffer of its own, never a slice of node's pool (Node 24 pools below 32 KiB):
-      // a slab given back would leave the pool held by other code's small slices in it.
-      this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabSize, n));
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
       this.start = this.pos = 0;
     }
     return this.slab;
   }
 
   /**
-   * Gives the slab back when nothing is pending (the next frame takes a new, small one); false if there
+   * Gives the slab back when nothing is pending (the next frame takes a new one); false if there
    * was none to give or bytes are waiting. The socket may still hold flushed parts of it: only our
    * reference goes.
    */
   release(): boolean {
     if (this.slab === NO_SLAB || this.pending !== 0) return false;
     this.slab = NO_SLAB;
-    // Busy again later or not: it starts small again.
-    this.slabSize = FIRST_SLAB_SIZE;
     this.start = this.pos = 0;
     return true;
   }
@@ -129,9 +120,8 @@ export class FrameOutput {
       this.partsBytes = 0;
     }
     // Once the slab is mostly handed out, the next frame takes a fresh one rather than a run of
-    // small tails; a session that used it up is a busy one and gets full-size slabs.
+    // small tails.
     if (this.slab.length - this.pos < 1024 && this.slab !== NO_SLAB) {
-      this.slabSize = SLAB_SIZE;
       this.slab = NO_SLAB;
       this.start = this.pos = 0;
     }
