@@ -329,3 +329,76 @@ test('a response that ends before the request body was read asks the client to s
   assert.ok(await c.streamEnd(3));
   assert.equal(body(c, 3), '1000');
 });
+
+test('an idle session gives back its output slab (trim) and serves the next requests byte for byte; bytes not yet flushed keep it', async (t) => {
+  const big = Buffer.alloc(60_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) % 251;
+  let trimmedWhilePending = -1;
+  const e = await engine((s, h) => {
+    if (h[':path'] === '/big') {
+      s.respond({ ':status': 200 });
+      s.end(big);
+      return;
+    }
+    if (h[':path'] === '/trim-now') {
+      // The head is in the slab, not yet handed to the socket (flushed at the end of the read).
+      s.respond({ ':status': 200 });
+      trimmedWhilePending = e.sessions[0].trim();
+      s.end('kept');
+      return;
+    }
+    defaultHandler(s, h);
+  });
+  t.after(() => e.close());
+  const c = await H2Client.connect(e.port);
+  t.after(() => c.destroy());
+  c.request(1, '/');
+  assert.ok(await c.streamEnd(1));
+  assert.equal(body(c, 1), 'ok');
+  const s = e.sessions[0];
+  const held = s.out.held;
+  assert.ok(held > 0, 'a session that wrote holds a slab');
+  assert.equal(s.trim(), held, 'trimmed: the slab is given back');
+  assert.equal(s.out.held, 0);
+  assert.equal(s.trim(), 0, 'nothing more to give back');
+  // A response of nearly a slab, on a fresh one.
+  c.request(3, '/big');
+  assert.ok(await c.streamEnd(3));
+  assert.equal(statusOf((await c.response(3))!), 200);
+  assert.ok(Buffer.concat(c.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 3).map((f) => f.payload)).equals(big), 'the large body byte for byte');
+  s.trim();
+  assert.equal(s.out.held, 0);
+  c.request(5, '/trim-now');
+  assert.ok(await c.streamEnd(5));
+  assert.equal(trimmedWhilePending, 0, 'nothing given back while bytes wait in the slab');
+  assert.equal(statusOf((await c.response(5))!), 200);
+  assert.equal(body(c, 5), 'kept');
+  c.request(7, '/');
+  assert.ok(await c.streamEnd(7));
+  assert.equal(body(c, 7), 'ok');
+  assert.equal(c.goaway(), undefined);
+});
+
+test('trim copies an incomplete frame out of the large read it came in (a few bytes must not hold the whole chunk)', async (t) => {
+  const e = await engine();
+  t.after(() => e.close());
+  const c = await H2Client.connect(e.port);
+  t.after(() => c.destroy());
+  assert.ok(await c.waitFor((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK)));
+  // One write: an ignored frame type of 16,000 bytes, a PING (its ACK says the chunk was read),
+  // then 4,000 bytes of another ignored frame of 8,000.
+  const unfinished = frame(0xfa, 0, 0, Buffer.alloc(8000, 0x61));
+  c.write(Buffer.concat([frame(0xfa, 0, 0, Buffer.alloc(16_000)), pingFrame(Buffer.from('12345678')), unfinished.subarray(0, 4000)]));
+  assert.ok(await c.waitFor((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0));
+  const s = e.sessions[0];
+  s.out.release();
+  const freed = s.trim();
+  assert.ok(freed >= 16_000, `the chunk is let go (${freed} bytes)`);
+  assert.equal(s.trim(), 0, 'copied once');
+  // The frame completes from the copy, and the connection goes on in step.
+  c.write(unfinished.subarray(4000));
+  c.request(1, '/');
+  assert.ok(await c.streamEnd(1));
+  assert.equal(body(c, 1), 'ok');
+  assert.equal(c.goaway(), undefined);
+});

@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { serve, type Yard } from '../src/index.ts';
-import { sweepPeriod } from '../src/listeners/http/h2.ts';
-import { ErrorCode, Flag, FrameType, H2Client, rstCode, Setting, statusOf } from './helpers/h2-frames.ts';
+import { createServer, type AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { Http2Front, sweepPeriod } from '../src/listeners/http/h2.ts';
+import { ErrorCode, Flag, FrameType, H2Client, rstCode, Setting, statusOf, type Frame } from './helpers/h2-frames.ts';
 
 // The HTTP/2 listener gives a stream node's idle timer only when the stream is still open at
 // two of its sweeps in a row (h2.ts, sweepPeriod): a stream that stalls is still reset with
@@ -133,4 +135,49 @@ test('an open WebSocket over HTTP/2 is never given the idle timer: quiet for sev
   ws.write(clientText('after'));
   assert.equal(await serverText(ws), 'after');
   ws.close();
+});
+
+test('a session quiet for a sweep gives back its output slab (also with no idle timeout) and serves the next request', async (t) => {
+  const front = new Http2Front({
+    listener: 'trim',
+    config: {
+      enabled: true,
+      h2c: true,
+      maxConcurrentStreams: 128,
+      initialWindowSize: 64 * 1024,
+      connectionWindowSize: 1024 * 1024,
+      maxResets: { rate: 100, per: 1000, burst: 200 },
+      maxPings: { rate: 10, per: 1000, burst: 20 },
+      maxSettings: { rate: 10, per: 1000, burst: 20 },
+    },
+    maxHeaderSize: 16 * 1024,
+    // No idle timeout: nothing closes the session, the sweep only trims.
+    idleTimeout: 0,
+    log: pino({ level: 'silent' }),
+    onRequest: (_req, res) => res.end('ok'),
+    onFlood: () => {},
+  });
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    front.accept(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    front.destroy();
+    server.close();
+  });
+  const c = await H2Client.connect((server.address() as AddressInfo).port);
+  t.after(() => c.destroy());
+  const data = (id: number) => Buffer.concat(c.frames.filter((f: Frame) => f.type === FrameType.DATA && f.streamId === id).map((f) => f.payload)).toString();
+  c.request(1, '/');
+  assert.ok(await c.streamEnd(1));
+  assert.equal(data(1), 'ok');
+  // Trimmed within a few sweeps (a second apart without an idle timeout).
+  for (let i = 0; i < 100 && front.outputHeld > 0; i++) await sleep(50);
+  assert.equal(front.outputHeld, 0, 'no slab held by the quiet session');
+  assert.equal(front.size, 1, 'the session is still open');
+  c.request(3, '/');
+  assert.ok(await c.streamEnd(3));
+  assert.equal(statusOf((await c.response(3))!), 200);
+  assert.equal(data(3), 'ok');
 });

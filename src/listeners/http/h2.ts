@@ -33,6 +33,9 @@ import { MAX_HEADER_FIELDS } from './request-target.ts';
 //     window at zero, holds our response in memory) is reset with CANCEL (the stream's idle
 //     timer, given only to streams still open at two sweeps in a row: see sweepPeriod); a
 //     connection with no frame either way for `idleTimeout` is closed (the same sweep);
+//   - memory of quiet connections: a session with no frame for a sweep period gives back its
+//     output slab (the same sweep, also without an idle timeout: H2ServerSession.trim), so that
+//     thousands of idle connections hold no buffers;
 //   - drain: GOAWAY NO_ERROR, streams already open finish, new ones are refused.
 //
 // Each stream becomes a request and a response of h2-exchange.ts, the same shape as HTTP/1.1's
@@ -126,6 +129,9 @@ export function sweepPeriod(idleTimeout: number): number {
   return Math.max(1, Math.min(1000, Math.floor(idleTimeout / 4)));
 }
 
+/** How often the sweep runs without an idle timeout: only to trim quiet sessions then. */
+const TRIM_PERIOD = 1000;
+
 const EXPECTATION_FAILED = 417;
 
 /** Refused streams and invalid frames a session may cause before it is ended (node:http2's maxSessionRejectedStreams). */
@@ -141,9 +147,12 @@ export class Http2Front {
   private draining = false;
   /** The idle sweep, while there are sessions. */
   private sweeper: NodeJS.Timeout | undefined;
+  /** The sweep's period: a session with no frame for that long is quiet and trimmed. */
+  private readonly sweepEvery: number;
 
   constructor(private readonly options: Http2FrontOptions) {
     const c = options.config;
+    this.sweepEvery = options.idleTimeout > 0 ? sweepPeriod(options.idleTimeout) : TRIM_PERIOD;
     this.policies = { resets: tokenBucketPolicy(c.maxResets), pings: tokenBucketPolicy(c.maxPings), settings: tokenBucketPolicy(c.maxSettings) };
     this.sessionOptions = {
       maxConcurrentStreams: c.maxConcurrentStreams,
@@ -163,6 +172,13 @@ export class Http2Front {
   /** Connections being served over HTTP/2. */
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** Bytes of output slab the sessions hold: none for a session quiet since about the last sweep. */
+  get outputHeld(): number {
+    let n = 0;
+    for (const s of this.sessions.keys()) n += s.out.held;
+    return n;
   }
 
   /** Serves HTTP/2 on an accepted connection (TLS with ALPN h2, or h2c once its preface is seen). Bytes already read may be unshifted into `socket`. */
@@ -189,8 +205,8 @@ export class Http2Front {
     session = new H2ServerSession(socket, this.sessionOptions, handler);
     if (session.closed) return;
     this.sessions.set(session, guards);
-    if (this.sweeper === undefined && this.options.idleTimeout > 0) {
-      this.sweeper = setInterval(() => this.sweep(), sweepPeriod(this.options.idleTimeout));
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.sweep(), this.sweepEvery);
       this.sweeper.unref();
     }
     if (this.draining) session.close();
@@ -218,11 +234,15 @@ export class Http2Front {
    * closed here too: at once without a stream open (whatever the engine still waits for on it:
    * a header block that never ends), with streams open by GOAWAY (they may finish; each
    * stream's own idle timer resets a stalled one) and whatever is left one more idleTimeout later.
+   * A session with no frame since about the last sweep is trimmed (its output slab given back):
+   * thousands of idle connections hold no buffers, and a busy session keeps its slab.
    */
   private sweep(): void {
     const idle = this.options.idleTimeout;
     const now = Date.now();
     for (const [session, g] of this.sessions) {
+      if (now - session.lastActivity >= this.sweepEvery) session.trim();
+      if (idle === 0) continue;
       g.sweep(idle);
       if (g.closingSince > 0) {
         if (now - g.closingSince >= idle) session.destroy(NO_ERROR);

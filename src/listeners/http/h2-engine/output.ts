@@ -5,11 +5,20 @@ import { FRAME_HEADER_SIZE } from '../../../protocol/h2/frames.ts';
 // frame of one tick goes to the socket in one write: the frames of a burst of responses cost one
 // TLS record set and one syscall, not one each. A flushed part of the slab is never written again
 // (the socket may hold it until it is sent); the rest of the slab serves the next frames.
+//
+// An idle connection holds no slab: one is taken at the first frame written, dropped once it is
+// mostly handed out (the next frame takes a fresh one), and given back by release() when nothing
+// is pending (the listener's idle sweep calls it for sessions quiet for a sweep period). A slab
+// is an ArrayBuffer of its own (never a slice of node's pool): taking one per request would cost,
+// so a busy session keeps its slab between ticks. Always 64 KiB: a smaller first slab (16 KiB,
+// growing) was tried and left out (docs/http2.md, "The engine").
 
 const SLAB_SIZE = 64 * 1024;
+/** No slab held: any reservation takes one. */
+const NO_SLAB = Buffer.alloc(0);
 
 export class FrameOutput {
-  private slab = Buffer.allocUnsafe(SLAB_SIZE);
+  private slab = NO_SLAB;
   /** Start of the part not yet handed to the socket. */
   private start = 0;
   /** Where the next byte goes. */
@@ -25,6 +34,11 @@ export class FrameOutput {
     return this.partsBytes + this.pos - this.start;
   }
 
+  /** Bytes of slab held (0 when idle and released). */
+  get held(): number {
+    return this.slab.length;
+  }
+
   /** Makes room for `n` contiguous bytes; returns the slab to write them into at `pos`. */
   reserve(n: number): Buffer {
     if (this.pos + n > this.slab.length) {
@@ -32,10 +46,22 @@ export class FrameOutput {
         this.parts.push(this.slab.subarray(this.start, this.pos));
         this.partsBytes += this.pos - this.start;
       }
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n));
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
       this.start = this.pos = 0;
     }
     return this.slab;
+  }
+
+  /**
+   * Gives the slab back when nothing is pending (the next frame takes a new one); false if there
+   * was none to give or bytes are waiting. The socket may still hold flushed parts of it: only our
+   * reference goes.
+   */
+  release(): boolean {
+    if (this.slab === NO_SLAB || this.pending !== 0) return false;
+    this.slab = NO_SLAB;
+    this.start = this.pos = 0;
+    return true;
   }
 
   header(length: number, type: number, flags: number, streamId: number): void {
@@ -93,9 +119,10 @@ export class FrameOutput {
       this.parts.length = 0;
       this.partsBytes = 0;
     }
-    // Once the slab is mostly handed out, start a fresh one rather than a run of small tails.
-    if (this.slab.length - this.pos < 1024) {
-      this.slab = Buffer.allocUnsafe(SLAB_SIZE);
+    // Once the slab is mostly handed out, the next frame takes a fresh one rather than a run of
+    // small tails.
+    if (this.slab.length - this.pos < 1024 && this.slab !== NO_SLAB) {
+      this.slab = NO_SLAB;
       this.start = this.pos = 0;
     }
     return ok;

@@ -653,6 +653,27 @@ export class H2ServerSession {
     if (!this.out.flush()) this.socketBlocked = true;
   }
 
+  /**
+   * Gives back what a quiet session need not hold (the owner's idle sweep calls it for a session
+   * with no frame for a while): the output slab unless bytes are pending, and an incomplete frame
+   * kept from the last chunk is copied out of it (a few bytes of it would hold the whole chunk,
+   * up to 64 KiB read at once). Returns the bytes given back.
+   */
+  trim(): number {
+    let freed = 0;
+    const held = this.out.held;
+    if (this.out.release()) freed += held;
+    const rest = this.rest;
+    if (rest !== null && rest.buffer.byteLength > 2 * rest.length) {
+      freed += rest.buffer.byteLength - rest.length;
+      // Not from node's pool: a copy of its own size, never copied again.
+      const copy = Buffer.allocUnsafeSlow(rest.length);
+      rest.copy(copy);
+      this.rest = copy;
+    }
+    return freed;
+  }
+
   private onDrain(): void {
     this.socketBlocked = false;
     this.flush();
