@@ -1,4 +1,5 @@
-import { huffmanDecode, HuffmanError } from '../../http3/huffman.ts';
+import { HuffmanError } from '../../http3/huffman.ts';
+import { LiteralCache } from './literal-cache.ts';
 import { writePrefixInt } from '../prefix-integer.ts';
 
 // HPACK (RFC 7541) for both ends of HTTP/2 (the upstream client and the listener's engine): a
@@ -124,6 +125,8 @@ export class HpackDecoder {
    * known good and a dynamic entry carries the flaw it was added with.
    */
   invalid: string | null = null;
+  /** The literals this connection sent lately (literal-cache.ts), made at the first literal. */
+  private literals: LiteralCache | null = null;
 
   constructor(
     private readonly tableLimit: number,
@@ -172,8 +175,9 @@ export class HpackDecoder {
         const indexing = (b & 0xc0) === 0x40;
         pos = readInt(block, pos, indexing ? 6 : 4);
         stringTooLong = false;
+        const literals = (this.literals ??= new LiteralCache());
         if (intValue === 0) {
-          pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
+          pos = readString(block, pos, this.maxListSize, this.maxFieldSize, literals);
           name = stringValue;
           flaw = nameFlaw(name);
         } else {
@@ -181,7 +185,7 @@ export class HpackDecoder {
           name = e[0];
           flaw = (e[2] ?? 0) & BAD_NAME;
         }
-        pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
+        pos = readString(block, pos, this.maxListSize, this.maxFieldSize, literals);
         value = stringValue;
         if (FORBIDDEN_IN_VALUE.test(value)) flaw |= BAD_VALUE;
         if (stringTooLong) {
@@ -268,7 +272,7 @@ function readInt(buf: Buffer, pos: number, prefix: number): number {
   return pos;
 }
 
-function readString(buf: Buffer, pos: number, max: number, hardMax: number): number {
+function readString(buf: Buffer, pos: number, max: number, hardMax: number, literals: LiteralCache): number {
   if (pos >= buf.length) throw new HpackError('a truncated string');
   const huffman = (buf[pos] & 0x80) !== 0;
   const start = readInt(buf, pos, 7);
@@ -281,14 +285,11 @@ function readString(buf: Buffer, pos: number, max: number, hardMax: number): num
     stringValue = '';
     return end;
   }
-  if (!huffman) stringValue = buf.toString('latin1', start, end);
-  else {
-    try {
-      stringValue = huffmanDecode(buf.subarray(start, end), max).toString('latin1');
-    } catch (err) {
-      if (err instanceof HuffmanError) throw new HpackError(err.message);
-      throw err;
-    }
+  try {
+    stringValue = literals.decode(buf, start, end, huffman, max);
+  } catch (err) {
+    if (err instanceof HuffmanError) throw new HpackError(err.message);
+    throw err;
   }
   return end;
 }
