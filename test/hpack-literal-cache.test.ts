@@ -109,3 +109,15 @@ test('hpack decoder: each decoder has its own literal cache (one connection cann
   assert.deepEqual(c.decode(Buffer.from([0x82])), [':method', 'GET']);
   assert.equal(cacheOf(c), null);
 });
+
+test('hpack decoder: a block given as a range of a larger buffer is decoded within it; a string or integer running past its end is a truncation, whatever follows in the buffer', () => {
+  const dec = new HpackDecoder(4096, 64 * 1024);
+  const field = literalField('x-path', '/helloworld.Greeter/SayHello');
+  const framed = Buffer.concat([Buffer.from([0xff, 0xff]), field, Buffer.from([0x82, 0x84])]);
+  assert.deepEqual(dec.decode(framed, 2, 2 + field.length), ['x-path', '/helloworld.Greeter/SayHello']);
+  // One byte short: the value's last byte is outside the range though in the buffer.
+  assert.throws(() => new HpackDecoder(4096, 64 * 1024).decode(framed, 2, 2 + field.length - 1), HpackError);
+  // An integer continued past the range's end (0x7f then continuation bytes outside it).
+  const int = Buffer.from([0xff, 0x80, 0x80, 0x01]);
+  assert.throws(() => new HpackDecoder(4096, 64 * 1024).decode(int, 0, 2), HpackError);
+});

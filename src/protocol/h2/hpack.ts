@@ -139,15 +139,15 @@ export class HpackDecoder {
   }
 
   /**
-   * The block's fields. A list larger than maxListSize is still decoded to its end (the dynamic
+   * The fields of the block in block[start, end). A list larger than maxListSize is still decoded to its end (the dynamic
    * table must follow every block) but its fields are not kept: the result is empty and
    * `oversize` is set, so only that stream fails.
    */
-  decode(block: Buffer): string[] {
+  decode(block: Buffer, start = 0, end = block.length): string[] {
     const out: string[] = [];
     let listSize = 0;
-    let pos = 0;
-    const end = block.length;
+    let pos = start;
+    blockEnd = end;
     let fieldsSeen = false;
     this.oversize = false;
     this.invalid = null;
@@ -252,6 +252,8 @@ let intValue = 0;
 let stringValue = '';
 /** readString met a string longer than the list limit (left undecoded). */
 let stringTooLong = false;
+/** Where the block being decoded ends in its buffer: nothing is read past it. */
+let blockEnd = 0;
 
 function readInt(buf: Buffer, pos: number, prefix: number): number {
   const max = (1 << prefix) - 1;
@@ -260,7 +262,7 @@ function readInt(buf: Buffer, pos: number, prefix: number): number {
   if (value === max) {
     let shift = 0;
     for (;;) {
-      if (pos >= buf.length) throw new HpackError('a truncated integer');
+      if (pos >= blockEnd) throw new HpackError('a truncated integer');
       const b = buf[pos++];
       value += (b & 0x7f) * 2 ** shift;
       shift += 7;
@@ -273,12 +275,12 @@ function readInt(buf: Buffer, pos: number, prefix: number): number {
 }
 
 function readString(buf: Buffer, pos: number, max: number, hardMax: number, literals: LiteralCache): number {
-  if (pos >= buf.length) throw new HpackError('a truncated string');
+  if (pos >= blockEnd) throw new HpackError('a truncated string');
   const huffman = (buf[pos] & 0x80) !== 0;
   const start = readInt(buf, pos, 7);
   const length = intValue;
   const end = start + length;
-  if (end > buf.length) throw new HpackError('a truncated string');
+  if (end > blockEnd) throw new HpackError('a truncated string');
   if (length > hardMax) throw new HpackError(`a string of ${length} bytes, above the ${hardMax} a field may have`);
   if (length > max) {
     stringTooLong = true;
