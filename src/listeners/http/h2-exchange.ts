@@ -221,6 +221,11 @@ type ExchangeStream = H2ServerStream & { [kResponse]?: H2Response };
 /** respond()'s options, with the one the typings leave out. */
 type RespondOptions = { endStream: boolean; waitForTrailers: boolean; sendDate?: boolean };
 
+/** Every respond() options object sendHead() gives, by endStream << 2 | waitForTrailers << 1 | sendDate: none made per response. */
+const RESPOND_OPTIONS: readonly RespondOptions[] = Array.from({ length: 8 }, (_, i) =>
+  Object.freeze({ endStream: (i & 4) !== 0, waitForTrailers: (i & 2) !== 0, sendDate: (i & 1) !== 0 }),
+);
+
 /**
  * Streams whose idle timing is not the listener's sweep's (h2.ts gives a stream that stays open
  * the stream's idle timer at its sweep): a handler has set a timeout of its own, or the stream carries
@@ -594,7 +599,7 @@ export class H2Response extends EventEmitter {
     // node ends these by itself (no body can follow), trailers or not.
     if (status === 204 || status === 205 || status === 304 || stream.headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
-    const options = { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions;
+    const options = RESPOND_OPTIONS[(endStream ? 4 : 0) | (trailers ? 2 : 0) | (this.sendDate ? 1 : 0)];
     if (asList) {
       const flat = flatHead(fields);
       const list = flat.list.slice();
@@ -611,9 +616,13 @@ export class H2Response extends EventEmitter {
       fields[':status'] = status;
       stream.respond(fields, options);
     }
-    if (trailers) {
-      stream.once('wantTrailers', () => this.sendTrailers());
-    }
+    // 'wantTrailers' comes once per stream: `on`, and one function for every stream (no
+    // closure, no once() wrapper per call).
+    if (trailers) stream.on('wantTrailers', H2Response.onWantTrailers);
+  }
+
+  private static onWantTrailers(this: ExchangeStream): void {
+    this[kResponse]?.sendTrailers();
   }
 
   private sendTrailers(): void {
