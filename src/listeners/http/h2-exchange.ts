@@ -558,6 +558,43 @@ export class H2Response extends EventEmitter {
     return this;
   }
 
+  /**
+   * writeHead() with the head as a flat [name, value, ...] list in which a repeated name makes one
+   * field of several values, as the object form has them (the proxy's answer heads): the fields go
+   * straight into the response's own, no record is made for them first. The list's names replace
+   * fields of those names set before.
+   */
+  writeHeadList(statusCode: number, flat: readonly string[]): this {
+    const stream = this.stream;
+    if (this.closed || stream.destroyed || stream.closed) return this;
+    if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const status = statusCode | 0;
+    if (status < 200 || status > 599) throw codedError('ERR_HTTP2_STATUS_INVALID', `Invalid status code: ${statusCode}`, RangeError);
+    const had = this.fields !== null;
+    const fields = this.ownFields();
+    if (had) for (let i = 0; i < flat.length; i += 2) delete fields[fieldName(flat[i])];
+    for (let i = 0; i < flat.length; i += 2) {
+      const key = fieldName(flat[i]);
+      if (key === '') continue;
+      const value = flat[i + 1];
+      const before = fields[key];
+      if (before === undefined) {
+        checkValue(key, value);
+        fields[key] = value;
+      } else if (Array.isArray(before)) {
+        before.push(value);
+        checkValue(key, before);
+      } else {
+        const list = [before as string, value];
+        checkValue(key, list);
+        fields[key] = list;
+      }
+    }
+    this.statusCode = status;
+    this.headWritten = true;
+    return this;
+  }
+
   /** writeHead's list forms: [name, value, ...] or [[name, value], ...]; they replace fields of those names set before. */
   private appendFlat(list: readonly unknown[]): void {
     const pairs: [string, string | string[]][] = [];
@@ -638,13 +675,20 @@ export class H2Response extends EventEmitter {
 
   /** Trailers to send after the body (see the top of this file for when they can be). */
   addTrailers(headers: OutgoingHttpHeaders | readonly [string, string][]): void {
-    const entries: [string, unknown][] = Array.isArray(headers) ? (headers as [string, string][]) : Object.entries(headers);
-    for (const [name, value] of entries) {
-      const key = fieldName(name);
-      if (key === '') continue;
-      checkValue(key, value);
-      (this.trailers ??= newFields())[key] = value as FieldValue;
+    if (Array.isArray(headers)) {
+      for (const [name, value] of headers as readonly [string, string][]) this.addTrailer(name, value);
+      return;
     }
+    // Own enumerable fields, as Object.entries() would give them, without its list of pairs.
+    const record = headers as OutgoingHttpHeaders;
+    for (const name in record) if (Object.hasOwn(record, name)) this.addTrailer(name, record[name]);
+  }
+
+  private addTrailer(name: string, value: unknown): void {
+    const key = fieldName(name);
+    if (key === '') return;
+    checkValue(key, value);
+    (this.trailers ??= newFields())[key] = value as FieldValue;
   }
 
   writeContinue(): boolean {
