@@ -1,6 +1,7 @@
 import { ServerResponse } from 'node:http';
 import type { HttpResponse } from '../types.ts';
 import { connectionNamed } from './connection-header.ts';
+import { H2Response } from '../../listeners/http/h2-exchange.ts';
 
 // Phase "downstream response headers": the upstream's raw header list (undici hands it over as
 // [name, value, ...] Buffers, unparsed; the HTTP/2 pools as strings) becomes the flat string list res.writeHead() takes as it
@@ -107,6 +108,12 @@ export function responseHeaders(raw: readonly RawField[], via: string | false): 
 export function writeResponseHead(res: HttpResponse, status: number, flat: string[]): void {
   if (res instanceof ServerResponse) {
     res.writeHead(status, flat);
+    return;
+  }
+  // The listener's HTTP/2 response takes the list as it is, unless middleware has wrapped its
+  // writeHead() (compression does): then the wrapper gets the record it expects.
+  if ((res as unknown) instanceof H2Response && !Object.hasOwn(res, 'writeHead')) {
+    (res as unknown as H2Response).writeHeadList(status, flat);
     return;
   }
   const headers: Record<string, string | string[]> = {};

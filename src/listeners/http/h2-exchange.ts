@@ -135,6 +135,11 @@ type ExchangeStream = H2ServerStream & { [kResponse]?: H2Response };
 /** respond()'s options, with the one the typings leave out. */
 type RespondOptions = { endStream: boolean; waitForTrailers: boolean; sendDate?: boolean };
 
+/** Every respond() options object sendHead() gives, by endStream << 2 | waitForTrailers << 1 | sendDate: none made per response. */
+const RESPOND_OPTIONS: readonly RespondOptions[] = Array.from({ length: 8 }, (_, i) =>
+  Object.freeze({ endStream: (i & 4) !== 0, waitForTrailers: (i & 2) !== 0, sendDate: (i & 1) !== 0 }),
+);
+
 /**
  * Streams whose idle timing is not the listener's sweep's (h2.ts gives a stream that stays open
  * the stream's idle timer at its sweep): a handler has set a timeout of its own, or the stream carries
@@ -434,6 +439,43 @@ export class H2Response extends EventEmitter {
     return this;
   }
 
+  /**
+   * writeHead() with the head as a flat [name, value, ...] list in which a repeated name makes one
+   * field of several values, as the object form has them (the proxy's answer heads): the fields go
+   * straight into the response's own, no record is made for them first. The list's names replace
+   * fields of those names set before.
+   */
+  writeHeadList(statusCode: number, flat: readonly string[]): this {
+    const stream = this.stream;
+    if (this.closed || stream.destroyed || stream.closed) return this;
+    if (this.headersSent) throw codedError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const status = statusCode | 0;
+    if (status < 200 || status > 599) throw codedError('ERR_HTTP2_STATUS_INVALID', `Invalid status code: ${statusCode}`, RangeError);
+    const had = this.fields !== null;
+    const fields = this.ownFields();
+    if (had) for (let i = 0; i < flat.length; i += 2) delete fields[fieldName(flat[i])];
+    for (let i = 0; i < flat.length; i += 2) {
+      const key = fieldName(flat[i]);
+      if (key === '') continue;
+      const value = flat[i + 1];
+      const before = fields[key];
+      if (before === undefined) {
+        checkValue(key, value);
+        fields[key] = value;
+      } else if (Array.isArray(before)) {
+        before.push(value);
+        checkValue(key, before);
+      } else {
+        const list = [before as string, value];
+        checkValue(key, list);
+        fields[key] = list;
+      }
+    }
+    this.statusCode = status;
+    this.headWritten = true;
+    return this;
+  }
+
   /** writeHead's list forms: [name, value, ...] or [[name, value], ...]; they replace fields of those names set before. */
   private appendFlat(list: readonly unknown[]): void {
     const pairs: [string, string | string[]][] = [];
@@ -475,7 +517,7 @@ export class H2Response extends EventEmitter {
     // node ends these by itself (no body can follow), trailers or not.
     if (status === 204 || status === 205 || status === 304 || stream.headRequest) trailers = false;
     const endStream = ending && !withBody && !trailers;
-    const options = { endStream, waitForTrailers: trailers, sendDate: this.sendDate } as RespondOptions;
+    const options = RESPOND_OPTIONS[(endStream ? 4 : 0) | (trailers ? 2 : 0) | (this.sendDate ? 1 : 0)];
     if (asList) {
       const flat = flatHead(fields);
       const list = flat.list.slice();
@@ -492,9 +534,13 @@ export class H2Response extends EventEmitter {
       fields[':status'] = status;
       stream.respond(fields, options);
     }
-    if (trailers) {
-      stream.once('wantTrailers', () => this.sendTrailers());
-    }
+    // 'wantTrailers' comes once per stream: `on`, and one function for every stream (no
+    // closure, no once() wrapper per call).
+    if (trailers) stream.on('wantTrailers', H2Response.onWantTrailers);
+  }
+
+  private static onWantTrailers(this: ExchangeStream): void {
+    this[kResponse]?.sendTrailers();
   }
 
   private sendTrailers(): void {
@@ -510,13 +556,20 @@ export class H2Response extends EventEmitter {
 
   /** Trailers to send after the body (see the top of this file for when they can be). */
   addTrailers(headers: OutgoingHttpHeaders | readonly [string, string][]): void {
-    const entries: [string, unknown][] = Array.isArray(headers) ? (headers as [string, string][]) : Object.entries(headers);
-    for (const [name, value] of entries) {
-      const key = fieldName(name);
-      if (key === '') continue;
-      checkValue(key, value);
-      (this.trailers ??= newFields())[key] = value as FieldValue;
+    if (Array.isArray(headers)) {
+      for (const [name, value] of headers as readonly [string, string][]) this.addTrailer(name, value);
+      return;
     }
+    // Own enumerable fields, as Object.entries() would give them, without its list of pairs.
+    const record = headers as OutgoingHttpHeaders;
+    for (const name in record) if (Object.hasOwn(record, name)) this.addTrailer(name, record[name]);
+  }
+
+  private addTrailer(name: string, value: unknown): void {
+    const key = fieldName(name);
+    if (key === '') return;
+    checkValue(key, value);
+    (this.trailers ??= newFields())[key] = value as FieldValue;
   }
 
   writeContinue(): boolean {

@@ -96,7 +96,11 @@ export function goawayFrame(lastStreamId: number, code: number, debug: string): 
   return frame(GOAWAY, 0, 0, payload);
 }
 
-export type FrameListener = (type: number, flags: number, streamId: number, payload: Buffer) => void;
+/**
+ * A frame's payload is buf[start, end) (no view made per frame: a HEADERS block is decoded in
+ * place); `buf` is valid only during the call, unless kept as a view.
+ */
+export type FrameListener = (type: number, flags: number, streamId: number, buf: Buffer, start: number, end: number) => void;
 
 /**
  * Cuts bytes from the socket into frames. At most one partial frame is kept between reads, and a
@@ -123,7 +127,7 @@ export class FrameReader {
       const streamId = buf.readUInt32BE(pos + 5) & MAX_WINDOW;
       const start = pos + FRAME_HEADER_SIZE;
       pos = start + length;
-      onFrame(buf[start - 6], buf[start - 5], streamId, buf.subarray(start, pos));
+      onFrame(buf[start - 6], buf[start - 5], streamId, buf, start, pos);
     }
     if (pos < end) this.rest = buf.subarray(pos);
   }

@@ -1,5 +1,6 @@
-import { huffmanDecode, HuffmanError } from '../../http3/huffman.ts';
+import { HuffmanError } from '../../http3/huffman.ts';
 import { FORBIDDEN_IN_RECEIVED_VALUE } from '../http-fields.ts';
+import { LiteralCache } from './literal-cache.ts';
 import { writePrefixInt } from '../prefix-integer.ts';
 
 // HPACK (RFC 7541) for both ends of HTTP/2 (the upstream client and the listener's engine): a
@@ -120,6 +121,8 @@ export class HpackDecoder {
    * known good and a dynamic entry carries the flaw it was added with.
    */
   invalid: string | null = null;
+  /** The literals this connection sent lately (literal-cache.ts), made at the first literal. */
+  private literals: LiteralCache | null = null;
 
   constructor(
     private readonly tableLimit: number,
@@ -132,15 +135,15 @@ export class HpackDecoder {
   }
 
   /**
-   * The block's fields. A list larger than maxListSize is still decoded to its end (the dynamic
+   * The fields of the block in block[start, end). A list larger than maxListSize is still decoded to its end (the dynamic
    * table must follow every block) but its fields are not kept: the result is empty and
    * `oversize` is set, so only that stream fails.
    */
-  decode(block: Buffer): string[] {
+  decode(block: Buffer, start = 0, end = block.length): string[] {
     const out: string[] = [];
     let listSize = 0;
-    let pos = 0;
-    const end = block.length;
+    let pos = start;
+    blockEnd = end;
     let fieldsSeen = false;
     this.oversize = false;
     this.invalid = null;
@@ -168,8 +171,9 @@ export class HpackDecoder {
         const indexing = (b & 0xc0) === 0x40;
         pos = readInt(block, pos, indexing ? 6 : 4);
         stringTooLong = false;
+        const literals = (this.literals ??= new LiteralCache());
         if (intValue === 0) {
-          pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
+          pos = readString(block, pos, this.maxListSize, this.maxFieldSize, literals);
           name = stringValue;
           flaw = nameFlaw(name);
         } else {
@@ -177,7 +181,7 @@ export class HpackDecoder {
           name = e[0];
           flaw = (e[2] ?? 0) & BAD_NAME;
         }
-        pos = readString(block, pos, this.maxListSize, this.maxFieldSize);
+        pos = readString(block, pos, this.maxListSize, this.maxFieldSize, literals);
         value = stringValue;
         if (FORBIDDEN_IN_RECEIVED_VALUE.test(value)) flaw |= BAD_VALUE;
         if (stringTooLong) {
@@ -244,6 +248,8 @@ let intValue = 0;
 let stringValue = '';
 /** readString met a string longer than the list limit (left undecoded). */
 let stringTooLong = false;
+/** Where the block being decoded ends in its buffer: nothing is read past it. */
+let blockEnd = 0;
 
 function readInt(buf: Buffer, pos: number, prefix: number): number {
   const max = (1 << prefix) - 1;
@@ -252,7 +258,7 @@ function readInt(buf: Buffer, pos: number, prefix: number): number {
   if (value === max) {
     let shift = 0;
     for (;;) {
-      if (pos >= buf.length) throw new HpackError('a truncated integer');
+      if (pos >= blockEnd) throw new HpackError('a truncated integer');
       const b = buf[pos++];
       value += (b & 0x7f) * 2 ** shift;
       shift += 7;
@@ -264,27 +270,24 @@ function readInt(buf: Buffer, pos: number, prefix: number): number {
   return pos;
 }
 
-function readString(buf: Buffer, pos: number, max: number, hardMax: number): number {
-  if (pos >= buf.length) throw new HpackError('a truncated string');
+function readString(buf: Buffer, pos: number, max: number, hardMax: number, literals: LiteralCache): number {
+  if (pos >= blockEnd) throw new HpackError('a truncated string');
   const huffman = (buf[pos] & 0x80) !== 0;
   const start = readInt(buf, pos, 7);
   const length = intValue;
   const end = start + length;
-  if (end > buf.length) throw new HpackError('a truncated string');
+  if (end > blockEnd) throw new HpackError('a truncated string');
   if (length > hardMax) throw new HpackError(`a string of ${length} bytes, above the ${hardMax} a field may have`);
   if (length > max) {
     stringTooLong = true;
     stringValue = '';
     return end;
   }
-  if (!huffman) stringValue = buf.toString('latin1', start, end);
-  else {
-    try {
-      stringValue = huffmanDecode(buf.subarray(start, end), max).toString('latin1');
-    } catch (err) {
-      if (err instanceof HuffmanError) throw new HpackError(err.message);
-      throw err;
-    }
+  try {
+    stringValue = literals.decode(buf, start, end, huffman, max);
+  } catch (err) {
+    if (err instanceof HuffmanError) throw new HpackError(err.message);
+    throw err;
   }
   return end;
 }

@@ -435,15 +435,16 @@ export class H2Connection {
     }
   };
 
-  private readonly onFrame = (type: number, flags: number, id: number, payload: Buffer): void => {
+  private readonly onFrame = (type: number, flags: number, id: number, buf: Buffer, start: number, end: number): void => {
     if (this.closed) return;
     if (this.blockStream !== 0 && type !== CONTINUATION) throw new H2ProtocolError('a frame inside a header block', PROTOCOL_ERROR);
     if (!this.ready && (type !== SETTINGS || (flags & FLAG_ACK) !== 0)) throw new H2ProtocolError('the first frame is not SETTINGS', PROTOCOL_ERROR);
+    // HEADERS (a head, trailers: two a call) are decoded in place; other frames get their payload as a view.
+    if (type === HEADERS) return this.onHeaders(flags, id, buf, start, end);
+    const payload = buf.subarray(start, end);
     switch (type) {
       case DATA:
         return this.onData(flags, id, payload);
-      case HEADERS:
-        return this.onHeaders(flags, id, payload);
       case CONTINUATION:
         return this.onContinuation(flags, id, payload);
       case RST_STREAM:
@@ -573,20 +574,22 @@ export class H2Connection {
     }
   }
 
-  private onHeaders(flags: number, id: number, payload: Buffer): void {
+  /** A HEADERS frame whose payload is buf[payloadStart, payloadEnd). */
+  private onHeaders(flags: number, id: number, buf: Buffer, payloadStart: number, payloadEnd: number): void {
     this.checkKnownId(id, 'HEADERS');
+    const length = payloadEnd - payloadStart;
     let start = 0;
     let pad = 0;
     if (flags & FLAG_PADDED) {
-      if (payload.length === 0) throw new H2ProtocolError('HEADERS padded without a pad length', FRAME_SIZE_ERROR);
-      pad = payload[0];
+      if (length === 0) throw new H2ProtocolError('HEADERS padded without a pad length', FRAME_SIZE_ERROR);
+      pad = buf[payloadStart];
       start = 1;
     }
     if (flags & FLAG_PRIORITY) start += 5;
-    if (start + pad > payload.length) throw new H2ProtocolError('HEADERS padding longer than the frame', PROTOCOL_ERROR);
-    const fragment = start === 0 && pad === 0 ? payload : payload.subarray(start, payload.length - pad);
+    if (start + pad > length) throw new H2ProtocolError('HEADERS padding longer than the frame', PROTOCOL_ERROR);
     const endStream = (flags & FLAG_END_STREAM) !== 0;
-    if (flags & FLAG_END_HEADERS) return this.onHeaderBlock(id, fragment, endStream);
+    if (flags & FLAG_END_HEADERS) return this.onHeaderBlock(id, buf, payloadStart + start, payloadEnd - pad, endStream);
+    const fragment = buf.subarray(payloadStart + start, payloadEnd - pad);
     this.blockStream = id;
     this.blockParts = [fragment];
     this.blockBytes = fragment.length;
@@ -603,7 +606,7 @@ export class H2Connection {
     const block = Buffer.concat(this.blockParts, this.blockBytes);
     this.blockStream = 0;
     this.blockParts = [];
-    this.onHeaderBlock(id, block, this.blockEndStream);
+    this.onHeaderBlock(id, block, 0, block.length, this.blockEndStream);
   }
 
   private checkBlockSize(): void {
@@ -611,9 +614,10 @@ export class H2Connection {
     if (this.blockBytes > 2 * this.settings.maxHeaderListSize) throw new H2ProtocolError(`a header block of more than ${2 * this.settings.maxHeaderListSize} bytes`, ENHANCE_YOUR_CALM);
   }
 
-  private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
+  /** The header block in block[start, end). */
+  private onHeaderBlock(id: number, block: Buffer, start: number, end: number, endStream: boolean): void {
     // Decoded even for a stream that ended here: the dynamic table follows every block.
-    const fields = this.decoder.decode(block);
+    const fields = this.decoder.decode(block, start, end);
     const s = this.streams.get(id);
     if (!s || s.remoteEnded) return;
     if (this.decoder.oversize) {

@@ -375,7 +375,8 @@ export class H2ServerSession {
       if ((buf.readUInt32BE(blockStart - 5) & MAX_WINDOW) === id) flags |= SELF_DEPENDENT;
     }
     if (flags & FLAG_END_HEADERS) {
-      this.onHeaderBlock(id, flags, buf.subarray(blockStart, blockEnd));
+      // Decoded in place (no view of the socket's chunk made per request).
+      this.onHeaderBlock(id, flags, buf, blockStart, blockEnd);
       return;
     }
     this.blockStream = id;
@@ -399,12 +400,13 @@ export class H2ServerSession {
     this.blockStream = 0;
     this.blockParts = [];
     this.blockBytes = 0;
-    this.onHeaderBlock(id, blockFlags, block);
+    this.onHeaderBlock(id, blockFlags, block, 0, block.length);
   }
 
-  private onHeaderBlock(id: number, flags: number, block: Buffer): void {
+  /** The header block in block[start, end). */
+  private onHeaderBlock(id: number, flags: number, block: Buffer, start: number, end: number): void {
     // Decoded whatever becomes of the stream: the dynamic table must follow every block.
-    const fields = this.decoder.decode(block);
+    const fields = this.decoder.decode(block, start, end);
     const endStream = (flags & FLAG_END_STREAM) !== 0;
     const stream = this.streams.get(id);
     if (stream) {
