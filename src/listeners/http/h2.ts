@@ -71,10 +71,6 @@ class SessionGuards implements StreamOwner {
   readonly settings: TokenBucket;
   /** Streams the engine has handed us and not yet closed. */
   open = 0;
-  /** Open streams without an idle timer yet: opened since the last sweep. */
-  private fresh = new Set<H2ServerStream>();
-  /** Open streams without an idle timer yet that were open at the last sweep too. */
-  private aging = new Set<H2ServerStream>();
   /** The session was told to close for idleness (GOAWAY); it is destroyed at the next idle timeout. */
   closingSince = 0;
   constructor(
@@ -87,15 +83,13 @@ class SessionGuards implements StreamOwner {
     this.settings = new TokenBucket(policies.settings, now);
   }
 
-  streamOpened(stream: H2ServerStream): void {
+  streamOpened(): void {
     this.open++;
-    this.fresh.add(stream);
   }
 
   /** A stream the engine handed us closed; one we reset with an error counts as a reset. */
   streamClosed(stream: H2ServerStream): void {
     this.open--;
-    if (!this.fresh.delete(stream)) this.aging.delete(stream);
     if (stream.rstCode !== NO_ERROR && !stream.resetByPeer) this.reset();
   }
 
@@ -107,16 +101,15 @@ class SessionGuards implements StreamOwner {
   /**
    * The idle sweep (Http2Front.sweep): streams open at two sweeps in a row get the idle timer of
    * `idleTimeout` now (unless their idle timing is someone else's: a handler's own timeout, an
-   * open WebSocket); streams opened since the last sweep are looked at next time.
+   * open WebSocket); streams opened since the last sweep are looked at next time. The session's
+   * own table of open streams is walked, not a set of ours: a Set that every stream enters and
+   * leaves would keep closed streams alive through young collections (protocol/h2/stream-table.ts).
    */
-  sweep(idleTimeout: number): void {
-    const aging = this.aging;
-    for (const stream of aging) {
+  sweep(session: H2ServerSession, idleTimeout: number): void {
+    for (const stream of session.streams.values()) {
+      if (stream.idleSweeps++ !== 1) continue;
       if (!stream.closed && !stream.destroyed && !timesItself(stream)) streamTimeout(stream, idleTimeout, false);
     }
-    aging.clear();
-    this.aging = this.fresh;
-    this.fresh = aging;
   }
 }
 
@@ -243,7 +236,7 @@ export class Http2Front {
     for (const [session, g] of this.sessions) {
       if (now - session.lastActivity >= this.sweepEvery) session.trim();
       if (idle === 0) continue;
-      g.sweep(idle);
+      g.sweep(session, idle);
       if (g.closingSince > 0) {
         if (now - g.closingSince >= idle) session.destroy(NO_ERROR);
         continue;
@@ -265,7 +258,7 @@ export class Http2Front {
 
   /** A new stream of a session (whose connection is `socket`): its request and response, then the phases. */
   private onStream(guards: SessionGuards, socket: Socket, stream: H2ServerStream, fields: FieldList): void {
-    guards.streamOpened(stream);
+    guards.streamOpened();
     const headers = fieldsToRecord(fields);
     const req = new H2Request(stream, headers, fields, socket);
     const res = new H2Response(stream, req, guards) as unknown as Http2Response;

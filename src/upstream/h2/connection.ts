@@ -49,6 +49,7 @@ import {
 } from '../../protocol/h2/frames.ts';
 import { HpackDecoder, HpackEncoder, HpackError } from '../../protocol/h2/hpack.ts';
 import { ClientStream, type Trailers } from './stream.ts';
+import { StreamTable } from '../../protocol/h2/stream-table.ts';
 
 // One HTTP/2 client connection (RFC 9113) on a socket that is already connected (TCP for h2c,
 // TLS with ALPN h2): the preface and SETTINGS, flow control both ways, the target's control
@@ -134,7 +135,8 @@ let headerScratch = Buffer.allocUnsafe(4096);
 const noop = (): void => {};
 
 export class H2Connection {
-  private readonly streams = new Map<number, ClientStream>();
+  /** Open streams by id (a StreamTable, not a Map: see protocol/h2/stream-table.ts). */
+  private readonly streams = new StreamTable<ClientStream>();
   private nextStreamId = 1;
   /** Streams with request bytes waiting for window. */
   private readonly blocked = new Set<ClientStream>();
@@ -244,7 +246,7 @@ export class H2Connection {
     const stream = new ClientStream(this, id, handler, this.peerInitialWindow, this.settings.streamWindow);
     stream.replayable = replayable;
     stream.noBody = head.method === 'HEAD';
-    this.streams.set(id, stream);
+    this.streams.set(stream);
     stream.headersFlush = this.flushes;
     this.writeHeaders(id, head, endStream);
     if (endStream) stream.localEnded = true;

@@ -38,6 +38,7 @@ import {
   WINDOW_UPDATE,
 } from '../../../protocol/h2/frames.ts';
 import { HpackDecoder, HpackEncoder, HpackError } from '../../../protocol/h2/hpack.ts';
+import { StreamTable } from '../../../protocol/h2/stream-table.ts';
 import { FrameOutput } from './output.ts';
 import { checkRequestFields, checkTrailerFields, type FieldList } from './fields.ts';
 import { encodeFields, type OutgoingFields } from './encode.ts';
@@ -126,7 +127,7 @@ const enum Phase {
 }
 
 export class H2ServerSession {
-  readonly streams = new Map<number, H2ServerStream>();
+  readonly streams: StreamTable<H2ServerStream>;
   /** Streams counted against SETTINGS_MAX_CONCURRENT_STREAMS. */
   openStreams = 0;
   /** Highest stream id the client opened (or we refused): GOAWAY's last stream id. */
@@ -176,6 +177,7 @@ export class H2ServerSession {
     readonly options: H2SessionOptions,
     private readonly handler: H2SessionHandler,
   ) {
+    this.streams = new StreamTable(options.maxConcurrentStreams);
     this.out = new FrameOutput(socket);
     // Lists up to 64 KiB are decoded whatever the limit (a client may send a larger one before it
     // has our SETTINGS: the listener answers 431 then); a name or value above 64 KiB ends the
@@ -464,7 +466,7 @@ export class H2ServerSession {
     s.contentLength = contentLength;
     s.endAfterHeaders = endStream;
     s.headRequest = isHead(fields);
-    this.streams.set(id, s);
+    this.streams.set(s);
     this.openStreams++;
     if (endStream) s.remoteEnded = true;
     this.handler.onStream(s, fields);

@@ -73,6 +73,8 @@ export class H2ServerStream extends EventEmitter {
   /** The request is a HEAD: its response never has a body. */
   headRequest = false;
   closed = false;
+  /** How many of the listener's idle sweeps found the stream open (its bookkeeping: h2.ts). */
+  idleSweeps = 0;
   destroyed = false;
   headersSent = false;
   rstCode = NO_ERROR;
