@@ -53,3 +53,33 @@ test('a probe run that wraps past the end of the array keeps every stream reacha
   assert.equal(table.get(63), undefined);
   assert.equal(table.size, 3);
 });
+
+test('QUIC ids (shift 0: kinds in the two low bits, stepping by four) through churn and growth', () => {
+  const table = new StreamTable<S>(2, 0);
+  const open = new Map<number, S>();
+  // Bounded: 2,000 client bidi streams (0, 4, 8...) with a server uni stream (3, 7...) now and then.
+  let uni = 3;
+  for (let n = 0; n < 2000; n++) {
+    const s = { id: n * 4 };
+    table.set(s);
+    open.set(s.id, s);
+    if (n % 50 === 0) {
+      const u = { id: uni };
+      uni += 4;
+      table.set(u);
+      open.set(u.id, u);
+    }
+    // Streams end a few behind the newest; every 100th stays open.
+    const old = (n - 5) * 4;
+    if (n >= 5 && (n - 5) % 100 !== 0) {
+      assert.equal(table.delete(old), true);
+      open.delete(old);
+    }
+  }
+  assert.equal(table.size, open.size);
+  for (const [id, s] of open) assert.equal(table.get(id), s, `get ${id}`);
+  assert.equal(table.get(8001), undefined);
+  table.clear();
+  assert.equal(table.size, 0);
+  assert.equal(table.get(0), undefined);
+});

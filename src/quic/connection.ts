@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { errorForClose, QuicError, type QuicCloseInfo } from './errors.ts';
 import { kindOfStream, QuicStream, type StreamKind, type StreamOwner } from './stream.ts';
 import { CID_LENGTH, type HostPort, type QuicheConnection, type QuicheStats } from './native.ts';
+import { StreamTable } from '../protocol/h2/stream-table.ts';
 
 // One QUIC connection driven over quiche: packets in (receive), packets out (flush), quiche's
 // timer, and the table of streams. The endpoint (server) or the client owns the UDP socket and
@@ -77,7 +78,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
   /** Resolves when the connection is over, with how it ended. */
   readonly closed: Promise<QuicCloseInfo>;
 
-  private readonly streams = new Map<number, QuicStream>();
+  /** Open streams by id (a StreamTable, not a Map: see protocol/h2/stream-table.ts). */
+  private readonly streams = new StreamTable<QuicStream>(64, 0);
   private readonly wire: Wire;
   private local: HostPort;
   private remote: HostPort;
@@ -229,7 +231,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> implement
       defaultErrorCode: this.options.defaultStreamErrorCode,
       earlyData: !this.established_ && this.quiche.isInEarlyData(),
     });
-    this.streams.set(id, stream);
+    this.streams.set(stream);
     return stream;
   }
 

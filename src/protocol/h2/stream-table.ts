@@ -12,8 +12,10 @@
 // with this table 2.3 ms. Here a slot that no longer holds a stream holds `undefined`, so
 // nothing stale is ever left behind.
 //
-// Stream ids grow by two per stream, so `id >>> 1` spreads consecutive streams over consecutive
-// slots; linear probing with backward-shift deletion keeps every probe run free of holes.
+// HTTP/2 stream ids grow by two per stream, so `id >>> 1` spreads consecutive streams over
+// consecutive slots (QUIC's grow by four, their two low bits the stream's kind: `id` itself);
+// linear probing with backward-shift deletion keeps every probe run free of holes. QUIC
+// connections use the same table (src/quic/connection.ts): the same churn, the same cure.
 
 /** What the table keeps: anything with its stream id. */
 export interface HasStreamId {
@@ -25,8 +27,14 @@ export class StreamTable<S extends HasStreamId> {
   private mask: number;
   private count = 0;
 
-  /** `expected`: how many streams are usually open at once (the table grows past half full). */
-  constructor(expected = 64) {
+  /**
+   * `expected`: how many streams are usually open at once (the table grows past half full).
+   * `shift`: how far ids are shifted right to make a slot (1 for HTTP/2's odd or even ids, 0 for QUIC).
+   */
+  constructor(
+    expected = 64,
+    private readonly shift = 1,
+  ) {
     let capacity = 16;
     while (capacity < expected * 2) capacity *= 2;
     this.slots = new Array<S | undefined>(capacity).fill(undefined);
@@ -40,7 +48,7 @@ export class StreamTable<S extends HasStreamId> {
   get(id: number): S | undefined {
     const slots = this.slots;
     const mask = this.mask;
-    for (let i = (id >>> 1) & mask; ; i = (i + 1) & mask) {
+    for (let i = (id >>> this.shift) & mask; ; i = (i + 1) & mask) {
       const s = slots[i];
       if (s === undefined || s.id === id) return s;
     }
@@ -56,7 +64,7 @@ export class StreamTable<S extends HasStreamId> {
   delete(id: number): boolean {
     const slots = this.slots;
     const mask = this.mask;
-    let i = (id >>> 1) & mask;
+    let i = (id >>> this.shift) & mask;
     for (;;) {
       const s = slots[i];
       if (s === undefined) return false;
@@ -69,7 +77,7 @@ export class StreamTable<S extends HasStreamId> {
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
       const s = slots[j];
       if (s === undefined) break;
-      const home = (s.id >>> 1) & mask;
+      const home = (s.id >>> this.shift) & mask;
       // `s` may fill the hole when its home is not in the cyclic range (hole, j].
       if (hole <= j ? home <= hole || home > j : home <= hole && home > j) {
         slots[hole] = s;
@@ -79,6 +87,11 @@ export class StreamTable<S extends HasStreamId> {
     slots[hole] = undefined;
     this.count--;
     return true;
+  }
+
+  clear(): void {
+    this.slots.fill(undefined);
+    this.count = 0;
   }
 
   /** The open streams, as a new array (safe to close them while walking it). */
@@ -91,7 +104,7 @@ export class StreamTable<S extends HasStreamId> {
   private place(stream: S): void {
     const slots = this.slots;
     const mask = this.mask;
-    let i = (stream.id >>> 1) & mask;
+    let i = (stream.id >>> this.shift) & mask;
     while (slots[i] !== undefined) i = (i + 1) & mask;
     slots[i] = stream;
   }
